@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages difftx needs to build and test, only those that are missing.
+# Idempotent: runs `apt-get update` at most once, and not at all when nothing is missing.
+# Usage: scripts/deps.sh [--reference]   (--reference adds python3-torch for tools/reference)
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libopenblas-openmp-dev      # cblas_sgemm, OpenMP flavour
+  nlohmann-json3-dev          # JSON
+  libyaml-cpp-dev             # axolotl YAML
+  libpcre2-dev                # tokenizer regexes
+  libutf8proc-dev             # Unicode normalisation
+  libcli11-dev                # command line
+  libspdlog-dev libfmt-dev    # logging / formatting
+  libgtest-dev libgmock-dev   # tests
+  libbenchmark-dev            # micro-benchmarks
+)
+if [[ "${1:-}" == "--reference" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,84 @@
+// difftx forward DIR --ids 1,2,3 [--top 5] [--json]
+#include <chrono>
+#include <charconv>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "infer/topk.h"
+#include "io/json_file.h"
+#include "model/checkpoint_io.h"
+
+namespace difftx::cli {
+
+namespace {
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    int32_t id = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size())
+      fail<ConfigError>("--ids: \"{}\" is not a token id (expected comma-separated integers, e.g. 1,2,3)", item);
+    ids.push_back(id);
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+}  // namespace
+
+Command add_forward(CLI::App& root) {
+  struct Options {
+    std::string dir, ids;
+    int64_t top = 5;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("forward", "Run the model on token ids and print the top next-token logits per position");
+  app->add_option("dir", o->dir, "Hugging Face model directory")->required();
+  app->add_option("--ids", o->ids, "Comma-separated token ids, e.g. 1,2,3")->required();
+  app->add_option("--top", o->top, "How many logits to show per position")->capture_default_str()->check(CLI::PositiveNumber);
+  app->add_flag("--json", o->json, "Machine-readable output");
+  return {app, [o]() {
+            std::vector<int32_t> ids = parse_ids(o->ids);
+            Model model = model_load(o->dir);
+            TokenBatch batch;
+            batch.batch = 1;
+            batch.seq_len = static_cast<int64_t>(ids.size());
+            batch.ids = ids;
+            std::vector<float> logits;
+            auto start = std::chrono::steady_clock::now();
+            model.forward(batch, nullptr, LogitsMode::all, logits);
+            double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            const int64_t V = model.config().vocab_size;
+            ordered_json out = ordered_json::array();
+            if (!o->json) fmt::print("{:>5} {:>8}  top-{} next tokens (id: logit)\n", "pos", "id", o->top);
+            for (size_t t = 0; t < ids.size(); ++t) {
+              auto best = logits_topk(logits.data() + t * V, V, o->top);
+              if (o->json) {
+                ordered_json row = {{"position", t}, {"id", ids[t]}, {"top", ordered_json::array()}};
+                for (const auto& s : best) row["top"].push_back({{"id", s.id}, {"logit", s.logit}});
+                out.push_back(row);
+              } else {
+                std::string line;
+                for (const auto& s : best) line += fmt::format("  {:>6}: {:8.4f}", s.id, s.logit);
+                fmt::print("{:>5} {:>8} {}\n", t, ids[t], line);
+              }
+            }
+            if (o->json) {
+              fmt::print("{}\n", out.dump(2));
+            } else {
+              fmt::print("{} tokens in {:.3f} s ({:.1f} tokens/s)\n", ids.size(), seconds,
+                         static_cast<double>(ids.size()) / seconds);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

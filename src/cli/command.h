@@ -1,0 +1,22 @@
+// A subcommand of the difftx CLI: its CLI11 parser and the function that runs it.
+// Commands are thin: parse flags, call the library, print. Errors are thrown as difftx::Error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <functional>
+
+namespace difftx::cli {
+
+struct Command {
+  CLI::App* app;             // the subcommand's parser (owned by the main app)
+  std::function<int()> run;  // runs after a successful parse; returns the exit code
+};
+
+Command add_init(CLI::App& root);
+Command add_inspect(CLI::App& root);
+Command add_forward(CLI::App& root);
+
+}  // namespace difftx::cli

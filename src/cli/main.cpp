@@ -1,0 +1,61 @@
+// difftx: native toolkit for Differential Transformers. Entry point: global flags, subcommands,
+// and the mapping of errors to exit codes (0 ok, 2 bad input or usage, 1 internal error).
+#include <omp.h>
+
+#include <cblas.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "common/log.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void set_threads(int threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  difftx::log_init();
+  CLI::App app{"difftx: native toolkit for Differential Transformers (arXiv 2410.05258)", "difftx"};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+  int threads = 0;
+  std::string log_level = "info";
+  app.add_option("--threads", threads, "Threads for OpenMP and OpenBLAS (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+
+  std::vector<difftx::cli::Command> commands = {
+      difftx::cli::add_init(app),
+      difftx::cli::add_inspect(app),
+      difftx::cli::add_forward(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    difftx::log_set_level(log_level);
+    set_threads(threads);
+    for (auto& command : commands)
+      if (command.app->parsed()) return command.run();
+  } catch (const difftx::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "internal error (please report): %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

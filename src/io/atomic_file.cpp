@@ -1,0 +1,123 @@
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <system_error>
+
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace difftx {
+
+fs::path unique_sibling(const fs::path& path, const char* tag) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  fs::path clean = path;
+  if (!clean.has_filename()) clean = clean.parent_path();  // "dir/" -> "dir"
+  return fs::path(clean.string() + "." + tag + "-" + std::to_string(::getpid()) + "-" +
+                  std::to_string(rng() % 1000000000ull));
+}
+
+namespace {
+
+void fsync_directory(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(const fs::path& final_path) : final_path_(final_path) {
+  temp_path_ = unique_sibling(final_path, "tmp");
+  fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail<FileError>("{}: cannot create a file here: {}", final_path.string(), std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temp_path_.c_str());
+}
+
+void AtomicFile::write(const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd_, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail<FileError>("{}: write failed: {} (nothing was replaced)", final_path_.string(), std::strerror(errno));
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void AtomicFile::commit() {
+  if (::fsync(fd_) != 0)
+    fail<FileError>("{}: fsync failed: {} (nothing was replaced)", final_path_.string(), std::strerror(errno));
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    fail<FileError>("{}: close failed: {} (nothing was replaced)", final_path_.string(), std::strerror(errno));
+  }
+  fd_ = -1;
+  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0)
+    fail<FileError>("{}: cannot rename the finished file into place: {}", final_path_.string(), std::strerror(errno));
+  committed_ = true;
+  fsync_directory(final_path_.parent_path());
+}
+
+StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : final_dir_(final_dir) {
+  if (!final_dir_.has_filename()) final_dir_ = final_dir_.parent_path();
+  std::error_code ec;
+  auto status = fs::symlink_status(final_dir_, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_directory(status))
+      fail<FileError>("{}: exists and is not a directory; refusing to replace it", final_dir_.string());
+    if (!fs::is_empty(final_dir_, ec) && !overwrite)
+      fail<FileError>("{}: output directory exists and is not empty; choose another or pass --overwrite",
+                      final_dir_.string());
+  }
+  fs::path parent = final_dir_.parent_path();
+  if (!parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) fail<FileError>("{}: cannot create the parent directory: {}", parent.string(), ec.message());
+  }
+  staging_ = unique_sibling(final_dir_, "staging");
+  if (!fs::create_directory(staging_, ec) || ec)
+    fail<FileError>("{}: cannot create a staging directory beside it: {}", final_dir_.string(),
+                    ec ? ec.message() : "already exists");
+}
+
+StagedDirectory::~StagedDirectory() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+}
+
+void StagedDirectory::commit() {
+  std::error_code ec;
+  fs::path old;
+  if (fs::exists(fs::symlink_status(final_dir_, ec))) {
+    old = unique_sibling(final_dir_, "old");
+    fs::rename(final_dir_, old, ec);
+    if (ec) fail<FileError>("{}: cannot move the old directory aside: {}", final_dir_.string(), ec.message());
+  }
+  fs::rename(staging_, final_dir_, ec);
+  if (ec) {
+    std::error_code ec2;
+    if (!old.empty()) fs::rename(old, final_dir_, ec2);  // put the old output back
+    fail<FileError>("{}: cannot rename the finished output into place: {}", final_dir_.string(), ec.message());
+  }
+  committed_ = true;
+  fsync_directory(final_dir_.parent_path());
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+}  // namespace difftx

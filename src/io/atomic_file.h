@@ -1,0 +1,56 @@
+// Crash-safe outputs: a file or a directory is written under a temporary name beside its final
+// place and renamed into place only when complete, so a reader never sees a half-written output
+// and an earlier output is never lost to a failed write.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+
+namespace difftx {
+
+// One file. write() appends; commit() flushes, fsyncs and renames over the final path.
+// Destroyed without commit(), the temporary file is removed. Errors (e.g. a full disk) throw
+// FileError naming the final path.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::filesystem::path& final_path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size);
+  void commit();
+  const std::filesystem::path& temp_path() const { return temp_path_; }
+
+ private:
+  std::filesystem::path final_path_;
+  std::filesystem::path temp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// One output directory. The constructor refuses an existing non-empty directory unless
+// `overwrite`, before any work is done, and creates a staging directory beside it; the caller
+// writes into staging(); commit() puts it in place (replacing the old directory only then).
+// Destroyed without commit(), the staging directory is removed.
+class StagedDirectory {
+ public:
+  StagedDirectory(const std::filesystem::path& final_dir, bool overwrite);
+  ~StagedDirectory();
+  StagedDirectory(const StagedDirectory&) = delete;
+  StagedDirectory& operator=(const StagedDirectory&) = delete;
+
+  const std::filesystem::path& staging() const { return staging_; }
+  const std::filesystem::path& final_dir() const { return final_dir_; }
+  void commit();
+
+ private:
+  std::filesystem::path final_dir_;
+  std::filesystem::path staging_;
+  bool committed_ = false;
+};
+
+// A name beside `path` that no other process uses: "<path>.<tag>-<pid>-<random>".
+std::filesystem::path unique_sibling(const std::filesystem::path& path, const char* tag);
+
+}  // namespace difftx

@@ -1,0 +1,84 @@
+// config.json of a Hugging Face Llama-family model -> typed configuration (spec §1).
+//
+// Supported model_type: llama, mistral, qwen2, qwen3. Keys follow transformers' configuration
+// classes; a key absent from the file takes that class's default, except the keys that fix the
+// model's shape (hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+// vocab_size), which are required: a config without them is treated as broken rather than
+// silently given a 7B shape. Every key read is kept in `raw`, in file order, and written back.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/dtype.h"
+#include "io/json_file.h"
+
+namespace difftx {
+
+enum class ModelFamily { llama, mistral, qwen2, qwen3 };
+
+// RoPE frequency scaling (transformers' rope_scaling / rope_parameters, "rope_type" or legacy "type").
+enum class RopeType { none, linear, dynamic, llama3, yarn };
+
+struct RopeScaling {
+  RopeType type = RopeType::none;
+  double factor = 1.0;                             // linear, dynamic, llama3, yarn
+  double low_freq_factor = 1.0;                    // llama3
+  double high_freq_factor = 4.0;                   // llama3
+  int64_t original_max_position_embeddings = 0;    // llama3, yarn (yarn default: max_position_embeddings)
+  double beta_fast = 32.0;                         // yarn
+  double beta_slow = 1.0;                          // yarn
+  std::optional<double> attention_factor;          // yarn (default from factor, mscale, mscale_all_dim)
+  std::optional<double> mscale, mscale_all_dim;    // yarn
+  bool truncate = true;                            // yarn: floor/ceil the correction range
+};
+
+struct ModelConfig {
+  ModelFamily family = ModelFamily::llama;
+  std::string model_type;            // as written in the file
+  int64_t hidden_size = 0;           // D
+  int64_t intermediate_size = 0;     // MLP width
+  int64_t num_hidden_layers = 0;     // L
+  int64_t num_attention_heads = 0;   // H
+  int64_t num_key_value_heads = 0;   // KV (GQA); H % KV == 0
+  int64_t head_dim = 0;              // d: config head_dim, else D / H
+  int64_t vocab_size = 0;            // V
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;       // llama/qwen3: biases on q, k, v, o
+  bool mlp_bias = false;             // llama: biases on gate, up, down
+  int64_t sliding_window = 0;        // mistral: key j visible to query i only if i - j < window; 0 = off
+  double initializer_range = 0.02;
+  std::optional<int64_t> bos_token_id, pad_token_id;
+  std::vector<int64_t> eos_token_ids;  // eos_token_id may be one id or a list
+  std::optional<DType> dtype;          // torch_dtype / dtype
+  ordered_json raw;                    // every key of the file, in order
+
+  bool qkv_bias() const { return attention_bias || family == ModelFamily::qwen2; }
+  bool o_bias() const { return attention_bias && family != ModelFamily::qwen2; }
+  bool qk_norm() const { return family == ModelFamily::qwen3; }
+  int64_t q_dim() const { return num_attention_heads * head_dim; }
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+
+  // Records the dtype the weights are written in, under the key the file used
+  // ("torch_dtype" unless the file used transformers v5's "dtype").
+  void set_dtype(DType t);
+};
+
+// `label` (normally the file path) prefixes every error. Throws ConfigError naming the key and
+// what was expected: wrong type, unknown model_type or rope type (listing the supported ones),
+// hidden_act other than silu, inconsistent head counts.
+ModelConfig model_config_parse(const ordered_json& json, const std::string& label);
+ModelConfig model_config_load(const std::filesystem::path& path);  // FileError if absent/unreadable
+void model_config_save(const std::filesystem::path& path, const ModelConfig& config);  // atomic
+
+std::string_view rope_type_name(RopeType t);
+std::string_view model_family_name(ModelFamily f);
+
+}  // namespace difftx

@@ -1,0 +1,30 @@
+// Standard (softmax) attention with GQA, causal and padding masks, sliding window and a KV cache
+// (spec §1). Scores and softmax in float32; scale is given (1/sqrt(d) for every layout).
+#pragma once
+
+#include <cstdint>
+
+namespace difftx {
+
+struct AttentionShape {
+  int64_t batch = 1;       // B
+  int64_t q_len = 0;       // T: queries (the newest T tokens of the cache)
+  int64_t kv_len = 0;      // S: keys in the cache, this step's included (S >= T)
+  int64_t kv_capacity = 0; // S_cap: allocated cache length per (batch, kv head)
+  int64_t n_heads = 0;     // H
+  int64_t n_kv_heads = 0;  // KV; query head h reads kv head h / (H / KV)
+  int64_t head_dim = 0;    // d
+  int64_t window = 0;      // sliding window: key s visible to query i only if i - s < window; 0 = off
+};
+
+// q:   [B, T, H, d], token rows q_stride floats apart (q_stride >= H*d).
+// k,v: [B, KV, S_cap, d]; the first S positions of each (batch, kv head) are valid.
+// key_valid: [B, S_cap], 0 marks a padding key that no query may see; nullptr = all valid.
+// out: [B, T, H, d], token rows out_stride floats apart.
+// Query t sits at cache index i = S - T + t and sees keys s <= i (causal). A query that sees no
+// key (e.g. a padding row whose keys are all padding) gets a zero output.
+// Extra memory: one [tile, S] score block per thread (linear in S, never S x T per head).
+void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
+                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride);
+
+}  // namespace difftx

@@ -1,0 +1,29 @@
+#include "kernels/cpu/linear.h"
+
+#include <cblas.h>
+
+namespace difftx {
+
+void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const float* bias, int64_t n, float* y,
+                    bool accumulate, int64_t x_stride, int64_t y_stride) {
+  if (x_stride == 0) x_stride = k;
+  if (y_stride == 0) y_stride = n;
+  if (m == 0 || n == 0) return;
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (bias != nullptr) {
+    // Put the bias in first and accumulate the product onto it.
+    if (!accumulate) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) y[i * y_stride + j] = bias[j];
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) y[i * y_stride + j] += bias[j];
+    }
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
+              static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(x_stride), w, static_cast<blasint>(k), beta, y,
+              static_cast<blasint>(y_stride));
+}
+
+}  // namespace difftx

@@ -1,0 +1,60 @@
+#include "model/checkpoint_io.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "common/error.h"
+#include "io/model_config.h"
+
+namespace fs = std::filesystem;
+
+namespace difftx {
+
+Model model_load(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
+  ModelConfig config = model_config_load(dir / "config.json");
+  Checkpoint checkpoint(dir);
+  Model model(std::move(config));
+
+  // Check everything before converting anything.
+  const auto& params = model.table().params();
+  std::vector<Checkpoint::Entry> entries;
+  for (const auto& p : params) {
+    const Checkpoint::Entry* e = checkpoint.find(p.name);
+    if (e == nullptr)
+      fail<FileError>("{}: tensor \"{}\" [{}] needed by config.json ({}, {} layers) is missing from the checkpoint",
+                      dir.string(), p.name, fmt::join(p.shape, ", "), model.config().model_type,
+                      model.config().num_hidden_layers);
+    if (e->info->shape != p.shape)
+      fail<ShapeError>("{}: tensor \"{}\" has shape {} but config.json needs [{}]", e->file->path().string(), p.name,
+                       e->info->shape_string(), fmt::join(p.shape, ", "));
+    if (!dtype_is_loadable(e->info->dtype))
+      fail<FileError>("{}: tensor \"{}\" has dtype {}, which difftx does not load (supported: F32, BF16, F16)",
+                      e->file->path().string(), p.name, dtype_name(e->info->dtype));
+    entries.push_back(*e);
+  }
+  std::vector<std::string> unused;
+  for (const auto& name : checkpoint.names())
+    if (model.table().find(name) == nullptr) unused.push_back(name);
+  if (!unused.empty())
+    spdlog::warn("{}: {} tensor(s) not used by this config, e.g. \"{}\"", dir.string(), unused.size(), unused.front());
+
+  float* base = model.weights().data();
+#pragma omp parallel for schedule(dynamic)
+  for (size_t i = 0; i < params.size(); ++i) entries[i].file->load_f32(*entries[i].info, base + params[i].offset);
+  return model;
+}
+
+void model_save(const Model& model, const fs::path& dir, DType dtype, const CheckpointWriteOptions& options) {
+  std::vector<TensorWrite> tensors;
+  for (const auto& p : model.table().params())
+    tensors.push_back(TensorWrite{p.name, p.shape, model.weights().data() + p.offset, dtype});
+  checkpoint_write(dir, tensors, options);
+  ModelConfig config = model.config();
+  config.set_dtype(dtype);
+  model_config_save(dir / "config.json", config);
+}
+
+}  // namespace difftx

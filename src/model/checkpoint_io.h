@@ -1,0 +1,22 @@
+// Loading and saving a Model as a Hugging Face directory (config.json + safetensors weights).
+#pragma once
+
+#include <filesystem>
+
+#include "io/checkpoint.h"
+#include "io/dtype.h"
+#include "model/model.h"
+
+namespace difftx {
+
+// Reads dir/config.json and the weights (single file or sharded). Every tensor the config needs
+// must be present with the shape spec §1 gives; tensors it does not need are reported (warning)
+// and skipped. Throws FileError / ConfigError / ShapeError naming the file and tensor or key.
+Model model_load(const std::filesystem::path& dir);
+
+// Writes config.json (dtype recorded) and the weights in `dtype` into `dir`, which must exist
+// (use a StagedDirectory for a crash-safe output).
+void model_save(const Model& model, const std::filesystem::path& dir, DType dtype,
+                const CheckpointWriteOptions& options = {});
+
+}  // namespace difftx

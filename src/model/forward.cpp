@@ -1,0 +1,147 @@
+// The forward pass of spec §1, top to bottom:
+//   x = embed_tokens[ids]
+//   per layer: h = x + o_proj(attention(rmsnorm_in(x)));  x = h + down(silu(gate(n)) * up(n)), n = rmsnorm_post(h)
+//   logits = lm_head(rmsnorm_final(x))
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/error.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "model/rope_freqs.h"
+
+namespace difftx {
+
+namespace {
+
+void check_batch(const TokenBatch& b, const ModelConfig& c) {
+  const int64_t n = b.batch * b.seq_len;
+  if (b.batch <= 0 || b.seq_len <= 0) fail<ShapeError>("forward: empty batch ({} x {})", b.batch, b.seq_len);
+  if (static_cast<int64_t>(b.ids.size()) != n)
+    fail<ShapeError>("forward: {} ids for a batch of {} x {}", b.ids.size(), b.batch, b.seq_len);
+  if (!b.position_ids.empty() && static_cast<int64_t>(b.position_ids.size()) != n)
+    fail<ShapeError>("forward: {} position ids for a batch of {} x {}", b.position_ids.size(), b.batch, b.seq_len);
+  if (!b.attention_mask.empty() && static_cast<int64_t>(b.attention_mask.size()) != n)
+    fail<ShapeError>("forward: attention mask of {} entries for a batch of {} x {}", b.attention_mask.size(), b.batch,
+                     b.seq_len);
+  for (int64_t i = 0; i < n; ++i)
+    if (b.ids[i] < 0 || b.ids[i] >= c.vocab_size)
+      fail<ShapeError>("forward: token id {} at index {} is outside the vocabulary [0, {})", b.ids[i], i, c.vocab_size);
+  for (int64_t p : b.position_ids)
+    if (p < 0 || p > (int64_t{1} << 40)) fail<ShapeError>("forward: position id {} is out of range", p);
+}
+
+// Copies rows of a [B*T, KV*d] projection into the cache layout [B, KV, capacity, d] at `past`.
+void scatter_kv(const float* src, int64_t B, int64_t T, int64_t KV, int64_t d, float* dst, int64_t capacity,
+                int64_t past) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < KV; ++h)
+        std::memcpy(dst + ((b * KV + h) * capacity + past + t) * d, src + ((b * T + t) * KV + h) * d,
+                    sizeof(float) * d);
+}
+
+}  // namespace
+
+void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits) const {
+  const ModelConfig& c = config_;
+  check_batch(batch, c);
+  const int64_t B = batch.batch, T = batch.seq_len, N = B * T;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t I = c.intermediate_size, V = c.vocab_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  // Where keys and values live: the caller's cache, or a scratch one for this call.
+  const int64_t past = cache ? cache->length() : 0;
+  if (cache) {
+    if (cache->batch() != B) fail<ShapeError>("forward: batch of {} rows but the KV cache holds {}", B, cache->batch());
+    if (past + T > cache->capacity())
+      fail<ShapeError>("forward: KV cache full ({} cached + {} new > capacity {})", past, T, cache->capacity());
+  }
+  const int64_t capacity = cache ? cache->capacity() : T;
+  std::vector<float> scratch_k, scratch_v;
+  std::vector<uint8_t> scratch_valid;
+  if (!cache) {
+    scratch_k.resize(static_cast<size_t>(B * KV * T * d));
+    scratch_v.resize(scratch_k.size());
+    scratch_valid.resize(static_cast<size_t>(B * T));
+  }
+  uint8_t* valid = cache ? cache->valid() : scratch_valid.data();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      valid[b * capacity + past + t] = batch.attention_mask.empty() ? 1 : (batch.attention_mask[b * T + t] != 0);
+
+  // Positions and RoPE tables.
+  std::vector<int64_t> positions(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) positions[i] = batch.position_ids.empty() ? past + i % T : batch.position_ids[i];
+  int64_t max_position = *std::max_element(positions.begin(), positions.end());
+  if (cache) max_position = std::max(max_position, cache->max_position());
+  const RopeFreqs freqs = rope_freqs(c, max_position + 1);
+  std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
+  rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
+
+  // Activations.
+  std::vector<float> x(static_cast<size_t>(N * D)), xn(x.size());
+  std::vector<float> q(static_cast<size_t>(N * H * d)), att(q.size());
+  std::vector<float> k(static_cast<size_t>(N * KV * d)), v(k.size());
+  std::vector<float> gate(static_cast<size_t>(N * I)), up(gate.size());
+
+  for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * D], embed_ + static_cast<int64_t>(batch.ids[i]) * D, sizeof(float) * D);
+
+  AttentionShape shape;
+  shape.batch = B;
+  shape.q_len = T;
+  shape.kv_len = past + T;
+  shape.kv_capacity = capacity;
+  shape.n_heads = H;
+  shape.n_kv_heads = KV;
+  shape.head_dim = d;
+  shape.window = c.sliding_window;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& w = layers_[l];
+    // Attention block.
+    rmsnorm_forward(xn.data(), x.data(), w.input_norm, N, D, eps);
+    linear_forward(xn.data(), N, D, w.q_proj, w.q_bias, H * d, q.data());
+    linear_forward(xn.data(), N, D, w.k_proj, w.k_bias, KV * d, k.data());
+    linear_forward(xn.data(), N, D, w.v_proj, w.v_bias, KV * d, v.data());
+    if (w.q_norm) rmsnorm_forward(q.data(), q.data(), w.q_norm, N * H, d, eps);
+    if (w.k_norm) rmsnorm_forward(k.data(), k.data(), w.k_norm, N * KV, d, eps);
+    rope_apply(q.data(), N, H, d, H * d, cos.data(), sin.data());
+    rope_apply(k.data(), N, KV, d, KV * d, cos.data(), sin.data());
+    float* kc = cache ? cache->keys(l) : scratch_k.data();
+    float* vc = cache ? cache->values(l) : scratch_v.data();
+    scatter_kv(k.data(), B, T, KV, d, kc, capacity, past);
+    scatter_kv(v.data(), B, T, KV, d, vc, capacity, past);
+    attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d);
+    linear_forward(att.data(), N, H * d, w.o_proj, w.o_bias, D, x.data(), /*accumulate=*/true);
+    // MLP block.
+    rmsnorm_forward(xn.data(), x.data(), w.post_norm, N, D, eps);
+    linear_forward(xn.data(), N, D, w.gate_proj, w.gate_bias, I, gate.data());
+    linear_forward(xn.data(), N, D, w.up_proj, w.up_bias, I, up.data());
+    swiglu_forward(gate.data(), gate.data(), up.data(), N * I);
+    linear_forward(gate.data(), N, I, w.down_proj, w.down_bias, D, x.data(), /*accumulate=*/true);
+  }
+  if (cache) cache->advance(T, max_position);
+
+  // Final norm and lm_head, for every position or only the last of each row.
+  int64_t rows = N;
+  if (mode == LogitsMode::last) {
+    rows = B;
+    for (int64_t b = 0; b < B; ++b) std::memcpy(&xn[b * D], &x[(b * T + T - 1) * D], sizeof(float) * D);
+    rmsnorm_forward(xn.data(), xn.data(), final_norm_, rows, D, eps);
+  } else {
+    rmsnorm_forward(xn.data(), x.data(), final_norm_, rows, D, eps);
+  }
+  logits.resize(static_cast<size_t>(rows * V));
+  linear_forward(xn.data(), rows, D, lm_head_, nullptr, V, logits.data());
+}
+
+}  // namespace difftx

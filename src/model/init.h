@@ -1,0 +1,21 @@
+// Random initialisation as transformers' from_config does it (LlamaPreTrainedModel._init_weights):
+// Linear and Embedding weights ~ N(0, initializer_range), biases 0, RMSNorm weights 1, and the
+// embedding row of pad_token_id (when set and in range) zero.
+//
+// The generator is difftx's own (splitmix64-seeded xoshiro256+ with Box-Muller), so values differ
+// from PyTorch's for the same seed; they are the same on every machine and thread count, and
+// each parameter's values depend only on the seed and its name.
+#pragma once
+
+#include <cstdint>
+
+#include "model/model.h"
+
+namespace difftx {
+
+void model_init_random(Model& model, uint64_t seed);
+
+// Fills out[0, n) with N(0, stddev) values from the stream (seed, stream_id); deterministic.
+void normal_fill(float* out, uint64_t n, float stddev, uint64_t seed, uint64_t stream_id);
+
+}  // namespace difftx

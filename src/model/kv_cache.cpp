@@ -1,0 +1,33 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+#include <new>
+
+#include "common/error.h"
+
+namespace difftx {
+
+KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity) : batch_(batch), capacity_(capacity) {
+  if (batch <= 0 || capacity <= 0) fail<ShapeError>("KV cache needs a positive batch and capacity, got {} and {}", batch, capacity);
+  layer_floats_ = batch * c.num_key_value_heads * capacity * c.head_dim;
+  try {
+    keys_.assign(static_cast<size_t>(layer_floats_ * c.num_hidden_layers), 0.0f);
+    values_.assign(static_cast<size_t>(layer_floats_ * c.num_hidden_layers), 0.0f);
+    valid_.assign(static_cast<size_t>(batch * capacity), 0);
+  } catch (const std::bad_alloc&) {
+    fail<ShapeError>("a KV cache for {} rows x {} tokens does not fit in memory", batch, capacity);
+  }
+}
+
+void KVCache::advance(int64_t tokens, int64_t max_position) {
+  length_ += tokens;
+  max_position_ = std::max(max_position_, max_position);
+}
+
+void KVCache::clear() {
+  length_ = 0;
+  max_position_ = -1;
+  std::fill(valid_.begin(), valid_.end(), 0);
+}
+
+}  // namespace difftx

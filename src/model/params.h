@@ -1,0 +1,46 @@
+// The named parameter table: every parameter of a model is a slice of one contiguous float32
+// buffer (DESIGN.md: one buffer per kind of state, so that gradients and optimizer state can use
+// the same table and offsets).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace difftx {
+
+// How transformers' _init_weights initialises a parameter (from_config).
+enum class ParamInit {
+  normal,  // N(0, initializer_range): Linear and Embedding weights
+  ones,    // RMSNorm weights
+  zeros,   // biases
+};
+
+struct ParamSpec {
+  std::string name;            // Hugging Face tensor name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;  // PyTorch shape ([out, in] for Linear weights)
+  ParamInit init = ParamInit::normal;
+  uint64_t offset = 0;         // in floats, into the buffer; 64-byte aligned
+  uint64_t numel = 0;
+};
+
+class ParamTable {
+ public:
+  // Appends a parameter. Throws std::invalid_argument on a duplicate name.
+  void add(std::string name, std::vector<int64_t> shape, ParamInit init);
+  const std::vector<ParamSpec>& params() const { return params_; }
+  const ParamSpec* find(std::string_view name) const;  // nullptr when absent
+  const ParamSpec& at(std::string_view name) const;     // std::out_of_range when absent
+  uint64_t buffer_floats() const { return end_; }        // buffer size, alignment padding included
+  uint64_t parameter_count() const { return count_; }    // sum of numel
+
+ private:
+  std::vector<ParamSpec> params_;
+  std::map<std::string, size_t, std::less<>> index_;
+  uint64_t end_ = 0;
+  uint64_t count_ = 0;
+};
+
+}  // namespace difftx

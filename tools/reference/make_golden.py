@@ -1,0 +1,227 @@
+"""Builds every golden case and writes it under tests/golden/ (see README.md in this folder).
+
+Usage (from the repository root):  /usr/bin/python3 tools/reference/make_golden.py [out_dir]
+Deterministic: each case seeds torch itself, so regenerating gives byte-identical files.
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import llama_ref  # noqa: E402
+import safetensors_io  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARCH = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+        "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+
+# Pad tokens (left padding) carry this id; their position id is 0 (cumsum(mask) - 1, clamped at 0).
+PAD_ID = 0
+
+
+def config(model_type, *, D=48, I=64, H=4, KV=2, V=96, layers=2, max_pos=256, eps=1e-5,
+           theta=10000.0, tied=False, **extra):
+    cfg = {
+        "architectures": [ARCH[model_type]],
+        "model_type": model_type,
+        "hidden_size": D,
+        "intermediate_size": I,
+        "num_hidden_layers": layers,
+        "num_attention_heads": H,
+        "num_key_value_heads": KV,
+        "vocab_size": V,
+        "max_position_embeddings": max_pos,
+        "rms_norm_eps": eps,
+        "rope_theta": theta,
+        "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "tie_word_embeddings": tied,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "torch_dtype": "float32",
+    }
+    if model_type == "llama":
+        cfg.update({"attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False,
+                    "pretraining_tp": 1, "rope_scaling": None})
+    cfg.update(extra)
+    if "rope_parameters" in cfg:          # transformers v5 spelling: no top-level rope_theta
+        del cfg["rope_theta"]
+        cfg.pop("rope_scaling", None)
+    return cfg
+
+
+CASES = [
+    dict(name="llama_mha", seed=101, T=8,
+         cfg=config("llama", H=4, KV=4),
+         covers="Llama, multi-head attention (H=KV=4), untied lm_head, no biases, default RoPE."),
+    dict(name="llama_gqa_tied_padded", seed=102, T=9, B=2, pads=[0, 3],
+         cfg=config("llama", H=4, KV=2, tied=True),
+         covers="Llama, GQA (H=4, KV=2, G=2), tie_word_embeddings (no lm_head.weight), batch of 2: "
+                "row 0 unpadded, row 1 left-padded with 3 pads (attention_mask 0, input id 0, "
+                "position id 0), position_ids = max(cumsum(mask) - 1, 0)."),
+    dict(name="llama_bias", seed=103, T=8,
+         cfg=config("llama", attention_bias=True, mlp_bias=True),
+         covers="Llama, attention_bias (q/k/v/o biases) and mlp_bias (gate/up/down biases)."),
+    dict(name="llama_rope_llama3", seed=104, T=10, pos_offset=40,
+         cfg=config("llama", theta=500000.0, max_pos=256,
+                    rope_scaling={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+         covers="RoPE llama3 scaling (rope_type key), factor 4, original_max_position_embeddings 64; "
+                "with d=12 and theta 5e5 the six frequencies hit all three branches (1 unchanged, "
+                "1 smoothed, 4 divided); explicit position_ids 40..49."),
+    dict(name="llama_rope_yarn", seed=105, T=10, pos_offset=30,
+         cfg=config("llama", max_pos=64,
+                    rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                  "original_max_position_embeddings": 16}),
+         covers="RoPE yarn (rope_type key), factor 4, original_max_position_embeddings 16, "
+                "max_position_embeddings 64, defaults for beta_fast/beta_slow/truncate, "
+                "attention_factor = 0.1*ln(4)+1 on cos/sin; position_ids 30..39."),
+    dict(name="llama_rope_linear_legacy", seed=106, T=8,
+         cfg=config("llama", tied=True, rope_scaling={"type": "linear", "factor": 2.0}),
+         covers="RoPE linear scaling written with the legacy `type` key, factor 2; tied embeddings."),
+    dict(name="llama_rope_dynamic", seed=107, T=12,
+         cfg=config("llama", max_pos=8, tied=True, rope_scaling={"rope_type": "dynamic", "factor": 2.0}),
+         covers="RoPE dynamic NTK, factor 2, max_position_embeddings 8 < sequence length 12, so "
+                "theta is rescaled with seq_len = max(position_ids) + 1 = 12; tied embeddings."),
+    dict(name="llama_head_dim", seed=108, T=8,
+         cfg=config("llama", D=48, H=4, KV=2, head_dim=16),
+         covers="Llama with explicit head_dim 16 != hidden_size / heads (12): q_proj [64,48], "
+                "o_proj [48,64]; GQA H=4 KV=2."),
+    dict(name="mistral_sliding", seed=109, T=10,
+         cfg=config("mistral", H=4, KV=2, theta=1000000.0, sliding_window=4),
+         covers="Mistral, GQA H=4 KV=2, sliding_window 4 (key j hidden from query i when "
+                "i - j >= 4) over 10 tokens."),
+    dict(name="qwen2_bias", seed=110, T=8,
+         cfg=config("qwen2", H=4, KV=2, theta=1000000.0, eps=1e-6, use_sliding_window=False,
+                    sliding_window=4096, max_window_layers=2, attention_dropout=0.0),
+         covers="Qwen2, GQA H=4 KV=2, biases on q/k/v only (always present, no o bias), eps 1e-6."),
+    dict(name="qwen3_qknorm", seed=111, T=8,
+         cfg=config("qwen3", D=48, H=4, KV=2, head_dim=16, eps=1e-6, tied=True,
+                    attention_bias=False, use_sliding_window=False, sliding_window=None,
+                    max_window_layers=2, attention_dropout=0.0,
+                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+         covers="Qwen3, GQA H=4 KV=2, head_dim 16 with hidden 48, per-head q_norm/k_norm before "
+                "RoPE, no biases, tied embeddings, transformers-v5 `rope_parameters` spelling "
+                "(rope_type default, no top-level rope_theta)."),
+    dict(name="llama_rope_yarn_v5", seed=112, T=10, pos_offset=30,
+         cfg=config("llama", max_pos=64, tied=True,
+                    rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 16, "beta_fast": 8.0,
+                                     "beta_slow": 0.25, "mscale": 1.0, "mscale_all_dim": 0.5,
+                                     "truncate": False}),
+         covers="RoPE yarn in the transformers-v5 `rope_parameters` spelling with non-default "
+                "beta_fast 8, beta_slow 0.25, truncate false (fractional ramp), and "
+                "attention_factor from mscale 1 / mscale_all_dim 0.5; position_ids 30..39; tied embeddings."),
+]
+
+
+def init_weights(cfg):
+    """Random weights that keep activations O(1) and make every tensor matter."""
+    w = {}
+    for name, shape in llama_ref.tensor_shapes(cfg).items():
+        if name == "model.embed_tokens.weight":
+            t = torch.randn(shape)
+        elif name.endswith("norm.weight") or name.endswith("layernorm.weight"):
+            t = 1.0 + 0.1 * torch.randn(shape)
+        elif name.endswith(".bias"):
+            t = 0.1 * torch.randn(shape)
+        else:                                     # linear weight [out, in]
+            t = torch.randn(shape) * (1.5 / math.sqrt(shape[1]))
+        w[name] = t.to(torch.float32)
+    return w
+
+
+def make_inputs(case, V):
+    B, T = case.get("B", 1), case["T"]
+    ids = torch.randint(0, V, (B, T))
+    mask = torch.ones(B, T, dtype=torch.long)
+    for b, n in enumerate(case.get("pads", [0] * B)):
+        mask[b, :n] = 0
+        ids[b, :n] = PAD_ID
+    pos = (mask.cumsum(-1) - 1).clamp(min=0) + case.get("pos_offset", 0)
+    return ids, mask, pos
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_inputs(path, ids, mask, pos):
+    lines = [f'  "{k}": {json.dumps(v.tolist())}' for k, v in
+             (("input_ids", ids), ("attention_mask", mask), ("position_ids", pos))]
+    with open(path, "w") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def build_case(case, out_root):
+    torch.manual_seed(case["seed"])
+    cfg = case["cfg"]
+    w32 = init_weights(cfg)
+    ids, mask, pos = make_inputs(case, cfg["vocab_size"])
+    wbf = {n: t.to(torch.bfloat16).to(torch.float32) for n, t in w32.items()}
+    logits = llama_ref.forward(cfg, w32, ids, mask, pos).to(torch.float32)
+    logits_bf16 = llama_ref.forward(cfg, wbf, ids, mask, pos).to(torch.float32)
+
+    d = os.path.join(out_root, case["name"])
+    os.makedirs(os.path.join(d, "bf16"), exist_ok=True)
+    write_json(os.path.join(d, "config.json"), cfg)
+    safetensors_io.save_file(w32, os.path.join(d, "model.safetensors"), "F32")
+    write_json(os.path.join(d, "bf16", "config.json"), dict(cfg, torch_dtype="bfloat16"))
+    safetensors_io.save_file(w32, os.path.join(d, "bf16", "model.safetensors"), "BF16")
+    write_inputs(os.path.join(d, "inputs.json"), ids, mask, pos)
+    safetensors_io.save_file({"logits": logits, "logits_bf16": logits_bf16},
+                             os.path.join(d, "logits.safetensors"), "F32")
+    return {"name": case["name"], "model_type": cfg["model_type"], "covers": case["covers"],
+            "batch": ids.shape[0], "seq_len": ids.shape[1], "vocab_size": cfg["vocab_size"]}
+
+
+MANIFEST_NOTES = {
+    "generator": "tools/reference/make_golden.py (do not edit these files by hand)",
+    "files": {
+        "config.json": "Hugging Face config, torch_dtype float32",
+        "model.safetensors": "all weights, F32",
+        "bf16/config.json": "same config, torch_dtype bfloat16",
+        "bf16/model.safetensors": "the same weights rounded to BF16 (nearest, ties to even)",
+        "inputs.json": "input_ids, attention_mask, position_ids: int lists [B, T]",
+        "logits.safetensors": "logits F32 [B,T,V] from the F32 weights; logits_bf16 F32 [B,T,V] from "
+                              "the BF16 weights upcast; both computed in float64",
+    },
+    "conventions": {
+        "padding": "left padding; pad tokens have input id 0, attention_mask 0 and position id 0 "
+                   "(position_ids = max(cumsum(attention_mask) - 1, 0) + offset)",
+        "pad_positions": "a query with no visible key (every left-pad query) gets attention output 0 "
+                         "(o_proj bias still added); compare logits only where attention_mask == 1",
+        "mask": "key j visible to query i iff j <= i (sequence indices, not position ids), "
+                "attention_mask[b, j] == 1, and for mistral with int sliding_window: i - j < sliding_window",
+        "tolerance": "DESIGN.md: float32 logits within 1e-4 relative to the max magnitude",
+    },
+}
+
+
+def main():
+    out_root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "golden")
+    os.makedirs(out_root, exist_ok=True)
+    entries = [build_case(c, out_root) for c in CASES]
+    write_json(os.path.join(out_root, "MANIFEST.json"), dict(MANIFEST_NOTES, cases=entries))
+    with open(os.path.join(out_root, "README.md"), "w") as f:
+        f.write(README)
+    print(f"wrote {len(entries)} cases to {out_root}")
+
+
+README = """# Golden files (generated)
+
+Every file in this folder is produced by the independent PyTorch reference in `tools/reference/`
+(spec/DIFF_ATTENTION.md section 1, computed in float64 from the stored weights) and must not be
+edited by hand. Each case folder holds `config.json` + `model.safetensors` (F32), `bf16/` (the
+same weights as BF16), `inputs.json` and `logits.safetensors` (`logits`, `logits_bf16`);
+`MANIFEST.json` lists the cases, what each covers and the padding convention. To regenerate
+(byte-identical), run from the repository root `/usr/bin/python3 tools/reference/make_golden.py`,
+then `/usr/bin/python3 tools/reference/check_reference.py` to re-verify.
+"""
+
+if __name__ == "__main__":
+    main()
