@@ -1,5 +1,6 @@
 // difftx inspect DIR [--json] [--tensors]
 #include "cli/command.h"
+#include "common/error.h"
 #include "model/model_info.h"
 
 namespace difftx::cli {
@@ -22,7 +23,11 @@ Command add_inspect(CLI::App& root) {
             } else {
               fmt::print("{}", model_info_text(info, o->tensors));
             }
-            return info.missing.empty() && info.wrong_shape.empty() ? 0 : 2;
+            if (info.missing.empty() && info.wrong_shape.empty()) return 0;
+            // The report above says what is wrong; the error line makes it a failure for scripts.
+            fail<ShapeError>("{}: the checkpoint does not match config.json: {}", o->dir,
+                             info.missing.empty() ? info.wrong_shape.front()
+                                                  : fmt::format("tensor \"{}\" is missing", info.missing.front()));
           }};
 }
 

@@ -32,7 +32,8 @@ ModelInfo model_info(const std::filesystem::path& dir) {
     if (e == nullptr) {
       info.missing.push_back(p.name);
     } else if (e->info->shape != p.shape) {
-      info.wrong_shape.push_back(fmt::format("{}: found {}, expected [{}]", p.name, e->info->shape_string(),
+      info.wrong_shape.push_back(fmt::format("{}: tensor \"{}\" has shape {} but config.json needs [{}]",
+                                             e->file->path().filename().string(), p.name, e->info->shape_string(),
                                              fmt::join(p.shape, ", ")));
     }
   }
@@ -122,7 +123,12 @@ std::string model_info_text(const ModelInfo& info, bool list_tensors) {
   s += fmt::format("embeddings   {}\n", c.tie_word_embeddings ? "tied (lm_head = embed_tokens)" : "untied");
   s += fmt::format("parameters   {} ({:.2f} M)\n", info.parameter_count, static_cast<double>(info.parameter_count) / 1e6);
   s += fmt::format("storage      {} tensors, {}, {:.1f} MB\n", info.tensor_count, dtypes, static_cast<double>(info.bytes) / 1e6);
-  s += fmt::format("files        {}{}\n", fmt::join(info.files, ", "), info.files.size() > 1 ? " (sharded)" : "");
+  if (info.files.size() > 1) {
+    s += fmt::format("files        {} shards ({} ... {}) + {}\n", info.files.size(), info.files.front(),
+                     info.files.back(), kWeightsIndexFile);
+  } else {
+    s += fmt::format("files        {}\n", fmt::join(info.files, ", "));
+  }
   if (info.missing.empty() && info.wrong_shape.empty()) {
     s += "check        ok: every tensor the config needs is present with the right shape\n";
   } else {

@@ -1,0 +1,26 @@
+// Loading the golden cases written by tools/reference (tests/golden/<case>/).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace difftx::test {
+
+struct GoldenCase {
+  std::string name;
+  std::filesystem::path dir;
+  TokenBatch batch;                  // ids, attention_mask, position_ids from inputs.json
+  std::vector<float> logits;         // [B, T, V] from the F32 weights
+  std::vector<float> logits_bf16;    // [B, T, V] from the BF16-rounded weights
+};
+
+std::vector<std::string> golden_case_names();  // every folder of tests/golden, sorted
+GoldenCase golden_case_load(const std::string& name);
+
+// max |a - b| / max |b| over the positions whose attention_mask is 1.
+double relative_error(const TokenBatch& batch, int64_t vocab, const std::vector<float>& a, const std::vector<float>& b);
+
+}  // namespace difftx::test
