@@ -39,8 +39,14 @@ std::string shell_quote(const std::string& s) {
 RunResult run_difftx(const std::vector<std::string>& args) {
   TempDir tmp;
   std::string cmd = shell_quote(DIFFTX_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " >" + shell_quote((tmp / "out").string()) + " 2>" + shell_quote((tmp / "err").string());
+  for (const auto& a : args) {
+    cmd.push_back(' ');
+    cmd.append(shell_quote(a));
+  }
+  cmd.append(" >");
+  cmd.append(shell_quote((tmp / "out").string()));
+  cmd.append(" 2>");
+  cmd.append(shell_quote((tmp / "err").string()));
   int status = std::system(cmd.c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

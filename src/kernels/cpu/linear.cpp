@@ -21,6 +21,11 @@ void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const 
     }
     beta = 1.0f;
   }
+  if (m == 1) {  // one row (decoding): a matrix-vector product, without GEMM's packing of w
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, w,
+                static_cast<blasint>(k), x, 1, beta, y, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(x_stride), w, static_cast<blasint>(k), beta, y,
               static_cast<blasint>(y_stride));

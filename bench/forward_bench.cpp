@@ -1,0 +1,127 @@
+// Prefill and decode throughput of a model directory, beside the machine's own limits measured in
+// the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; STREAM-style triad
+// bandwidth). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3]
+#include <omp.h>
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "model/checkpoint_io.h"
+#include "model/kv_cache.h"
+
+using namespace difftx;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double sgemm_gflops(int n, int repeats) {
+  std::vector<float> a(size_t(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * n * double(n) * n / best / 1e9;
+}
+
+double triad_gbps(size_t n, int repeats) {
+  std::vector<float> a(n), b(n, 1.0f), c(n, 2.0f);
+  double best = 1e30;
+  for (int r = 0; r < repeats + 1; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0f * c[i];
+    if (r > 0) best = std::min(best, seconds_since(t0));
+  }
+  return 3.0 * n * sizeof(float) / best / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: forward_bench MODEL_DIR [--seq-len N] [--decode N] [--repeats N]\n");
+    return 2;
+  }
+  std::string dir = argv[1];
+  int64_t seq_len = 512, decode = 128;
+  int repeats = 3;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--seq-len") seq_len = std::stoll(argv[i + 1]);
+    else if (flag == "--decode") decode = std::stoll(argv[i + 1]);
+    else if (flag == "--repeats") repeats = std::stoi(argv[i + 1]);
+    else {
+      fmt::print(stderr, "unknown flag {}\n", flag);
+      return 2;
+    }
+  }
+  try {
+    fmt::print("threads        {} (OpenMP), {} (OpenBLAS)\n", omp_get_max_threads(), openblas_get_num_threads());
+    fmt::print("openblas       {}\n", openblas_get_config());
+    double peak = sgemm_gflops(2048, 3);
+    fmt::print("sgemm          {:.1f} GFLOP/s (2048^3, best of 3)\n", peak);
+    double bw = triad_gbps(size_t(1) << 26, 3);
+    fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
+
+    Model model = model_load(dir);
+    const ModelConfig& c = model.config();
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<int32_t> token(0, int32_t(c.vocab_size - 1));
+    TokenBatch batch;
+    batch.seq_len = seq_len;
+    for (int64_t t = 0; t < seq_len; ++t) batch.ids.push_back(token(rng));
+
+    // FLOPs of the dense layers per token (2 per multiply-add) and of attention for the whole prefill.
+    const double D = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers, V = c.vocab_size;
+    const double dense = 2.0 * L * (D * c.q_dim() * 2 + D * c.kv_dim() * 2 + 3 * D * I);
+    const double attention = 2.0 * L * c.num_attention_heads * c.head_dim * 2 * (seq_len * (seq_len + 1) / 2.0);
+
+    std::vector<float> logits;
+    double best = 1e30;
+    for (int r = 0; r < repeats; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      model.forward(batch, nullptr, LogitsMode::last, logits);
+      best = std::min(best, seconds_since(t0));
+    }
+    double flops = dense * seq_len + attention + 2.0 * D * V;
+    fmt::print("prefill        T={} batch 1: {:.1f} tokens/s, {:.3f} s, {:.1f} GFLOP/s = {:.0f}% of sgemm (best of {})\n",
+               seq_len, seq_len / best, best, flops / best / 1e9, 100.0 * flops / best / 1e9 / peak, repeats);
+
+    if (decode > 0) {
+      KVCache cache(c, 1, seq_len + decode);
+      TokenBatch prompt = batch;
+      model.forward(prompt, &cache, LogitsMode::last, logits);
+      TokenBatch step;
+      step.seq_len = 1;
+      step.ids = {token(rng)};
+      auto t0 = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < decode; ++i) {
+        model.forward(step, &cache, LogitsMode::last, logits);
+        step.ids[0] = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+      double s = seconds_since(t0);
+      const double weight_bytes = 4.0 * model.table().parameter_count();
+      fmt::print("decode         {} tokens after {}: {:.1f} tokens/s ({:.1f} ms/token); float32 weight-streaming "
+                 "bound {:.1f} tokens/s\n",
+                 decode, seq_len, decode / s, 1000 * s / decode, bw * 1e9 / weight_bytes);
+    }
+  } catch (const Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs missing Debian packages (scripts/deps.sh), configures and builds difftx.
+# Usage: scripts/build.sh [BUILD_DIR] [extra cmake args...]   (default BUILD_DIR: build, Release)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${1:-"$root/build"}
+shift || true
+
+bash "$root/scripts/deps.sh"
+cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"
