@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "common/error.h"
 #include "golden_util.h"
 #include "model/checkpoint_io.h"
@@ -24,22 +26,31 @@ TokenBatch slice(const TokenBatch& b, int64_t t0, int64_t t1) {
   return s;
 }
 
-class KVCacheTest : public ::testing::TestWithParam<std::string> {};
+// Loads the case and its full (cache-free) forward pass.
+class KVCacheTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "llama_rope_dynamic")
+      GTEST_SKIP() << "dynamic NTK RoPE recomputes its frequencies from the current length, so keys cached at a "
+                      "shorter length were rotated differently (transformers behaves the same way)";
+    g = test::golden_case_load(GetParam());
+    model = std::make_unique<Model>(model_load(g.dir));
+    V = model->config().vocab_size;
+    T = g.batch.seq_len;
+    B = g.batch.batch;
+    model->forward(g.batch, nullptr, LogitsMode::all, full);
+  }
+  test::GoldenCase g;
+  std::unique_ptr<Model> model;
+  int64_t V = 0, T = 0, B = 0;
+  std::vector<float> full;
+};
 
 TEST_P(KVCacheTest, PrefillThenDecodeEqualsFullForward) {
-  if (GetParam() == "llama_rope_dynamic")
-    GTEST_SKIP() << "dynamic NTK RoPE recomputes its frequencies from the current length, so keys cached at a "
-                    "shorter length were rotated differently (transformers behaves the same way)";
-  auto g = test::golden_case_load(GetParam());
-  Model model = model_load(g.dir);
-  const int64_t V = model.config().vocab_size, T = g.batch.seq_len, B = g.batch.batch;
-  std::vector<float> full;
-  model.forward(g.batch, nullptr, LogitsMode::all, full);
-
-  KVCache cache(model.config(), B, T);
+  KVCache cache(model->config(), B, T);
   std::vector<float> prefill, step;
-  model.forward(slice(g.batch, 0, T - 1), &cache, LogitsMode::all, prefill);
-  model.forward(slice(g.batch, T - 1, T), &cache, LogitsMode::all, step);
+  model->forward(slice(g.batch, 0, T - 1), &cache, LogitsMode::all, prefill);
+  model->forward(slice(g.batch, T - 1, T), &cache, LogitsMode::all, step);
   EXPECT_EQ(cache.length(), T);
   double max_diff = 0, max_ref = 0;
   for (int64_t b = 0; b < B; ++b)
@@ -53,18 +64,11 @@ TEST_P(KVCacheTest, PrefillThenDecodeEqualsFullForward) {
 }
 
 TEST_P(KVCacheTest, TokenByTokenEqualsFullForward) {
-  if (GetParam() == "llama_rope_dynamic")
-    GTEST_SKIP() << "dynamic NTK RoPE recomputes its frequencies from the current length, so keys cached at a "
-                    "shorter length were rotated differently (transformers behaves the same way)";
-  auto g = test::golden_case_load(GetParam());
-  Model model = model_load(g.dir);
-  const int64_t V = model.config().vocab_size, T = g.batch.seq_len, B = g.batch.batch;
-  std::vector<float> full, step;
-  model.forward(g.batch, nullptr, LogitsMode::all, full);
-  KVCache cache(model.config(), B, T + 4);
+  std::vector<float> step;
+  KVCache cache(model->config(), B, T + 4);
   double max_diff = 0;
   for (int64_t t = 0; t < T; ++t) {
-    model.forward(slice(g.batch, t, t + 1), &cache, LogitsMode::last, step);
+    model->forward(slice(g.batch, t, t + 1), &cache, LogitsMode::last, step);
     for (int64_t b = 0; b < B; ++b) {
       if (g.batch.attention_mask[b * T + t] == 0) continue;  // padding rows see nothing; not compared
       for (int64_t v = 0; v < V; ++v)
