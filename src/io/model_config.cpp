@@ -175,6 +175,17 @@ std::string_view model_family_name(ModelFamily f) {
   return "?";
 }
 
+std::string_view attention_layout_name(AttentionLayout l) {
+  switch (l) {
+    case AttentionLayout::standard: return "standard";
+    case AttentionLayout::llama_differential: return "llama-differential";
+    case AttentionLayout::diffllama: return "diffllama";
+  }
+  return "?";
+}
+
+double lambda_init_for_layer(int64_t layer) { return 0.8 - 0.6 * std::exp(-0.3 * static_cast<double>(layer)); }
+
 void ModelConfig::set_dtype(DType t) {
   dtype = t;
   const char* key = (raw.contains("dtype") && !raw.contains("torch_dtype")) ? "dtype" : "torch_dtype";
@@ -190,13 +201,23 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   auto model_type = f.string("model_type");
   if (!model_type) fail<ConfigError>("{}: required key \"model_type\" (a string) is missing", label);
   c.model_type = *model_type;
-  if (c.model_type == "llama") c.family = ModelFamily::llama;
-  else if (c.model_type == "mistral") c.family = ModelFamily::mistral;
-  else if (c.model_type == "qwen2") c.family = ModelFamily::qwen2;
-  else if (c.model_type == "qwen3") c.family = ModelFamily::qwen3;
+  std::string family_name = c.model_type;
+  if (c.model_type == "llama-differential" || c.model_type == "diffllama") {
+    c.layout = c.model_type == "diffllama" ? AttentionLayout::diffllama : AttentionLayout::llama_differential;
+    family_name = f.string("base_model_type").value_or("llama");
+  }
+  if (family_name == "llama") c.family = ModelFamily::llama;
+  else if (family_name == "mistral") c.family = ModelFamily::mistral;
+  else if (family_name == "qwen2") c.family = ModelFamily::qwen2;
+  else if (family_name == "qwen3") c.family = ModelFamily::qwen3;
+  else if (family_name == c.model_type)
+    fail<ConfigError>(
+        "{}: model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3, llama-differential, "
+        "diffllama)",
+        label, c.model_type);
   else
-    fail<ConfigError>("{}: model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3)", label,
-                      c.model_type);
+    fail<ConfigError>("{}: base_model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3)", label,
+                      family_name);
   FamilyDefaults defaults = family_defaults(c.family);
 
   c.hidden_size = f.required_integer("hidden_size");
@@ -270,6 +291,22 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
       c.rope_scaling = parse_rope_object(*scaling, label, "rope_scaling", c.max_position_embeddings);
   }
   require_positive(label, "rope_theta", c.rope_theta);
+
+  if (c.layout == AttentionLayout::llama_differential) {
+    c.split_heads = f.boolean("split_heads").value_or(false);
+    c.sublayer_norm = f.boolean("sublayer_norm").value_or(true);
+    c.zero_init = f.boolean("zero_init").value_or(false);
+    c.mirror_weights = f.boolean("mirror_weights").value_or(false);
+  }
+  if (c.is_differential()) {
+    c.lambda_std_dev = f.number("lambda_std_dev").value_or(0.1);
+    // Split mode halves both the query and the key heads; diffllama halves the query heads only.
+    if ((c.split_heads || c.layout == AttentionLayout::diffllama) && c.num_attention_heads % 2 != 0)
+      fail<ConfigError>("{}: {} needs an even num_attention_heads, got {}", label,
+                        c.split_heads ? "split_heads" : "diffllama", c.num_attention_heads);
+    if (c.split_heads && c.num_key_value_heads % 2 != 0)
+      fail<ConfigError>("{}: split_heads needs an even num_key_value_heads, got {}", label, c.num_key_value_heads);
+  }
 
   c.bos_token_id = f.integer("bos_token_id");
   c.pad_token_id = f.integer("pad_token_id");

@@ -1,6 +1,8 @@
-// config.json of a Hugging Face Llama-family model -> typed configuration (spec §1).
+// config.json of a Hugging Face Llama-family model -> typed configuration (spec §1, §3, §4).
 //
-// Supported model_type: llama, mistral, qwen2, qwen3. Keys follow transformers' configuration
+// Supported model_type: llama, mistral, qwen2, qwen3, and the differential layouts
+// llama-differential (the seed's format, spec §3) and diffllama (transformers' DiffLlama, spec §4),
+// whose base family is read from "base_model_type" (default llama). Keys follow transformers' configuration
 // classes; a key absent from the file takes that class's default, except the keys that fix the
 // model's shape (hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
 // vocab_size), which are required: a config without them is treated as broken rather than
@@ -19,6 +21,9 @@
 namespace difftx {
 
 enum class ModelFamily { llama, mistral, qwen2, qwen3 };
+
+// How attention is computed (spec §1 standard; §3 llama-differential; §4 diffllama).
+enum class AttentionLayout { standard, llama_differential, diffllama };
 
 // RoPE frequency scaling (transformers' rope_scaling / rope_parameters, "rope_type" or legacy "type").
 enum class RopeType { none, linear, dynamic, llama3, yarn };
@@ -60,11 +65,25 @@ struct ModelConfig {
   std::optional<DType> dtype;          // torch_dtype / dtype
   ordered_json raw;                    // every key of the file, in order
 
+  // Differential attention (spec §3, §4).
+  AttentionLayout layout = AttentionLayout::standard;
+  bool split_heads = false;      // llama-differential: "split" mode (else "double")
+  bool sublayer_norm = true;     // llama-differential: subln RMSNorm (learned weight) per head
+  bool zero_init = false;        // llama-differential: recorded conversion flags
+  bool mirror_weights = false;
+  double lambda_std_dev = 0.1;   // init of the lambda vectors (diffllama's key; the seed uses 0.1 too)
+
   bool qkv_bias() const { return attention_bias || family == ModelFamily::qwen2; }
   bool o_bias() const { return attention_bias && family != ModelFamily::qwen2; }
   bool qk_norm() const { return family == ModelFamily::qwen3; }
-  int64_t q_dim() const { return num_attention_heads * head_dim; }
-  int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+  bool is_differential() const { return layout != AttentionLayout::standard; }
+  bool double_heads() const { return layout == AttentionLayout::llama_differential && !split_heads; }
+  int64_t q_dim() const { return num_attention_heads * head_dim; }     // attention output width
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }    // v_proj rows
+  int64_t q_proj_rows() const { return (double_heads() ? 2 : 1) * q_dim(); }
+  int64_t k_proj_rows() const { return (double_heads() ? 2 : 1) * kv_dim(); }
+  // Width of one differential head's value (and subln): d in double mode, 2d otherwise.
+  int64_t diff_value_width() const { return (double_heads() ? 1 : 2) * head_dim; }
 
   // Records the dtype the weights are written in, under the key the file used
   // ("torch_dtype" unless the file used transformers v5's "dtype").
@@ -80,5 +99,9 @@ void model_config_save(const std::filesystem::path& path, const ModelConfig& con
 
 std::string_view rope_type_name(RopeType t);
 std::string_view model_family_name(ModelFamily f);
+std::string_view attention_layout_name(AttentionLayout l);  // "standard", "llama-differential", "diffllama"
+
+// lambda_init(l) = 0.8 - 0.6 exp(-0.3 l) (spec §2; paper §2.1).
+double lambda_init_for_layer(int64_t layer);
 
 }  // namespace difftx

@@ -2,18 +2,22 @@
 //   x = embed_tokens[ids]
 //   per layer: h = x + o_proj(attention(rmsnorm_in(x)));  x = h + down(silu(gate(n)) * up(n)), n = rmsnorm_post(h)
 //   logits = lm_head(rmsnorm_final(x))
+// where attention is standard softmax attention or, for the differential layouts, the fused
+// differential attention of spec §2-§4.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "common/error.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/diff_attention.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "model/diff_layout.h"
 #include "model/rope_freqs.h"
 
 namespace difftx {
@@ -49,11 +53,36 @@ void scatter_kv(const float* src, int64_t B, int64_t T, int64_t KV, int64_t d, f
 
 }  // namespace
 
+float Model::layer_lambda(int64_t l) const {
+  const LayerWeights& w = layers_[l];
+  const float lambda_init = config_.layout == AttentionLayout::llama_differential
+                                ? *w.lambda_init
+                                : static_cast<float>(lambda_init_for_layer(l));
+  return diff_lambda(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, config_.head_dim, lambda_init);
+}
+
+DiffAttentionParams Model::diff_params(int64_t l) const {
+  DiffAttentionParams p;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
+  p.norm_eps = static_cast<float>(config_.rms_norm_eps);
+  if (config_.layout == AttentionLayout::llama_differential) {  // spec §3
+    p.lambda = diff_attn_mix_ * layer_lambda(l);
+    p.norm = config_.sublayer_norm;
+    p.norm_weight = layers_[l].subln;
+  } else {  // diffllama, spec §4
+    p.lambda = layer_lambda(l);
+    p.norm = true;
+    p.out_scale = 1.0f - static_cast<float>(lambda_init_for_layer(l));
+  }
+  return p;
+}
+
 void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits) const {
   const ModelConfig& c = config_;
   check_batch(batch, c);
   const int64_t B = batch.batch, T = batch.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;  // heads in q and k (doubled in double mode)
   const int64_t I = c.intermediate_size, V = c.vocab_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
 
@@ -68,8 +97,8 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   std::vector<float> scratch_k, scratch_v;
   std::vector<uint8_t> scratch_valid;
   if (!cache) {
-    scratch_k.resize(static_cast<size_t>(B * KV * T * d));
-    scratch_v.resize(scratch_k.size());
+    scratch_k.resize(static_cast<size_t>(B * KH * T * d));
+    scratch_v.resize(static_cast<size_t>(B * KV * T * d));
     scratch_valid.resize(static_cast<size_t>(B * T));
   }
   uint8_t* valid = cache ? cache->valid() : scratch_valid.data();
@@ -88,8 +117,8 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
 
   // Activations.
   std::vector<float> x(static_cast<size_t>(N * D)), xn(x.size());
-  std::vector<float> q(static_cast<size_t>(N * H * d)), att(q.size());
-  std::vector<float> k(static_cast<size_t>(N * KV * d)), v(k.size());
+  std::vector<float> q(static_cast<size_t>(N * QH * d)), att(static_cast<size_t>(N * H * d));
+  std::vector<float> k(static_cast<size_t>(N * KH * d)), v(static_cast<size_t>(N * KV * d));
   std::vector<float> gate(static_cast<size_t>(N * I)), up(gate.size());
 
   for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * D], embed_ + static_cast<int64_t>(batch.ids[i]) * D, sizeof(float) * D);
@@ -104,23 +133,29 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   shape.head_dim = d;
   shape.window = c.sliding_window;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  DiffAttentionShape diff_shape{B, T, past + T, capacity, QH, KH, KV, d, c.sliding_window};
+  const DiffHeadMap diff_map = c.is_differential() ? diff_head_map(c) : DiffHeadMap{};
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = layers_[l];
     // Attention block.
     rmsnorm_forward(xn.data(), x.data(), w.input_norm, N, D, eps);
-    linear_forward(xn.data(), N, D, w.q_proj, w.q_bias, H * d, q.data());
-    linear_forward(xn.data(), N, D, w.k_proj, w.k_bias, KV * d, k.data());
+    linear_forward(xn.data(), N, D, w.q_proj, w.q_bias, QH * d, q.data());
+    linear_forward(xn.data(), N, D, w.k_proj, w.k_bias, KH * d, k.data());
     linear_forward(xn.data(), N, D, w.v_proj, w.v_bias, KV * d, v.data());
-    if (w.q_norm) rmsnorm_forward(q.data(), q.data(), w.q_norm, N * H, d, eps);
-    if (w.k_norm) rmsnorm_forward(k.data(), k.data(), w.k_norm, N * KV, d, eps);
-    rope_apply(q.data(), N, H, d, H * d, cos.data(), sin.data());
-    rope_apply(k.data(), N, KV, d, KV * d, cos.data(), sin.data());
+    if (w.q_norm) rmsnorm_forward(q.data(), q.data(), w.q_norm, N * QH, d, eps);
+    if (w.k_norm) rmsnorm_forward(k.data(), k.data(), w.k_norm, N * KH, d, eps);
+    rope_apply(q.data(), N, QH, d, QH * d, cos.data(), sin.data());
+    rope_apply(k.data(), N, KH, d, KH * d, cos.data(), sin.data());
     float* kc = cache ? cache->keys(l) : scratch_k.data();
     float* vc = cache ? cache->values(l) : scratch_v.data();
-    scatter_kv(k.data(), B, T, KV, d, kc, capacity, past);
+    scatter_kv(k.data(), B, T, KH, d, kc, capacity, past);
     scatter_kv(v.data(), B, T, KV, d, vc, capacity, past);
-    attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d);
+    if (c.is_differential()) {
+      diff_attention_forward(diff_shape, diff_map, diff_params(l), q.data(), QH * d, kc, vc, valid, att.data(), H * d);
+    } else {
+      attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d);
+    }
     linear_forward(att.data(), N, H * d, w.o_proj, w.o_bias, D, x.data(), /*accumulate=*/true);
     // MLP block.
     rmsnorm_forward(xn.data(), x.data(), w.post_norm, N, D, eps);

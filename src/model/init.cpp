@@ -76,6 +76,10 @@ void model_init_random(Model& model, uint64_t seed) {
       case ParamInit::normal: normal_fill(data, p.numel, stddev, seed, fnv1a(p.name)); break;
       case ParamInit::ones: std::fill(data, data + p.numel, 1.0f); break;
       case ParamInit::zeros: std::fill(data, data + p.numel, 0.0f); break;
+      case ParamInit::lambda:
+        normal_fill(data, p.numel, static_cast<float>(c.lambda_std_dev), seed, fnv1a(p.name));
+        break;
+      case ParamInit::lambda_init: data[0] = static_cast<float>(lambda_init_for_layer(p.layer)); break;
     }
   }
   if (c.pad_token_id && *c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size) {

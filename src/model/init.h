@@ -1,6 +1,7 @@
 // Random initialisation as transformers' from_config does it (LlamaPreTrainedModel._init_weights):
 // Linear and Embedding weights ~ N(0, initializer_range), biases 0, RMSNorm weights 1, and the
-// embedding row of pad_token_id (when set and in range) zero.
+// embedding row of pad_token_id (when set and in range) zero; for differential layouts the lambda
+// vectors ~ N(0, lambda_std_dev), lambda_init(l) stored, subln weights 1 (spec §2-§4).
 //
 // The generator is difftx's own (splitmix64-seeded xoshiro256+ with Box-Muller), so values differ
 // from PyTorch's for the same seed; they are the same on every machine and thread count, and

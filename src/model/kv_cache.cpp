@@ -9,10 +9,12 @@ namespace difftx {
 
 KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity) : batch_(batch), capacity_(capacity) {
   if (batch <= 0 || capacity <= 0) fail<ShapeError>("KV cache needs a positive batch and capacity, got {} and {}", batch, capacity);
-  layer_floats_ = batch * c.num_key_value_heads * capacity * c.head_dim;
+  key_heads_ = c.k_proj_rows() / c.head_dim;
+  key_floats_ = batch * key_heads_ * capacity * c.head_dim;
+  value_floats_ = batch * c.num_key_value_heads * capacity * c.head_dim;
   try {
-    keys_.assign(static_cast<size_t>(layer_floats_ * c.num_hidden_layers), 0.0f);
-    values_.assign(static_cast<size_t>(layer_floats_ * c.num_hidden_layers), 0.0f);
+    keys_.assign(static_cast<size_t>(key_floats_ * c.num_hidden_layers), 0.0f);
+    values_.assign(static_cast<size_t>(value_floats_ * c.num_hidden_layers), 0.0f);
     valid_.assign(static_cast<size_t>(batch * capacity), 0);
   } catch (const std::bad_alloc&) {
     fail<ShapeError>("a KV cache for {} rows x {} tokens does not fit in memory", batch, capacity);

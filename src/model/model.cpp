@@ -19,14 +19,21 @@ ParamTable llama_param_table(const ModelConfig& c) {
       t.add(p + name + ".weight", {out, in}, ParamInit::normal);
       if (bias) t.add(p + name + ".bias", {out}, ParamInit::zeros);
     };
-    linear("self_attn.q_proj", c.q_dim(), D, c.qkv_bias());
-    linear("self_attn.k_proj", c.kv_dim(), D, c.qkv_bias());
+    linear("self_attn.q_proj", c.q_proj_rows(), D, c.qkv_bias());
+    linear("self_attn.k_proj", c.k_proj_rows(), D, c.qkv_bias());
     linear("self_attn.v_proj", c.kv_dim(), D, c.qkv_bias());
     linear("self_attn.o_proj", D, c.q_dim(), c.o_bias());
     if (c.qk_norm()) {
       t.add(p + "self_attn.q_norm.weight", {d}, ParamInit::ones);
       t.add(p + "self_attn.k_norm.weight", {d}, ParamInit::ones);
     }
+    if (c.layout == AttentionLayout::llama_differential)
+      t.add(p + "self_attn.lambda_init", {}, ParamInit::lambda_init, l);  // 0-dim: the value is stored
+    if (c.is_differential())
+      for (const char* name : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
+        t.add(p + "self_attn." + name, {d}, ParamInit::lambda, l);
+    if (c.layout == AttentionLayout::llama_differential && c.sublayer_norm)
+      t.add(p + "self_attn.subln.weight", {c.diff_value_width()}, ParamInit::ones);
     t.add(p + "post_attention_layernorm.weight", {D}, ParamInit::ones);
     linear("mlp.gate_proj", I, D, c.mlp_bias);
     linear("mlp.up_proj", I, D, c.mlp_bias);
@@ -75,6 +82,12 @@ void Model::bind() {
     w.o_bias = get(p + "self_attn.o_proj.bias");
     w.q_norm = get(p + "self_attn.q_norm.weight");
     w.k_norm = get(p + "self_attn.k_norm.weight");
+    w.lambda_init = get(p + "self_attn.lambda_init");
+    w.lambda_q1 = get(p + "self_attn.lambda_q1");
+    w.lambda_k1 = get(p + "self_attn.lambda_k1");
+    w.lambda_q2 = get(p + "self_attn.lambda_q2");
+    w.lambda_k2 = get(p + "self_attn.lambda_k2");
+    w.subln = get(p + "self_attn.subln.weight");
     w.post_norm = get(p + "post_attention_layernorm.weight");
     w.gate_proj = get(p + "mlp.gate_proj.weight");
     w.gate_bias = get(p + "mlp.gate_proj.bias");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/model_config.h"
+#include "kernels/cpu/diff_attention.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -19,11 +20,15 @@ class KVCache;
 // parameter (biases, q/k norms).
 struct LayerWeights {
   const float* input_norm;                 // [D]
-  const float *q_proj, *q_bias;            // [H*d, D], [H*d]
-  const float *k_proj, *k_bias;            // [KV*d, D], [KV*d]
+  const float *q_proj, *q_bias;            // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
+  const float *k_proj, *k_bias;            // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
   const float *v_proj, *v_bias;            // [KV*d, D], [KV*d]
   const float *o_proj, *o_bias;            // [D, H*d], [D]
   const float *q_norm, *k_norm;            // [d] (qwen3)
+  const float* lambda_init;                // [] (llama-differential; diffllama recomputes it)
+  const float *lambda_q1, *lambda_k1;      // [d] (differential layouts)
+  const float *lambda_q2, *lambda_k2;      // [d]
+  const float* subln;                      // [w] (llama-differential with sublayer_norm)
   const float* post_norm;                  // [D]
   const float *gate_proj, *gate_bias;      // [I, D], [I]
   const float *up_proj, *up_bias;          // [I, D], [I]
@@ -44,7 +49,8 @@ enum class LogitsMode {
   last,  // only the last position of each row: [B, V] (generation)
 };
 
-// The tensors of a Hugging Face Llama-family checkpoint for `config` (names and shapes of spec §1).
+// The tensors of a Hugging Face Llama-family checkpoint for `config` (names and shapes of spec §1;
+// differential layouts add those of spec §3 / §4).
 ParamTable llama_param_table(const ModelConfig& config);
 
 class Model {
@@ -61,6 +67,13 @@ class Model {
   float* param(std::string_view name);              // std::out_of_range when absent
   const float* param(std::string_view name) const;
 
+  // The warm-up mix of llama-differential (spec §3): lambda_eff = mix * lambda. 1 at inference;
+  // training sets min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
+  void set_diff_attn_mix(float mix) { diff_attn_mix_ = mix; }
+  float diff_attn_mix() const { return diff_attn_mix_; }
+  // lambda of layer l (spec §2), for differential layouts.
+  float layer_lambda(int64_t layer) const;
+
   // Runs the model on `batch`. With a cache, the batch's tokens are appended to it (and attend to
   // everything cached before); without, the batch is a whole sequence. logits: [B, T, V] or [B, V]
   // (LogitsMode). Throws ShapeError/ConfigError on ids out of range, a batch that does not match
@@ -69,6 +82,7 @@ class Model {
 
  private:
   void bind();
+  DiffAttentionParams diff_params(int64_t layer) const;
   ModelConfig config_;
   ParamTable table_;
   std::vector<float> weights_;
@@ -76,6 +90,7 @@ class Model {
   const float* final_norm_ = nullptr;
   const float* lm_head_ = nullptr;  // [V, D]; the embedding when tied
   std::vector<LayerWeights> layers_;
+  float diff_attn_mix_ = 1.0f;
 };
 
 }  // namespace difftx

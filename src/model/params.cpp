@@ -6,13 +6,14 @@
 
 namespace difftx {
 
-void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init) {
+void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit init, int64_t layer) {
   if (index_.count(name) != 0) throw std::invalid_argument("ParamTable: duplicate parameter " + name);
   ParamSpec p;
   p.numel = checked_numel(shape).value();
   p.name = std::move(name);
   p.shape = std::move(shape);
   p.init = init;
+  p.layer = layer;
   constexpr uint64_t kAlign = 16;  // floats = 64 bytes
   p.offset = (end_ + kAlign - 1) / kAlign * kAlign;
   end_ = p.offset + p.numel;

@@ -16,6 +16,8 @@ enum class ParamInit {
   normal,  // N(0, initializer_range): Linear and Embedding weights
   ones,    // RMSNorm weights
   zeros,   // biases
+  lambda,       // N(0, lambda_std_dev): the lambda vectors of differential attention (spec §2)
+  lambda_init,  // the constant lambda_init(layer) of spec §2, stored as a 0-dim tensor
 };
 
 struct ParamSpec {
@@ -24,12 +26,13 @@ struct ParamSpec {
   ParamInit init = ParamInit::normal;
   uint64_t offset = 0;         // in floats, into the buffer; 64-byte aligned
   uint64_t numel = 0;
+  int64_t layer = -1;          // decoder layer, or -1
 };
 
 class ParamTable {
  public:
   // Appends a parameter. Throws std::invalid_argument on a duplicate name.
-  void add(std::string name, std::vector<int64_t> shape, ParamInit init);
+  void add(std::string name, std::vector<int64_t> shape, ParamInit init, int64_t layer = -1);
   const std::vector<ParamSpec>& params() const { return params_; }
   const ParamSpec* find(std::string_view name) const;  // nullptr when absent
   const ParamSpec& at(std::string_view name) const;     // std::out_of_range when absent

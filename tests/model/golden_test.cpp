@@ -14,7 +14,7 @@ class GoldenTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenTest, Float32LogitsMatchReference) {
   auto g = test::golden_case_load(GetParam());
-  Model model = model_load(g.dir);
+  Model model = test::golden_model_load(g);
   std::vector<float> logits;
   model.forward(g.batch, nullptr, LogitsMode::all, logits);
   ASSERT_EQ(logits.size(), g.logits.size());
@@ -26,7 +26,7 @@ TEST_P(GoldenTest, Float32LogitsMatchReference) {
 
 TEST_P(GoldenTest, Bf16CheckpointMatchesBf16RoundedReference) {
   auto g = test::golden_case_load(GetParam());
-  Model model = model_load(g.dir / "bf16");
+  Model model = test::golden_model_load(g, /*bf16=*/true);
   std::vector<float> logits;
   model.forward(g.batch, nullptr, LogitsMode::all, logits);
   double err = test::relative_error(g.batch, model.config().vocab_size, logits, g.logits_bf16);
@@ -38,7 +38,7 @@ TEST_P(GoldenTest, Bf16CheckpointMatchesBf16RoundedReference) {
 
 TEST_P(GoldenTest, LastPositionModeEqualsAllPositions) {
   auto g = test::golden_case_load(GetParam());
-  Model model = model_load(g.dir);
+  Model model = test::golden_model_load(g);
   std::vector<float> all, last;
   model.forward(g.batch, nullptr, LogitsMode::all, all);
   model.forward(g.batch, nullptr, LogitsMode::last, last);

@@ -5,6 +5,7 @@
 
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "model/checkpoint_io.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -33,6 +34,7 @@ GoldenCase golden_case_load(const std::string& name) {
       g.batch.attention_mask.push_back(inputs["attention_mask"][b][t].get<uint8_t>());
       g.batch.position_ids.push_back(inputs["position_ids"][b][t].get<int64_t>());
     }
+  if (inputs.contains("mix")) g.mix = inputs["mix"].get<float>();
   SafetensorsFile logits(g.dir / "logits.safetensors");
   for (auto [key, out] : {std::pair{"logits", &g.logits}, {"logits_bf16", &g.logits_bf16}}) {
     const TensorInfo* t = logits.find(key);
@@ -40,6 +42,12 @@ GoldenCase golden_case_load(const std::string& name) {
     logits.load_f32(*t, out->data());
   }
   return g;
+}
+
+Model golden_model_load(const GoldenCase& g, bool bf16) {
+  Model model = model_load(bf16 ? g.dir / "bf16" : g.dir);
+  model.set_diff_attn_mix(g.mix);
+  return model;
 }
 
 double relative_error(const TokenBatch& batch, int64_t vocab, const std::vector<float>& a, const std::vector<float>& b) {

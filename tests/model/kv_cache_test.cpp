@@ -34,7 +34,7 @@ class KVCacheTest : public ::testing::TestWithParam<std::string> {
       GTEST_SKIP() << "dynamic NTK RoPE recomputes its frequencies from the current length, so keys cached at a "
                       "shorter length were rotated differently (transformers behaves the same way)";
     g = test::golden_case_load(GetParam());
-    model = std::make_unique<Model>(model_load(g.dir));
+    model = std::make_unique<Model>(test::golden_model_load(g));
     V = model->config().vocab_size;
     T = g.batch.seq_len;
     B = g.batch.batch;
@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, KVCacheTest, ::testing::ValuesIn(test::golden_ca
 
 TEST(KVCache, RejectsOverflowAndBatchMismatch) {
   auto g = test::golden_case_load("llama_mha");
-  Model model = model_load(g.dir);
+  Model model = test::golden_model_load(g);
   std::vector<float> logits;
   KVCache small(model.config(), 1, g.batch.seq_len - 1);
   EXPECT_THROW(model.forward(g.batch, &small, LogitsMode::last, logits), ShapeError);
@@ -93,7 +93,7 @@ TEST(KVCache, RejectsOverflowAndBatchMismatch) {
 
 TEST(KVCache, DefaultPositionsContinueFromTheCache) {
   auto g = test::golden_case_load("llama_mha");  // its position ids are 0..T-1
-  Model model = model_load(g.dir);
+  Model model = test::golden_model_load(g);
   const int64_t T = g.batch.seq_len, V = model.config().vocab_size;
   std::vector<float> full, step;
   TokenBatch b = g.batch;
@@ -114,7 +114,7 @@ TEST(KVCache, DefaultPositionsContinueFromTheCache) {
 
 TEST(Forward, RejectsIdsOutsideTheVocabulary) {
   auto g = test::golden_case_load("llama_mha");
-  Model model = model_load(g.dir);
+  Model model = test::golden_model_load(g);
   TokenBatch b = g.batch;
   b.ids[3] = static_cast<int32_t>(model.config().vocab_size);
   std::vector<float> logits;

@@ -9,6 +9,7 @@ Usage (from the repository root):  /usr/bin/python3 tools/reference/check_refere
    `logits` and `logits_bf16` of every case.
 3. The padded row's logits at real positions equal the same tokens run alone.
 4. Each case is discriminating: removing the feature it covers changes the logits.
+Then the differential cases (MANIFEST entries with a `layout`) are checked by check_diff.py.
 """
 import copy
 import json
@@ -310,7 +311,8 @@ def main():
     with open(os.path.join(golden, "MANIFEST.json")) as f:
         manifest = json.load(f)
     failures = []
-    for case in manifest["cases"]:
+    base_cases = [c for c in manifest["cases"] if "layout" not in c]
+    for case in base_cases:
         check_case(os.path.join(golden, case["name"]), case["name"], failures)
     print_rope_diagnostics(golden)
     # naive RoPE frequencies vs the reference ones, for every case
@@ -320,10 +322,12 @@ def main():
         nf, nm = naive_rope(cfg, max(max(r) for r in inp["position_ids"]))
         if rel_err(inv, torch.tensor(nf, dtype=torch.float64)) > 1e-12 or abs(af - nm) > 1e-12:
             failures.append(f"{case['name']}: rope frequencies differ between implementations")
+    import check_diff                     # the differential layouts (spec 2-4)
+    n_diff = check_diff.check_all(golden, failures)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)
-    print(f"all {len(manifest['cases'])} cases OK")
+    print(f"all {len(base_cases)} base cases and {n_diff} differential cases OK")
 
 
 if __name__ == "__main__":

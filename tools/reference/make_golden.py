@@ -11,6 +11,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import diff_ref  # noqa: E402
 import llama_ref  # noqa: E402
 import safetensors_io  # noqa: E402
 
@@ -118,6 +119,94 @@ CASES = [
 ]
 
 
+def diff_config(lay, family="llama", *, split=False, subln=True, **kw):
+    """A differential config (spec 3/4): the base family's config plus the layout's keys;
+    `base_model_type` records a base family other than llama."""
+    cfg = config(family, **kw)
+    if lay == "llama-differential":
+        cfg.update({"model_type": lay, "architectures": ["LlamaDifferentialForCausalLM"],
+                    "split_heads": split, "sublayer_norm": subln, "zero_init": False,
+                    "mirror_weights": False})
+    elif lay == "diffllama":
+        cfg.update({"model_type": lay, "architectures": ["DiffLlamaForCausalLM"], "lambda_std_dev": 0.1})
+    else:
+        raise ValueError(lay)
+    if family != "llama":
+        cfg["base_model_type"] = family
+    return cfg
+
+
+# Differential cases (spec 2-4). Every llama-differential case stores lambda_init(l) from the formula
+# unless it lists `lambda_init`; `mix` goes to inputs.json (llama-differential only).
+DIFF_CASES = [
+    dict(name="diff_double_subln_gqa", seed=201, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", H=4, KV=2),
+         covers="llama-differential, mode double (q_proj [2*H*d, D], k_proj [2*KV*d, D]), GQA H=4 KV=2, "
+                "learned subln over d, mix 1, stored lambda_init = formula, untied."),
+    dict(name="diff_double_nosubln_mha", seed=502, T=9, B=2, pads=[0, 3], mix=1.0,
+         cfg=diff_config("llama-differential", H=4, KV=4, subln=False),
+         covers="llama-differential double, MHA H=KV=4, no subln (no subln.weight tensors), batch of 2 "
+                "with row 1 left-padded by 3 (same conventions as llama_gqa_tied_padded)."),
+    dict(name="diff_double_mix_half", seed=303, T=8, mix=0.5,
+         cfg=diff_config("llama-differential", H=4, KV=2),
+         covers="llama-differential double with subln and the warm-up factor mix 0.5 "
+                "(lambda_eff = 0.5 * lambda; inputs.json `mix`)."),
+    dict(name="diff_double_lambda_init_stored", seed=204, T=8, mix=1.0, lambda_init=[0.05, 0.9],
+         cfg=diff_config("llama-differential", H=4, KV=2, subln=False),
+         covers="llama-differential double, no subln, stored lambda_init 0.05 and 0.9 (NOT the formula's "
+                "0.2 and 0.3555): proves the 0-dim lambda_init tensor is read, not recomputed."),
+    dict(name="diff_split_subln_gqa", seed=205, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", H=4, KV=2, split=True),
+         covers="llama-differential, mode split (Llama q/k shapes; q1 = heads 0..H/2-1, q2 = the rest; "
+                "k1/k2 likewise), GQA H=4 KV=2, value [v_i ; v_{i+H/2}] of width 2d, subln.weight [2d]."),
+    dict(name="diff_split_nosubln_mha", seed=306, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", H=4, KV=4, split=True, subln=False, tied=True),
+         covers="llama-differential split, MHA H=KV=4, no subln, tie_word_embeddings (no lm_head.weight)."),
+    dict(name="diff_qwen2_double", seed=307, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", "qwen2", H=4, KV=2, theta=1000000.0, eps=1e-6,
+                         use_sliding_window=False, sliding_window=4096, max_window_layers=2,
+                         attention_dropout=0.0),
+         covers="llama-differential double on base_model_type qwen2: q/k/v biases, q_proj.bias [2*H*d] and "
+                "k_proj.bias [2*KV*d] doubled like their weights (q2/k2 biases = last halves), v bias "
+                "unchanged, no o bias; subln on; eps 1e-6."),
+    dict(name="diff_qwen3_split", seed=508, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", "qwen3", split=True, H=4, KV=2, head_dim=16, eps=1e-6,
+                         theta=1000000.0, attention_bias=False, use_sliding_window=False,
+                         sliding_window=None, max_window_layers=2, attention_dropout=0.0),
+         covers="llama-differential split on base_model_type qwen3: q_norm/k_norm (weights [d]) per head on "
+                "both components before RoPE, head_dim 16 with hidden 48, GQA H=4 KV=2, subln.weight [2d] = [32]."),
+    dict(name="diffllama_gqa", seed=1309, T=8,
+         cfg=diff_config("diffllama", H=4, KV=2),
+         covers="diffllama (transformers' DiffLlama): Llama shapes, lambda_init recomputed from l (not stored), "
+                "GQA H=4 KV=2, V_i = [v_i ; v_{i+H/2}], query head h uses V_{h mod H/2}, "
+                "(1 - lambda_init) * weightless RMSNorm over 2d."),
+    dict(name="diffllama_mha_padded", seed=210, T=9, B=2, pads=[0, 3],
+         cfg=diff_config("diffllama", H=4, KV=4),
+         covers="diffllama, MHA H=KV=4, batch of 2 with row 1 left-padded by 3."),
+    dict(name="diffllama_rope_llama3", seed=411, T=10, pos_offset=40,
+         cfg=diff_config("diffllama", theta=500000.0, max_pos=256,
+                         rope_scaling={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+         covers="diffllama with RoPE llama3 scaling (as llama_rope_llama3: factor 4, L0 64, theta 5e5, "
+                "all three frequency branches), position_ids 40..49."),
+    # With H=4 KV=2 both diff-heads of split/diffllama read the same value [v_0 ; v_1], so a wrong
+    # diff-head -> value mapping that is the identity for MHA (e.g. V_{i // G}) would go unseen. H=8 KV=4
+    # gives distinct values [v_0 ; v_2], [v_0 ; v_2], [v_1 ; v_3], [v_1 ; v_3]; smaller D/I keep it small.
+    dict(name="diff_split_gqa_h8", seed=1612, T=8, mix=1.0,
+         cfg=diff_config("llama-differential", split=True, D=32, I=32, H=8, KV=4, tied=True),
+         covers="llama-differential split, GQA H=8 KV=4 (d=4, hidden 32, intermediate 32, tied), subln [2d]: "
+                "component-2 keys are kv heads 2..3, and the diff-heads' values differ "
+                "([v_0;v_2] for i=0,1, [v_1;v_3] for i=2,3)."),
+    dict(name="diffllama_gqa_h8", seed=4813, T=8,
+         cfg=diff_config("diffllama", D=32, I=32, H=8, KV=4, tied=True),
+         covers="diffllama, GQA H=8 KV=4 (d=4, hidden 32, intermediate 32, tied): distinct values per "
+                "diff-head (V_i = [v_{i//2} ; v_{2+i//2}]), query head h uses V_{h mod 4}."),
+]
+
+# Lambda vectors are drawn N(0, LAMBDA_STD) (the init is N(0, 0.1)) so that lambda varies meaningfully.
+LAMBDA_STD = 0.3
+
+
 def init_weights(cfg):
     """Random weights that keep activations O(1) and make every tensor matter."""
     w = {}
@@ -126,6 +215,30 @@ def init_weights(cfg):
             t = torch.randn(shape)
         elif name.endswith("norm.weight") or name.endswith("layernorm.weight"):
             t = 1.0 + 0.1 * torch.randn(shape)
+        elif name.endswith(".bias"):
+            t = 0.1 * torch.randn(shape)
+        else:                                     # linear weight [out, in]
+            t = torch.randn(shape) * (1.5 / math.sqrt(shape[1]))
+        w[name] = t.to(torch.float32)
+    return w
+
+
+def init_diff_weights(cfg, lambda_init=None):
+    """Weights of a differential case: init_weights' rules for the base tensors, lambda vectors
+    N(0, LAMBDA_STD), subln weights 1 + 0.1 N(0,1), lambda_init stored = the formula or the given list."""
+    w = {}
+    for name, shape in diff_ref.tensor_shapes(cfg).items():
+        leaf = name.split(".self_attn.")[-1]
+        if leaf == "lambda_init":
+            l = int(name.split(".")[2])
+            v = lambda_init[l] if lambda_init is not None else diff_ref.lambda_init_formula(l)
+            t = torch.tensor(v, dtype=torch.float64)
+        elif leaf in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
+            t = LAMBDA_STD * torch.randn(shape)
+        elif leaf == "subln.weight" or name.endswith("norm.weight"):
+            t = 1.0 + 0.1 * torch.randn(shape)
+        elif name == "model.embed_tokens.weight":
+            t = torch.randn(shape)
         elif name.endswith(".bias"):
             t = 0.1 * torch.randn(shape)
         else:                                     # linear weight [out, in]
@@ -150,9 +263,11 @@ def write_json(path, obj):
         f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def write_inputs(path, ids, mask, pos):
+def write_inputs(path, ids, mask, pos, mix=None):
     lines = [f'  "{k}": {json.dumps(v.tolist())}' for k, v in
              (("input_ids", ids), ("attention_mask", mask), ("position_ids", pos))]
+    if mix is not None:
+        lines.append(f'  "mix": {json.dumps(float(mix))}')
     with open(path, "w") as f:
         f.write("{\n" + ",\n".join(lines) + "\n}\n")
 
@@ -160,11 +275,25 @@ def write_inputs(path, ids, mask, pos):
 def build_case(case, out_root):
     torch.manual_seed(case["seed"])
     cfg = case["cfg"]
-    w32 = init_weights(cfg)
+    lay = diff_ref.layout(cfg)
+    mix = case.get("mix")
+    if lay is None:
+        w32 = init_weights(cfg)
+    else:
+        w32 = init_diff_weights(cfg, case.get("lambda_init"))
     ids, mask, pos = make_inputs(case, cfg["vocab_size"])
     wbf = {n: t.to(torch.bfloat16).to(torch.float32) for n, t in w32.items()}
-    logits = llama_ref.forward(cfg, w32, ids, mask, pos).to(torch.float32)
-    logits_bf16 = llama_ref.forward(cfg, wbf, ids, mask, pos).to(torch.float32)
+    if lay is None:
+        logits = llama_ref.forward(cfg, w32, ids, mask, pos).to(torch.float32)
+        logits_bf16 = llama_ref.forward(cfg, wbf, ids, mask, pos).to(torch.float32)
+    else:
+        lams = diff_ref.lambdas(cfg, w32)
+        # Seeds are chosen so that every layer's lambda is large enough for the second softmax map
+        # to matter and small enough to keep activations tame (see README).
+        assert all(0.3 <= abs(lam) < 1.5 for lam, _ in lams), (case["name"], lams)
+        logits = diff_ref.forward(cfg, w32, ids, mask, pos, mix=mix if mix is not None else 1.0)
+        logits_bf16 = diff_ref.forward(cfg, wbf, ids, mask, pos, mix=mix if mix is not None else 1.0)
+        logits, logits_bf16 = logits.to(torch.float32), logits_bf16.to(torch.float32)
 
     d = os.path.join(out_root, case["name"])
     os.makedirs(os.path.join(d, "bf16"), exist_ok=True)
@@ -172,11 +301,22 @@ def build_case(case, out_root):
     safetensors_io.save_file(w32, os.path.join(d, "model.safetensors"), "F32")
     write_json(os.path.join(d, "bf16", "config.json"), dict(cfg, torch_dtype="bfloat16"))
     safetensors_io.save_file(w32, os.path.join(d, "bf16", "model.safetensors"), "BF16")
-    write_inputs(os.path.join(d, "inputs.json"), ids, mask, pos)
+    write_inputs(os.path.join(d, "inputs.json"), ids, mask, pos, mix)
     safetensors_io.save_file({"logits": logits, "logits_bf16": logits_bf16},
                              os.path.join(d, "logits.safetensors"), "F32")
-    return {"name": case["name"], "model_type": cfg["model_type"], "covers": case["covers"],
-            "batch": ids.shape[0], "seq_len": ids.shape[1], "vocab_size": cfg["vocab_size"]}
+    entry = {"name": case["name"], "model_type": cfg["model_type"], "covers": case["covers"],
+             "batch": ids.shape[0], "seq_len": ids.shape[1], "vocab_size": cfg["vocab_size"]}
+    if lay is not None:
+        entry.update({
+            "layout": lay,
+            "base_model_type": cfg.get("base_model_type", "llama"),
+            "mode": diff_ref.mode(cfg),                                   # null for diffllama
+            "sublayer_norm": diff_ref.sublayer_norm(cfg) if lay == "llama-differential" else None,
+            "mix": mix,                                                   # null for diffllama
+            "lambda": [round(lam, 6) for lam, _ in lams],                 # per layer, F32 weights
+            "lambda_init": [round(li, 6) for _, li in lams],
+        })
+    return entry
 
 
 MANIFEST_NOTES = {
@@ -198,6 +338,15 @@ MANIFEST_NOTES = {
         "mask": "key j visible to query i iff j <= i (sequence indices, not position ids), "
                 "attention_mask[b, j] == 1, and for mistral with int sliding_window: i - j < sliding_window",
         "tolerance": "DESIGN.md: float32 logits within 1e-4 relative to the max magnitude",
+        "differential": "cases with a `layout` field (spec 2-4): llama-differential stores lambda_init as a "
+                        "0-dim tensor (F32, BF16 in bf16/) and its value is used as stored; diffllama "
+                        "recomputes lambda_init = 0.8 - 0.6*exp(-0.3*l); lambda is one scalar per layer "
+                        "(reference: float64). A query with no visible key gets 0 from each softmax map, so its "
+                        "differential output is 0 (and RMSNorm(0) = 0). `mode`, `sublayer_norm` and `mix` "
+                        "are null for diffllama. "
+                        "`lambda` / `lambda_init` list the per-layer values of the F32 weights (rounded, "
+                        "for debugging only)",
+        "mix": "llama-differential cases carry `mix` in inputs.json: lambda_eff = mix * lambda",
     },
 }
 
@@ -205,7 +354,7 @@ MANIFEST_NOTES = {
 def main():
     out_root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "golden")
     os.makedirs(out_root, exist_ok=True)
-    entries = [build_case(c, out_root) for c in CASES]
+    entries = [build_case(c, out_root) for c in CASES + DIFF_CASES]
     write_json(os.path.join(out_root, "MANIFEST.json"), dict(MANIFEST_NOTES, cases=entries))
     with open(os.path.join(out_root, "README.md"), "w") as f:
         f.write(README)
@@ -215,12 +364,41 @@ def main():
 README = """# Golden files (generated)
 
 Every file in this folder is produced by the independent PyTorch reference in `tools/reference/`
-(spec/DIFF_ATTENTION.md section 1, computed in float64 from the stored weights) and must not be
+(spec/DIFF_ATTENTION.md sections 1-4, computed in float64 from the stored weights) and must not be
 edited by hand. Each case folder holds `config.json` + `model.safetensors` (F32), `bf16/` (the
 same weights as BF16), `inputs.json` and `logits.safetensors` (`logits`, `logits_bf16`);
 `MANIFEST.json` lists the cases, what each covers and the padding convention. To regenerate
 (byte-identical), run from the repository root `/usr/bin/python3 tools/reference/make_golden.py`,
-then `/usr/bin/python3 tools/reference/check_reference.py` to re-verify.
+then `/usr/bin/python3 tools/reference/check_reference.py` to re-verify (it runs
+`tools/reference/check_diff.py` for the differential cases too).
+
+## Differential cases (spec sections 2-4)
+
+MANIFEST entries with a `layout` field (`llama-differential` or `diffllama`) also give `mode`
+(`double`/`split`), `sublayer_norm`, `mix`, `base_model_type`, and the per-layer `lambda` /
+`lambda_init` values (rounded; for debugging). `mode`, `sublayer_norm` and `mix` are null for diffllama.
+llama-differential cases carry `"mix"` in `inputs.json` (lambda_eff = mix * lambda); their
+`lambda_init` is a 0-dim tensor whose stored value is used (in `bf16/` it is BF16 like every weight,
+so the BF16 logits use the rounded value); diffllama recomputes lambda_init = 0.8 - 0.6 exp(-0.3 l).
+
+| case | covers |
+| --- | --- |
+| diff_double_subln_gqa | double, H=4 KV=2, learned subln [d], mix 1 |
+| diff_double_nosubln_mha | double, H=KV=4, no subln, B=2 with row 1 left-padded by 3 |
+| diff_double_mix_half | double, subln, mix 0.5 (warm-up) |
+| diff_double_lambda_init_stored | double, no subln, stored lambda_init 0.05 / 0.9 (not the formula) |
+| diff_split_subln_gqa | split, H=4 KV=2, subln [2d] |
+| diff_split_nosubln_mha | split, H=KV=4, no subln, tied embeddings |
+| diff_qwen2_double | double on qwen2: q/k/v biases, q/k biases doubled like their weights |
+| diff_qwen3_split | split on qwen3: q_norm/k_norm on both components, head_dim 16, subln [32] |
+| diff_split_gqa_h8 | split, H=8 KV=4 (hidden 32, tied): diff-heads read different values |
+| diffllama_gqa | diffllama, H=4 KV=2 |
+| diffllama_mha_padded | diffllama, H=KV=4, B=2 with row 1 left-padded by 3 |
+| diffllama_rope_llama3 | diffllama with llama3 RoPE scaling, positions 40..49 |
+| diffllama_gqa_h8 | diffllama, H=8 KV=4 (hidden 32, tied): diff-heads read different values |
+
+With H=4 KV=2, both diff-heads of split/diffllama read the same value [v_0 ; v_1]; the `_h8` cases
+are the ones that catch a wrong diff-head -> value mapping under GQA.
 """
 
 if __name__ == "__main__":

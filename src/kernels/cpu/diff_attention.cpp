@@ -84,8 +84,8 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
           const uint8_t* valid = key_valid ? key_valid + b * sh.kv_capacity : nullptr;
           const float* q1 = q + (b * T + t0) * q_stride + map.q1[i] * d;
           const float* q2 = q + (b * T + t0) * q_stride + map.q2[i] * d;
-          const float* k1 = k + (b * sh.n_kv_heads + map.k1[i]) * sh.kv_capacity * d;
-          const float* k2 = k + (b * sh.n_kv_heads + map.k2[i]) * sh.kv_capacity * d;
+          const float* k1 = k + (b * sh.n_k_heads + map.k1[i]) * sh.kv_capacity * d;
+          const float* k2 = k + (b * sh.n_k_heads + map.k2[i]) * sh.kv_capacity * d;
           c1.reset(rows, w);
           c2.reset(rows, w);
 
@@ -112,7 +112,7 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
             if (!any1 && !any2) continue;
             // One load of each value tile serves both maps: acc += P · V[s0:s0+n] per value head.
             for (int64_t h = 0; h < nv; ++h) {
-              const float* vt = v + ((b * sh.n_kv_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
+              const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
               cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, c1.scores.data(), n, vt, d,
                           1.0f, c1.acc.data() + h * d, w);
               cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, c2.scores.data(), n, vt, d,

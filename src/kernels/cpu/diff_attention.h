@@ -22,7 +22,8 @@ struct DiffAttentionShape {
   int64_t kv_len = 0;        // S: cached positions, this step's included
   int64_t kv_capacity = 0;   // S_cap
   int64_t n_q_heads = 0;     // heads in a q row (q_stride >= n_q_heads * d)
-  int64_t n_kv_heads = 0;    // heads in the k and v caches
+  int64_t n_k_heads = 0;     // heads in the key cache
+  int64_t n_v_heads = 0;     // heads in the value cache
   int64_t head_dim = 0;      // d
   int64_t window = 0;        // sliding window (0 = off), as in attention.h
 };
@@ -53,7 +54,7 @@ struct DiffAttentionStats {
 };
 
 // q:   [B, T, n_q_heads, d], token rows q_stride floats apart.
-// k,v: [B, n_kv_heads, S_cap, d]; key_valid: [B, S_cap] (0 = padding) or nullptr.
+// k:   [B, n_k_heads, S_cap, d]; v: [B, n_v_heads, S_cap, d]; key_valid: [B, S_cap] (0 = padding) or nullptr.
 // out: [B, T, n_diff_heads, w], token rows out_stride floats apart (out_stride >= n_diff_heads * w).
 // Query t sits at cache index S - T + t and sees keys s <= that index (and within the window).
 // stats may be nullptr.
