@@ -18,5 +18,10 @@ struct Command {
 Command add_init(CLI::App& root);
 Command add_inspect(CLI::App& root);
 Command add_forward(CLI::App& root);
+Command add_convert(CLI::App& root);
+Command add_generate(CLI::App& root);
+Command add_eval(CLI::App& root);
+Command add_tokenize(CLI::App& root);
+Command add_detokenize(CLI::App& root);
 
 }  // namespace difftx::cli

@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
       difftx::cli::add_init(app),
       difftx::cli::add_inspect(app),
       difftx::cli::add_forward(app),
+      difftx::cli::add_convert(app),
+      difftx::cli::add_generate(app),
+      difftx::cli::add_eval(app),
+      difftx::cli::add_tokenize(app),
+      difftx::cli::add_detokenize(app),
   };
 
   try {

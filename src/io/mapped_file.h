@@ -18,6 +18,10 @@ class MappedFile {
   MappedFile& operator=(MappedFile&& other) noexcept;
 
   const std::byte* data() const { return data_; }
+  // Tells the kernel the bytes [offset, offset + length) will not be read again soon, so their
+  // pages leave this process's resident set (they are re-read from the file if touched again).
+  // Used after converting a tensor, so that loading does not hold the file and the weights at once.
+  void release_pages(size_t offset, size_t length) const;
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 

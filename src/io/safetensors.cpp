@@ -159,6 +159,7 @@ void SafetensorsFile::load_f32(const TensorInfo& t, float* dst) const {
     fail<FileError>("{}: tensor \"{}\" has dtype {}, which difftx does not load (supported: F32, BF16, F16)",
                     path().string(), t.name, dtype_name(t.dtype));
   dtype_to_f32(t.dtype, bytes(t).data(), dst, t.numel());
+  map_.release_pages(header_.data_start + t.begin, t.end - t.begin);
 }
 
 }  // namespace difftx

@@ -175,8 +175,16 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   } else {
     rmsnorm_forward(xn.data(), x.data(), final_norm_, rows, D, eps);
   }
+  if (mode == LogitsMode::hidden) {
+    logits = std::move(xn);
+    return;
+  }
   logits.resize(static_cast<size_t>(rows * V));
-  linear_forward(xn.data(), rows, D, lm_head_, nullptr, V, logits.data());
+  lm_head_forward(xn.data(), rows, logits.data());
+}
+
+void Model::lm_head_forward(const float* hidden, int64_t rows, float* logits) const {
+  linear_forward(hidden, rows, config_.hidden_size, lm_head_, nullptr, config_.vocab_size, logits);
 }
 
 }  // namespace difftx

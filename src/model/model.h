@@ -45,8 +45,10 @@ struct TokenBatch {
 };
 
 enum class LogitsMode {
-  all,   // logits for every position: [B, T, V]
-  last,  // only the last position of each row: [B, V] (generation)
+  all,     // logits for every position: [B, T, V]
+  last,    // only the last position of each row: [B, V] (generation)
+  hidden,  // no logits: the final-normed hidden states [B, T, D], for lm_head_forward in chunks
+           // (evaluation over long contexts without a [T, V] buffer)
 };
 
 // The tensors of a Hugging Face Llama-family checkpoint for `config` (names and shapes of spec §1;
@@ -79,6 +81,9 @@ class Model {
   // (LogitsMode). Throws ShapeError/ConfigError on ids out of range, a batch that does not match
   // the cache, or a cache that is full.
   void forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits) const;
+
+  // logits[rows, V] = hidden[rows, D] · lm_head^T, for hidden states from LogitsMode::hidden.
+  void lm_head_forward(const float* hidden, int64_t rows, float* logits) const;
 
  private:
   void bind();

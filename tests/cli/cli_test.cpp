@@ -154,11 +154,11 @@ std::vector<uint8_t> header_of(const fs::path& file, uint64_t& n) {
 void set_header(const fs::path& file, const std::string& header) {
   uint64_t n;
   auto bytes = header_of(file, n);
-  std::vector<uint8_t> out(8);
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(header.size() >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.insert(out.end(), bytes.begin() + 8 + n, bytes.end());
-  test::write_bytes(file, out);
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(header.size() >> (8 * i)));
+  out += header;
+  out.append(reinterpret_cast<const char*>(bytes.data()) + 8 + n, bytes.size() - 8 - n);
+  test::write_text(file, out);
 }
 
 std::string get_header(const fs::path& file) {
@@ -267,7 +267,9 @@ TEST_F(CliTest, BadCheckpointsAreRejectedCleanly) {
       if (std::string(cmd) == "forward") args.insert(args.end(), {"--ids", "1,2"});
       auto r = run_difftx(args);
       EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.out << r.err;
-      if (std::string(cmd) == "forward") EXPECT_TRUE(r.out.empty()) << cmd << " printed: " << r.out;
+      if (std::string(cmd) == "forward") {
+        EXPECT_TRUE(r.out.empty()) << cmd << " printed: " << r.out;
+      }
       EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
       for (const auto& part : c.expected) EXPECT_NE(r.err.find(part), std::string::npos) << cmd << ": " << r.err;
     }

@@ -1,0 +1,72 @@
+// difftx convert-diff-transformer CONFIG.yml [--zero-init] [--sublayer-norm|--no-sublayer-norm]
+//   [--split-heads] [--mirror-weights] [--format llama-differential|diffllama] [--output-dir DIR]
+//   [--dtype f32|bf16|f16] [--seed N] [--overwrite] [--debug] [--json]
+#include "cli/command.h"
+#include "common/error.h"
+#include "convert/convert_workflow.h"
+
+namespace difftx::cli {
+
+Command add_convert(CLI::App& root) {
+  struct Options {
+    std::string config, output_dir, format = "llama-differential", dtype;
+    ConvertOptions convert;
+    bool overwrite = false, json = false, debug = false;
+    CLI::Option* sublayer_norm = nullptr;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand(
+      "convert-diff-transformer",
+      "Convert a Llama-family model (base_model of an axolotl config) to differential attention");
+  app->add_option("config", o->config, "axolotl config YAML (base_model: a local model directory; output_dir)")
+      ->required();
+  app->add_flag("--zero-init", o->convert.zero_init,
+                "Initialise the negative component (new q/k rows, lambda vectors, lambda_init) to zero");
+  o->sublayer_norm = app->add_flag("--sublayer-norm,!--no-sublayer-norm", o->convert.sublayer_norm,
+                                   "Apply RMSNorm per head before o_proj (default on)");
+  app->add_flag("--split-heads", o->convert.split_heads,
+                "Split the model's heads into positive and negative halves instead of doubling q/k");
+  app->add_flag("--mirror-weights", o->convert.mirror_weights,
+                "Copy the positive q/k rows to the negative component (double mode)");
+  app->add_option("--format", o->format, "Output layout: llama-differential (the seed's) or diffllama (transformers')")
+      ->capture_default_str();
+  app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");
+  app->add_option("--dtype", o->dtype, "Weights dtype f32, bf16 or f16 (default: the base model's)");
+  app->add_option("--seed", o->convert.seed, "Seed for the freshly initialised parameters")->capture_default_str();
+  app->add_flag("--overwrite", o->overwrite, "Replace a non-empty output directory");
+  app->add_flag("--json", o->json, "Print the report as JSON");
+  app->add_flag("--debug", o->debug,
+                "Greedy-generate 20 tokens from \"The quick brown fox\" with both models and compare");
+
+  return {app, [o]() {
+            ConvertRequest req;
+            req.config_yaml = o->config;
+            req.options = o->convert;
+            if (!o->output_dir.empty()) req.output_dir = o->output_dir;
+            if (!o->dtype.empty()) {
+              req.dtype = dtype_from_cli_name(o->dtype);
+              if (!req.dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
+            }
+            if (o->format == "llama-differential") req.options.format = DiffFormat::llama_differential;
+            else if (o->format == "diffllama") req.options.format = DiffFormat::diffllama;
+            else fail<ConfigError>("--format \"{}\" is not one of llama-differential, diffllama", o->format);
+            req.options.sublayer_norm_given = o->sublayer_norm->count() > 0;
+            req.overwrite = o->overwrite;
+            req.debug = o->debug;
+            ConvertResult r = convert_diff_transformer(req);
+            if (o->json) {
+              fmt::print("{}\n", convert_result_json(r).dump(2));
+              return 0;
+            }
+            fmt::print("converted {} ({}, {:.2f} M parameters) -> {} ({}, {:.2f} M parameters, {})\n",
+                       r.base_model.string(), r.base_model_type, r.base_parameters / 1e6, r.output_dir.string(),
+                       r.layout, r.parameters / 1e6, dtype_name(r.dtype));
+            fmt::print("time: load {:.2f} s, convert {:.2f} s, save {:.2f} s\n", r.load_seconds, r.convert_seconds,
+                       r.save_seconds);
+            fmt::print("files: {}\n", fmt::join(r.files, ", "));
+            if (r.debug) fmt::print("{}", debug_report_text(*r.debug));
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

@@ -1,0 +1,70 @@
+// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--json]
+#include <fstream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "infer/evaluate.h"
+#include "io/json_file.h"
+#include "model/checkpoint_io.h"
+#include "tokenizer/tokenizer.h"
+
+namespace difftx::cli {
+
+Command add_eval(CLI::App& root) {
+  struct Options {
+    std::string dir, text, tokenizer;
+    EvaluateOptions eval;
+    int64_t max_tokens = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("eval", "Perplexity and mean loss of a model on a text file (sliding window)");
+  app->add_option("dir", o->dir, "Model directory (config.json, weights, tokenizer.json)")->required();
+  app->add_option("--text", o->text, "UTF-8 text file")->required();
+  app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
+  app->add_option("--context", o->eval.context, "Tokens per window")->capture_default_str();
+  app->add_option("--stride", o->eval.stride, "Tokens between window starts")->capture_default_str();
+  app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
+  app->add_flag("--json", o->json, "Machine-readable output");
+  return {app, [o]() {
+            std::ifstream in(o->text, std::ios::binary);
+            if (!in) fail<FileError>("{}: cannot read the text file", o->text);
+            std::stringstream buffer;
+            buffer << in.rdbuf();
+            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
+            Model model = model_load(o->dir);
+            EncodeOptions encode;
+            encode.add_special_tokens = true;
+            std::vector<int32_t> ids;
+            try {
+              ids = tokenizer.encode(buffer.str(), encode);
+            } catch (const TextError& e) {
+              fail<FileError>("{}: {}", o->text, e.what());
+            }
+            if (o->max_tokens > 0 && static_cast<int64_t>(ids.size()) > o->max_tokens) ids.resize(o->max_tokens);
+            EvaluateResult r = evaluate_perplexity(model, ids, o->eval, [&](int64_t done, int64_t total) {
+              if (!o->json) fmt::print(stderr, "\rwindow {}/{}", done, total);
+            });
+            if (!o->json) fmt::print(stderr, "\n");
+            if (o->json) {
+              ordered_json j = {{"model", o->dir},          {"text", o->text},
+                                {"tokens", r.tokens},       {"scored_tokens", r.scored},
+                                {"context", o->eval.context}, {"stride", o->eval.stride},
+                                {"windows", r.windows},     {"mean_loss", r.mean_loss},
+                                {"perplexity", r.perplexity}, {"seconds", r.seconds},
+                                {"tokens_per_second", r.forward_tokens / r.seconds}};
+              fmt::print("{}\n", j.dump(2));
+            } else {
+              fmt::print("tokens       {} ({} scored, {} windows of {} with stride {})\n", r.tokens, r.scored,
+                         r.windows, o->eval.context, o->eval.stride);
+              fmt::print("mean loss    {:.4f} nats/token\n", r.mean_loss);
+              fmt::print("perplexity   {:.3f}\n", r.perplexity);
+              fmt::print("speed        {:.1f} tokens/s ({} tokens through the model in {:.2f} s)\n",
+                         r.forward_tokens / r.seconds, r.forward_tokens, r.seconds);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

@@ -1,0 +1,64 @@
+// difftx generate MODEL_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
+//   [--top-p P] [--seed S] [--no-cache]
+#include <cstdio>
+
+#include "cli/command.h"
+#include "infer/generate.h"
+#include "model/checkpoint_io.h"
+#include "tokenizer/decode_stream.h"
+#include "tokenizer/tokenizer.h"
+
+namespace difftx::cli {
+
+Command add_generate(CLI::App& root) {
+  struct Options {
+    std::string dir, prompt, tokenizer;
+    GenerateOptions generate;
+    bool no_cache = false, no_special = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("generate", "Generate text from a prompt, streaming it as it is produced");
+  app->add_option("dir", o->dir, "Model directory (config.json, weights, tokenizer.json)")->required();
+  app->add_option("--prompt", o->prompt, "Prompt text")->required();
+  app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
+  app->add_option("--max-new-tokens", o->generate.max_new_tokens, "Tokens to generate at most")->capture_default_str();
+  app->add_option("--temperature", o->generate.sampling.temperature, "0 = greedy; > 0 samples")->capture_default_str();
+  app->add_option("--top-k", o->generate.sampling.top_k, "Sample among the k most likely tokens (0 = all)")
+      ->capture_default_str();
+  app->add_option("--top-p", o->generate.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  app->add_option("--seed", o->generate.sampling.seed, "Sampling seed")->capture_default_str();
+  app->add_flag("--no-cache", o->no_cache, "Re-run the whole sequence each step instead of using the KV cache");
+  app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
+  return {app, [o]() {
+            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
+            Model model = model_load(o->dir);
+            EncodeOptions encode;
+            encode.add_special_tokens = !o->no_special;
+            std::vector<int32_t> prompt = tokenizer.encode(o->prompt, encode);
+            GenerateOptions g = o->generate;
+            g.use_cache = !o->no_cache;
+            g.stop_ids = stop_ids_for(model.config(), tokenizer.eos_id());
+            DecodeOptions decode;
+            decode.skip_special_tokens = true;
+            DecodeStream stream(tokenizer, decode);
+            std::fputs(o->prompt.c_str(), stdout);
+            std::fflush(stdout);
+            GenerateResult r = generate(model, prompt, g, [&](int32_t id) {
+              std::string piece = stream.step(id);
+              std::fputs(piece.c_str(), stdout);
+              std::fflush(stdout);
+            });
+            std::fputs(stream.finish().c_str(), stdout);
+            std::fputs("\n", stdout);
+            const double gen_tokens = r.new_ids.empty() ? 0.0 : static_cast<double>(r.new_ids.size() - 1);
+            fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} tokens/s); generated: {} tokens in {:.3f} s "
+                               "({:.1f} tokens/s){}{}\n",
+                       prompt.size(), r.prompt_seconds, prompt.size() / std::max(r.prompt_seconds, 1e-9),
+                       r.new_ids.size(), r.prompt_seconds + r.generate_seconds,
+                       gen_tokens / std::max(r.generate_seconds, 1e-9), r.stopped ? ", stopped at EOS" : "",
+                       g.use_cache ? "" : ", without KV cache");
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

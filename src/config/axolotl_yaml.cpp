@@ -1,0 +1,91 @@
+#include "config/axolotl_yaml.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace difftx {
+
+namespace {
+
+constexpr uintmax_t kMaxYamlBytes = 16u << 20;
+
+const char* node_kind(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "nothing";
+  }
+}
+
+}  // namespace
+
+AxolotlYaml axolotl_yaml_load(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail<FileError>("{}: config file not found", path.string());
+  if (std::filesystem::file_size(path, ec) > kMaxYamlBytes)
+    fail<FileError>("{}: larger than {} bytes; not an axolotl config", path.string(), kMaxYamlBytes);
+  std::ifstream in(path);
+  if (!in) fail<FileError>("{}: cannot read", path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  AxolotlYaml y;
+  y.path = path;
+  try {
+    y.root = YAML::Load(text.str());
+  } catch (const YAML::Exception& e) {
+    fail<ConfigError>("{}:{}:{}: not valid YAML: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+  if (!y.root.IsMap())
+    fail<ConfigError>("{}: the top level must be a mapping of keys, got {}", path.string(), node_kind(y.root));
+  return y;
+}
+
+std::optional<std::string> AxolotlYaml::string(const std::string& key) const {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) return std::nullopt;
+  if (!n.IsScalar()) fail<ConfigError>("{}: key \"{}\" must be a string, got {}", path.string(), key, node_kind(n));
+  return n.as<std::string>();
+}
+
+std::optional<bool> AxolotlYaml::boolean(const std::string& key) const {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) return std::nullopt;
+  bool value = false;
+  if (!n.IsScalar() || !YAML::convert<bool>::decode(n, value))
+    fail<ConfigError>("{}: key \"{}\" must be true or false, got {}", path.string(), key,
+                      n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
+  return value;
+}
+
+std::optional<int64_t> AxolotlYaml::integer(const std::string& key) const {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) return std::nullopt;
+  int64_t value = 0;
+  if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, value))
+    fail<ConfigError>("{}: key \"{}\" must be an integer, got {}", path.string(), key,
+                      n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
+  return value;
+}
+
+std::optional<double> AxolotlYaml::number(const std::string& key) const {
+  YAML::Node n = root[key];
+  if (!n || n.IsNull()) return std::nullopt;
+  double value = 0;
+  if (!n.IsScalar() || !YAML::convert<double>::decode(n, value))
+    fail<ConfigError>("{}: key \"{}\" must be a number, got {}", path.string(), key,
+                      n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
+  return value;
+}
+
+std::string axolotl_yaml_dump(const YAML::Node& root) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace difftx

@@ -1,0 +1,150 @@
+#include "convert/convert_workflow.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <regex>
+
+#include "common/error.h"
+#include "config/axolotl_yaml.h"
+#include "io/atomic_file.h"
+#include "io/checkpoint.h"
+#include "model/checkpoint_io.h"
+
+namespace fs = std::filesystem;
+
+namespace difftx {
+
+namespace {
+
+constexpr const char* kPlugin = "axolotl_diff_transformer.plugin.DifferentialTransformerPlugin";
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The dtype the base weights are stored in (all tensors alike), else config.json's, else F32.
+DType base_dtype(const fs::path& dir, const ModelConfig& config) {
+  Checkpoint checkpoint(dir);
+  auto dtypes = checkpoint.dtypes();
+  if (dtypes.size() == 1 && dtype_is_loadable(*dtypes.begin())) return *dtypes.begin();
+  return config.dtype.value_or(DType::F32);
+}
+
+// The input YAML with base_model pointing at the output, diff_attention on and the plugin listed
+// (spec §5); keys keep their order.
+std::string updated_axolotl_yaml(const AxolotlYaml& yaml, const fs::path& output_dir) {
+  YAML::Node root = YAML::Clone(yaml.root);
+  root["base_model"] = output_dir.string();
+  root["diff_attention"] = true;
+  YAML::Node plugins = root["plugins"];
+  if (!plugins || plugins.IsNull()) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    list.push_back(kPlugin);
+    root["plugins"] = list;
+  } else {
+    if (!plugins.IsSequence())
+      fail<ConfigError>("{}: key \"plugins\" must be a list, got something else", yaml.path.string());
+    bool present = false;
+    for (const auto& p : plugins) present = present || (p.IsScalar() && p.Scalar() == kPlugin);
+    if (!present) plugins.push_back(kPlugin);
+  }
+  return axolotl_yaml_dump(root);
+}
+
+}  // namespace
+
+fs::path resolve_local_dir(const std::string& key, const std::string& value, const fs::path& yaml_path) {
+  std::error_code ec;
+  fs::path p(value);
+  if (fs::is_directory(p, ec)) return p;
+  static const std::regex hub_id(R"(^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$)");
+  if (!fs::exists(p, ec) && std::regex_match(value, hub_id))
+    fail<ConfigError>(
+        "{}: {} \"{}\" looks like a Hugging Face Hub id, but difftx reads only local directories and never "
+        "downloads. Download it first (e.g. `huggingface-cli download {} --local-dir models/{}`) and set {} "
+        "to that directory.",
+        yaml_path.string(), key, value, value, p.filename().string(), key);
+  if (fs::exists(p, ec)) fail<ConfigError>("{}: {} \"{}\" is not a directory", yaml_path.string(), key, value);
+  fail<ConfigError>("{}: {} \"{}\" does not exist (relative paths are taken from the current directory)",
+                    yaml_path.string(), key, value);
+}
+
+ConvertResult convert_diff_transformer(const ConvertRequest& req) {
+  AxolotlYaml yaml = axolotl_yaml_load(req.config_yaml);
+  auto base_name = yaml.string("base_model");
+  if (!base_name) fail<ConfigError>("{}: required key \"base_model\" is missing", req.config_yaml.string());
+  ConvertResult r;
+  r.base_model = resolve_local_dir("base_model", *base_name, req.config_yaml);
+  if (req.output_dir) {
+    r.output_dir = *req.output_dir;
+  } else if (auto out = yaml.string("output_dir")) {
+    r.output_dir = *out;
+  } else {
+    fail<ConfigError>("{}: no output directory: set output_dir in the config or pass --output-dir",
+                      req.config_yaml.string());
+  }
+  if (fs::weakly_canonical(r.output_dir) == fs::weakly_canonical(r.base_model))
+    fail<ConfigError>("the output directory {} is the base model's directory; choose another", r.output_dir.string());
+
+  // Everything that can be checked without the weights, before any work.
+  ModelConfig base_config = model_config_load(r.base_model / "config.json");
+  convert_options_check(base_config, req.options);
+  fs::path tokenizer_dir = r.base_model;
+  if (auto t = yaml.string("tokenizer_config")) tokenizer_dir = resolve_local_dir("tokenizer_config", *t, req.config_yaml);
+  std::optional<Tokenizer> tokenizer;
+  if (req.debug) tokenizer = Tokenizer::load(tokenizer_dir);
+  r.dtype = req.dtype.value_or(base_dtype(r.base_model, base_config));
+  StagedDirectory out(r.output_dir, req.overwrite);
+
+  auto t0 = std::chrono::steady_clock::now();
+  Model base = model_load(r.base_model);
+  r.load_seconds = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  Model converted = convert_model(base, req.options);
+  r.convert_seconds = seconds_since(t0);
+  r.base_model_type = std::string(model_family_name(base.config().family));
+  r.layout = std::string(diff_format_name(req.options.format));
+  r.base_parameters = base.table().parameter_count();
+  r.parameters = converted.table().parameter_count();
+  if (req.debug) r.debug = convert_debug_compare(base, converted, *tokenizer, req.options);
+
+  t0 = std::chrono::steady_clock::now();
+  model_save(converted, out.staging(), r.dtype);
+  for (const char* name : kTokenizerFiles) {
+    std::error_code ec;
+    if (fs::is_regular_file(tokenizer_dir / name, ec)) {
+      fs::copy_file(tokenizer_dir / name, out.staging() / name, ec);
+      if (ec) fail<FileError>("{}: cannot copy into the output: {}", (tokenizer_dir / name).string(), ec.message());
+    }
+  }
+  {
+    std::string text = updated_axolotl_yaml(yaml, r.output_dir);
+    AtomicFile file(out.staging() / "axolotl_config.yml");
+    file.write(text.data(), text.size());
+    file.commit();
+  }
+  for (const auto& e : fs::directory_iterator(out.staging())) r.files.push_back(e.path().filename().string());
+  std::sort(r.files.begin(), r.files.end());
+  out.commit();
+  r.save_seconds = seconds_since(t0);
+  return r;
+}
+
+ordered_json convert_result_json(const ConvertResult& r) {
+  ordered_json j = {{"base_model", r.base_model.string()},
+          {"output_dir", r.output_dir.string()},
+          {"base_model_type", r.base_model_type},
+          {"layout", r.layout},
+          {"dtype", std::string(dtype_name(r.dtype))},
+          {"base_parameters", r.base_parameters},
+          {"parameters", r.parameters},
+          {"load_seconds", r.load_seconds},
+          {"convert_seconds", r.convert_seconds},
+          {"save_seconds", r.save_seconds},
+          {"files", r.files}};
+  if (r.debug) j["debug"] = debug_report_json(*r.debug);
+  return j;
+}
+
+}  // namespace difftx

@@ -1,0 +1,57 @@
+// `difftx convert-diff-transformer CONFIG.yml`: the whole command as a library call (spec §5).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convert/convert_debug.h"
+#include "convert/diff_convert.h"
+#include "io/dtype.h"
+#include "io/json_file.h"
+
+namespace difftx {
+
+struct ConvertRequest {
+  std::filesystem::path config_yaml;                 // axolotl config: base_model, output_dir
+  std::optional<std::filesystem::path> output_dir;   // overrides the YAML's output_dir
+  std::optional<DType> dtype;                        // default: the base checkpoint's dtype
+  ConvertOptions options;
+  bool overwrite = false;
+  bool debug = false;  // compare greedy generations of the base and converted models (needs a tokenizer)
+};
+
+struct ConvertResult {
+  std::filesystem::path base_model, output_dir;
+  std::string base_model_type, layout;
+  DType dtype = DType::F32;
+  uint64_t base_parameters = 0, parameters = 0;
+  double load_seconds = 0, convert_seconds = 0, save_seconds = 0;
+  std::vector<std::string> files;  // written into output_dir
+  std::optional<DebugReport> debug;
+};
+
+// Resolves a model or tokenizer location from the YAML (key: base_model, tokenizer_config): a local
+// directory (relative paths from the current directory). Throws ConfigError naming the key; a
+// value that looks like a Hugging Face Hub id ("org/name") gets a message saying to download it first.
+std::filesystem::path resolve_local_dir(const std::string& key, const std::string& value,
+                                        const std::filesystem::path& yaml_path);
+
+// Validates everything (YAML keys, flags against the base config.json, the tokenizer when
+// debugging, the output directory) before loading weights; converts; runs the --debug comparison;
+// writes model weights, config.json, the tokenizer files and axolotl_config.yml into a staging
+// directory renamed into place. The tokenizer comes from the YAML's tokenizer_config (a local
+// directory) when set, else from base_model.
+ConvertResult convert_diff_transformer(const ConvertRequest& request);
+
+ordered_json convert_result_json(const ConvertResult& r);
+
+// Tokenizer and generation files copied from the base model directory when present.
+inline constexpr const char* kTokenizerFiles[] = {
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "added_tokens.json", "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja",
+};
+
+}  // namespace difftx

@@ -1,0 +1,135 @@
+#include "convert/diff_convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "common/error.h"
+#include "model/init.h"
+
+namespace difftx {
+
+std::string_view diff_format_name(DiffFormat f) {
+  return f == DiffFormat::diffllama ? "diffllama" : "llama-differential";
+}
+
+void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
+  if (base.is_differential())
+    fail<ConfigError>("the base model is already differential (model_type \"{}\"); convert a standard model",
+                      base.model_type);
+  const bool halves = o.split_heads || o.format == DiffFormat::diffllama;
+  if (o.split_heads && o.zero_init)
+    fail<ConfigError>("--split-heads and --zero-init cannot be used together: in split mode the negative component "
+                      "is half of the model's own heads, so there are no new rows to zero");
+  if (o.zero_init && o.mirror_weights)
+    fail<ConfigError>("--zero-init and --mirror-weights cannot be used together: they set the negative rows to "
+                      "zero and to a copy of the positive rows");
+  if (o.format == DiffFormat::diffllama) {
+    if (o.zero_init)
+      fail<ConfigError>("--zero-init does not apply to --format diffllama: DiffLlama pairs the model's own heads "
+                        "(there are no new rows) and always applies (1 - lambda_init) * RMSNorm");
+    if (o.mirror_weights)
+      fail<ConfigError>("--mirror-weights does not apply to --format diffllama: the negative heads are the model's own");
+    if (o.sublayer_norm_given && !o.sublayer_norm)
+      fail<ConfigError>("--no-sublayer-norm does not apply to --format diffllama: DiffLlama always normalises each "
+                        "head (RMSNorm without weight)");
+  }
+  if (o.split_heads && o.mirror_weights)
+    fail<ConfigError>("--mirror-weights applies to double mode only: with --split-heads the negative heads are the "
+                      "model's own pretrained heads (the seed ignores the flag there)");
+  if (halves && base.num_attention_heads % 2 != 0)
+    fail<ConfigError>("{} needs an even number of attention heads, but the model has {}",
+                      o.format == DiffFormat::diffllama ? "--format diffllama" : "--split-heads",
+                      base.num_attention_heads);
+  if (o.split_heads && o.format == DiffFormat::llama_differential && base.num_key_value_heads % 2 != 0)
+    fail<ConfigError>("--split-heads needs an even number of key/value heads, but the model has {}",
+                      base.num_key_value_heads);
+}
+
+ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& o) {
+  ordered_json raw = base.raw;
+  const bool llama_family = base.family == ModelFamily::llama;
+  if (o.format == DiffFormat::llama_differential) {
+    raw["model_type"] = "llama-differential";
+    raw["architectures"] = {"LlamaDifferentialForCausalLM"};
+    raw["split_heads"] = o.split_heads;
+    raw["sublayer_norm"] = o.sublayer_norm;
+    raw["zero_init"] = o.zero_init;
+    raw["mirror_weights"] = o.mirror_weights;
+  } else {
+    raw["model_type"] = "diffllama";
+    raw["architectures"] = {"DiffLlamaForCausalLM"};
+    raw["lambda_std_dev"] = 0.1;
+  }
+  if (!llama_family) raw["base_model_type"] = std::string(model_family_name(base.family));
+  return model_config_parse(raw, "converted config");
+}
+
+namespace {
+
+uint64_t name_stream(const std::string& name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char ch : name) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+  return h;
+}
+
+// U(-bound, bound), deterministic per (seed, name).
+void uniform_fill(float* out, uint64_t n, float bound, uint64_t seed, const std::string& name) {
+  std::mt19937_64 rng(seed ^ name_stream(name));
+  std::uniform_real_distribution<float> u(-bound, bound);
+  for (uint64_t i = 0; i < n; ++i) out[i] = u(rng);
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+}  // namespace
+
+Model convert_model(const Model& base, const ConvertOptions& o) {
+  convert_options_check(base.config(), o);
+  Model out(convert_config(base.config(), o));
+  const ModelConfig& c = out.config();
+  const float bound = 1.0f / std::sqrt(static_cast<float>(c.hidden_size));
+
+  for (const ParamSpec& p : out.table().params()) {
+    float* dst = out.weights().data() + p.offset;
+    const ParamSpec* src_spec = base.table().find(p.name);
+    if (src_spec != nullptr && src_spec->shape == p.shape) {  // unchanged tensor
+      std::copy_n(base.weights().data() + src_spec->offset, p.numel, dst);
+      continue;
+    }
+    if (src_spec != nullptr) {  // doubled q_proj / k_proj (weight or bias): positive half, then negative half
+      const uint64_t half = src_spec->numel;
+      const float* src = base.weights().data() + src_spec->offset;
+      std::copy_n(src, half, dst);
+      if (o.mirror_weights) {
+        std::copy_n(src, half, dst + half);
+      } else if (o.zero_init || ends_with(p.name, ".bias")) {
+        std::fill_n(dst + half, half, 0.0f);
+      } else {
+        uniform_fill(dst + half, half, bound, o.seed, p.name);
+      }
+      continue;
+    }
+    switch (p.init) {
+      case ParamInit::lambda:
+        if (o.zero_init) std::fill_n(dst, p.numel, 0.0f);
+        else normal_fill(dst, p.numel, static_cast<float>(c.lambda_std_dev), o.seed, name_stream(p.name));
+        break;
+      case ParamInit::lambda_init:
+        dst[0] = o.zero_init ? 0.0f : static_cast<float>(lambda_init_for_layer(p.layer));
+        break;
+      case ParamInit::ones:  // subln
+        std::fill_n(dst, p.numel, 1.0f);
+        break;
+      default:
+        throw std::logic_error("convert_model: no rule for tensor " + p.name);
+    }
+  }
+  return out;
+}
+
+}  // namespace difftx

@@ -1,0 +1,49 @@
+// Converting a Llama-family model to differential attention (spec §5; the seed's
+// `convert-diff-transformer`, done natively).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/model.h"
+
+namespace difftx {
+
+enum class DiffFormat {
+  llama_differential,  // the seed's checkpoint format (spec §3), default
+  diffllama,           // transformers' DiffLlama (spec §4)
+};
+
+struct ConvertOptions {
+  DiffFormat format = DiffFormat::llama_differential;
+  bool zero_init = false;       // negative q/k rows, lambda vectors and lambda_init = 0
+  bool sublayer_norm = true;    // subln per head (llama-differential)
+  bool sublayer_norm_given = false;  // the user passed --sublayer-norm / --no-sublayer-norm explicitly
+  bool split_heads = false;     // "split" mode instead of "double"
+  bool mirror_weights = false;  // negative q/k rows copied from the positive rows
+  uint64_t seed = 0;            // for the freshly initialised negative rows and lambda vectors
+};
+
+// Throws ConfigError, before any work, for: a base that is already differential; split-heads with
+// zero-init; zero-init with mirror-weights; split-heads (or diffllama) with an odd head count;
+// mirror-weights with split-heads (the negative heads are the model's own; the seed ignores it);
+// zero-init, mirror-weights or --no-sublayer-norm with the diffllama format.
+void convert_options_check(const ModelConfig& base, const ConvertOptions& options);
+
+// The differential config: every base key kept, plus model_type / architectures / flags of the
+// layout (spec §3, §4), and base_model_type when the base family is not llama.
+ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& options);
+
+// The differential model (spec §5):
+//   double mode: q_proj/k_proj rows [0, H*d) / [0, KV*d) copied; the negative rows are
+//     U(-1/sqrt(D), 1/sqrt(D)) (PyTorch's default Linear init, as the seed ends up with), 0 with
+//     zero_init, or a copy of the positive rows with mirror_weights; their biases (Qwen2, attention_bias)
+//     are 0, or copied with mirror_weights.
+//   split mode and diffllama: q_proj/k_proj copied whole (the seed forgets this in split mode).
+//   lambda vectors ~ N(0, 0.1) (0 with zero_init); lambda_init(l) stored (0 with zero_init);
+//   subln weights 1; every other tensor copied.
+Model convert_model(const Model& base, const ConvertOptions& options);
+
+std::string_view diff_format_name(DiffFormat f);  // "llama-differential" / "diffllama"
+
+}  // namespace difftx

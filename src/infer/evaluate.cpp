@@ -1,0 +1,69 @@
+#include "infer/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace difftx {
+
+namespace {
+
+constexpr int64_t kLogitRows = 128;  // rows of logits computed at a time
+
+// -log softmax(row)[target], in double for the sum of exponentials.
+double token_nll(const float* row, int64_t V, int32_t target) {
+  float mx = row[0];
+  for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
+  return std::log(sum) + mx - row[target];
+}
+
+}  // namespace
+
+EvaluateResult evaluate_perplexity(const Model& model, std::span<const int32_t> ids, const EvaluateOptions& o,
+                                   const std::function<void(int64_t, int64_t)>& on_window) {
+  if (o.context < 2) fail<ConfigError>("--context must be at least 2, got {}", o.context);
+  if (o.stride < 1 || o.stride > o.context)
+    fail<ConfigError>("--stride must be between 1 and --context ({}), got {}", o.context, o.stride);
+  const int64_t N = static_cast<int64_t>(ids.size()), V = model.config().vocab_size;
+  if (N < 2) fail<ShapeError>("evaluation needs at least 2 tokens, got {}", N);
+
+  EvaluateResult r;
+  r.tokens = N;
+  const int64_t total_windows = N <= o.context ? 1 : 1 + (N - o.context + o.stride - 1) / o.stride;
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> hidden, logits(static_cast<size_t>(kLogitRows * V));
+  int64_t scored_until = 1;  // tokens [1, scored_until) have been scored
+  for (int64_t begin = 0; scored_until < N; begin += o.stride) {
+    const int64_t end = std::min(begin + o.context, N);
+    TokenBatch batch;
+    batch.seq_len = end - begin;
+    batch.ids.assign(ids.begin() + begin, ids.begin() + end);
+    model.forward(batch, nullptr, LogitsMode::hidden, hidden);
+    r.forward_tokens += end - begin;
+    // Position p (in the window) predicts token begin + p + 1; score those not yet scored.
+    // A window's first token has no history inside it: when stride == context it is not scored.
+    const int64_t first = std::max<int64_t>(scored_until - 1 - begin, 0), last = end - 1 - begin;
+    for (int64_t p0 = first; p0 < last; p0 += kLogitRows) {
+      const int64_t rows = std::min(kLogitRows, last - p0);
+      model.lm_head_forward(hidden.data() + p0 * model.config().hidden_size, rows, logits.data());
+      double chunk = 0;
+#pragma omp parallel for reduction(+ : chunk) schedule(static)
+      for (int64_t i = 0; i < rows; ++i) chunk += token_nll(logits.data() + i * V, V, ids[begin + p0 + i + 1]);
+      r.total_nll += chunk;
+    }
+    r.scored += last - first;
+    scored_until = end;
+    r.windows += 1;
+    if (on_window) on_window(r.windows, total_windows);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.mean_loss = r.total_nll / static_cast<double>(r.scored);
+  r.perplexity = std::exp(r.mean_loss);
+  return r;
+}
+
+}  // namespace difftx

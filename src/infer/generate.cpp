@@ -1,0 +1,69 @@
+#include "infer/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/error.h"
+#include "model/kv_cache.h"
+
+namespace difftx {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TokenBatch single_row(std::span<const int32_t> ids) {
+  TokenBatch b;
+  b.seq_len = static_cast<int64_t>(ids.size());
+  b.ids.assign(ids.begin(), ids.end());
+  return b;
+}
+
+}  // namespace
+
+GenerateResult generate(const Model& model, std::span<const int32_t> prompt, const GenerateOptions& o,
+                        const std::function<void(int32_t)>& on_token) {
+  if (prompt.empty()) fail<ShapeError>("generate: the prompt has no tokens");
+  if (o.max_new_tokens < 0) fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o.max_new_tokens);
+  const int64_t V = model.config().vocab_size;
+  Sampler sampler(o.sampling);
+  GenerateResult r;
+  std::vector<int32_t> all(prompt.begin(), prompt.end());
+  std::vector<float> logits;
+  std::unique_ptr<KVCache> cache;
+  if (o.use_cache) cache = std::make_unique<KVCache>(model.config(), 1, static_cast<int64_t>(all.size()) + o.max_new_tokens);
+
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    if (step == 0 || !o.use_cache) {
+      model.forward(single_row(all), cache.get(), LogitsMode::last, logits);  // whole sequence
+    } else {
+      model.forward(single_row(std::span<const int32_t>(&all.back(), 1)), cache.get(), LogitsMode::last, logits);
+    }
+    if (step == 0) {
+      r.prompt_seconds = seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+    }
+    const int32_t id = sampler.next(logits.data(), V);
+    all.push_back(id);
+    r.new_ids.push_back(id);
+    if (on_token) on_token(id);
+    if (std::find(o.stop_ids.begin(), o.stop_ids.end(), id) != o.stop_ids.end()) {
+      r.stopped = true;
+      break;
+    }
+  }
+  r.generate_seconds = seconds_since(t0);
+  return r;
+}
+
+std::vector<int32_t> stop_ids_for(const ModelConfig& config, std::optional<int32_t> tokenizer_eos) {
+  std::vector<int32_t> ids;
+  for (int64_t id : config.eos_token_ids) ids.push_back(static_cast<int32_t>(id));
+  if (tokenizer_eos && std::find(ids.begin(), ids.end(), *tokenizer_eos) == ids.end()) ids.push_back(*tokenizer_eos);
+  return ids;
+}
+
+}  // namespace difftx

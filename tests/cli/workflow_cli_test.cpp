@@ -1,0 +1,108 @@
+// The differential workflow through the binary, with a real tokenizer (the Mistral fixture in
+// ../shared): convert-diff-transformer (with --debug), generate, eval.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "io/json_file.h"
+#include "test_util.h"
+
+namespace difftx {
+namespace {
+
+using test::run_difftx;
+using test::TempDir;
+namespace fs = std::filesystem;
+
+class WorkflowCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::write_text(dir_ / "config.json", R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
+      "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "vocab_size": 32000, "max_position_embeddings": 1024, "rms_norm_eps": 1e-5,
+      "rope_theta": 10000.0, "sliding_window": null, "tie_word_embeddings": true, "initializer_range": 0.5,
+      "bos_token_id": 1, "eos_token_id": 2})");
+    auto r = run_difftx({"init", "--config", (dir_ / "config.json").string(), "--out", (dir_ / "base").string(),
+                         "--seed", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const fs::path tok = fs::path(DIFFTX_SHARED_DIR) / "fixtures" / "tokenizers" / "mistral";
+    fs::copy_file(tok / "tokenizer.json", dir_ / "base" / "tokenizer.json");
+    fs::copy_file(tok / "tokenizer_config.json", dir_ / "base" / "tokenizer_config.json");
+    test::write_text(dir_ / "cfg.yml", "base_model: " + (dir_ / "base").string() + "\noutput_dir: " +
+                                           (dir_ / "out").string() + "\n");
+  }
+  ordered_json convert(std::vector<std::string> flags, const std::string& out) {
+    std::vector<std::string> args = {"convert-diff-transformer", (dir_ / "cfg.yml").string(), "--debug", "--json",
+                                     "--output-dir", (dir_ / out).string()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto r = run_difftx(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_parse(r.out, "convert --json");
+  }
+  TempDir dir_;
+};
+
+TEST_F(WorkflowCliTest, DebugMatchesOnlyForZeroInitWithoutSublayerNorm) {
+  auto zero = convert({"--zero-init", "--no-sublayer-norm"}, "zero");
+  EXPECT_EQ(zero["debug"]["match"], true);
+  EXPECT_EQ(zero["debug"]["match_expected"], true);
+  EXPECT_EQ(zero["debug"]["base_ids"].size(), 20u);
+  EXPECT_EQ(zero["debug"]["base_text"].get<std::string>().rfind("The quick brown fox", 0), 0u);
+  auto plain = convert({}, "plain");
+  EXPECT_EQ(plain["debug"]["match"], false);
+  EXPECT_EQ(plain["debug"]["match_expected"], false);
+  auto split = convert({"--split-heads"}, "split");
+  EXPECT_EQ(split["debug"]["match_expected"], false);
+  auto text = run_difftx({"convert-diff-transformer", (dir_ / "cfg.yml").string(), "--debug", "--output-dir",
+                          (dir_ / "text").string()});
+  EXPECT_NE(text.out.find("no match (expected"), std::string::npos) << text.out;
+  EXPECT_TRUE(fs::exists(dir_ / "zero" / "tokenizer.json"));
+}
+
+TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
+  convert({}, "diff");
+  for (const char* model : {"base", "diff"}) {
+    auto cached = run_difftx({"generate", (dir_ / model).string(), "--prompt", "Once upon a time", "--max-new-tokens", "12"});
+    auto plain = run_difftx({"generate", (dir_ / model).string(), "--prompt", "Once upon a time", "--max-new-tokens",
+                             "12", "--no-cache"});
+    ASSERT_EQ(cached.exit_code, 0) << cached.err;
+    EXPECT_EQ(cached.out, plain.out);
+    EXPECT_EQ(cached.out.rfind("Once upon a time", 0), 0u);
+    EXPECT_GT(cached.out.size(), std::string("Once upon a time\n").size());
+    EXPECT_NE(cached.err.find("tokens/s"), std::string::npos);
+    EXPECT_NE(plain.err.find("without KV cache"), std::string::npos);
+  }
+  auto sampled = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--temperature", "0.8",
+                             "--top-k", "40", "--top-p", "0.9", "--seed", "3", "--max-new-tokens", "5"});
+  EXPECT_EQ(sampled.exit_code, 0) << sampled.err;
+  auto bad = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--top-p", "1.5"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--top-p"), std::string::npos);
+  auto no_tok = run_difftx({"generate", (dir_ / "base").string(), "--prompt", "Hi", "--tokenizer", dir_.path().string()});
+  EXPECT_EQ(no_tok.exit_code, 2);
+  EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;
+}
+
+TEST_F(WorkflowCliTest, EvalReportsPerplexity) {
+  convert({}, "diff");
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+  test::write_text(dir_ / "t.txt", text);
+  auto r = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--context", "64",
+                       "--stride", "32", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = json_parse(r.out, "eval --json");
+  EXPECT_GT(j["tokens"].get<int64_t>(), 300);
+  EXPECT_EQ(j["scored_tokens"].get<int64_t>(), j["tokens"].get<int64_t>() - 1);
+  EXPECT_NEAR(j["perplexity"].get<double>(), std::exp(j["mean_loss"].get<double>()), 1e-6 * j["perplexity"].get<double>());
+  test::write_bytes(dir_ / "bad.txt", {'a', 0xff, 'b'});
+  auto bad = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "bad.txt").string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("bad.txt"), std::string::npos) << bad.err;
+  auto stride = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--context", "8",
+                            "--stride", "9"});
+  EXPECT_EQ(stride.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace difftx

@@ -1,0 +1,226 @@
+// Conversion to differential attention (spec §5) on the golden base models of every family.
+#include "convert/diff_convert.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../model/golden_util.h"
+#include "common/error.h"
+#include "model/checkpoint_io.h"
+#include "model/kv_cache.h"
+#include "test_util.h"
+
+namespace difftx {
+namespace {
+
+const std::vector<std::string> kBases = {"llama_mha", "llama_gqa_tied_padded", "llama_bias", "llama_rope_llama3",
+                                         "mistral_sliding", "qwen2_bias", "qwen3_qknorm"};
+
+std::vector<float> logits_of(const Model& m, const TokenBatch& b) {
+  std::vector<float> out;
+  m.forward(b, nullptr, LogitsMode::all, out);
+  return out;
+}
+
+ConvertOptions options(bool zero_init, bool sublayer_norm, bool split = false, bool mirror = false,
+                       DiffFormat format = DiffFormat::llama_differential) {
+  ConvertOptions o;
+  o.zero_init = zero_init;
+  o.sublayer_norm = sublayer_norm;
+  o.split_heads = split;
+  o.mirror_weights = mirror;
+  o.format = format;
+  o.seed = 7;
+  return o;
+}
+
+class ConvertTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    g = test::golden_case_load(GetParam());
+    base = std::make_unique<Model>(model_load(g.dir));
+    base_logits = logits_of(*base, g.batch);
+  }
+  double diff_from_base(const Model& m) { return test::relative_error(g.batch, base->config().vocab_size, logits_of(m, g.batch), base_logits); }
+  test::GoldenCase g;
+  std::unique_ptr<Model> base;
+  std::vector<float> base_logits;
+};
+
+TEST_P(ConvertTest, ZeroInitWithoutSublayerNormComputesTheBaseModel) {
+  Model m = convert_model(*base, options(true, false));
+  double err = diff_from_base(m);
+  std::printf("[ convert  ] %-24s zero-init, no subln: max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
+  EXPECT_LE(err, 1e-6);
+  for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
+    EXPECT_EQ(*m.param(fmt::format("model.layers.{}.self_attn.lambda_init", l)), 0.0f);
+    EXPECT_EQ(m.layer_lambda(l), 0.0f);
+  }
+}
+
+TEST_P(ConvertTest, DefaultAndMirrorChangeTheOutput) {
+  Model d = convert_model(*base, options(false, true));
+  Model mirror = convert_model(*base, options(false, false, false, true));
+  Model zero_subln = convert_model(*base, options(true, true));
+  EXPECT_GT(diff_from_base(d), 1e-3);
+  EXPECT_GT(diff_from_base(mirror), 1e-3);
+  EXPECT_GT(diff_from_base(zero_subln), 1e-3) << "subln alone changes the function";
+}
+
+TEST_P(ConvertTest, DoubleModeRowsFollowTheFlags) {
+  const ModelConfig& bc = base->config();
+  const int64_t D = bc.hidden_size, qrows = bc.q_dim(), krows = bc.kv_dim();
+  Model d = convert_model(*base, options(false, true));
+  Model z = convert_model(*base, options(true, false));
+  Model m = convert_model(*base, options(false, true, false, true));
+  const float bound = 1.0f / std::sqrt(float(D));
+  for (int64_t l = 0; l < bc.num_hidden_layers; ++l) {
+    for (auto [proj, rows] : {std::pair{"q_proj", qrows}, {"k_proj", krows}}) {
+      const std::string w = fmt::format("model.layers.{}.self_attn.{}.weight", l, proj);
+      const float* src = base->param(w);
+      const float *dw = d.param(w), *zw = z.param(w), *mw = m.param(w);
+      double sq = 0;
+      for (int64_t i = 0; i < rows * D; ++i) {
+        ASSERT_EQ(dw[i], src[i]);
+        ASSERT_EQ(zw[i], src[i]);
+        ASSERT_EQ(mw[i], src[i]);
+        ASSERT_EQ(zw[rows * D + i], 0.0f);
+        ASSERT_EQ(mw[rows * D + i], src[i]);
+        ASSERT_LE(std::abs(dw[rows * D + i]), bound);
+        sq += double(dw[rows * D + i]) * dw[rows * D + i];
+      }
+      EXPECT_NEAR(std::sqrt(sq / (rows * D)), bound / std::sqrt(3.0), bound * 0.1) << "uniform(-b, b) has sd b/sqrt(3)";
+      if (bc.qkv_bias()) {
+        const std::string b = fmt::format("model.layers.{}.self_attn.{}.bias", l, proj);
+        for (int64_t i = 0; i < rows; ++i) {
+          ASSERT_EQ(d.param(b)[i], base->param(b)[i]);
+          ASSERT_EQ(d.param(b)[rows + i], 0.0f);
+          ASSERT_EQ(m.param(b)[rows + i], base->param(b)[i]);
+        }
+      }
+    }
+    EXPECT_FLOAT_EQ(*d.param(fmt::format("model.layers.{}.self_attn.lambda_init", l)),
+                    float(0.8 - 0.6 * std::exp(-0.3 * l)));
+    double sq = 0;
+    int n = 0;
+    for (const char* v : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"}) {
+      const float* x = d.param(fmt::format("model.layers.{}.self_attn.{}", l, v));
+      for (int64_t i = 0; i < bc.head_dim; ++i, ++n) sq += double(x[i]) * x[i];
+    }
+    EXPECT_NEAR(std::sqrt(sq / n), 0.1, 0.05) << "lambda vectors ~ N(0, 0.1)";
+    const float* subln = d.param(fmt::format("model.layers.{}.self_attn.subln.weight", l));
+    for (int64_t i = 0; i < bc.head_dim; ++i) ASSERT_EQ(subln[i], 1.0f);
+  }
+}
+
+TEST_P(ConvertTest, SplitModeAndDiffLlamaKeepTheProjections) {
+  const ModelConfig& bc = base->config();
+  if (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2) GTEST_SKIP() << "odd head count";
+  Model s = convert_model(*base, options(false, true, true));
+  Model dl = convert_model(*base, options(false, true, false, false, DiffFormat::diffllama));
+  for (const auto& p : base->table().params())
+    for (const Model* m : {&s, &dl}) {
+      const float* a = base->param(p.name);
+      const float* b = m->param(p.name);
+      ASSERT_TRUE(std::equal(a, a + p.numel, b)) << p.name << " must be copied (the seed leaves q/k random in split mode)";
+    }
+  EXPECT_TRUE(s.config().split_heads);
+  EXPECT_EQ(s.config().diff_value_width(), 2 * bc.head_dim);
+  EXPECT_EQ(dl.config().layout, AttentionLayout::diffllama);
+}
+
+TEST_P(ConvertTest, ConfigRecordsLayoutAndFlags) {
+  Model m = convert_model(*base, options(false, false, false, true));
+  const auto& raw = m.config().raw;
+  EXPECT_EQ(raw["model_type"], "llama-differential");
+  EXPECT_EQ(raw["architectures"][0], "LlamaDifferentialForCausalLM");
+  EXPECT_EQ(raw["split_heads"], false);
+  EXPECT_EQ(raw["sublayer_norm"], false);
+  EXPECT_EQ(raw["zero_init"], false);
+  EXPECT_EQ(raw["mirror_weights"], true);
+  EXPECT_EQ(raw["hidden_size"], base->config().raw["hidden_size"]);
+  if (base->config().family == ModelFamily::llama) {
+    EXPECT_FALSE(raw.contains("base_model_type"));
+  } else {
+    EXPECT_EQ(raw["base_model_type"], std::string(model_family_name(base->config().family)));
+  }
+  EXPECT_EQ(m.config().family, base->config().family);
+}
+
+TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
+  for (auto format : {DiffFormat::llama_differential, DiffFormat::diffllama}) {
+    if (format == DiffFormat::diffllama && base->config().num_attention_heads % 2) continue;
+    Model m = convert_model(*base, options(false, true, false, false, format));
+    test::TempDir dir;
+    model_save(m, dir.path(), DType::F32);
+    Model back = model_load(dir.path());
+    EXPECT_EQ(logits_of(back, g.batch), logits_of(m, g.batch)) << diff_format_name(format);
+  }
+}
+
+TEST_P(ConvertTest, PrefillThenDecodeEqualsFullForward) {
+  for (auto opts : {options(false, true), options(false, true, true)}) {
+    if (opts.split_heads && (base->config().num_attention_heads % 2 || base->config().num_key_value_heads % 2)) continue;
+    Model m = convert_model(*base, opts);
+    const int64_t T = g.batch.seq_len, B = g.batch.batch, V = m.config().vocab_size;
+    auto full = logits_of(m, g.batch);
+    KVCache cache(m.config(), B, T);
+    TokenBatch head = g.batch, tail = g.batch;
+    head.seq_len = T - 1;
+    tail.seq_len = 1;
+    head.ids.clear(), head.position_ids.clear(), head.attention_mask.clear();
+    tail.ids.clear(), tail.position_ids.clear(), tail.attention_mask.clear();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        TokenBatch& dst = t + 1 < T ? head : tail;
+        dst.ids.push_back(g.batch.ids[b * T + t]);
+        dst.position_ids.push_back(g.batch.position_ids[b * T + t]);
+        dst.attention_mask.push_back(g.batch.attention_mask[b * T + t]);
+      }
+    std::vector<float> out;
+    m.forward(head, &cache, LogitsMode::last, out);
+    m.forward(tail, &cache, LogitsMode::last, out);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t v = 0; v < V; ++v) ASSERT_NEAR(out[b * V + v], full[(b * T + T - 1) * V + v], 1e-4);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Bases, ConvertTest, ::testing::ValuesIn(kBases), [](const auto& i) { return i.param; });
+
+TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
+  auto g = test::golden_case_load("llama_mha");
+  const ModelConfig c = model_config_load(g.dir / "config.json");
+  auto expect_error = [](const ModelConfig& config, ConvertOptions o, const char* part) {
+    try {
+      convert_options_check(config, o);
+      ADD_FAILURE() << "accepted: " << part;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_error(c, options(true, false, true), "--split-heads and --zero-init");
+  expect_error(c, options(true, false, false, true), "--zero-init and --mirror-weights");
+  expect_error(c, options(false, true, true, true), "--mirror-weights applies to double mode");
+  expect_error(c, options(true, true, false, false, DiffFormat::diffllama), "--zero-init does not apply");
+  ConvertOptions no_norm = options(false, false, false, false, DiffFormat::diffllama);
+  no_norm.sublayer_norm_given = true;
+  expect_error(c, no_norm, "--no-sublayer-norm");
+
+  ModelConfig odd = c;
+  odd.num_attention_heads = 3;
+  odd.num_key_value_heads = 3;
+  expect_error(odd, options(false, true, true), "even number of attention heads, but the model has 3");
+  expect_error(odd, options(false, true, false, false, DiffFormat::diffllama), "even number of attention heads");
+  EXPECT_NO_THROW(convert_options_check(odd, options(false, true)));  // double mode takes any head count
+  ModelConfig odd_kv = c;
+  odd_kv.num_key_value_heads = 1;
+  expect_error(odd_kv, options(false, true, true), "even number of key/value heads, but the model has 1");
+  EXPECT_NO_THROW(convert_options_check(odd_kv, options(false, true, false, false, DiffFormat::diffllama)));
+
+  auto diff = test::golden_case_load("diffllama_gqa");
+  expect_error(model_config_load(diff.dir / "config.json"), options(false, true), "already differential");
+}
+
+}  // namespace
+}  // namespace difftx
