@@ -4,12 +4,15 @@
 
 #include <chrono>
 #include <regex>
+#include <set>
 
 #include "common/error.h"
 #include "config/axolotl_yaml.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "io/json_file.h"
 #include "model/checkpoint_io.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -50,6 +53,47 @@ std::string updated_axolotl_yaml(const AxolotlYaml& yaml, const fs::path& output
     if (!present) plugins.push_back(kPlugin);
   }
   return axolotl_yaml_dump(root);
+}
+
+// The YAML's special_tokens ({bos_token: "<s>", pad_token: ...}), checked against the vocabulary:
+// axolotl would add a missing token and resize the embeddings, which a conversion must not do.
+std::vector<std::pair<std::string, std::string>> checked_special_tokens(const AxolotlYaml& yaml,
+                                                                        const std::optional<Tokenizer>& tokenizer,
+                                                                        const fs::path& tokenizer_dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  YAML::Node node = yaml.root["special_tokens"];
+  if (!node || node.IsNull()) return out;
+  if (!node.IsMap()) fail<ConfigError>("{}: key \"special_tokens\" must be a mapping such as {{pad_token: \"<pad>\"}}", yaml.path.string());
+  static const std::set<std::string> known = {"bos_token", "eos_token", "pad_token", "unk_token",
+                                              "sep_token", "cls_token", "mask_token"};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!known.count(key))
+      fail<ConfigError>("{}: special_tokens.{} is not a special token name (expected one of bos_token, eos_token, "
+                        "pad_token, unk_token, sep_token, cls_token, mask_token)", yaml.path.string(), key);
+    if (!kv.second.IsScalar())
+      fail<ConfigError>("{}: special_tokens.{} must be a token string", yaml.path.string(), key);
+    const std::string token = kv.second.Scalar();
+    if (!tokenizer->token_to_id(token))
+      fail<ConfigError>("{}: special_tokens.{} \"{}\" is not in the vocabulary of {}; adding tokens would resize the "
+                        "embeddings, which convert-diff-transformer does not do", yaml.path.string(), key, token,
+                        (tokenizer_dir / "tokenizer.json").string());
+    out.emplace_back(key, token);
+  }
+  return out;
+}
+
+// Writes the special tokens into tokenizer_config.json (and special_tokens_map.json when present),
+// as transformers' tokenizer.save_pretrained records them.
+void write_special_tokens(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& tokens) {
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
+    std::error_code ec;
+    const bool exists = fs::exists(dir / name, ec);
+    if (!exists && std::string(name) == "special_tokens_map.json") continue;
+    ordered_json j = exists ? json_read_file(dir / name) : ordered_json::object();
+    for (const auto& [key, token] : tokens) j[key] = token;
+    json_write_file(dir / name, j);
+  }
 }
 
 }  // namespace
@@ -93,7 +137,8 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   fs::path tokenizer_dir = r.base_model;
   if (auto t = yaml.string("tokenizer_config")) tokenizer_dir = resolve_local_dir("tokenizer_config", *t, req.config_yaml);
   std::optional<Tokenizer> tokenizer;
-  if (req.debug) tokenizer = Tokenizer::load(tokenizer_dir);
+  if (req.debug || yaml.root["special_tokens"]) tokenizer = Tokenizer::load(tokenizer_dir);
+  const auto special_tokens = checked_special_tokens(yaml, tokenizer, tokenizer_dir);
   r.dtype = req.dtype.value_or(base_dtype(r.base_model, base_config));
   StagedDirectory out(r.output_dir, req.overwrite);
 
@@ -118,6 +163,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
       if (ec) fail<FileError>("{}: cannot copy into the output: {}", (tokenizer_dir / name).string(), ec.message());
     }
   }
+  if (!special_tokens.empty()) write_special_tokens(out.staging(), special_tokens);
   {
     std::string text = updated_axolotl_yaml(yaml, r.output_dir);
     AtomicFile file(out.staging() / "axolotl_config.yml");

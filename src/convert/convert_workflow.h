@@ -43,7 +43,9 @@ std::filesystem::path resolve_local_dir(const std::string& key, const std::strin
 // debugging, the output directory) before loading weights; converts; runs the --debug comparison;
 // writes model weights, config.json, the tokenizer files and axolotl_config.yml into a staging
 // directory renamed into place. The tokenizer comes from the YAML's tokenizer_config (a local
-// directory) when set, else from base_model.
+// directory) when set, else from base_model. The YAML's special_tokens (bos_token, eos_token,
+// pad_token, ...) must name tokens of the vocabulary (ConfigError otherwise) and are written into
+// the output's tokenizer_config.json (and special_tokens_map.json when present).
 ConvertResult convert_diff_transformer(const ConvertRequest& request);
 
 ordered_json convert_result_json(const ConvertResult& r);

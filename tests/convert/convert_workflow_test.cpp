@@ -98,6 +98,33 @@ TEST_F(WorkflowTest, ErrorsLeaveNothingBehind) {
   EXPECT_EQ(count(), before) << "no output or staging directory may remain";
 }
 
+TEST_F(WorkflowTest, SpecialTokensMustBeInTheVocabularyAndAreRecorded) {
+  const fs::path tok = fs::path(DIFFTX_SHARED_DIR) / "fixtures" / "tokenizers" / "mistral";
+  fs::copy_file(tok / "tokenizer.json", dir_ / "base" / "tokenizer.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(tok / "tokenizer_config.json", dir_ / "base" / "tokenizer_config.json",
+                fs::copy_options::overwrite_existing);
+  std::string cfg = test::read_text(dir_ / "cfg.yml");
+  test::write_text(dir_ / "cfg.yml", cfg + "special_tokens:\n  pad_token: \"</s>\"\n");
+  convert_diff_transformer(request());
+  auto tc = json_read_file(dir_ / "out" / "tokenizer_config.json");
+  EXPECT_EQ(tc["pad_token"], "</s>");
+  EXPECT_EQ(tc["add_bos_token"], true);  // the rest is kept
+  EXPECT_EQ(tc["bos_token"], "<s>");
+  test::write_text(dir_ / "cfg.yml", cfg + "special_tokens:\n  pad_token: \"<|pad|>\"\n");
+  auto req = request();
+  req.output_dir = dir_ / "out2";
+  try {
+    convert_diff_transformer(req);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("<|pad|>"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "out2"));
+  test::write_text(dir_ / "cfg.yml", cfg + "special_tokens:\n  colour: \"</s>\"\n");
+  EXPECT_THROW(convert_diff_transformer(req), ConfigError);
+}
+
 TEST_F(WorkflowTest, BaseModelResolution) {
   EXPECT_EQ(resolve_local_dir("base_model", (dir_ / "base").string(), "c.yml"), dir_ / "base");
   try {
