@@ -1,4 +1,6 @@
 // difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--json]
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -43,10 +45,11 @@ Command add_eval(CLI::App& root) {
               fail<FileError>("{}: {}", o->text, e.what());
             }
             if (o->max_tokens > 0 && static_cast<int64_t>(ids.size()) > o->max_tokens) ids.resize(o->max_tokens);
+            const bool progress = !o->json && ::isatty(STDERR_FILENO);  // a live counter, not log noise
             EvaluateResult r = evaluate_perplexity(model, ids, o->eval, [&](int64_t done, int64_t total) {
-              if (!o->json) fmt::print(stderr, "\rwindow {}/{}", done, total);
+              if (progress) fmt::print(stderr, "\rwindow {}/{}", done, total);
             });
-            if (!o->json) fmt::print(stderr, "\n");
+            if (progress) fmt::print(stderr, "\n");
             if (o->json) {
               ordered_json j = {{"model", o->dir},          {"text", o->text},
                                 {"tokens", r.tokens},       {"scored_tokens", r.scored},

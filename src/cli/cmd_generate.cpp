@@ -50,6 +50,7 @@ Command add_generate(CLI::App& root) {
             });
             std::fputs(stream.finish().c_str(), stdout);
             std::fputs("\n", stdout);
+            std::fflush(stdout);
             const double gen_tokens = r.new_ids.empty() ? 0.0 : static_cast<double>(r.new_ids.size() - 1);
             fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} tokens/s); generated: {} tokens in {:.3f} s "
                                "({:.1f} tokens/s){}{}\n",
