@@ -12,7 +12,7 @@ Command add_convert(CLI::App& root) {
     std::string config, output_dir, format = "llama-differential", dtype;
     ConvertOptions convert;
     bool overwrite = false, json = false, debug = false;
-    CLI::Option* sublayer_norm = nullptr;
+    CLI::Option *sublayer_on = nullptr, *sublayer_off = nullptr, *output_dir_option = nullptr;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -22,17 +22,23 @@ Command add_convert(CLI::App& root) {
       ->required();
   app->add_flag("--zero-init", o->convert.zero_init,
                 "Initialise the negative component (new q/k rows, lambda vectors, lambda_init) to zero");
-  o->sublayer_norm = app->add_flag("--sublayer-norm,!--no-sublayer-norm", o->convert.sublayer_norm,
-                                   "Apply RMSNorm per head before o_proj (default on)");
+  CLI::Option* on = app->add_flag("--sublayer-norm")->description("Apply RMSNorm per head before o_proj (the default)");
+  CLI::Option* off = app->add_flag("--no-sublayer-norm")->description("Do not apply RMSNorm per head before o_proj");
+  on->excludes(off);
+  o->sublayer_on = on;
+  o->sublayer_off = off;
   app->add_flag("--split-heads", o->convert.split_heads,
                 "Split the model's heads into positive and negative halves instead of doubling q/k");
   app->add_flag("--mirror-weights", o->convert.mirror_weights,
                 "Copy the positive q/k rows to the negative component (double mode)");
   app->add_option("--format", o->format, "Output layout: llama-differential (the seed's) or diffllama (transformers')")
       ->capture_default_str();
-  app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");
+  o->output_dir_option =
+      app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");
   app->add_option("--dtype", o->dtype, "Weights dtype f32, bf16 or f16 (default: the base model's)");
-  app->add_option("--seed", o->convert.seed, "Seed for the freshly initialised parameters")->capture_default_str();
+  app->add_option("--seed", o->convert.seed, "Seed for the freshly initialised parameters")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--overwrite", o->overwrite, "Replace a non-empty output directory");
   app->add_flag("--json", o->json, "Print the report as JSON");
   app->add_flag("--debug", o->debug,
@@ -50,7 +56,10 @@ Command add_convert(CLI::App& root) {
             if (o->format == "llama-differential") req.options.format = DiffFormat::llama_differential;
             else if (o->format == "diffllama") req.options.format = DiffFormat::diffllama;
             else fail<ConfigError>("--format \"{}\" is not one of llama-differential, diffllama", o->format);
-            req.options.sublayer_norm_given = o->sublayer_norm->count() > 0;
+            req.options.sublayer_norm = o->sublayer_off->count() == 0;
+            req.options.sublayer_norm_given = o->sublayer_on->count() + o->sublayer_off->count() > 0;
+            if (o->output_dir_option->count() > 0 && o->output_dir.empty())
+              fail<ConfigError>("--output-dir is empty");
             req.overwrite = o->overwrite;
             req.debug = o->debug;
             ConvertResult r = convert_diff_transformer(req);

@@ -1,13 +1,14 @@
 // difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--json]
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <spdlog/spdlog.h>
 
 #include "cli/command.h"
 #include "common/error.h"
 #include "infer/evaluate.h"
+#include "infer/text_model.h"
 #include "io/json_file.h"
+#include "io/text_file.h"
 #include "model/checkpoint_io.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,21 +31,25 @@ Command add_eval(CLI::App& root) {
   app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
-            std::ifstream in(o->text, std::ios::binary);
-            if (!in) fail<FileError>("{}: cannot read the text file", o->text);
-            std::stringstream buffer;
-            buffer << in.rdbuf();
+            if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0 (0 = all), got {}", o->max_tokens);
+            const std::string text = read_text_file(o->text);
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             Model model = model_load(o->dir);
             EncodeOptions encode;
             encode.add_special_tokens = true;
             std::vector<int32_t> ids;
             try {
-              ids = tokenizer.encode(buffer.str(), encode);
+              ids = tokenizer.encode(text, encode);
             } catch (const TextError& e) {
               fail<FileError>("{}: {}", o->text, e.what());
             }
             if (o->max_tokens > 0 && static_cast<int64_t>(ids.size()) > o->max_tokens) ids.resize(o->max_tokens);
+            if (ids.size() < 2)
+              fail<FileError>("{}: gives {} token(s); evaluation needs at least 2", o->text, ids.size());
+            check_tokenizer_fits(tokenizer, model, ids, o->text);
+            if (o->eval.context > model.config().max_position_embeddings)
+              spdlog::warn("--context {} is longer than the model's max_position_embeddings ({})", o->eval.context,
+                           model.config().max_position_embeddings);
             const bool progress = !o->json && ::isatty(STDERR_FILENO);  // a live counter, not log noise
             EvaluateResult r = evaluate_perplexity(model, ids, o->eval, [&](int64_t done, int64_t total) {
               if (progress) fmt::print(stderr, "\rwindow {}/{}", done, total);
@@ -59,8 +64,8 @@ Command add_eval(CLI::App& root) {
                                 {"tokens_per_second", r.forward_tokens / r.seconds}};
               fmt::print("{}\n", j.dump(2));
             } else {
-              fmt::print("tokens       {} ({} scored, {} windows of {} with stride {})\n", r.tokens, r.scored,
-                         r.windows, o->eval.context, o->eval.stride);
+              fmt::print("tokens       {} ({} scored, {} window{} of {} with stride {})\n", r.tokens, r.scored,
+                         r.windows, r.windows == 1 ? "" : "s", o->eval.context, o->eval.stride);
               fmt::print("mean loss    {:.4f} nats/token\n", r.mean_loss);
               fmt::print("perplexity   {:.3f}\n", r.perplexity);
               fmt::print("speed        {:.1f} tokens/s ({} tokens through the model in {:.2f} s)\n",

@@ -1,8 +1,8 @@
 // difftx forward DIR --ids 1,2,3 [--top 5] [--json]
 #include <chrono>
-#include <charconv>
 
 #include "cli/command.h"
+#include "cli/id_list.h"
 #include "common/error.h"
 #include "infer/topk.h"
 #include "io/json_file.h"
@@ -10,28 +10,6 @@
 
 namespace difftx::cli {
 
-namespace {
-
-std::vector<int32_t> parse_ids(const std::string& text) {
-  std::vector<int32_t> ids;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t comma = text.find(',', pos);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(pos, comma - pos);
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    int32_t id = 0;
-    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size())
-      fail<ConfigError>("--ids: \"{}\" is not a token id (expected comma-separated integers, e.g. 1,2,3)", item);
-    ids.push_back(id);
-    pos = comma + 1;
-  }
-  return ids;
-}
-
-}  // namespace
 
 Command add_forward(CLI::App& root) {
   struct Options {
@@ -42,11 +20,15 @@ Command add_forward(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("forward", "Run the model on token ids and print the top next-token logits per position");
   app->add_option("dir", o->dir, "Hugging Face model directory")->required();
-  app->add_option("--ids", o->ids, "Comma-separated token ids, e.g. 1,2,3")->required();
-  app->add_option("--top", o->top, "How many logits to show per position")->capture_default_str()->check(CLI::PositiveNumber);
+  app->add_option("--ids", o->ids, "Token ids separated by commas and/or spaces, e.g. 1,2,3")->required();
+  app->add_option("--top", o->top, "How many logits to show per position")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
-            std::vector<int32_t> ids = parse_ids(o->ids);
+            std::vector<int32_t> ids;
+            parse_ids(o->ids, "--ids", ids);
+            if (ids.empty()) fail<ConfigError>("--ids: no token ids given");
             Model model = model_load(o->dir);
             TokenBatch batch;
             batch.batch = 1;

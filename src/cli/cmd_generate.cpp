@@ -4,6 +4,9 @@
 
 #include "cli/command.h"
 #include "infer/generate.h"
+#include "infer/text_model.h"
+#include "common/error.h"
+#include <spdlog/spdlog.h>
 #include "model/checkpoint_io.h"
 #include "tokenizer/decode_stream.h"
 #include "tokenizer/tokenizer.h"
@@ -26,15 +29,31 @@ Command add_generate(CLI::App& root) {
   app->add_option("--top-k", o->generate.sampling.top_k, "Sample among the k most likely tokens (0 = all)")
       ->capture_default_str();
   app->add_option("--top-p", o->generate.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
-  app->add_option("--seed", o->generate.sampling.seed, "Sampling seed")->capture_default_str();
+  app->add_option("--seed", o->generate.sampling.seed, "Sampling seed")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--no-cache", o->no_cache, "Re-run the whole sequence each step instead of using the KV cache");
   app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
   return {app, [o]() {
+            if (o->generate.max_new_tokens < 0)
+              fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o->generate.max_new_tokens);
+            Sampler check(o->generate.sampling);  // option errors before any work
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             Model model = model_load(o->dir);
             EncodeOptions encode;
             encode.add_special_tokens = !o->no_special;
-            std::vector<int32_t> prompt = tokenizer.encode(o->prompt, encode);
+            std::vector<int32_t> prompt;
+            try {
+              prompt = tokenizer.encode(o->prompt, encode);
+            } catch (const TextError& e) {
+              fail<ConfigError>("--prompt: {}", e.what());
+            }
+            if (prompt.empty()) fail<ConfigError>("--prompt gives no tokens (empty prompt and no BOS to start from)");
+            check_tokenizer_fits(tokenizer, model, prompt, "--prompt");
+            const int64_t total = static_cast<int64_t>(prompt.size()) + o->generate.max_new_tokens;
+            if (total > model.config().max_position_embeddings)
+              spdlog::warn("prompt + --max-new-tokens = {} tokens, beyond the model's max_position_embeddings ({})",
+                           total, model.config().max_position_embeddings);
             GenerateOptions g = o->generate;
             g.use_cache = !o->no_cache;
             g.stop_ids = stop_ids_for(model.config(), tokenizer.eos_id());
@@ -44,6 +63,7 @@ Command add_generate(CLI::App& root) {
             std::fputs(o->prompt.c_str(), stdout);
             std::fflush(stdout);
             GenerateResult r = generate(model, prompt, g, [&](int32_t id) {
+              if (!is_decodable(tokenizer, id)) return;  // padded-vocabulary id: decodes as nothing
               std::string piece = stream.step(id);
               std::fputs(piece.c_str(), stdout);
               std::fflush(stdout);
@@ -54,9 +74,10 @@ Command add_generate(CLI::App& root) {
             const double gen_tokens = r.new_ids.empty() ? 0.0 : static_cast<double>(r.new_ids.size() - 1);
             fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} tokens/s); generated: {} tokens in {:.3f} s "
                                "({:.1f} tokens/s){}{}\n",
-                       prompt.size(), r.prompt_seconds, prompt.size() / std::max(r.prompt_seconds, 1e-9),
+                       prompt.size(), r.prompt_seconds,
+                       r.prompt_seconds > 0 ? prompt.size() / r.prompt_seconds : 0.0,
                        r.new_ids.size(), r.prompt_seconds + r.generate_seconds,
-                       gen_tokens / std::max(r.generate_seconds, 1e-9), r.stopped ? ", stopped at EOS" : "",
+                       r.generate_seconds > 0 ? gen_tokens / r.generate_seconds : 0.0, r.stopped ? ", stopped at EOS" : "",
                        g.use_cache ? "" : ", without KV cache");
             return 0;
           }};

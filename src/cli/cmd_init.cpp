@@ -24,7 +24,7 @@ Command add_init(CLI::App& root) {
       "init", "Create a randomly initialised Hugging Face checkpoint from a config.json (like transformers' from_config)");
   app->add_option("--config", o->config, "config.json of a llama, mistral, qwen2 or qwen3 model")->required();
   app->add_option("--out", o->out, "Output model directory (created; must be empty unless --overwrite)")->required();
-  app->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  app->add_option("--seed", o->seed, "Random seed")->capture_default_str()->check(CLI::NonNegativeNumber);
   app->add_option("--dtype", o->dtype, "Weights dtype: f32, bf16 or f16")->capture_default_str();
   app->add_option("--max-shard-size", o->max_shard_size, "Shard the weights above this size (e.g. 5GB, 500MB)")
       ->capture_default_str();
@@ -36,7 +36,7 @@ Command add_init(CLI::App& root) {
             CheckpointWriteOptions write_options;
             write_options.max_shard_bytes = parse_byte_size(o->max_shard_size);
             ModelConfig config = model_config_load(o->config);
-            StagedDirectory out(o->out, o->overwrite);
+            StagedDirectory out(o->out, o->overwrite, {o->config});
             auto start = std::chrono::steady_clock::now();
             Model model(config);
             model_init_random(model, o->seed);

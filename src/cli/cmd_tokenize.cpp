@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/id_list.h"
+#include "io/text_file.h"
 #include "common/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,36 +26,7 @@ std::string read_input(const std::string& path) {
     if (std::cin.bad()) fail<FileError>("-: cannot read standard input");
     return text;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail<FileError>("{}: cannot open for reading", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail<FileError>("{}: read error", path);
-  return ss.str();
-}
-
-// Ids separated by commas and/or whitespace, as `tokenize` prints them and `forward --ids` takes them.
-void parse_ids(std::string_view text, const std::string& source, std::vector<int32_t>& ids) {
-  size_t i = 0;
-  while (i < text.size()) {
-    char c = text[i];
-    if (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      ++i;
-      continue;
-    }
-    size_t end = i;
-    while (end < text.size() && text[end] != ',' && text[end] != ' ' && text[end] != '\t' && text[end] != '\n' &&
-           text[end] != '\r')
-      ++end;
-    std::string_view item = text.substr(i, end - i);
-    int32_t id = 0;
-    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
-    if (ec != std::errc() || ptr != item.data() + item.size() || id < 0)
-      fail<TextError>("{}: \"{}\" is not a token id (expected non-negative integers separated by commas or spaces)",
-                      source, item);
-    ids.push_back(id);
-    i = end;
-  }
+  return read_text_file(path);
 }
 
 // A token string for display: JSON string syntax, so that spaces, newlines and control bytes show.

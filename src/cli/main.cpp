@@ -5,6 +5,8 @@
 #include <cblas.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "cli/command.h"
@@ -30,7 +32,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = 0;
   std::string log_level = "info";
-  app.add_option("--threads", threads, "Threads for OpenMP and OpenBLAS (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "Threads for OpenMP and OpenBLAS (default: all cores)")->check(CLI::Range(0, 4096));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
 
   std::vector<difftx::cli::Command> commands = {
@@ -44,6 +46,18 @@ int main(int argc, char** argv) {
       difftx::cli::add_detokenize(app),
   };
 
+  if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say "a subcommand is required"
+    bool known = false;
+    std::string names;
+    for (const auto& command : commands) {
+      known = known || command.app->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + command.app->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "error: unknown command \"%s\" (commands: %s; see difftx --help)\n", argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -57,6 +71,9 @@ int main(int argc, char** argv) {
       if (command.app->parsed()) return command.run();
   } catch (const difftx::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the user gave (loop, permissions, ...)
+    std::fprintf(stderr, "error: %s: %s\n", e.path1().string().c_str(), e.code().message().c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error (please report): %s\n", e.what());

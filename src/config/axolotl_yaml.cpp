@@ -1,6 +1,7 @@
 #include "config/axolotl_yaml.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -18,6 +19,23 @@ const char* node_kind(const YAML::Node& n) {
     case YAML::NodeType::Sequence: return "a list";
     case YAML::NodeType::Map: return "a mapping";
     default: return "nothing";
+  }
+}
+
+// yaml-cpp keeps the first of repeated keys while axolotl's PyYAML keeps the last: refuse them.
+// `budget` bounds the walk (aliases can make a small file a huge tree).
+void check_unique_keys(const YAML::Node& node, const std::string& label, int64_t& budget) {
+  if (--budget < 0) fail<ConfigError>("{}: the document is too large (nested aliases?)", label);
+  if (node.IsMap()) {
+    std::set<std::string> keys;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<complex key>");
+      if (!keys.insert(key).second)
+        fail<ConfigError>("{}:{}: key \"{}\" appears twice in one mapping", label, kv.first.Mark().line + 1, key);
+      check_unique_keys(kv.second, label, budget);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) check_unique_keys(item, label, budget);
   }
 }
 
@@ -41,6 +59,8 @@ AxolotlYaml axolotl_yaml_load(const std::filesystem::path& path) {
   }
   if (!y.root.IsMap())
     fail<ConfigError>("{}: the top level must be a mapping of keys, got {}", path.string(), node_kind(y.root));
+  int64_t budget = 1'000'000;
+  check_unique_keys(y.root, path.string(), budget);
   return y;
 }
 

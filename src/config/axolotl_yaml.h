@@ -22,7 +22,7 @@ struct AxolotlYaml {
 };
 
 // Throws FileError when the file is missing or unreadable, ConfigError (with line and column)
-// when it is not YAML or its top level is not a mapping.
+// when it is not YAML, its top level is not a mapping, or a mapping repeats a key.
 AxolotlYaml axolotl_yaml_load(const std::filesystem::path& path);
 
 // Emits the document as YAML text (block style, keys in their order). yaml-cpp does not keep

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "infer/generate.h"
+#include "infer/text_model.h"
 
 namespace difftx {
 
@@ -28,7 +29,7 @@ DebugReport convert_debug_compare(const Model& base, const Model& converted, con
     seconds = out.prompt_seconds + out.generate_seconds;
     std::vector<int32_t> all = prompt;
     all.insert(all.end(), ids.begin(), ids.end());
-    text = tokenizer.decode(all, decode);
+    text = tokenizer.decode(decodable_ids(tokenizer, all), decode);
   };
   run(base, r.base_ids, r.base_text, r.base_seconds);
   run(converted, r.converted_ids, r.converted_text, r.converted_seconds);

@@ -140,7 +140,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   if (req.debug || yaml.root["special_tokens"]) tokenizer = Tokenizer::load(tokenizer_dir);
   const auto special_tokens = checked_special_tokens(yaml, tokenizer, tokenizer_dir);
   r.dtype = req.dtype.value_or(base_dtype(r.base_model, base_config));
-  StagedDirectory out(r.output_dir, req.overwrite);
+  StagedDirectory out(r.output_dir, req.overwrite, {r.base_model, tokenizer_dir, req.config_yaml});
 
   auto t0 = std::chrono::steady_clock::now();
   Model base = model_load(r.base_model);

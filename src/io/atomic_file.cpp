@@ -1,6 +1,7 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,7 +23,42 @@ fs::path unique_sibling(const fs::path& path, const char* tag) {
                   std::to_string(rng() % 1000000000ull));
 }
 
+void remove_stale_siblings(const fs::path& path) {
+  fs::path clean = path.has_filename() ? path : path.parent_path();
+  const fs::path parent = clean.parent_path().empty() ? fs::path(".") : clean.parent_path();
+  const std::string base = clean.filename().string();
+  std::error_code ec;
+  fs::directory_iterator it(parent, ec);
+  if (ec) return;
+  for (const auto& entry : it) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= base.size() + 1 || name.compare(0, base.size(), base) != 0 || name[base.size()] != '.') continue;
+    const std::string rest = name.substr(base.size() + 1);  // "<tag>-<pid>-<random>"
+    size_t dash1 = rest.find('-'), dash2 = rest.find('-', dash1 + 1);
+    if (dash1 == std::string::npos || dash2 == std::string::npos) continue;
+    const std::string tag = rest.substr(0, dash1);
+    if (tag != "staging" && tag != "tmp" && tag != "old") continue;
+    const std::string pid_text = rest.substr(dash1 + 1, dash2 - dash1 - 1);
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::stol(pid_text);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running (or not ours)
+    fs::remove_all(entry.path(), ec);
+  }
+}
+
 namespace {
+
+bool is_inside(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(inner, ec), b = fs::weakly_canonical(outer, ec);
+  auto ai = a.begin();
+  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+    if (bi->empty()) continue;  // trailing separator
+    if (ai == a.end() || *ai != *bi) return false;
+  }
+  return true;
+}
 
 void fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -35,6 +71,7 @@ void fsync_directory(const fs::path& dir) {
 }  // namespace
 
 AtomicFile::AtomicFile(const fs::path& final_path) : final_path_(final_path) {
+  remove_stale_siblings(final_path);
   temp_path_ = unique_sibling(final_path, "tmp");
   fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) fail<FileError>("{}: cannot create a file here: {}", final_path.string(), std::strerror(errno));
@@ -72,17 +109,28 @@ void AtomicFile::commit() {
   fsync_directory(final_path_.parent_path());
 }
 
-StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite) : final_dir_(final_dir) {
+StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite, const std::vector<fs::path>& inputs)
+    : final_dir_(final_dir), overwrite_(overwrite) {
+  if (final_dir_.empty()) fail<FileError>("the output directory path is empty");
   if (!final_dir_.has_filename()) final_dir_ = final_dir_.parent_path();
   std::error_code ec;
   auto status = fs::symlink_status(final_dir_, ec);
   if (fs::exists(status)) {
+    if (fs::is_symlink(status))
+      fail<FileError>("{}: is a symbolic link; give the directory's real path (difftx replaces directories, not links)",
+                      final_dir_.string());
     if (!fs::is_directory(status))
       fail<FileError>("{}: exists and is not a directory; refusing to replace it", final_dir_.string());
     if (!fs::is_empty(final_dir_, ec) && !overwrite)
       fail<FileError>("{}: output directory exists and is not empty; choose another or pass --overwrite",
                       final_dir_.string());
+    for (const auto& input : inputs)
+      if (!input.empty() && is_inside(input, final_dir_))
+        fail<FileError>("{}: the output directory holds {}, which this command reads; replacing it would delete it. "
+                        "Choose another output directory",
+                        final_dir_.string(), input.string());
   }
+  remove_stale_siblings(final_dir_);
   fs::path parent = final_dir_.parent_path();
   if (!parent.empty()) {
     fs::create_directories(parent, ec);
@@ -105,6 +153,10 @@ void StagedDirectory::commit() {
   std::error_code ec;
   fs::path old;
   if (fs::exists(fs::symlink_status(final_dir_, ec))) {
+    if (!overwrite_ && fs::is_directory(final_dir_, ec) && !fs::is_empty(final_dir_, ec))
+      fail<FileError>("{}: a non-empty directory appeared here while difftx was working; it was left untouched and "
+                      "the new output discarded (pass --overwrite to replace it)",
+                      final_dir_.string());
     old = unique_sibling(final_dir_, "old");
     fs::rename(final_dir_, old, ec);
     if (ec) fail<FileError>("{}: cannot move the old directory aside: {}", final_dir_.string(), ec.message());

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <vector>
 
 namespace difftx {
 
@@ -29,13 +30,18 @@ class AtomicFile {
   bool committed_ = false;
 };
 
-// One output directory. The constructor refuses an existing non-empty directory unless
-// `overwrite`, before any work is done, and creates a staging directory beside it; the caller
-// writes into staging(); commit() puts it in place (replacing the old directory only then).
-// Destroyed without commit(), the staging directory is removed.
+// One output directory. The constructor refuses, before any work is done: an empty path; an
+// existing non-empty directory unless `overwrite`; with `overwrite`, a directory that contains any
+// of `inputs` (replacing it would delete what is being read, e.g. the base model). It creates a
+// staging directory beside the target; the caller writes into staging(); commit() puts it in
+// place, replacing the old directory only then, and refuses (keeping both) if a non-empty
+// directory appeared at the target meanwhile without `overwrite`. Destroyed without commit(), the
+// staging directory is removed. Staging, temporary and set-aside names left by difftx processes
+// that no longer run (killed mid-write) are removed when the next output is prepared beside them.
 class StagedDirectory {
  public:
-  StagedDirectory(const std::filesystem::path& final_dir, bool overwrite);
+  StagedDirectory(const std::filesystem::path& final_dir, bool overwrite,
+                  const std::vector<std::filesystem::path>& inputs = {});
   ~StagedDirectory();
   StagedDirectory(const StagedDirectory&) = delete;
   StagedDirectory& operator=(const StagedDirectory&) = delete;
@@ -47,10 +53,14 @@ class StagedDirectory {
  private:
   std::filesystem::path final_dir_;
   std::filesystem::path staging_;
+  bool overwrite_ = false;
   bool committed_ = false;
 };
 
 // A name beside `path` that no other process uses: "<path>.<tag>-<pid>-<random>".
 std::filesystem::path unique_sibling(const std::filesystem::path& path, const char* tag);
+
+// Removes the siblings "<path>.<tag>-<pid>-<random>" (tags staging, tmp, old) whose process is gone.
+void remove_stale_siblings(const std::filesystem::path& path);
 
 }  // namespace difftx

@@ -3,6 +3,9 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
+
+#include "common/checked_math.h"
 
 #include "common/error.h"
 #include "io/json_file.h"
@@ -96,8 +99,27 @@ void Checkpoint::load_f32(std::string_view name, std::span<const int64_t> expect
   e->file->load_f32(*e->info, dst);
 }
 
+namespace {
+
+// Every value must be finite and representable in the tensor's dtype (F16 overflows at 65504).
+void check_representable(const TensorWrite& t) {
+  const uint64_t n = checked_numel(t.shape).value();
+  const float limit = t.dtype == DType::F16 ? 65504.0f : std::numeric_limits<float>::max();
+  for (uint64_t i = 0; i < n; ++i) {
+    const float x = t.data[i];
+    if (!std::isfinite(x))
+      fail<ShapeError>("tensor \"{}\" holds a non-finite value ({}) at index {}; refusing to write it", t.name, x, i);
+    if (std::abs(x) > limit)
+      fail<ShapeError>("tensor \"{}\" holds {} at index {}, beyond what {} can store (max {}); write another --dtype",
+                       t.name, x, i, dtype_name(t.dtype), limit);
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> checkpoint_write(const fs::path& dir, std::span<const TensorWrite> tensors,
                                           const CheckpointWriteOptions& options) {
+  for (const auto& t : tensors) check_representable(t);
   // Group tensors into shards in order: a new shard starts when the next tensor would overflow.
   std::vector<std::vector<TensorWrite>> shards(1);
   uint64_t shard_bytes = 0, total = 0;

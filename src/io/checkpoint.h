@@ -58,6 +58,7 @@ struct CheckpointWriteOptions {
 // Writes model.safetensors, or shards "model-00001-of-0000N.safetensors" plus the index when the
 // tensors exceed max_shard_bytes (a tensor larger than the limit gets a shard of its own, as in
 // transformers). `dir` must exist (normally a StagedDirectory's staging()). Returns the file names.
+// Throws ShapeError naming the tensor when a value is NaN/inf or does not fit the dtype (F16).
 std::vector<std::string> checkpoint_write(const std::filesystem::path& dir, std::span<const TensorWrite> tensors,
                                           const CheckpointWriteOptions& options = {});
 

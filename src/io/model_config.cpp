@@ -24,7 +24,8 @@ class Fields {
     const ordered_json* v = get(key);
     if (v == nullptr) return std::nullopt;
     if (!v->is_number_integer()) wrong(key, "an integer", *v);
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) wrong(key, "an integer", *v);
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      fail<ConfigError>("{}: key \"{}\" = {} is out of range", label_, key, v->dump());
     return v->get<int64_t>();
   }
   std::optional<double> number(const char* key) const {
@@ -226,11 +227,22 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   c.num_attention_heads = f.required_integer("num_attention_heads");
   c.vocab_size = f.required_integer("vocab_size");
   c.num_key_value_heads = f.integer("num_key_value_heads").value_or(c.num_attention_heads);
-  for (auto [key, value] : {std::pair{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                            {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
-                            {"num_key_value_heads", c.num_key_value_heads}, {"vocab_size", c.vocab_size}}) {
-    if (value <= 0) fail<ConfigError>("{}: key \"{}\" must be a positive integer, got {}", label, key, value);
-    if (value > (int64_t{1} << 31)) fail<ConfigError>("{}: key \"{}\" = {} is implausibly large", label, key, value);
+  // Upper bounds far above any published model (Llama 3.1 405B: 126 layers, hidden 16384,
+  // intermediate 53248, 128 heads, vocab 128256), so that a hostile config cannot make difftx build
+  // huge tables or allocate without bound before the size check.
+  struct Bound {
+    const char* key;
+    int64_t value, max;
+  };
+  for (const Bound& b : {Bound{"hidden_size", c.hidden_size, 1 << 17}, Bound{"intermediate_size", c.intermediate_size, 1 << 20},
+                         Bound{"num_hidden_layers", c.num_hidden_layers, 4096},
+                         Bound{"num_attention_heads", c.num_attention_heads, 8192},
+                         Bound{"num_key_value_heads", c.num_key_value_heads, 8192},
+                         Bound{"vocab_size", c.vocab_size, 1 << 24}}) {
+    if (b.value <= 0) fail<ConfigError>("{}: key \"{}\" must be a positive integer, got {}", label, b.key, b.value);
+    if (b.value > b.max)
+      fail<ConfigError>("{}: key \"{}\" = {} is implausibly large (difftx accepts at most {})", label, b.key, b.value,
+                        b.max);
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     fail<ConfigError>("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", label,
@@ -246,7 +258,8 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > 65536)
-    fail<ConfigError>("{}: head_dim must be a positive even integer (RoPE rotates pairs), got {}", label, c.head_dim);
+    fail<ConfigError>("{}: head_dim must be a positive even integer (RoPE rotates pairs) of at most 65536, got {}",
+                      label, c.head_dim);
 
   c.max_position_embeddings = f.integer("max_position_embeddings").value_or(defaults.max_position_embeddings);
   if (c.max_position_embeddings <= 0)
@@ -270,7 +283,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
     bool present = json.contains("sliding_window");
     auto window = f.integer("sliding_window");
     c.sliding_window = window ? *window : (present ? 0 : defaults.sliding_window.value_or(0));
-    if (c.sliding_window < 0) fail<ConfigError>("{}: key \"sliding_window\" must be positive or null", label);
+    if (c.sliding_window < 0) fail<ConfigError>("{}: key \"sliding_window\" must be >= 0 or null", label);
   } else if (c.family == ModelFamily::qwen2 || c.family == ModelFamily::qwen3) {
     if (f.boolean("use_sliding_window").value_or(false))
       fail<ConfigError>("{}: use_sliding_window true is not supported for {} (only false)", label, c.model_type);
@@ -310,6 +323,9 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
 
   c.bos_token_id = f.integer("bos_token_id");
   c.pad_token_id = f.integer("pad_token_id");
+  for (auto [key, id] : {std::pair{"bos_token_id", c.bos_token_id}, {"pad_token_id", c.pad_token_id}})
+    if (id && *id >= c.vocab_size)
+      fail<ConfigError>("{}: key \"{}\" = {} is outside the vocabulary [0, {})", label, key, *id, c.vocab_size);
   if (const ordered_json* eos = f.get("eos_token_id")) {
     if (eos->is_number_integer()) {
       c.eos_token_ids.push_back(eos->get<int64_t>());
@@ -323,6 +339,10 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
     }
   }
 
+  for (int64_t id : c.eos_token_ids)
+    if (id >= c.vocab_size)
+      fail<ConfigError>("{}: key \"eos_token_id\" holds {}, outside the vocabulary [0, {})", label, id, c.vocab_size);
+
   for (const char* key : {"torch_dtype", "dtype"}) {
     if (auto name = f.string(key)) {
       c.dtype = dtype_from_torch_name(*name);
@@ -335,7 +355,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
 
 ModelConfig model_config_load(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail<FileError>("{}: config.json is missing", path.string());
+  if (!std::filesystem::exists(path, ec)) fail<FileError>("{}: missing (file not found)", path.string());
   return model_config_parse(json_read_file(path), path.string());
 }
 

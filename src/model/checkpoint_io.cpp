@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
@@ -44,6 +45,21 @@ Model model_load(const fs::path& dir) {
   float* base = model.weights().data();
 #pragma omp parallel for schedule(dynamic)
   for (size_t i = 0; i < params.size(); ++i) entries[i].file->load_f32(*entries[i].info, base + params[i].offset);
+  // NaN or inf weights would make every output NaN without an error.
+  std::vector<char> finite(params.size(), 1);
+#pragma omp parallel for schedule(dynamic)
+  for (size_t i = 0; i < params.size(); ++i) {
+    const float* w = base + params[i].offset;
+    for (uint64_t j = 0; j < params[i].numel; ++j)
+      if (!std::isfinite(w[j])) {
+        finite[i] = 0;
+        break;
+      }
+  }
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!finite[i])
+      fail<FileError>("{}: tensor \"{}\" holds NaN or infinite values; the checkpoint is corrupt or diverged",
+                      entries[i].file->path().string(), params[i].name);
   return model;
 }
 

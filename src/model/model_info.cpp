@@ -4,12 +4,16 @@
 
 #include <set>
 
+#include "common/error.h"
 #include "io/checkpoint.h"
 #include "model/model.h"
 
 namespace difftx {
 
 ModelInfo model_info(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
   ModelInfo info;
   info.dir = dir;
   info.config = model_config_load(dir / "config.json");
@@ -22,7 +26,7 @@ ModelInfo model_info(const std::filesystem::path& dir) {
     info.tensor_count += 1;
     info.parameter_count += e->info->numel();
     info.bytes += e->info->end - e->info->begin;
-    info.tensors.push_back({name, std::string(dtype_name(e->info->dtype)), e->info->shape_string()});
+    info.tensors.push_back({name, std::string(dtype_name(e->info->dtype)), e->info->shape_string(), e->info->shape});
   }
   info.files.assign(files.begin(), files.end());
   ParamTable table = llama_param_table(info.config);
@@ -31,6 +35,9 @@ ModelInfo model_info(const std::filesystem::path& dir) {
     const auto* e = checkpoint.find(p.name);
     if (e == nullptr) {
       info.missing.push_back(p.name);
+    } else if (!dtype_is_loadable(e->info->dtype)) {
+      info.wrong_shape.push_back(fmt::format("{}: tensor \"{}\" has dtype {}, which difftx does not load (F32, BF16, F16)",
+                                             e->file->path().filename().string(), p.name, dtype_name(e->info->dtype)));
     } else if (e->info->shape != p.shape) {
       info.wrong_shape.push_back(fmt::format("{}: tensor \"{}\" has shape {} but config.json needs [{}]",
                                              e->file->path().filename().string(), p.name, e->info->shape_string(),
@@ -106,7 +113,7 @@ ordered_json model_info_json(const ModelInfo& info) {
   j["unused"] = info.unused;
   j["valid"] = info.missing.empty() && info.wrong_shape.empty();
   ordered_json tensors = ordered_json::array();
-  for (const auto& t : info.tensors) tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}});
+  for (const auto& t : info.tensors) tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.dims}});
   j["tensors"] = tensors;
   return j;
 }
@@ -145,9 +152,10 @@ std::string model_info_text(const ModelInfo& info, bool list_tensors) {
   if (info.missing.empty() && info.wrong_shape.empty()) {
     s += "check        ok: every tensor the config needs is present with the right shape\n";
   } else {
-    s += fmt::format("check        FAILED: {} missing, {} with the wrong shape\n", info.missing.size(), info.wrong_shape.size());
+    s += fmt::format("check        FAILED: {} missing, {} with the wrong shape or dtype\n", info.missing.size(),
+                     info.wrong_shape.size());
     for (const auto& m : info.missing) s += fmt::format("  missing      {}\n", m);
-    for (const auto& w : info.wrong_shape) s += fmt::format("  wrong shape  {}\n", w);
+    for (const auto& w : info.wrong_shape) s += fmt::format("  wrong        {}\n", w);
   }
   if (!info.unused.empty()) s += fmt::format("unused       {} tensor(s), e.g. {}\n", info.unused.size(), info.unused.front());
   if (list_tensors)

@@ -23,10 +23,12 @@ struct ModelInfo {
   uint64_t expected_parameter_count = 0;   // elements the config needs
   uint64_t bytes = 0;                      // tensor data bytes
   std::vector<std::string> missing;        // tensors the config needs but the checkpoint lacks
-  std::vector<std::string> wrong_shape;    // "<file>: tensor \"<name>\" has shape [..] but config.json needs [..]"
+  std::vector<std::string> wrong_shape;    // "<file>: tensor \"<name>\" has shape [..] but config.json needs [..]",
+                                           // or an unloadable dtype
   std::vector<std::string> unused;         // tensors the config does not use
   struct Tensor {
-    std::string name, dtype, shape;
+    std::string name, dtype, shape;  // shape as text: "[4, 16]"
+    std::vector<int64_t> dims;
   };
   std::vector<Tensor> tensors;             // sorted by name
 };

@@ -2,6 +2,8 @@
 // ../shared): convert-diff-transformer (with --debug), generate, eval.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cmath>
 
 #include "io/json_file.h"
@@ -81,6 +83,74 @@ TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
   auto no_tok = run_difftx({"generate", (dir_ / "base").string(), "--prompt", "Hi", "--tokenizer", dir_.path().string()});
   EXPECT_EQ(no_tok.exit_code, 2);
   EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;
+}
+
+TEST_F(WorkflowCliTest, HostilePathsAndValuesGetClearErrors) {
+  // A symlink loop as model, tokenizer and output directory.
+  fs::create_directory_symlink(dir_ / "loop", dir_ / "loop");
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"generate", (dir_ / "loop").string(), "--prompt", "hi"},
+        {"eval", (dir_ / "loop").string(), "--text", (dir_ / "cfg.yml").string()},
+        {"tokenize", "--tokenizer", (dir_ / "loop").string(), "hi"},
+        {"convert-diff-transformer", (dir_ / "cfg.yml").string(), "--output-dir", (dir_ / "loop" / "x").string()}}) {
+    auto r = run_difftx(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+  }
+  // A FIFO as config.json must not block; /dev/zero as a text file must not be read forever.
+  test::copy_tree(dir_ / "base", dir_ / "fifo");
+  fs::remove(dir_ / "fifo" / "config.json");
+  ASSERT_EQ(::mkfifo((dir_ / "fifo" / "config.json").c_str(), 0600), 0);
+  auto fifo = run_difftx({"inspect", (dir_ / "fifo").string()});
+  EXPECT_EQ(fifo.exit_code, 2);
+  EXPECT_NE(fifo.err.find("not a regular file"), std::string::npos) << fifo.err;
+  auto zero = run_difftx({"eval", (dir_ / "base").string(), "--text", "/dev/zero"});
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("/dev/zero"), std::string::npos) << zero.err;
+  // Generation options are checked before the model loads or the prompt is printed.
+  auto top_p = run_difftx({"generate", (dir_ / "base").string(), "--prompt", "Hi", "--top-p", "2"});
+  EXPECT_EQ(top_p.exit_code, 2);
+  EXPECT_TRUE(top_p.out.empty()) << top_p.out;
+  auto bad_prompt = run_difftx({"generate", (dir_ / "base").string(), "--prompt", std::string("a\xff")});
+  EXPECT_EQ(bad_prompt.exit_code, 2);
+  EXPECT_NE(bad_prompt.err.find("--prompt"), std::string::npos) << bad_prompt.err;
+  // Duplicate YAML keys (yaml-cpp keeps the first, PyYAML the last): refused.
+  test::write_text(dir_ / "dup.yml", "base_model: " + (dir_ / "base").string() + "\nbase_model: elsewhere\noutput_dir: o\n");
+  auto dup = run_difftx({"convert-diff-transformer", (dir_ / "dup.yml").string()});
+  EXPECT_EQ(dup.exit_code, 2);
+  EXPECT_NE(dup.err.find("appears twice"), std::string::npos) << dup.err;
+  // --overwrite never deletes the base model: an output directory holding it is refused.
+  test::write_text(dir_ / "up.yml", "base_model: " + (dir_ / "base").string() + "\noutput_dir: " + dir_.path().string() + "\n");
+  auto up = run_difftx({"convert-diff-transformer", (dir_ / "up.yml").string(), "--overwrite"});
+  EXPECT_EQ(up.exit_code, 2);
+  EXPECT_TRUE(fs::exists(dir_ / "base" / "model.safetensors"));
+  auto unknown = run_difftx({"nosuchcmd"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown command \"nosuchcmd\""), std::string::npos) << unknown.err;
+  auto empty_out = run_difftx({"init", "--config", (dir_ / "config.json").string(), "--out", ""});
+  EXPECT_EQ(empty_out.exit_code, 2);
+  EXPECT_NE(empty_out.err.find("empty"), std::string::npos) << empty_out.err;
+}
+
+TEST_F(WorkflowCliTest, APaddedVocabularyGeneratesAndDecodes) {
+  // Models often have more embedding rows than tokenizer ids (Qwen2.5: 151936 vs 151665).
+  auto config = json_read_file(dir_ / "config.json");
+  config["vocab_size"] = 32064;
+  json_write_file(dir_ / "padded.json", config);
+  ASSERT_EQ(run_difftx({"init", "--config", (dir_ / "padded.json").string(), "--out", (dir_ / "padded").string()}).exit_code, 0);
+  fs::copy_file(dir_ / "base" / "tokenizer.json", dir_ / "padded" / "tokenizer.json");
+  auto r = run_difftx({"generate", (dir_ / "padded").string(), "--prompt", "Hi", "--temperature", "1", "--seed", "2",
+                       "--max-new-tokens", "300"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The opposite mismatch: a prompt id beyond the model's vocabulary names both.
+  config["vocab_size"] = 1000;
+  json_write_file(dir_ / "small.json", config);
+  ASSERT_EQ(run_difftx({"init", "--config", (dir_ / "small.json").string(), "--out", (dir_ / "small").string()}).exit_code, 0);
+  auto small = run_difftx({"generate", (dir_ / "small").string(), "--tokenizer", (dir_ / "base").string(), "--prompt",
+                           "zebra crossing"});
+  EXPECT_EQ(small.exit_code, 2);
+  EXPECT_NE(small.err.find("does not match the model"), std::string::npos) << small.err;
+  EXPECT_TRUE(small.out.empty());
 }
 
 TEST_F(WorkflowCliTest, EvalReportsPerplexity) {

@@ -71,6 +71,46 @@ TEST(StagedDirectory, RefusesNonEmptyUnlessOverwrite) {
   EXPECT_EQ(entries(dir.path()), 1u);
 }
 
+TEST(StagedDirectory, ADirectoryAppearingMeanwhileIsNotReplacedWithoutOverwrite) {
+  TempDir dir;
+  StagedDirectory s(dir / "out", false);
+  test::write_text(s.staging() / "new.txt", "new");
+  fs::create_directories(dir / "out");
+  test::write_text(dir / "out" / "mine.txt", "precious");  // another process wrote here meanwhile
+  EXPECT_THROW(s.commit(), FileError);
+  EXPECT_EQ(test::read_text(dir / "out" / "mine.txt"), "precious");
+}
+
+TEST(StagedDirectory, RefusesToReplaceADirectoryHoldingAnInput) {
+  TempDir dir;
+  fs::create_directories(dir / "parent" / "base");
+  test::write_text(dir / "parent" / "base" / "config.json", "{}");
+  try {
+    StagedDirectory s(dir / "parent", true, {dir / "parent" / "base"});
+    FAIL() << "would delete its own input";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find("reads"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(dir / "parent" / "base" / "config.json"));
+  EXPECT_NO_THROW(StagedDirectory(dir / "parent", true, {dir / "elsewhere"}));
+  EXPECT_THROW(StagedDirectory("", false), FileError);
+}
+
+TEST(StagedDirectory, LeftoversOfKilledProcessesAreRemoved) {
+  TempDir dir;
+  // pid 999999999 is above any Linux pid_max: that process is gone.
+  fs::create_directories(dir / "out.staging-999999999-42");
+  test::write_text(dir / "out.staging-999999999-42" / "model.safetensors", "half");
+  test::write_text(dir / "out.tmp-999999999-7", "half");
+  fs::create_directories(dir / "out.staging-1-5");  // pid 1 runs: kept
+  fs::create_directories(dir / "outer.staging-999999999-1");  // another output's name: kept
+  { StagedDirectory s(dir / "out", false); }
+  EXPECT_FALSE(fs::exists(dir / "out.staging-999999999-42"));
+  EXPECT_FALSE(fs::exists(dir / "out.tmp-999999999-7"));
+  EXPECT_TRUE(fs::exists(dir / "out.staging-1-5"));
+  EXPECT_TRUE(fs::exists(dir / "outer.staging-999999999-1"));
+}
+
 TEST(StagedDirectory, EmptyOrAbsentTargetAndFileInTheWay) {
   TempDir dir;
   fs::create_directories(dir / "empty");

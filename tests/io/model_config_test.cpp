@@ -105,10 +105,16 @@ TEST(ModelConfig, RopeSpellings) {
 
 TEST(ModelConfig, EosMayBeAList) {
   auto j = base_llama();
+  j["vocab_size"] = 128256;
   j["eos_token_id"] = {128001, 128008, 128009};
   EXPECT_EQ(model_config_parse(j, "c").eos_token_ids, (std::vector<int64_t>{128001, 128008, 128009}));
   j["eos_token_id"] = "2";
   EXPECT_NE(error_of(j).find("eos_token_id"), std::string::npos);
+  j["eos_token_id"] = 128256;
+  EXPECT_NE(error_of(j).find("outside the vocabulary"), std::string::npos);
+  j["eos_token_id"] = 2;
+  j["pad_token_id"] = 200000;
+  EXPECT_NE(error_of(j).find("\"pad_token_id\""), std::string::npos);
 }
 
 TEST(ModelConfig, UnknownModelTypeListsSupported) {
@@ -165,6 +171,20 @@ TEST(ModelConfig, RejectsInconsistentShapes) {
   j["model_type"] = "qwen2";
   j["use_sliding_window"] = true;
   EXPECT_NE(error_of(j).find("use_sliding_window"), std::string::npos);
+}
+
+TEST(ModelConfig, AbsurdSizesAreRefusedBeforeAnyAllocation) {
+  for (auto [key, value] : std::vector<std::pair<std::string, int64_t>>{
+           {"num_hidden_layers", 1000000000}, {"hidden_size", 1000000000000}, {"vocab_size", 1 << 30},
+           {"intermediate_size", 1 << 28}, {"num_attention_heads", 1 << 20}}) {
+    auto j = base_llama();
+    j[key] = value;
+    std::string e = error_of(j);
+    EXPECT_NE(e.find("implausibly large"), std::string::npos) << key << ": " << e;
+  }
+  auto j = base_llama();
+  j["hidden_size"] = 9223372036854775808ull;
+  EXPECT_NE(error_of(j).find("out of range"), std::string::npos);
 }
 
 TEST(ModelConfig, SaveKeepsEveryKeyInOrder) {

@@ -2,6 +2,9 @@
 // error naming the file and the tensor or key.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "common/error.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
@@ -115,6 +118,39 @@ TEST_F(LoadTest, UnsupportedDtypeNamesTensor) {
   std::string e = load_error(dir_.path());
   EXPECT_NE(e.find("\"model.norm.weight\""), std::string::npos) << e;
   EXPECT_NE(e.find("I32"), std::string::npos) << e;
+}
+
+TEST_F(LoadTest, NonFiniteWeightsAreRefused) {
+  Model m = model_load(dir_.path());
+  m.param("model.layers.1.mlp.down_proj.weight")[5] = std::nanf("");
+  TempDir out;
+  EXPECT_THROW(model_save(m, out.path(), DType::F32), ShapeError) << "difftx never writes NaN";
+  // A file written by something else: patch the bytes of one float to NaN.
+  SafetensorsFile file(dir_ / "model.safetensors");
+  const TensorInfo* t = file.find("model.norm.weight");
+  const uint64_t at = file.tensors().empty() ? 0 : t->begin;
+  auto bytes = test::read_bytes(dir_ / "model.safetensors");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
+  const uint32_t nan_bits = 0x7fc00000u;
+  std::memcpy(bytes.data() + 8 + n + at, &nan_bits, 4);
+  test::write_bytes(dir_ / "model.safetensors", bytes);
+  std::string e = load_error(dir_.path());
+  EXPECT_NE(e.find("\"model.norm.weight\""), std::string::npos) << e;
+  EXPECT_NE(e.find("NaN"), std::string::npos) << e;
+}
+
+TEST_F(LoadTest, F16OverflowIsRefusedOnWrite) {
+  Model m = model_load(dir_.path());
+  m.param("model.embed_tokens.weight")[0] = 70000.0f;
+  TempDir out;
+  try {
+    model_save(m, out.path(), DType::F16);
+    FAIL();
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("F16"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(model_save(m, out.path(), DType::BF16));
 }
 
 TEST_F(LoadTest, SaveThenLoadRoundTrips) {

@@ -9,7 +9,8 @@ Usage (from the repository root):  /usr/bin/python3 tools/reference/check_refere
    `logits` and `logits_bf16` of every case.
 3. The padded row's logits at real positions equal the same tokens run alone.
 4. Each case is discriminating: removing the feature it covers changes the logits.
-Then the differential cases (MANIFEST entries with a `layout`) are checked by check_diff.py.
+Then the differential cases (MANIFEST entries with a `layout`) are checked by check_diff.py, and the
+training goldens (MANIFEST entries with a non-empty `train` list) by check_train.py.
 """
 import copy
 import json
@@ -324,10 +325,12 @@ def main():
             failures.append(f"{case['name']}: rope frequencies differ between implementations")
     import check_diff                     # the differential layouts (spec 2-4)
     n_diff = check_diff.check_all(golden, failures)
+    import check_train                    # loss, gradients, AdamW trajectory
+    n_train = check_train.check_all(golden, failures)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)
-    print(f"all {len(base_cases)} base cases and {n_diff} differential cases OK")
+    print(f"all {len(base_cases)} base cases, {n_diff} differential cases and {n_train} training cases OK")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diff_ref  # noqa: E402
 import llama_ref  # noqa: E402
 import safetensors_io  # noqa: E402
+import train_ref  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARCH = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
@@ -306,6 +307,12 @@ def build_case(case, out_root):
                              os.path.join(d, "logits.safetensors"), "F32")
     entry = {"name": case["name"], "model_type": cfg["model_type"], "covers": case["covers"],
              "batch": ids.shape[0], "seq_len": ids.shape[1], "vocab_size": cfg["vocab_size"]}
+    entry["train"] = []
+    if case["name"] in train_ref.TRAIN_CASES:
+        # Training goldens (loss, gradients, 10 AdamW steps) from the same F32 weights and inputs.
+        problem = train_ref.Problem(cfg, w32, ids, mask, pos, mix)
+        train_ref.write_train_files(problem, d)
+        entry["train"] = list(train_ref.TRAIN_FILES)
     if lay is not None:
         entry.update({
             "layout": lay,
@@ -329,6 +336,15 @@ MANIFEST_NOTES = {
         "inputs.json": "input_ids, attention_mask, position_ids: int lists [B, T]",
         "logits.safetensors": "logits F32 [B,T,V] from the F32 weights; logits_bf16 F32 [B,T,V] from "
                               "the BF16 weights upcast; both computed in float64",
+        "train.json": "training cases only (entries whose `train` list is not empty): labels [B,T] "
+                      "(-100 = ignored), num_targets, hyperparameters, no_decay and trainable tensor names, "
+                      "losses / grad_norms / lrs of the 10 AdamW steps (float64 values), loss_after "
+                      "(loss at the final parameters)",
+        "grads.safetensors": "training cases only: `loss` (0-dim F32) and d loss / d parameter (F32) for "
+                             "every trainable tensor, named like the parameter, at the initial weights "
+                             "(unclipped); computed in float64",
+        "adamw_final.safetensors": "training cases only: every trainable tensor after 10 clipped-AdamW "
+                                   "updates with the cosine-warmup schedule (float64 trajectory, stored F32)",
     },
     "conventions": {
         "padding": "left padding; pad tokens have input id 0, attention_mask 0 and position id 0 "
@@ -347,6 +363,15 @@ MANIFEST_NOTES = {
                         "`lambda` / `lambda_init` list the per-layer values of the F32 weights (rounded, "
                         "for debugging only)",
         "mix": "llama-differential cases carry `mix` in inputs.json: lambda_eff = mix * lambda",
+        "training": "see tests/golden/README.md (Training goldens) and tools/reference/train_ref.py: "
+                    "labels = input_ids with -100 at pads (attention_mask 0) and at the first 2 real tokens "
+                    "of each row; loss = mean over (b,t) with labels[b,t+1] != -100 of "
+                    "cross_entropy(logits[b,t], labels[b,t+1]); trainable = every tensor except "
+                    "llama-differential's lambda_init; tied embeddings get both gradients in "
+                    "model.embed_tokens.weight; the mix of inputs.json is used in every step; "
+                    "per step k: clip by global norm (scale max_grad_norm / (norm + 1e-6) when "
+                    "norm > max_grad_norm), lr_k = 1e-3 * f(k) (cosine with 3 warmup steps of 10, f(0) = 0), "
+                    "torch.optim.AdamW (decay p -= lr*wd*p first, for tensors not in no_decay)",
     },
 }
 
@@ -355,6 +380,8 @@ def main():
     out_root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "golden")
     os.makedirs(out_root, exist_ok=True)
     entries = [build_case(c, out_root) for c in CASES + DIFF_CASES]
+    missing = set(train_ref.TRAIN_CASES) - {e["name"] for e in entries if e["train"]}
+    assert not missing, f"training cases not built: {sorted(missing)}"
     write_json(os.path.join(out_root, "MANIFEST.json"), dict(MANIFEST_NOTES, cases=entries))
     with open(os.path.join(out_root, "README.md"), "w") as f:
         f.write(README)
@@ -367,10 +394,12 @@ Every file in this folder is produced by the independent PyTorch reference in `t
 (spec/DIFF_ATTENTION.md sections 1-4, computed in float64 from the stored weights) and must not be
 edited by hand. Each case folder holds `config.json` + `model.safetensors` (F32), `bf16/` (the
 same weights as BF16), `inputs.json` and `logits.safetensors` (`logits`, `logits_bf16`);
-`MANIFEST.json` lists the cases, what each covers and the padding convention. To regenerate
-(byte-identical), run from the repository root `/usr/bin/python3 tools/reference/make_golden.py`,
-then `/usr/bin/python3 tools/reference/check_reference.py` to re-verify (it runs
-`tools/reference/check_diff.py` for the differential cases too).
+the training cases also hold `train.json`, `grads.safetensors` and `adamw_final.safetensors` (see
+"Training goldens" below). `MANIFEST.json` lists the cases, what each covers, the padding convention and
+(`train`) each case's training files. To regenerate (byte-identical), run from the repository root
+`/usr/bin/python3 tools/reference/make_golden.py`, then `/usr/bin/python3 tools/reference/check_reference.py`
+to re-verify (it runs `tools/reference/check_diff.py` for the differential cases and
+`tools/reference/check_train.py` for the training files too).
 
 ## Differential cases (spec sections 2-4)
 
@@ -399,6 +428,52 @@ so the BF16 logits use the rounded value); diffllama recomputes lambda_init = 0.
 
 With H=4 KV=2, both diff-heads of split/diffllama read the same value [v_0 ; v_1]; the `_h8` cases
 are the ones that catch a wrong diff-head -> value mapping under GQA.
+
+## Training goldens (tools/reference/train_ref.py)
+
+Fifteen cases (MANIFEST entries whose `train` list is not empty: llama_mha, llama_gqa_tied_padded,
+llama_bias, qwen2_bias, qwen3_qknorm, mistral_sliding, llama_rope_llama3, diff_double_subln_gqa,
+diff_double_nosubln_mha, diff_double_mix_half, diff_split_subln_gqa, diff_split_nosubln_mha,
+diff_qwen3_split, diffllama_gqa, diffllama_mha_padded) also hold three files, all computed in float64
+from the case's F32 weights and its `inputs.json` (input_ids, attention_mask, position_ids, and `mix`,
+which stays fixed for all steps):
+
+- `train.json`: `labels` [B,T], `num_targets`, `hyperparameters`, `no_decay` (sorted names),
+  `trainable` (checkpoint order), `losses`, `grad_norms`, `lrs` (10 values each, full float64 precision)
+  and `loss_after` (the loss at the final parameters).
+- `grads.safetensors`: `loss` (0-dim F32, = losses[0]) and, for every trainable tensor, d loss / d tensor
+  (F32, same name and shape) at the initial weights, before clipping.
+- `adamw_final.safetensors`: every trainable tensor after the 10 updates (F32).
+
+Exact definitions:
+
+- labels = input_ids; -100 (ignored) where attention_mask is 0 and at the first 2 real tokens of each row
+  (after any left padding). Labels come from the mask, never from the token id: id 0 is also a real token.
+- loss = mean over all (b, t) with labels[b, t+1] != -100 of cross_entropy(logits[b, t], labels[b, t+1]):
+  one mean over the counted targets of the whole batch (`num_targets`), not a mean of row means.
+- trainable = every checkpoint tensor except llama-differential's 0-dim `lambda_init` (a constant).
+  Tied embeddings: `model.embed_tokens.weight` receives the embedding and the lm_head gradient.
+  In llama-differential, lambda_eff = mix * lambda, so the lambda vectors' gradients carry the factor mix.
+- step k = 0..9 (the same full batch each step): forward + backward -> losses[k]; total_norm =
+  sqrt(sum of squares of every gradient) -> grad_norms[k]; if total_norm > 1.0 every gradient is multiplied
+  by 1.0 / (total_norm + 1e-6) (every step of every case clips: norms 4.5 .. 62); lr_k = 1e-3 * f(k) -> lrs[k],
+  f(k) = k / 3 for k < 3, else 0.5 * (1 + cos(pi * (k - 3) / 7)) (so lr_0 = 0: the first update moves
+  m and v only); then torch.optim.AdamW per tensor with t = k + 1: p -= lr_k * 0.1 * p (only tensors not
+  in `no_decay`), m = 0.9 m + 0.1 g, v = 0.999 v + 0.001 g^2,
+  p -= lr_k * (m / (1 - 0.9^t)) / (sqrt(v / (1 - 0.999^t)) + 1e-8). Parameters stay float64 between steps.
+- no_decay: names ending in `.bias`, containing `layernorm`, `model.norm.weight`, q_norm/k_norm
+  (`_norm.weight`) and llama-differential's `subln.weight`. Lambda vectors, embeddings, lm_head and every
+  projection weight are decayed.
+
+Suggested tolerances (measured by running the same trajectory with float32 arithmetic,
+`tools/reference/check_train.py`): losses 1e-4 relative (float32: <= 8e-6); gradients 1e-4 relative to each
+tensor's max (float32: <= 2.7e-5; the lambda vectors are the least accurate, since all four of a layer
+share one scalar factor d loss / d lambda); final parameters: at most 0.1% of coordinates off by more than
+2e-6 (float32: <= 0.024%) and none by more than 5e-4 (float32: <= 7.3e-5, on coordinates whose gradient is
+near 0, where Adam's g / (sqrt(v) + eps) amplifies rounding). Dropping the clipping, decaying every tensor,
+shifting the schedule by one step or training on the prompt tokens each moves 9.6% .. 99% of the
+coordinates by more than 2e-6; applying the decay after the Adam update (transformers' legacy AdamW)
+changes the final parameters by <= 5.5e-6 and is NOT distinguishable at float32 tolerance.
 """
 
 if __name__ == "__main__":
