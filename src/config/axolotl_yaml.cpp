@@ -71,35 +71,27 @@ std::optional<std::string> AxolotlYaml::string(const std::string& key) const {
   return n.as<std::string>();
 }
 
-std::optional<bool> AxolotlYaml::boolean(const std::string& key) const {
-  YAML::Node n = root[key];
+namespace {
+
+// A scalar key decoded as T; `expected` names T in the error.
+template <class T>
+std::optional<T> scalar_as(const AxolotlYaml& y, const std::string& key, const char* expected) {
+  YAML::Node n = y.root[key];
   if (!n || n.IsNull()) return std::nullopt;
-  bool value = false;
-  if (!n.IsScalar() || !YAML::convert<bool>::decode(n, value))
-    fail<ConfigError>("{}: key \"{}\" must be true or false, got {}", path.string(), key,
+  T value{};
+  if (!n.IsScalar() || !YAML::convert<T>::decode(n, value))
+    fail<ConfigError>("{}: key \"{}\" must be {}, got {}", y.path.string(), key, expected,
                       n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
   return value;
 }
 
+}  // namespace
+
+std::optional<bool> AxolotlYaml::boolean(const std::string& key) const { return scalar_as<bool>(*this, key, "true or false"); }
 std::optional<int64_t> AxolotlYaml::integer(const std::string& key) const {
-  YAML::Node n = root[key];
-  if (!n || n.IsNull()) return std::nullopt;
-  int64_t value = 0;
-  if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, value))
-    fail<ConfigError>("{}: key \"{}\" must be an integer, got {}", path.string(), key,
-                      n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
-  return value;
+  return scalar_as<int64_t>(*this, key, "an integer");
 }
-
-std::optional<double> AxolotlYaml::number(const std::string& key) const {
-  YAML::Node n = root[key];
-  if (!n || n.IsNull()) return std::nullopt;
-  double value = 0;
-  if (!n.IsScalar() || !YAML::convert<double>::decode(n, value))
-    fail<ConfigError>("{}: key \"{}\" must be a number, got {}", path.string(), key,
-                      n.IsScalar() ? "\"" + n.Scalar() + "\"" : node_kind(n));
-  return value;
-}
+std::optional<double> AxolotlYaml::number(const std::string& key) const { return scalar_as<double>(*this, key, "a number"); }
 
 std::string axolotl_yaml_dump(const YAML::Node& root) {
   YAML::Emitter out;
