@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "kernels/cpu/attention.h"
@@ -19,6 +20,7 @@
 #include "model/model.h"
 #include "model/diff_layout.h"
 #include "model/rope_freqs.h"
+#include "model/trace.h"
 
 namespace difftx {
 
@@ -77,13 +79,15 @@ DiffAttentionParams Model::diff_params(int64_t l) const {
   return p;
 }
 
-void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits) const {
+void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
+                    ForwardTrace* trace) const {
   const ModelConfig& c = config_;
   check_batch(batch, c);
+  if (trace && cache) throw std::logic_error("forward: a training trace is taken without a KV cache");
   const int64_t B = batch.batch, T = batch.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
   const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;  // heads in q and k (doubled in double mode)
-  const int64_t I = c.intermediate_size, V = c.vocab_size;
+  const int64_t I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   // Where keys and values live: the caller's cache, or a scratch one for this call.
@@ -97,8 +101,10 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   std::vector<float> scratch_k, scratch_v;
   std::vector<uint8_t> scratch_valid;
   if (!cache) {
-    scratch_k.resize(static_cast<size_t>(B * KH * T * d));
-    scratch_v.resize(static_cast<size_t>(B * KV * T * d));
+    if (!trace) {
+      scratch_k.resize(static_cast<size_t>(B * KH * T * d));
+      scratch_v.resize(static_cast<size_t>(B * KV * T * d));
+    }
     scratch_valid.resize(static_cast<size_t>(B * T));
   }
   uint8_t* valid = cache ? cache->valid() : scratch_valid.data();
@@ -115,11 +121,20 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
   rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
 
-  // Activations.
+  // Activations: one set reused by every layer, or per layer in the trace.
   std::vector<float> x(static_cast<size_t>(N * D)), xn(x.size());
   std::vector<float> q(static_cast<size_t>(N * QH * d)), att(static_cast<size_t>(N * H * d));
   std::vector<float> k(static_cast<size_t>(N * KH * d)), v(static_cast<size_t>(N * KV * d));
   std::vector<float> gate(static_cast<size_t>(N * I)), up(gate.size());
+  if (trace) {
+    trace->batch = B;
+    trace->seq_len = T;
+    trace->ids = batch.ids;
+    trace->valid = scratch_valid;
+    trace->cos = cos;
+    trace->sin = sin;
+    trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
+  }
 
   for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * D], embed_ + static_cast<int64_t>(batch.ids[i]) * D, sizeof(float) * D);
 
@@ -135,33 +150,72 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   DiffAttentionShape diff_shape{B, T, past + T, capacity, QH, KH, KV, d, c.sliding_window};
   const DiffHeadMap diff_map = c.is_differential() ? diff_head_map(c) : DiffHeadMap{};
+  const int64_t Hd = diff_map.n_diff_heads(), w_diff = c.is_differential() ? c.diff_value_width() : 0;
 
+  auto keep = [](std::vector<float>& dst, const std::vector<float>& src) { dst.assign(src.begin(), src.end()); };
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = layers_[l];
+    LayerTrace* tr = trace ? &trace->layers[l] : nullptr;
     // Attention block.
+    if (tr) keep(tr->x_in, x);
     rmsnorm_forward(xn.data(), x.data(), w.input_norm, N, D, eps);
+    if (tr) keep(tr->xn1, xn);
     linear_forward(xn.data(), N, D, w.q_proj, w.q_bias, QH * d, q.data());
     linear_forward(xn.data(), N, D, w.k_proj, w.k_bias, KH * d, k.data());
     linear_forward(xn.data(), N, D, w.v_proj, w.v_bias, KV * d, v.data());
+    if (tr && w.q_norm) {
+      keep(tr->q_lin, q);
+      keep(tr->k_lin, k);
+    }
     if (w.q_norm) rmsnorm_forward(q.data(), q.data(), w.q_norm, N * QH, d, eps);
     if (w.k_norm) rmsnorm_forward(k.data(), k.data(), w.k_norm, N * KH, d, eps);
     rope_apply(q.data(), N, QH, d, QH * d, cos.data(), sin.data());
     rope_apply(k.data(), N, KH, d, KH * d, cos.data(), sin.data());
     float* kc = cache ? cache->keys(l) : scratch_k.data();
     float* vc = cache ? cache->values(l) : scratch_v.data();
+    if (tr) {
+      keep(tr->q, q);
+      tr->kc.resize(static_cast<size_t>(B * KH * T * d));
+      tr->vc.resize(static_cast<size_t>(B * KV * T * d));
+      kc = tr->kc.data();
+      vc = tr->vc.data();
+    }
     scatter_kv(k.data(), B, T, KH, d, kc, capacity, past);
     scatter_kv(v.data(), B, T, KV, d, vc, capacity, past);
     if (c.is_differential()) {
-      diff_attention_forward(diff_shape, diff_map, diff_params(l), q.data(), QH * d, kc, vc, valid, att.data(), H * d);
+      const DiffAttentionParams params = diff_params(l);
+      DiffAttentionStats stats;
+      if (tr) {
+        for (auto* st : {&tr->m1, &tr->l1, &tr->m2, &tr->l2}) st->resize(static_cast<size_t>(B * Hd * T));
+        tr->a1.resize(static_cast<size_t>(N * Hd * w_diff));
+        tr->a2.resize(tr->a1.size());
+        stats = {tr->m1.data(), tr->l1.data(), tr->m2.data(), tr->l2.data(), tr->a1.data(), tr->a2.data()};
+        tr->lambda = layer_lambda(l);
+      }
+      diff_attention_forward(diff_shape, diff_map, params, q.data(), QH * d, kc, vc, valid, att.data(), H * d,
+                             tr ? &stats : nullptr);
     } else {
-      attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d);
+      if (tr) {
+        tr->m1.resize(static_cast<size_t>(B * H * T));
+        tr->l1.resize(tr->m1.size());
+      }
+      attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d, tr ? tr->m1.data() : nullptr,
+                        tr ? tr->l1.data() : nullptr);
     }
+    if (tr) keep(tr->att, att);
     linear_forward(att.data(), N, H * d, w.o_proj, w.o_bias, D, x.data(), /*accumulate=*/true);
     // MLP block.
+    if (tr) keep(tr->h, x);
     rmsnorm_forward(xn.data(), x.data(), w.post_norm, N, D, eps);
+    if (tr) keep(tr->xn2, xn);
     linear_forward(xn.data(), N, D, w.gate_proj, w.gate_bias, I, gate.data());
     linear_forward(xn.data(), N, D, w.up_proj, w.up_bias, I, up.data());
+    if (tr) {
+      keep(tr->gate, gate);
+      keep(tr->up, up);
+    }
     swiglu_forward(gate.data(), gate.data(), up.data(), N * I);
+    if (tr) keep(tr->act, gate);
     linear_forward(gate.data(), N, I, w.down_proj, w.down_bias, D, x.data(), /*accumulate=*/true);
   }
   if (cache) cache->advance(T, max_position);
@@ -175,11 +229,15 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   } else {
     rmsnorm_forward(xn.data(), x.data(), final_norm_, rows, D, eps);
   }
+  if (trace) {
+    trace->x_final = x;
+    trace->xnf = xn;
+  }
   if (mode == LogitsMode::hidden) {
     logits = std::move(xn);
     return;
   }
-  logits.resize(static_cast<size_t>(rows * V));
+  logits.resize(static_cast<size_t>(rows * c.vocab_size));
   lm_head_forward(xn.data(), rows, logits.data());
 }
 

@@ -15,6 +15,7 @@
 namespace difftx {
 
 class KVCache;
+struct ForwardTrace;
 
 // Pointers into the weight buffer for one decoder layer; nullptr where the config has no such
 // parameter (biases, q/k norms).
@@ -80,7 +81,17 @@ class Model {
   // everything cached before); without, the batch is a whole sequence. logits: [B, T, V] or [B, V]
   // (LogitsMode). Throws ShapeError/ConfigError on ids out of range, a batch that does not match
   // the cache, or a cache that is full.
-  void forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits) const;
+  // With a trace (training; no cache), the activations the backward pass needs are kept in it.
+  void forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
+               ForwardTrace* trace = nullptr) const;
+
+  // Next-token cross-entropy of the batch and its gradient (training). targets: [B, T], the id
+  // position t should predict (kIgnoreIndex where it does not count). Returns the SUM of the
+  // counted positions' losses; gradients of grad_scale * that sum are ACCUMULATED into `grads`
+  // (the layout of weights(); tied embeddings get both uses). grad_scale is normally
+  // 1 / (counted positions of the whole optimizer step). `trace` is working memory (reused).
+  double loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
+                           std::span<float> grads, ForwardTrace& trace) const;
 
   // logits[rows, V] = hidden[rows, D] · lm_head^T, for hidden states from LogitsMode::hidden.
   void lm_head_forward(const float* hidden, int64_t rows, float* logits) const;
@@ -91,6 +102,7 @@ class Model {
   ModelConfig config_;
   ParamTable table_;
   std::vector<float> weights_;
+  void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;
   const float* embed_ = nullptr;    // [V, D]
   const float* final_norm_ = nullptr;
   const float* lm_head_ = nullptr;  // [V, D]; the embedding when tied

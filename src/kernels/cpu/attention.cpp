@@ -16,7 +16,8 @@ constexpr int64_t kQueryTile = 32;
 }  // namespace
 
 void attention_forward(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
-                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride) {
+                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride, float* stats_m,
+                       float* stats_l) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, H = sh.n_heads, d = sh.head_dim;
   const int64_t group = H / sh.n_kv_heads;
   const int64_t past = S - T;
@@ -57,8 +58,13 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
               if (!visible) row[j] = neg_inf;
               mx = std::max(mx, row[j]);
             }
+            const int64_t at = (b * H + h) * T + t0 + r;
             if (mx == neg_inf) {  // nothing visible: zero output row
               std::fill(row, row + n, 0.0f);
+              if (stats_m != nullptr) {
+                stats_m[at] = neg_inf;
+                stats_l[at] = 0.0f;
+              }
               continue;
             }
             float sum = 0.0f;
@@ -69,6 +75,10 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
             }
             const float inv = 1.0f / sum;
             for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+            if (stats_m != nullptr) {
+              stats_m[at] = mx;
+              stats_l[at] = sum;
+            }
           }
           // out_tile[rows, d] = P · v[lo:hi]
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, scores.data(), n, vt, d, 0.0f, ot,

@@ -24,7 +24,10 @@ struct AttentionShape {
 // Query t sits at cache index i = S - T + t and sees keys s <= i (causal). A query that sees no
 // key (e.g. a padding row whose keys are all padding) gets a zero output.
 // Extra memory: one [tile, S] score block per thread (linear in S, never S x T per head).
+// stats (optional, for the backward): row max m and sum l of exp(score - m), [B, H, T] each;
+// a row that sees no key has m = -inf, l = 0.
 void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
-                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride);
+                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride, float* stats_m = nullptr,
+                       float* stats_l = nullptr);
 
 }  // namespace difftx

@@ -1,6 +1,7 @@
 #include "kernels/cpu/diff_attention.h"
 
-#include <cblas.h>
+#include "kernels/cpu/attention_tiles.h"
+
 
 #include <algorithm>
 #include <cmath>
@@ -13,48 +14,6 @@ namespace {
 constexpr int64_t kQueryTile = 32;
 constexpr int64_t kKeyTile = 64;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// Tile products. For full query tiles OpenBLAS is about twice as fast as plain loops (measured,
-// T=512, d=64, 2 threads). For a few rows (decoding) its per-call cost inside an OpenMP parallel
-// region dominates (measured: 2.5 vs 43 tokens/s on SmolLM2-135M), so small tiles use loops the
-// compiler vectorises.
-constexpr int64_t kBlasMinRows = 8;
-
-// s[r, j] = scale * q_r · k_j for rows r < rows (q rows ldq apart) and keys j < n (k rows d apart).
-void tile_scores(const float* q, int64_t ldq, const float* k, int64_t rows, int64_t n, int64_t d, float scale,
-                 float* s) {
-  if (rows >= kBlasMinRows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, scale, q, ldq, k, d, 0.0f, s, n);
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* qr = q + r * ldq;
-    for (int64_t j = 0; j < n; ++j) {
-      const float* kj = k + j * d;
-      float a = 0.0f;
-#pragma omp simd reduction(+ : a)
-      for (int64_t x = 0; x < d; ++x) a += qr[x] * kj[x];
-      s[r * n + j] = a * scale;
-    }
-  }
-}
-
-// acc[r, 0:d] += sum_j p[r, j] * v_j for rows r < rows (acc rows ldacc apart), keys j < n (v rows d apart).
-void tile_weighted_sum(const float* p, int64_t rows, int64_t n, const float* v, int64_t d, float* acc, int64_t ldacc) {
-  if (rows >= kBlasMinRows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, p, n, v, d, 1.0f, acc, ldacc);
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    float* ar = acc + r * ldacc;
-    for (int64_t j = 0; j < n; ++j) {
-      const float w = p[r * n + j];
-      const float* vj = v + j * d;
-#pragma omp simd
-      for (int64_t x = 0; x < d; ++x) ar[x] += w * vj[x];
-    }
-  }
-}
 
 // Running state of one softmax map over a query tile.
 struct OnlineSoftmax {
@@ -134,8 +93,8 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
           for (int64_t s0 = lo; s0 <= last_i; s0 += kKeyTile) {
             const int64_t n = std::min(kKeyTile, last_i + 1 - s0);
             // Scores of both maps for this key tile: [rows, n].
-            tile_scores(q1, q_stride, k1 + s0 * d, rows, n, d, p.scale, c1.scores.data());
-            tile_scores(q2, q_stride, k2 + s0 * d, rows, n, d, p.scale, c2.scores.data());
+            tiles::scores(q1, q_stride, k1 + s0 * d, d, rows, n, d, p.scale, c1.scores.data());
+            tiles::scores(q2, q_stride, k2 + s0 * d, d, rows, n, d, p.scale, c2.scores.data());
             for (int64_t r = 0; r < rows; ++r) {
               const int64_t qi = first_i + r;
               const int64_t first_visible = sh.window > 0 ? qi - sh.window + 1 : 0;
@@ -153,8 +112,8 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
             // One load of each value tile serves both maps: acc += P · V[s0:s0+n] per value head.
             for (int64_t h = 0; h < nv; ++h) {
               const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
-              tile_weighted_sum(c1.scores.data(), rows, n, vt, d, c1.acc.data() + h * d, w);
-              tile_weighted_sum(c2.scores.data(), rows, n, vt, d, c2.acc.data() + h * d, w);
+              tiles::weighted_rows(c1.scores.data(), rows, n, vt, d, d, c1.acc.data() + h * d, w);
+              tiles::weighted_rows(c2.scores.data(), rows, n, vt, d, d, c2.acc.data() + h * d, w);
             }
           }
 
@@ -173,7 +132,15 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
             }
             float* o = out + (b * T + t0 + r) * out_stride + i * w;
             for (int64_t x = 0; x < w; ++x) o[x] = row[x] * scale * (p.norm_weight ? p.norm_weight[x] : 1.0f);
-            if (stats != nullptr) {
+            if (stats != nullptr && stats->a1 != nullptr) {
+              float* s1 = stats->a1 + ((b * T + t0 + r) * Hd + i) * w;
+              float* s2 = stats->a2 + ((b * T + t0 + r) * Hd + i) * w;
+              for (int64_t x = 0; x < w; ++x) {
+                s1[x] = a1[x] * inv1;
+                s2[x] = a2[x] * inv2;
+              }
+            }
+            if (stats != nullptr && stats->m1 != nullptr) {
               const int64_t at = (b * Hd + i) * T + t0 + r;
               stats->m1[at] = c1.m[r];
               stats->l1[at] = c1.l[r];

@@ -51,6 +51,8 @@ struct DiffAttentionParams {
 // m = -inf and l = 0, and its map contributes zeros.
 struct DiffAttentionStats {
   float *m1 = nullptr, *l1 = nullptr, *m2 = nullptr, *l2 = nullptr;
+  // Optional: the two maps' outputs A1, A2 before the difference, [B, T, n_diff_heads, w] each.
+  float *a1 = nullptr, *a2 = nullptr;
 };
 
 // q:   [B, T, n_q_heads, d], token rows q_stride floats apart.

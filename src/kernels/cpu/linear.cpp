@@ -31,4 +31,17 @@ void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const 
               static_cast<blasint>(y_stride));
 }
 
+void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
+                     float* dw, float* db) {
+  if (m == 0) return;
+  const auto M = static_cast<blasint>(m), K = static_cast<blasint>(k), N = static_cast<blasint>(n);
+  if (dx != nullptr)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, 1.0f, dx, K);
+  if (dw != nullptr)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+  if (db != nullptr)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
+}
+
 }  // namespace difftx

@@ -11,4 +11,11 @@ namespace difftx {
 void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const float* bias, int64_t n, float* y,
                     bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
 
+// Backward of linear_forward, accumulating (the llm.c pattern):
+//   dx[m, k] += dy[m, n] · w[n, k]      (skipped when dx is nullptr)
+//   dw[n, k] += dy^T[n, m] · x[m, k]     (skipped when dw is nullptr)
+//   db[n]    += sum over rows of dy      (skipped when db is nullptr)
+void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
+                     float* dw, float* db);
+
 }  // namespace difftx

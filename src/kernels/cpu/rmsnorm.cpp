@@ -1,6 +1,7 @@
 #include "kernels/cpu/rmsnorm.h"
 
 #include <cmath>
+#include <vector>
 
 namespace difftx {
 
@@ -19,6 +20,35 @@ void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t ro
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv;
+    }
+  }
+}
+
+void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,
+                      int64_t dim, float eps) {
+  // Rows in parallel; the weight gradient is reduced per thread, then added once.
+#pragma omp parallel if (rows * dim > 16384)
+  {
+    std::vector<float> dw_local(dweight != nullptr ? static_cast<size_t>(dim) : 0, 0.0f);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * dim;
+      const float* gr = dy + r * dim;
+      float ss = 0.0f, dot = 0.0f;
+      for (int64_t i = 0; i < dim; ++i) {
+        ss += xr[i] * xr[i];
+        dot += (weight ? weight[i] : 1.0f) * gr[i] * xr[i];
+      }
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+      const float c = dot * inv * inv * inv / static_cast<float>(dim);
+      float* dxr = dx + r * dim;
+      for (int64_t i = 0; i < dim; ++i) dxr[i] += inv * (weight ? weight[i] : 1.0f) * gr[i] - c * xr[i];
+      if (dweight != nullptr)
+        for (int64_t i = 0; i < dim; ++i) dw_local[i] += gr[i] * xr[i] * inv;
+    }
+    if (dweight != nullptr) {
+#pragma omp critical
+      for (int64_t i = 0; i < dim; ++i) dweight[i] += dw_local[i];
     }
   }
 }

@@ -1,0 +1,60 @@
+// Backward of softmax attention maps, flash-style: the attention weights are recomputed tile by
+// tile from the forward's float32 row statistics (m, l), so memory stays linear in the sequence
+// length. One kernel serves standard attention (one map per query head) and differential
+// attention (two maps per differential head, spec §2-§4).
+//
+// A map reads query head q, key head k and value heads v[0..value_heads) (concatenated, width
+// w = value_heads * d) and outputs A = P V with P = softmax(scale * q k^T | visible keys). Given
+// dA, with delta_t = sum_x dA[t, x] A[t, x]:
+//   dV_s += sum_t P[t, s] dA[t],   dP[t, s] = dA[t] · V_s,   dS = P ∘ (dP - delta),
+//   dq_t += scale sum_s dS[t, s] k_s,   dk_s += scale sum_t dS[t, s] q_t
+// (the standard softmax-attention gradient; Dao, "FlashAttention-2", 2023, Algorithm 2).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace difftx {
+
+struct AttentionMaps {
+  std::vector<int32_t> q, k;  // query head and key head of each map
+  std::vector<int32_t> v;     // [maps * value_heads]
+  int64_t value_heads = 1;
+  int64_t count() const { return static_cast<int64_t>(q.size()); }
+};
+
+struct AttentionBackwardShape {
+  int64_t batch = 1;       // B
+  int64_t q_len = 0;       // T: queries are the newest T positions
+  int64_t kv_len = 0;      // S (= T when training without a cache)
+  int64_t kv_capacity = 0; // S_cap
+  int64_t n_k_heads = 0;   // heads in the key cache
+  int64_t n_v_heads = 0;   // heads in the value cache
+  int64_t head_dim = 0;    // d
+  int64_t window = 0;      // sliding window, as in attention.h (0 = off)
+};
+
+struct AttentionBackwardArgs {
+  const float* q = nullptr;   // [B, T, *, d], token rows q_stride apart
+  int64_t q_stride = 0;
+  const float* k = nullptr;   // [B, n_k_heads, S_cap, d]
+  const float* v = nullptr;   // [B, n_v_heads, S_cap, d]
+  const uint8_t* key_valid = nullptr;  // [B, S_cap] or nullptr
+  float scale = 1.0f;
+  const float* m = nullptr;   // [B, maps, T] row max of the forward
+  const float* l = nullptr;   // [B, maps, T] row sum of exp(score - m)
+  const float* out = nullptr;   // [B, T, maps, w]: each map's output A (for delta)
+  const float* d_out = nullptr; // [B, T, maps, w]: dA
+  float* dq = nullptr;        // like q (rows dq_stride apart), accumulated
+  int64_t dq_stride = 0;
+  float* dk = nullptr;        // like k, accumulated
+  float* dv = nullptr;        // like v, accumulated
+};
+
+// Requires that no two maps read the same query head (true for every layout), so dq rows are
+// written by one map only. Parallel over (batch, map, query tile) for dq and over (batch, key
+// tile) for dk and dv: no two threads write the same gradient row.
+void attention_maps_backward(const AttentionBackwardShape& shape, const AttentionMaps& maps,
+                             const AttentionBackwardArgs& args);
+
+}  // namespace difftx

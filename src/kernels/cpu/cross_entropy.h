@@ -1,0 +1,18 @@
+// Cross-entropy of next-token logits with ignored positions (transformers' -100 labels).
+#pragma once
+
+#include <cstdint>
+
+namespace difftx {
+
+inline constexpr int32_t kIgnoreIndex = -100;
+
+// logits: [rows, V]; targets: [rows], kIgnoreIndex for rows that do not count.
+// Returns the sum over counted rows of -log softmax(logits)[target], in double.
+// When want_grad, logits are overwritten by grad_scale * (softmax - onehot(target)) for counted
+// rows and 0 for ignored rows (grad_scale is 1 / counted rows of the whole batch for a mean).
+// Softmax statistics in float32, the sum of exponentials in double.
+double cross_entropy_forward_backward(float* logits, const int32_t* targets, int64_t rows, int64_t V, float grad_scale,
+                                      bool want_grad);
+
+}  // namespace difftx

@@ -1,0 +1,239 @@
+// The backward pass of forward.cpp, layer by layer in reverse (llm.c's pattern: every *_backward
+// accumulates into gradient buffers laid out like the weights).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/error.h"
+#include "kernels/cpu/attention_backward.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "model/diff_layout.h"
+#include "model/model.h"
+#include "model/trace.h"
+
+namespace difftx {
+
+namespace {
+
+constexpr int64_t kLossRows = 128;  // rows of logits held at once
+
+// Gradient pointer for parameter `name`, or nullptr when the model has no such parameter.
+float* grad_of(const ParamTable& table, float* grads, const std::string& name) {
+  const ParamSpec* p = table.find(name);
+  return p == nullptr ? nullptr : grads + p->offset;
+}
+
+// [B, heads, T, d] (cache layout) -> [B*T, heads*d] (projection layout), accumulating.
+void gather_heads_add(const float* src, int64_t B, int64_t T, int64_t heads, int64_t d, float* dst) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const float* s = src + ((b * heads + h) * T + t) * d;
+        float* o = dst + ((b * T + t) * heads + h) * d;
+        for (int64_t x = 0; x < d; ++x) o[x] += s[x];
+      }
+}
+
+}  // namespace
+
+void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>& dx, float* grads) const {
+  const ModelConfig& c = config_;
+  const LayerTrace& a = tr.layers[l];
+  const LayerWeights& w = layers_[l];
+  const int64_t B = tr.batch, T = tr.seq_len, N = B * T;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const std::string p = fmt::format("model.layers.{}.", l);
+  auto g = [&](const char* name) { return grad_of(table_, grads, p + name); };
+
+  // MLP block: x = h + down(act), act = silu(gate) * up, gate/up = W xn2, xn2 = norm(h).
+  std::vector<float> d_act(static_cast<size_t>(N * I), 0.0f);
+  linear_backward(a.act.data(), N, I, w.down_proj, D, dx.data(), d_act.data(), g("mlp.down_proj.weight"),
+                  g("mlp.down_proj.bias"));
+  std::vector<float> d_gate(d_act.size(), 0.0f), d_up(d_act.size(), 0.0f);
+  swiglu_backward(d_gate.data(), d_up.data(), d_act.data(), a.gate.data(), a.up.data(), N * I);
+  std::vector<float> d_xn(static_cast<size_t>(N * D), 0.0f);
+  linear_backward(a.xn2.data(), N, D, w.gate_proj, I, d_gate.data(), d_xn.data(), g("mlp.gate_proj.weight"),
+                  g("mlp.gate_proj.bias"));
+  linear_backward(a.xn2.data(), N, D, w.up_proj, I, d_up.data(), d_xn.data(), g("mlp.up_proj.weight"),
+                  g("mlp.up_proj.bias"));
+  rmsnorm_backward(dx.data(), g("post_attention_layernorm.weight"), d_xn.data(), a.h.data(), w.post_norm, N, D, eps);
+  // dx is now the gradient of h.
+
+  // Attention block: h = x_in + o_proj(att).
+  std::vector<float> d_att(static_cast<size_t>(N * H * d), 0.0f);
+  linear_backward(a.att.data(), N, H * d, w.o_proj, D, dx.data(), d_att.data(), g("self_attn.o_proj.weight"),
+                  g("self_attn.o_proj.bias"));
+  std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
+  std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
+  AttentionBackwardArgs args;
+  args.q = a.q.data();
+  args.q_stride = QH * d;
+  args.k = a.kc.data();
+  args.v = a.vc.data();
+  args.key_valid = tr.valid.data();
+  args.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  args.dq = dq.data();
+  args.dq_stride = QH * d;
+  args.dk = dkc.data();
+  args.dv = dvc.data();
+  const AttentionBackwardShape shape{B, T, T, T, KH, KV, d, c.sliding_window};
+
+  if (!c.is_differential()) {
+    AttentionMaps maps;
+    for (int32_t h = 0; h < H; ++h) {
+      maps.q.push_back(h);
+      maps.k.push_back(static_cast<int32_t>(h / (H / KV)));
+      maps.v.push_back(static_cast<int32_t>(h / (H / KV)));
+    }
+    args.m = a.m1.data();
+    args.l = a.l1.data();
+    args.out = a.att.data();
+    args.d_out = d_att.data();
+    attention_maps_backward(shape, maps, args);
+  } else {
+    // out_i = s * norm(z_i), z_i = A1_i - lambda_eff A2_i (spec §3, §4).
+    const DiffHeadMap hm = diff_head_map(c);
+    const int64_t Hd = hm.n_diff_heads(), wv = c.diff_value_width();
+    const bool seed_layout = c.layout == AttentionLayout::llama_differential;
+    const float mix = seed_layout ? diff_attn_mix_ : 1.0f;
+    const float lambda_eff = mix * a.lambda;
+    const float lambda_init = seed_layout ? *w.lambda_init : static_cast<float>(lambda_init_for_layer(l));
+    const float out_scale = seed_layout ? 1.0f : 1.0f - lambda_init;
+    const bool norm = seed_layout ? c.sublayer_norm : true;
+    std::vector<float> z(static_cast<size_t>(N * Hd * wv)), dz(z.size(), 0.0f);
+    for (size_t i = 0; i < z.size(); ++i) z[i] = a.a1[i] - lambda_eff * a.a2[i];
+    if (norm) {
+      std::vector<float> dy(d_att.size());
+      for (size_t i = 0; i < dy.size(); ++i) dy[i] = d_att[i] * out_scale;
+      rmsnorm_backward(dz.data(), seed_layout ? g("self_attn.subln.weight") : nullptr, dy.data(), z.data(),
+                       seed_layout ? w.subln : nullptr, N * Hd, wv, eps);
+    } else {
+      for (size_t i = 0; i < dz.size(); ++i) dz[i] = d_att[i] * out_scale;
+    }
+    // Both maps as one list: maps [0, Hd) are the first softmaxes, [Hd, 2Hd) the second.
+    AttentionMaps maps;
+    maps.value_heads = hm.value_heads;
+    maps.q = hm.q1;
+    maps.q.insert(maps.q.end(), hm.q2.begin(), hm.q2.end());
+    maps.k = hm.k1;
+    maps.k.insert(maps.k.end(), hm.k2.begin(), hm.k2.end());
+    maps.v = hm.v;
+    maps.v.insert(maps.v.end(), hm.v.begin(), hm.v.end());
+    std::vector<float> outs(static_cast<size_t>(N * 2 * Hd * wv)), d_outs(outs.size());
+    double d_lambda_eff = 0.0;
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t i = 0; i < Hd; ++i) {
+        const float* a1 = &a.a1[(r * Hd + i) * wv];
+        const float* a2 = &a.a2[(r * Hd + i) * wv];
+        const float* gz = &dz[(r * Hd + i) * wv];
+        float* o1 = &outs[(r * 2 * Hd + i) * wv];
+        float* o2 = &outs[(r * 2 * Hd + Hd + i) * wv];
+        float* g1 = &d_outs[(r * 2 * Hd + i) * wv];
+        float* g2 = &d_outs[(r * 2 * Hd + Hd + i) * wv];
+        for (int64_t x = 0; x < wv; ++x) {
+          o1[x] = a1[x];
+          o2[x] = a2[x];
+          g1[x] = gz[x];
+          g2[x] = -lambda_eff * gz[x];
+          d_lambda_eff -= static_cast<double>(gz[x]) * a2[x];
+        }
+      }
+    std::vector<float> m(static_cast<size_t>(B * 2 * Hd * T)), lsum(m.size());
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy_n(&a.m1[b * Hd * T], Hd * T, &m[b * 2 * Hd * T]);
+      std::copy_n(&a.m2[b * Hd * T], Hd * T, &m[(b * 2 + 1) * Hd * T]);
+      std::copy_n(&a.l1[b * Hd * T], Hd * T, &lsum[b * 2 * Hd * T]);
+      std::copy_n(&a.l2[b * Hd * T], Hd * T, &lsum[(b * 2 + 1) * Hd * T]);
+    }
+    args.m = m.data();
+    args.l = lsum.data();
+    args.out = outs.data();
+    args.d_out = d_outs.data();
+    attention_maps_backward(shape, maps, args);
+    // lambda = exp(q1 · k1) - exp(q2 · k2) + lambda_init (spec §2); lambda_init is a constant.
+    const float d_lambda = static_cast<float>(d_lambda_eff) * mix;
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int64_t i = 0; i < d; ++i) {
+      s1 += w.lambda_q1[i] * w.lambda_k1[i];
+      s2 += w.lambda_q2[i] * w.lambda_k2[i];
+    }
+    const float e1 = std::exp(s1) * d_lambda, e2 = -std::exp(s2) * d_lambda;
+    float *gq1 = g("self_attn.lambda_q1"), *gk1 = g("self_attn.lambda_k1");
+    float *gq2 = g("self_attn.lambda_q2"), *gk2 = g("self_attn.lambda_k2");
+    for (int64_t i = 0; i < d; ++i) {
+      gq1[i] += e1 * w.lambda_k1[i];
+      gk1[i] += e1 * w.lambda_q1[i];
+      gq2[i] += e2 * w.lambda_k2[i];
+      gk2[i] += e2 * w.lambda_q2[i];
+    }
+  }
+
+  // Back through RoPE, the q/k norms and the projections.
+  std::vector<float> dk(static_cast<size_t>(N * KH * d), 0.0f), dv(static_cast<size_t>(N * KV * d), 0.0f);
+  gather_heads_add(dkc.data(), B, T, KH, d, dk.data());
+  gather_heads_add(dvc.data(), B, T, KV, d, dv.data());
+  rope_backward(dq.data(), N, QH, d, QH * d, tr.cos.data(), tr.sin.data());
+  rope_backward(dk.data(), N, KH, d, KH * d, tr.cos.data(), tr.sin.data());
+  if (w.q_norm) {
+    std::vector<float> dq_lin(dq.size(), 0.0f), dk_lin(dk.size(), 0.0f);
+    rmsnorm_backward(dq_lin.data(), g("self_attn.q_norm.weight"), dq.data(), a.q_lin.data(), w.q_norm, N * QH, d, eps);
+    rmsnorm_backward(dk_lin.data(), g("self_attn.k_norm.weight"), dk.data(), a.k_lin.data(), w.k_norm, N * KH, d, eps);
+    dq.swap(dq_lin);
+    dk.swap(dk_lin);
+  }
+  std::fill(d_xn.begin(), d_xn.end(), 0.0f);
+  linear_backward(a.xn1.data(), N, D, w.q_proj, QH * d, dq.data(), d_xn.data(), g("self_attn.q_proj.weight"),
+                  g("self_attn.q_proj.bias"));
+  linear_backward(a.xn1.data(), N, D, w.k_proj, KH * d, dk.data(), d_xn.data(), g("self_attn.k_proj.weight"),
+                  g("self_attn.k_proj.bias"));
+  linear_backward(a.xn1.data(), N, D, w.v_proj, KV * d, dv.data(), d_xn.data(), g("self_attn.v_proj.weight"),
+                  g("self_attn.v_proj.bias"));
+  rmsnorm_backward(dx.data(), g("input_layernorm.weight"), d_xn.data(), a.x_in.data(), w.input_norm, N, D, eps);
+  // dx is now the gradient of x_in.
+}
+
+double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
+                                std::span<float> grads, ForwardTrace& trace) const {
+  const ModelConfig& c = config_;
+  const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size, V = c.vocab_size;
+  if (static_cast<int64_t>(targets.size()) != N)
+    fail<ShapeError>("loss_and_backward: {} targets for {} positions", targets.size(), N);
+  if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
+  for (int32_t t : targets)
+    if (t != kIgnoreIndex && (t < 0 || t >= V))
+      fail<ShapeError>("loss_and_backward: target id {} is outside the vocabulary [0, {})", t, V);
+  std::vector<float> hidden;
+  forward(batch, nullptr, LogitsMode::hidden, hidden, &trace);
+
+  // Loss and d(final norm output), lm_head in chunks of rows: no [N, V] buffer.
+  float* g_head = grad_of(table_, grads.data(), c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f), logits(static_cast<size_t>(kLossRows * V));
+  double loss = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += kLossRows) {
+    const int64_t rows = std::min(kLossRows, N - r0);
+    bool any = false;
+    for (int64_t r = r0; r < r0 + rows; ++r) any = any || targets[r] != kIgnoreIndex;
+    if (!any) continue;
+    lm_head_forward(&trace.xnf[r0 * D], rows, logits.data());
+    loss += cross_entropy_forward_backward(logits.data(), &targets[r0], rows, V, grad_scale, /*want_grad=*/true);
+    linear_backward(&trace.xnf[r0 * D], rows, D, lm_head_, V, logits.data(), &d_xnf[r0 * D], g_head, nullptr);
+  }
+  std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
+  rmsnorm_backward(dx.data(), grad_of(table_, grads.data(), "model.norm.weight"), d_xnf.data(), trace.x_final.data(),
+                   final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, trace, dx, grads.data());
+  float* g_embed = grad_of(table_, grads.data(), "model.embed_tokens.weight");
+  for (int64_t i = 0; i < N; ++i) {
+    float* row = g_embed + static_cast<int64_t>(batch.ids[i]) * D;
+    for (int64_t x = 0; x < D; ++x) row[x] += dx[i * D + x];
+  }
+  return loss;
+}
+
+}  // namespace difftx

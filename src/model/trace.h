@@ -1,0 +1,39 @@
+// What a training forward keeps for the backward pass: the inputs of every operation whose
+// backward needs them, per layer. Memory per layer, N = B*T tokens:
+//   N * (4 D + (2 QH + KH + KV + H) d + 3 I) floats, plus 2 * N * Hd * w for differential layers
+// and the per-row softmax statistics; linear in T (attention weights are recomputed, never stored).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace difftx {
+
+struct LayerTrace {
+  std::vector<float> x_in;          // [N, D] residual stream entering the layer
+  std::vector<float> xn1;           // [N, D] input_layernorm output
+  std::vector<float> q_lin, k_lin;  // [N, QH*d], [N, KH*d] projections before q_norm / k_norm (qwen3 only)
+  std::vector<float> q;             // [N, QH*d] queries after norm and RoPE
+  std::vector<float> kc, vc;        // [B, KH, T, d], [B, KV, T, d] keys after RoPE, values
+  std::vector<float> att;           // [N, H*d] attention output, o_proj's input
+  // Softmax statistics [B, maps, T]: maps = H for standard attention; for differential layers
+  // m1/l1 (first maps) and m2/l2 (second maps) with maps = diff-heads.
+  std::vector<float> m1, l1, m2, l2;
+  std::vector<float> a1, a2;        // [N, Hd, w] the two maps' outputs (differential only)
+  float lambda = 0.0f;              // lambda of the layer (differential only), before mix
+  std::vector<float> h;             // [N, D] residual after the attention block
+  std::vector<float> xn2;           // [N, D] post_attention_layernorm output
+  std::vector<float> gate, up, act; // [N, I] gate and up projections, silu(gate) * up
+};
+
+struct ForwardTrace {
+  int64_t batch = 0, seq_len = 0;
+  std::vector<int32_t> ids;         // [B, T]
+  std::vector<uint8_t> valid;       // [B, T] key mask
+  std::vector<float> cos, sin;      // [N, d/2] RoPE tables
+  std::vector<LayerTrace> layers;
+  std::vector<float> x_final;       // [N, D] residual stream before the final norm
+  std::vector<float> xnf;           // [N, D] final norm output (lm_head's input)
+};
+
+}  // namespace difftx

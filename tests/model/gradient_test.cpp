@@ -1,0 +1,81 @@
+// Training gradients against the independent PyTorch reference (tools/reference/train_ref.py):
+// loss and every parameter gradient, for base and differential layouts. Bound: per tensor,
+// max|diff| / max|ref| <= 1e-4.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "golden_util.h"
+#include "test_util.h"
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "model/trace.h"
+
+namespace difftx {
+namespace {
+
+std::vector<std::string> training_cases() {
+  std::vector<std::string> out;
+  for (const auto& name : test::golden_case_names())
+    if (std::filesystem::exists(test::golden_dir() / name / "train.json")) out.push_back(name);
+  return out;
+}
+
+// targets[b, t] = labels[b, t + 1] (the token position t predicts), kIgnoreIndex at the end.
+std::vector<int32_t> next_token_targets(const ordered_json& labels) {
+  std::vector<int32_t> targets;
+  for (const auto& row : labels)
+    for (size_t t = 0; t < row.size(); ++t) targets.push_back(t + 1 < row.size() ? row[t + 1].get<int32_t>() : kIgnoreIndex);
+  return targets;
+}
+
+class GradientTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GradientTest, LossAndEveryGradientMatchReference) {
+  auto g = test::golden_case_load(GetParam());
+  Model model = test::golden_model_load(g);
+  auto train = json_read_file(g.dir / "train.json");
+  std::vector<int32_t> targets = next_token_targets(train["labels"]);
+  int64_t counted = 0;
+  for (int32_t t : targets) counted += t != kIgnoreIndex;
+  ASSERT_EQ(counted, train["num_targets"].get<int64_t>());
+
+  std::vector<float> grads(model.weights().size(), 0.0f);
+  ForwardTrace trace;
+  const double loss = model.loss_and_backward(g.batch, targets, 1.0f / counted, grads, trace) / counted;
+  SafetensorsFile ref(g.dir / "grads.safetensors");
+  std::vector<float> ref_loss(1);
+  ref.load_f32(*ref.find("loss"), ref_loss.data());
+  EXPECT_NEAR(loss, ref_loss[0], 1e-4 * std::abs(ref_loss[0]));
+
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& name : train["trainable"]) {
+    const std::string n = name.get<std::string>();
+    const TensorInfo* t = ref.find(n);
+    ASSERT_NE(t, nullptr) << n;
+    std::vector<float> expected(t->numel());
+    ref.load_f32(*t, expected.data());
+    const ParamSpec& p = model.table().at(n);
+    double max_diff = 0, max_ref = 1e-30;
+    for (uint64_t i = 0; i < p.numel; ++i) {
+      max_diff = std::max(max_diff, std::abs(double(grads[p.offset + i]) - expected[i]));
+      max_ref = std::max(max_ref, std::abs(double(expected[i])));
+    }
+    EXPECT_LE(max_diff / max_ref, 1e-4) << n << " max|ref| " << max_ref;
+    if (max_diff / max_ref > worst) {
+      worst = max_diff / max_ref;
+      worst_name = n;
+    }
+  }
+  std::printf("[ grads    ] %-28s loss %.6f (ref %.6f), worst tensor %.2g (%s)\n", GetParam().c_str(), loss,
+              ref_loss[0], worst, worst_name.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GradientTest, ::testing::ValuesIn(training_cases()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace difftx
