@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "model/checkpoint_io.h"
 #include "model/kv_cache.h"
+#include "model/trace.h"
 #include "test_util.h"
 
 namespace difftx {
@@ -220,6 +221,49 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
 
   auto diff = test::golden_case_load("diffllama_gqa");
   expect_error(model_config_load(diff.dir / "config.json"), options(false, true), "already differential");
+}
+
+}  // namespace
+}  // namespace difftx
+
+namespace difftx {
+namespace {
+
+// The seed's zero-init is a fixed point of training: with q2/k2 rows, lambda vectors and
+// lambda_init all zero, every gradient of those parameters is exactly zero (spec §5). After a
+// default or mirror conversion they get non-zero gradients.
+TEST(ConvertGradients, ZeroInitIsAFixedPointOfTraining) {
+  auto g = test::golden_case_load("llama_gqa_tied_padded");
+  Model base = model_load(g.dir);
+  std::vector<int32_t> targets;
+  for (int64_t b = 0; b < g.batch.batch; ++b)
+    for (int64_t t = 0; t < g.batch.seq_len; ++t)
+      targets.push_back(t + 1 < g.batch.seq_len && g.batch.attention_mask[b * g.batch.seq_len + t + 1]
+                            ? g.batch.ids[b * g.batch.seq_len + t + 1]
+                            : -100);
+  auto negative_grad_norm = [&](const Model& m) {
+    std::vector<float> grads(m.weights().size(), 0.0f);
+    ForwardTrace trace;
+    m.loss_and_backward(g.batch, targets, 0.1f, grads, trace);
+    const ModelConfig& c = m.config();
+    double sum = 0;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      for (const char* v : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"}) {
+        const ParamSpec& p = m.table().at(fmt::format("model.layers.{}.self_attn.{}", l, v));
+        for (uint64_t i = 0; i < p.numel; ++i) sum += std::abs(grads[p.offset + i]);
+      }
+      for (auto [proj, rows] : {std::pair{"q_proj", c.q_dim()}, {"k_proj", c.kv_dim()}}) {
+        const ParamSpec& p = m.table().at(fmt::format("model.layers.{}.self_attn.{}.weight", l, proj));
+        for (int64_t i = rows * c.hidden_size; i < 2 * rows * c.hidden_size; ++i) sum += std::abs(grads[p.offset + i]);
+      }
+    }
+    return sum;
+  };
+  for (bool subln : {false, true}) {
+    EXPECT_EQ(negative_grad_norm(convert_model(*&base, options(true, subln))), 0.0) << "subln " << subln;
+  }
+  EXPECT_GT(negative_grad_norm(convert_model(base, options(false, true))), 1e-3);
+  EXPECT_GT(negative_grad_norm(convert_model(base, options(false, false, false, true))), 1e-3);
 }
 
 }  // namespace

@@ -1,0 +1,64 @@
+// AdamW with decoupled weight decay, gradient clipping by global norm, and the learning-rate
+// schedules of transformers (the Hugging Face Trainer, which axolotl uses).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/params.h"
+
+namespace difftx {
+
+struct AdamWOptions {
+  double learning_rate = 1e-5;
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
+  double weight_decay = 0.0;
+};
+
+// Which parameters weight decay applies to (difftx's rule, README "Training"): every trainable
+// tensor except biases (names ending ".bias") and norm weights (names containing "layernorm",
+// "model.norm.weight", q_norm / k_norm ("_norm.weight") and llama-differential's "subln.weight").
+// The lambda vectors, embeddings, lm_head and projection weights are decayed. (The Hugging Face
+// Trainer's own name rule misses "subln"; difftx treats it as the norm it is.)
+bool weight_decay_applies(std::string_view name);
+
+// Parameters that are trained: all but llama-differential's lambda_init (a constant).
+bool is_trainable(std::string_view name);
+
+// AdamW state: first and second moments in the parameter table's layout, and the step count.
+class AdamW {
+ public:
+  AdamW(const ParamTable& table, const AdamWOptions& options);
+  // One update at learning rate `lr` (torch.optim.AdamW semantics): for each trainable tensor,
+  // p -= lr * weight_decay * p (decayed tensors only), m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+  // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the step number from 1.
+  void step(std::span<float> params, std::span<const float> grads, double lr);
+  int64_t steps() const { return steps_; }
+  std::vector<float>& exp_avg() { return m_; }
+  std::vector<float>& exp_avg_sq() { return v_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+
+ private:
+  const ParamTable& table_;
+  AdamWOptions options_;
+  std::vector<float> m_, v_;
+  std::vector<char> decay_, trainable_;
+  int64_t steps_ = 0;
+};
+
+// Global L2 norm of the gradients of trainable tensors; when it exceeds max_norm (> 0), scales
+// them by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping.
+double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm);
+
+enum class LrSchedule { constant, linear, cosine };
+
+// transformers' schedules (get_constant_schedule_with_warmup, get_linear_schedule_with_warmup,
+// get_cosine_schedule_with_warmup with num_cycles 0.5): the multiplier of the learning rate for
+// optimizer step `step` (0-based, = steps already taken): step / warmup during warm-up, then
+// 1 / (total - step) / (total - warmup) / 0.5 (1 + cos(pi (step - warmup) / (total - warmup))).
+double lr_multiplier(LrSchedule schedule, int64_t step, int64_t warmup_steps, int64_t total_steps);
+
+}  // namespace difftx
