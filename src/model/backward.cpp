@@ -76,7 +76,7 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
   args.q_stride = QH * d;
   args.k = a.kc.data();
   args.v = a.vc.data();
-  args.key_valid = tr.valid.data();
+  args.segments = tr.segments.data();
   args.scale = 1.0f / std::sqrt(static_cast<float>(d));
   args.dq = dq.data();
   args.dq_stride = QH * d;

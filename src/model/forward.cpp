@@ -36,6 +36,10 @@ void check_batch(const TokenBatch& b, const ModelConfig& c) {
   if (!b.attention_mask.empty() && static_cast<int64_t>(b.attention_mask.size()) != n)
     fail<ShapeError>("forward: attention mask of {} entries for a batch of {} x {}", b.attention_mask.size(), b.batch,
                      b.seq_len);
+  if (!b.segment_ids.empty() && static_cast<int64_t>(b.segment_ids.size()) != n)
+    fail<ShapeError>("forward: {} segment ids for a batch of {} x {}", b.segment_ids.size(), b.batch, b.seq_len);
+  for (int32_t s : b.segment_ids)
+    if (s < 0) fail<ShapeError>("forward: segment id {} is negative", s);
   for (int64_t i = 0; i < n; ++i)
     if (b.ids[i] < 0 || b.ids[i] >= c.vocab_size)
       fail<ShapeError>("forward: token id {} at index {} is outside the vocabulary [0, {})", b.ids[i], i, c.vocab_size);
@@ -99,18 +103,22 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   }
   const int64_t capacity = cache ? cache->capacity() : T;
   std::vector<float> scratch_k, scratch_v;
-  std::vector<uint8_t> scratch_valid;
+  std::vector<int32_t> scratch_segments;
   if (!cache) {
     if (!trace) {
       scratch_k.resize(static_cast<size_t>(B * KH * T * d));
       scratch_v.resize(static_cast<size_t>(B * KV * T * d));
     }
-    scratch_valid.resize(static_cast<size_t>(B * T));
+    scratch_segments.resize(static_cast<size_t>(B * T));
   }
-  uint8_t* valid = cache ? cache->valid() : scratch_valid.data();
+  int32_t* segments = cache ? cache->segments() : scratch_segments.data();
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t)
-      valid[b * capacity + past + t] = batch.attention_mask.empty() ? 1 : (batch.attention_mask[b * T + t] != 0);
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t i = b * T + t;
+      int32_t seg = batch.segment_ids.empty() ? 1 : batch.segment_ids[i];
+      if (!batch.attention_mask.empty() && batch.attention_mask[i] == 0) seg = 0;
+      segments[b * capacity + past + t] = seg;
+    }
 
   // Positions and RoPE tables.
   std::vector<int64_t> positions(static_cast<size_t>(N));
@@ -130,7 +138,7 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
     trace->batch = B;
     trace->seq_len = T;
     trace->ids = batch.ids;
-    trace->valid = scratch_valid;
+    trace->segments = scratch_segments;
     trace->cos = cos;
     trace->sin = sin;
     trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
@@ -192,14 +200,14 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
         stats = {tr->m1.data(), tr->l1.data(), tr->m2.data(), tr->l2.data(), tr->a1.data(), tr->a2.data()};
         tr->lambda = layer_lambda(l);
       }
-      diff_attention_forward(diff_shape, diff_map, params, q.data(), QH * d, kc, vc, valid, att.data(), H * d,
+      diff_attention_forward(diff_shape, diff_map, params, q.data(), QH * d, kc, vc, segments, att.data(), H * d,
                              tr ? &stats : nullptr);
     } else {
       if (tr) {
         tr->m1.resize(static_cast<size_t>(B * H * T));
         tr->l1.resize(tr->m1.size());
       }
-      attention_forward(shape, q.data(), H * d, kc, vc, valid, scale, att.data(), H * d, tr ? tr->m1.data() : nullptr,
+      attention_forward(shape, q.data(), H * d, kc, vc, segments, scale, att.data(), H * d, tr ? tr->m1.data() : nullptr,
                         tr ? tr->l1.data() : nullptr);
     }
     if (tr) keep(tr->att, att);

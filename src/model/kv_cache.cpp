@@ -15,7 +15,7 @@ KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity) : batch_
   try {
     keys_.assign(static_cast<size_t>(key_floats_ * c.num_hidden_layers), 0.0f);
     values_.assign(static_cast<size_t>(value_floats_ * c.num_hidden_layers), 0.0f);
-    valid_.assign(static_cast<size_t>(batch * capacity), 0);
+    segments_.assign(static_cast<size_t>(batch * capacity), 0);
   } catch (const std::bad_alloc&) {
     fail<ShapeError>("a KV cache for {} rows x {} tokens does not fit in memory", batch, capacity);
   }
@@ -29,7 +29,7 @@ void KVCache::advance(int64_t tokens, int64_t max_position) {
 void KVCache::clear() {
   length_ = 0;
   max_position_ = -1;
-  std::fill(valid_.begin(), valid_.end(), 0);
+  std::fill(segments_.begin(), segments_.end(), 0);
 }
 
 }  // namespace difftx

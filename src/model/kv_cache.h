@@ -24,7 +24,7 @@ class KVCache {
   int64_t key_heads() const { return key_heads_; }
   float* keys(int64_t layer) { return keys_.data() + layer * key_floats_; }        // [B, key heads, capacity, d]
   float* values(int64_t layer) { return values_.data() + layer * value_floats_; }  // [B, KV, capacity, d]
-  uint8_t* valid() { return valid_.data(); }                                       // [B, capacity]
+  int32_t* segments() { return segments_.data(); }  // [B, capacity]: segment of each position, 0 = padding
 
   // Called by Model::forward after all layers have written `tokens` new positions.
   void advance(int64_t tokens, int64_t max_position);
@@ -34,7 +34,7 @@ class KVCache {
   int64_t batch_, capacity_, length_ = 0, max_position_ = -1;
   int64_t key_heads_, key_floats_, value_floats_;
   std::vector<float> keys_, values_;
-  std::vector<uint8_t> valid_;
+  std::vector<int32_t> segments_;
 };
 
 }  // namespace difftx

@@ -43,6 +43,9 @@ struct TokenBatch {
   std::vector<int32_t> ids;            // [B, T]
   std::vector<int64_t> position_ids;   // [B, T]; empty: cache length + t (transformers' default)
   std::vector<uint8_t> attention_mask; // [B, T], 0 = padding; empty: no padding
+  // [B, T], packed sequences: a token attends only to earlier tokens of the same segment
+  // (document); 0 = padding. Empty: one segment per row.
+  std::vector<int32_t> segment_ids;
 };
 
 enum class LogitsMode {

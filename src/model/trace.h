@@ -29,7 +29,7 @@ struct LayerTrace {
 struct ForwardTrace {
   int64_t batch = 0, seq_len = 0;
   std::vector<int32_t> ids;         // [B, T]
-  std::vector<uint8_t> valid;       // [B, T] key mask
+  std::vector<int32_t> segments;    // [B, T] segment ids (0 = padding), as the attention kernels take them
   std::vector<float> cos, sin;      // [N, d/2] RoPE tables
   std::vector<LayerTrace> layers;
   std::vector<float> x_final;       // [N, D] residual stream before the final norm

@@ -49,6 +49,7 @@ struct Case {
   const char* name;
   int64_t B, T, S, H, KV, d, window;
   bool padding;
+  bool packed = false;
 };
 
 class StandardAttentionBackward : public ::testing::TestWithParam<Case> {};
@@ -58,7 +59,9 @@ TEST_P(StandardAttentionBackward, MatchesFiniteDifferences) {
   const int64_t cap = c.S + 2;
   auto q = randn(c.B * c.T * c.H * c.d, 1), k = randn(c.B * c.KV * cap * c.d, 2), v = randn(k.size(), 3);
   auto cw = randn(c.B * c.T * c.H * c.d, 4);
-  std::vector<uint8_t> valid(c.B * cap, 1);
+  std::vector<int32_t> valid(c.B * cap, 1);
+  if (c.packed)
+    for (int64_t s = 0; s < c.S; ++s) valid[s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding) valid[(c.B - 1) * cap + 0] = valid[(c.B - 1) * cap + 1] = 0;
   AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.d, c.window};
   const float scale = 1.0f / std::sqrt(float(c.d));
@@ -81,7 +84,7 @@ TEST_P(StandardAttentionBackward, MatchesFiniteDifferences) {
   a.q_stride = c.H * c.d;
   a.k = k.data();
   a.v = v.data();
-  a.key_valid = valid.data();
+  a.segments = valid.data();
   a.scale = scale;
   a.m = m.data();
   a.l = l.data();
@@ -104,7 +107,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, StandardAttentionBackward,
                                            Case{"gqa_tiles", 1, 70, 70, 2, 1, 2, 0, false},
                                            Case{"padded_batch", 2, 6, 6, 4, 2, 4, 0, true},
                                            Case{"after_past", 1, 3, 9, 2, 2, 4, 0, false},
-                                           Case{"window", 1, 40, 40, 2, 2, 4, 5, false}),
+                                           Case{"window", 1, 40, 40, 2, 2, 4, 5, false},
+                                           Case{"packed", 1, 36, 36, 2, 1, 4, 0, false, true}),
                          [](const auto& i) { return std::string(i.param.name); });
 
 // A map whose value is two heads concatenated (width 2d), checked through the differential kernel

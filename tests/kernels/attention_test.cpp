@@ -13,11 +13,12 @@ namespace {
 struct Case {
   int64_t B, T, S, H, KV, d, window;
   bool padding;
+  bool packed = false;  // three documents per row (segment ids 1, 2, 3)
 };
 
 // out[b,t,h,:] = sum_s softmax_s(q·k_s * scale | visible) v_s, in double.
 std::vector<double> naive(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
-                          const std::vector<float>& v, const std::vector<uint8_t>& valid, int64_t cap, float scale) {
+                          const std::vector<float>& v, const std::vector<int32_t>& valid, int64_t cap, float scale) {
   std::vector<double> out(c.B * c.T * c.H * c.d, 0.0);
   const int64_t G = c.H / c.KV;
   for (int64_t b = 0; b < c.B; ++b)
@@ -27,7 +28,7 @@ std::vector<double> naive(const Case& c, const std::vector<float>& q, const std:
         std::vector<double> w(c.S, 0.0);
         double mx = -INFINITY;
         for (int64_t s = 0; s < c.S; ++s) {
-          bool visible = s <= i && (c.window == 0 || i - s < c.window) && valid[b * cap + s];
+          bool visible = s <= i && (c.window == 0 || i - s < c.window) && valid[b * cap + s] != 0 && valid[b * cap + s] == valid[b * cap + i];
           if (!visible) {
             w[s] = -INFINITY;
             continue;
@@ -59,7 +60,10 @@ TEST_P(AttentionTest, MatchesDefinition) {
   for (auto& x : q) x = 2.0f * n(rng);
   for (auto& x : k) x = n(rng);
   for (auto& x : v) x = n(rng);
-  std::vector<uint8_t> valid(c.B * cap, 1);
+  std::vector<int32_t> valid(c.B * cap, 1);
+  if (c.packed)
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t s = 0; s < c.S; ++s) valid[b * cap + s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding)
     for (int64_t s = 0; s < std::min<int64_t>(3, c.S); ++s) valid[(c.B - 1) * cap + s] = 0;  // left padding, last row
   AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.d, c.window};
@@ -79,12 +83,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Case{2, 7, 19, 4, 1, 8, 0, true},      // chunk after a past, MQA
                                            Case{1, 50, 50, 2, 1, 8, 6, false},    // sliding window
                                            Case{1, 3, 30, 2, 2, 8, 4, false},     // window with a past
-                                           Case{1, 4, 4, 2, 2, 8, 0, true}));     // query rows that see nothing
+                                           Case{1, 4, 4, 2, 2, 8, 0, true},       // query rows that see nothing
+                                           Case{2, 75, 75, 4, 2, 8, 0, false, true}));  // packed documents
 
 TEST(Attention, QueryThatSeesNoKeyGetsZeros) {
   AttentionShape sh{1, 2, 2, 2, 1, 1, 4, 0};
   std::vector<float> q(8, 1.0f), k(8, 1.0f), v(8, 5.0f), out(8, -1.0f);
-  std::vector<uint8_t> valid = {0, 1};
+  std::vector<int32_t> valid = {0, 1};
   attention_forward(sh, q.data(), 4, k.data(), v.data(), valid.data(), 0.5f, out.data(), 4);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], 0.0f);  // query 0 sees only the padding key 0
   for (int i = 4; i < 8; ++i) EXPECT_FLOAT_EQ(out[i], 5.0f);

@@ -15,6 +15,7 @@ struct Case {
   int64_t B, T, S, n_q, n_kv, d, n_diff, value_heads, window;
   bool padding, norm, norm_weight;
   float lambda, out_scale;
+  bool packed = false;
 };
 
 // A random but valid head map: any q head, any kv head, per diff-head.
@@ -34,13 +35,13 @@ DiffHeadMap random_map(const Case& c, std::mt19937& rng) {
 
 // One softmax map in double: weights over keys of query row (b, t) with q head qh and key head kh.
 std::vector<double> softmax_row(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
-                                const std::vector<uint8_t>& valid, int64_t cap, int64_t b, int64_t t, int64_t qh,
+                                const std::vector<int32_t>& valid, int64_t cap, int64_t b, int64_t t, int64_t qh,
                                 int64_t kh, double scale) {
   const int64_t i = c.S - c.T + t;
   std::vector<double> w(c.S, 0.0);
   double mx = -INFINITY;
   for (int64_t s = 0; s < c.S; ++s) {
-    bool visible = s <= i && (c.window == 0 || i - s < c.window) && valid[b * cap + s];
+    bool visible = s <= i && (c.window == 0 || i - s < c.window) && valid[b * cap + s] != 0 && valid[b * cap + s] == valid[b * cap + i];
     if (!visible) {
       w[s] = -INFINITY;
       continue;
@@ -68,7 +69,10 @@ TEST_P(DiffAttentionTest, MatchesNaiveTwoSoftmax) {
   for (auto& x : k) x = n(rng);
   for (auto& x : v) x = n(rng);
   for (auto& x : weight) x = 1.0f + 0.2f * n(rng);
-  std::vector<uint8_t> valid(c.B * cap, 1);
+  std::vector<int32_t> valid(c.B * cap, 1);
+  if (c.packed)
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t s = 0; s < c.S; ++s) valid[b * cap + s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding)
     for (int64_t s = 0; s < std::min<int64_t>(4, c.S); ++s) valid[(c.B - 1) * cap + s] = 0;
   DiffHeadMap map = random_map(c, rng);
@@ -134,7 +138,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"no_norm_decode", 2, 1, 77, 4, 2, 8, 2, 1, 0, true, false, false, 1.2f, 1.0f},
         Case{"chunk_after_past", 1, 9, 150, 4, 1, 10, 2, 2, 0, false, true, true, -0.4f, 1.0f},
         Case{"sliding_window", 1, 200, 200, 2, 2, 8, 2, 1, 45, false, false, false, 0.8f, 1.0f},
-        Case{"odd_everything", 3, 67, 71, 5, 5, 6, 5, 2, 0, true, true, true, 0.55f, 0.8f}),
+        Case{"odd_everything", 3, 67, 71, 5, 5, 6, 5, 2, 0, true, true, true, 0.55f, 0.8f},
+        Case{"packed_documents", 2, 90, 90, 4, 2, 8, 2, 2, 0, false, true, true, 0.6f, 1.0f, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -16,7 +16,7 @@ constexpr int64_t kQueryTile = 32;
 }  // namespace
 
 void attention_forward(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
-                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride, float* stats_m,
+                       const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,
                        float* stats_l) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, H = sh.n_heads, d = sh.head_dim;
   const int64_t group = H / sh.n_kv_heads;
@@ -42,7 +42,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const float* kt = k + ((b * sh.n_kv_heads + kvh) * sh.kv_capacity + lo) * d;
           const float* vt = v + ((b * sh.n_kv_heads + kvh) * sh.kv_capacity + lo) * d;
           float* ot = out + (b * T + t0) * out_stride + h * d;
-          const uint8_t* valid = key_valid ? key_valid + b * sh.kv_capacity : nullptr;
+          const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 
           // scores[rows, n] = scale * q_tile · k[lo:hi]^T
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, scale, qt, q_stride, kt, d, 0.0f,
@@ -54,7 +54,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
             float mx = neg_inf;
             for (int64_t j = 0; j < n; ++j) {
               const int64_t s = lo + j;
-              bool visible = s <= i && s >= first && (valid == nullptr || valid[s] != 0);
+              bool visible = s <= i && s >= first && (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
               if (!visible) row[j] = neg_inf;
               mx = std::max(mx, row[j]);
             }

@@ -19,7 +19,9 @@ struct AttentionShape {
 
 // q:   [B, T, H, d], token rows q_stride floats apart (q_stride >= H*d).
 // k,v: [B, KV, S_cap, d]; the first S positions of each (batch, kv head) are valid.
-// key_valid: [B, S_cap], 0 marks a padding key that no query may see; nullptr = all valid.
+// segments: [B, S_cap] segment id of each cached position: 0 = padding (never seen), and a query
+// sees only keys of its own segment (document boundaries of packed sequences); nullptr = one
+// segment, no padding.
 // out: [B, T, H, d], token rows out_stride floats apart.
 // Query t sits at cache index i = S - T + t and sees keys s <= i (causal). A query that sees no
 // key (e.g. a padding row whose keys are all padding) gets a zero output.
@@ -27,7 +29,7 @@ struct AttentionShape {
 // stats (optional, for the backward): row max m and sum l of exp(score - m), [B, H, T] each;
 // a row that sees no key has m = -inf, l = 0.
 void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
-                       const uint8_t* key_valid, float scale, float* out, int64_t out_stride, float* stats_m = nullptr,
+                       const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m = nullptr,
                        float* stats_l = nullptr);
 
 }  // namespace difftx

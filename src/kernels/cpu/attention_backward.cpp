@@ -27,7 +27,7 @@ struct TileGrad {
     const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
     const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
     tiles::scores(q, a.q_stride, k, d, rows, n, d, a.scale, p);
-    const uint8_t* valid = a.key_valid ? a.key_valid + b * sh.kv_capacity : nullptr;
+    const int32_t* seg = a.segments ? a.segments + b * sh.kv_capacity : nullptr;
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = past + t0 + r;
@@ -37,7 +37,7 @@ struct TileGrad {
       for (int64_t j = 0; j < n; ++j) {
         const int64_t s = s0 + j;
         const bool visible = l > 0.0f && s <= i && (sh.window == 0 || i - s < sh.window) &&
-                             (valid == nullptr || valid[s] != 0);
+                             (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
         p[r * n + j] = visible ? std::exp(p[r * n + j] - m) * inv_l : 0.0f;
         any = any || visible;
       }

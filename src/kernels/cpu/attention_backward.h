@@ -39,7 +39,7 @@ struct AttentionBackwardArgs {
   int64_t q_stride = 0;
   const float* k = nullptr;   // [B, n_k_heads, S_cap, d]
   const float* v = nullptr;   // [B, n_v_heads, S_cap, d]
-  const uint8_t* key_valid = nullptr;  // [B, S_cap] or nullptr
+  const int32_t* segments = nullptr;  // [B, S_cap] as in attention.h, or nullptr
   float scale = 1.0f;
   const float* m = nullptr;   // [B, maps, T] row max of the forward
   const float* l = nullptr;   // [B, maps, T] row sum of exp(score - m)

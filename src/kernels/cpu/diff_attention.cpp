@@ -63,7 +63,7 @@ struct OnlineSoftmax {
 }  // namespace
 
 void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
-                            const float* q, int64_t q_stride, const float* k, const float* v, const uint8_t* key_valid,
+                            const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                             float* out, int64_t out_stride, const DiffAttentionStats* stats) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim;
   const int64_t Hd = map.n_diff_heads(), nv = map.value_heads, w = nv * d;
@@ -82,7 +82,7 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
           const int64_t rows = std::min(kQueryTile, T - t0);
           const int64_t first_i = past + t0, last_i = past + t0 + rows - 1;  // cache indices of the rows
           const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, first_i - sh.window + 1) : 0;
-          const uint8_t* valid = key_valid ? key_valid + b * sh.kv_capacity : nullptr;
+          const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
           const float* q1 = q + (b * T + t0) * q_stride + map.q1[i] * d;
           const float* q2 = q + (b * T + t0) * q_stride + map.q2[i] * d;
           const float* k1 = k + (b * sh.n_k_heads + map.k1[i]) * sh.kv_capacity * d;
@@ -100,7 +100,7 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
               const int64_t first_visible = sh.window > 0 ? qi - sh.window + 1 : 0;
               for (int64_t j = 0; j < n; ++j) {
                 const int64_t s = s0 + j;
-                if (s > qi || s < first_visible || (valid != nullptr && valid[s] == 0)) {
+                if (s > qi || s < first_visible || (seg != nullptr && (seg[s] == 0 || seg[s] != seg[qi]))) {
                   c1.scores[r * n + j] = kNegInf;
                   c2.scores[r * n + j] = kNegInf;
                 }

@@ -56,12 +56,12 @@ struct DiffAttentionStats {
 };
 
 // q:   [B, T, n_q_heads, d], token rows q_stride floats apart.
-// k:   [B, n_k_heads, S_cap, d]; v: [B, n_v_heads, S_cap, d]; key_valid: [B, S_cap] (0 = padding) or nullptr.
+// k:   [B, n_k_heads, S_cap, d]; v: [B, n_v_heads, S_cap, d]; segments: [B, S_cap] as in attention.h, or nullptr.
 // out: [B, T, n_diff_heads, w], token rows out_stride floats apart (out_stride >= n_diff_heads * w).
 // Query t sits at cache index S - T + t and sees keys s <= that index (and within the window).
 // stats may be nullptr.
 void diff_attention_forward(const DiffAttentionShape& shape, const DiffHeadMap& map, const DiffAttentionParams& params,
-                            const float* q, int64_t q_stride, const float* k, const float* v, const uint8_t* key_valid,
+                            const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                             float* out, int64_t out_stride, const DiffAttentionStats* stats = nullptr);
 
 }  // namespace difftx
