@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/parallel.h"
 
 namespace difftx {
 
@@ -50,10 +51,7 @@ EvaluateResult evaluate_perplexity(const Model& model, std::span<const int32_t> 
     for (int64_t p0 = first; p0 < last; p0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, last - p0);
       model.lm_head_forward(hidden.data() + p0 * model.config().hidden_size, rows, logits.data());
-      double chunk = 0;
-#pragma omp parallel for reduction(+ : chunk) schedule(static)
-      for (int64_t i = 0; i < rows; ++i) chunk += token_nll(logits.data() + i * V, V, ids[begin + p0 + i + 1]);
-      r.total_nll += chunk;
+      r.total_nll += parallel_sum(rows, [&](int64_t i) { return token_nll(logits.data() + i * V, V, ids[begin + p0 + i + 1]); });
     }
     r.scored += last - first;
     scored_until = end;

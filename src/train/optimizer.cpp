@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "common/parallel.h"
+
 namespace difftx {
 
 namespace {
@@ -64,10 +66,8 @@ double clip_grad_norm(const ParamTable& table, std::span<float> grads, double ma
   for (const auto& p : table.params()) {
     if (!is_trainable(p.name)) continue;
     const float* g = grads.data() + p.offset;
-    double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (p.numel > 65536)
-    for (uint64_t j = 0; j < p.numel; ++j) s += static_cast<double>(g[j]) * g[j];
-    sum += s;
+    sum += parallel_sum(static_cast<int64_t>(p.numel), [&](int64_t j) { return static_cast<double>(g[j]) * g[j]; },
+                        65536);
   }
   const double norm = std::sqrt(sum);
   if (max_norm > 0.0) {

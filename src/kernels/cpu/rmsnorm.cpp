@@ -1,5 +1,8 @@
 #include "kernels/cpu/rmsnorm.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -26,12 +29,14 @@ void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t ro
 
 void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,
                       int64_t dim, float eps) {
-  // Rows in parallel; the weight gradient is reduced per thread, then added once.
-#pragma omp parallel if (rows * dim > 16384)
-  {
-    std::vector<float> dw_local(dweight != nullptr ? static_cast<size_t>(dim) : 0, 0.0f);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
+  // Rows in fixed contiguous chunks, one per thread; the weight gradient is summed per chunk and
+  // the chunks added in order, so the result does not depend on thread timing.
+  const int64_t threads = rows * dim > 16384 ? std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), rows)) : 1;
+  std::vector<float> dw_chunks(dweight != nullptr ? static_cast<size_t>(threads * dim) : 0, 0.0f);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t chunk = 0; chunk < threads; ++chunk) {
+    float* dw_local = dweight != nullptr ? dw_chunks.data() + chunk * dim : nullptr;
+    for (int64_t r = rows * chunk / threads; r < rows * (chunk + 1) / threads; ++r) {
       const float* xr = x + r * dim;
       const float* gr = dy + r * dim;
       float ss = 0.0f, dot = 0.0f;
@@ -46,11 +51,10 @@ void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x
       if (dweight != nullptr)
         for (int64_t i = 0; i < dim; ++i) dw_local[i] += gr[i] * xr[i] * inv;
     }
-    if (dweight != nullptr) {
-#pragma omp critical
-      for (int64_t i = 0; i < dim; ++i) dweight[i] += dw_local[i];
-    }
   }
+  if (dweight != nullptr)
+    for (int64_t chunk = 0; chunk < threads; ++chunk)
+      for (int64_t i = 0; i < dim; ++i) dweight[i] += dw_chunks[chunk * dim + i];
 }
 
 }  // namespace difftx
