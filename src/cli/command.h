@@ -21,6 +21,8 @@ Command add_forward(CLI::App& root);
 Command add_convert(CLI::App& root);
 Command add_generate(CLI::App& root);
 Command add_eval(CLI::App& root);
+Command add_train(CLI::App& root);
+Command add_evaluate(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
 

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_convert(app),
       difftx::cli::add_generate(app),
       difftx::cli::add_eval(app),
+      difftx::cli::add_train(app),
+      difftx::cli::add_evaluate(app),
       difftx::cli::add_tokenize(app),
       difftx::cli::add_detokenize(app),
   };

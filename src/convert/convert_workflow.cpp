@@ -3,11 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <regex>
 #include <set>
 
 #include "common/error.h"
 #include "config/axolotl_yaml.h"
+#include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/json_file.h"
@@ -24,14 +24,6 @@ constexpr const char* kPlugin = "axolotl_diff_transformer.plugin.DifferentialTra
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// The dtype the base weights are stored in (all tensors alike), else config.json's, else F32.
-DType base_dtype(const fs::path& dir, const ModelConfig& config) {
-  Checkpoint checkpoint(dir);
-  auto dtypes = checkpoint.dtypes();
-  if (dtypes.size() == 1 && dtype_is_loadable(*dtypes.begin())) return *dtypes.begin();
-  return config.dtype.value_or(DType::F32);
 }
 
 // The input YAML with base_model pointing at the output, diff_attention on and the plugin listed
@@ -98,22 +90,6 @@ void write_special_tokens(const fs::path& dir, const std::vector<std::pair<std::
 
 }  // namespace
 
-fs::path resolve_local_dir(const std::string& key, const std::string& value, const fs::path& yaml_path) {
-  std::error_code ec;
-  fs::path p(value);
-  if (fs::is_directory(p, ec)) return p;
-  static const std::regex hub_id(R"(^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$)");
-  if (!fs::exists(p, ec) && std::regex_match(value, hub_id))
-    fail<ConfigError>(
-        "{}: {} \"{}\" looks like a Hugging Face Hub id, but difftx reads only local directories and never "
-        "downloads. Download it first (e.g. `huggingface-cli download {} --local-dir models/{}`) and set {} "
-        "to that directory.",
-        yaml_path.string(), key, value, value, p.filename().string(), key);
-  if (fs::exists(p, ec)) fail<ConfigError>("{}: {} \"{}\" is not a directory", yaml_path.string(), key, value);
-  fail<ConfigError>("{}: {} \"{}\" does not exist (relative paths are taken from the current directory)",
-                    yaml_path.string(), key, value);
-}
-
 ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   AxolotlYaml yaml = axolotl_yaml_load(req.config_yaml);
   auto base_name = yaml.string("base_model");
@@ -139,7 +115,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   std::optional<Tokenizer> tokenizer;
   if (req.debug || yaml.root["special_tokens"]) tokenizer = Tokenizer::load(tokenizer_dir);
   const auto special_tokens = checked_special_tokens(yaml, tokenizer, tokenizer_dir);
-  r.dtype = req.dtype.value_or(base_dtype(r.base_model, base_config));
+  r.dtype = req.dtype.value_or(checkpoint_dtype(r.base_model, base_config));
   StagedDirectory out(r.output_dir, req.overwrite, {r.base_model, tokenizer_dir, req.config_yaml});
 
   auto t0 = std::chrono::steady_clock::now();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "convert/convert_debug.h"
+#include "config/local_dir.h"
 #include "convert/diff_convert.h"
 #include "io/dtype.h"
 #include "io/json_file.h"
@@ -32,12 +33,6 @@ struct ConvertResult {
   std::vector<std::string> files;  // written into output_dir
   std::optional<DebugReport> debug;
 };
-
-// Resolves a model or tokenizer location from the YAML (key: base_model, tokenizer_config): a local
-// directory (relative paths from the current directory). Throws ConfigError naming the key; a
-// value that looks like a Hugging Face Hub id ("org/name") gets a message saying to download it first.
-std::filesystem::path resolve_local_dir(const std::string& key, const std::string& value,
-                                        const std::filesystem::path& yaml_path);
 
 // Validates everything (YAML keys, flags against the base config.json, the tokenizer when
 // debugging, the output directory) before loading weights; converts; runs the --debug comparison;

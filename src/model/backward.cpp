@@ -198,32 +198,48 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
   // dx is now the gradient of x_in.
 }
 
-double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
-                                std::span<float> grads, ForwardTrace& trace) const {
-  const ModelConfig& c = config_;
-  const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size, V = c.vocab_size;
-  if (static_cast<int64_t>(targets.size()) != N)
-    fail<ShapeError>("loss_and_backward: {} targets for {} positions", targets.size(), N);
-  if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
+double Model::head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
+                         float* g_head) const {
+  const int64_t N = static_cast<int64_t>(targets.size()), D = config_.hidden_size, V = config_.vocab_size;
   for (int32_t t : targets)
     if (t != kIgnoreIndex && (t < 0 || t >= V))
-      fail<ShapeError>("loss_and_backward: target id {} is outside the vocabulary [0, {})", t, V);
-  std::vector<float> hidden;
-  forward(batch, nullptr, LogitsMode::hidden, hidden, &trace);
-
-  // Loss and d(final norm output), lm_head in chunks of rows: no [N, V] buffer.
-  float* g_head = grad_of(table_, grads.data(), c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-  std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f), logits(static_cast<size_t>(kLossRows * V));
+      fail<ShapeError>("loss: target id {} is outside the vocabulary [0, {})", t, V);
+  // lm_head in chunks of rows: no [N, V] buffer.
+  std::vector<float> logits(static_cast<size_t>(kLossRows * V));
   double loss = 0.0;
   for (int64_t r0 = 0; r0 < N; r0 += kLossRows) {
     const int64_t rows = std::min(kLossRows, N - r0);
     bool any = false;
     for (int64_t r = r0; r < r0 + rows; ++r) any = any || targets[r] != kIgnoreIndex;
     if (!any) continue;
-    lm_head_forward(&trace.xnf[r0 * D], rows, logits.data());
-    loss += cross_entropy_forward_backward(logits.data(), &targets[r0], rows, V, grad_scale, /*want_grad=*/true);
-    linear_backward(&trace.xnf[r0 * D], rows, D, lm_head_, V, logits.data(), &d_xnf[r0 * D], g_head, nullptr);
+    lm_head_forward(hidden + r0 * D, rows, logits.data());
+    const bool grad = d_hidden != nullptr;
+    loss += cross_entropy_forward_backward(logits.data(), &targets[r0], rows, V, grad_scale, grad);
+    if (grad) linear_backward(hidden + r0 * D, rows, D, lm_head_, V, logits.data(), d_hidden + r0 * D, g_head, nullptr);
   }
+  return loss;
+}
+
+double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets) const {
+  if (static_cast<int64_t>(targets.size()) != batch.batch * batch.seq_len)
+    fail<ShapeError>("loss: {} targets for {} positions", targets.size(), batch.batch * batch.seq_len);
+  std::vector<float> hidden;
+  forward(batch, nullptr, LogitsMode::hidden, hidden);
+  return head_loss(hidden.data(), targets, 1.0f, nullptr, nullptr);
+}
+
+double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
+                                std::span<float> grads, ForwardTrace& trace) const {
+  const ModelConfig& c = config_;
+  const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size;
+  if (static_cast<int64_t>(targets.size()) != N)
+    fail<ShapeError>("loss_and_backward: {} targets for {} positions", targets.size(), N);
+  if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
+  std::vector<float> hidden;
+  forward(batch, nullptr, LogitsMode::hidden, hidden, &trace);
+  float* g_head = grad_of(table_, grads.data(), c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f);
+  const double loss = head_loss(trace.xnf.data(), targets, grad_scale, d_xnf.data(), g_head);
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
   rmsnorm_backward(dx.data(), grad_of(table_, grads.data(), "model.norm.weight"), d_xnf.data(), trace.x_final.data(),
                    final_norm_, N, D, static_cast<float>(c.rms_norm_eps));

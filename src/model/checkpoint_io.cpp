@@ -63,6 +63,13 @@ Model model_load(const fs::path& dir) {
   return model;
 }
 
+DType checkpoint_dtype(const fs::path& dir, const ModelConfig& config) {
+  Checkpoint checkpoint(dir);
+  auto dtypes = checkpoint.dtypes();
+  if (dtypes.size() == 1 && dtype_is_loadable(*dtypes.begin())) return *dtypes.begin();
+  return config.dtype.value_or(DType::F32);
+}
+
 void model_save(const Model& model, const fs::path& dir, DType dtype, const CheckpointWriteOptions& options) {
   std::vector<TensorWrite> tensors;
   for (const auto& p : model.table().params())

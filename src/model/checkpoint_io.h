@@ -14,6 +14,10 @@ namespace difftx {
 // and skipped. Throws FileError / ConfigError / ShapeError naming the file and tensor or key.
 Model model_load(const std::filesystem::path& dir);
 
+// The dtype a model directory's weights are stored in (all tensors alike), else config.json's,
+// else F32: what outputs derived from it are written in by default.
+DType checkpoint_dtype(const std::filesystem::path& dir, const ModelConfig& config);
+
 // Writes config.json (dtype recorded) and the weights in `dtype` into `dir`, which must exist
 // (use a StagedDirectory for a crash-safe output).
 void model_save(const Model& model, const std::filesystem::path& dir, DType dtype,

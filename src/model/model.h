@@ -96,6 +96,9 @@ class Model {
   double loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
                            std::span<float> grads, ForwardTrace& trace) const;
 
+  // The same sum of losses without gradients (evaluation).
+  double loss(const TokenBatch& batch, std::span<const int32_t> targets) const;
+
   // logits[rows, V] = hidden[rows, D] · lm_head^T, for hidden states from LogitsMode::hidden.
   void lm_head_forward(const float* hidden, int64_t rows, float* logits) const;
 
@@ -106,6 +109,10 @@ class Model {
   ParamTable table_;
   std::vector<float> weights_;
   void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;
+  // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates
+  // grad_scale * its gradient into d_hidden and g_head (the lm_head or tied embedding gradient).
+  double head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
+                   float* g_head) const;
   const float* embed_ = nullptr;    // [V, D]
   const float* final_norm_ = nullptr;
   const float* lm_head_ = nullptr;  // [V, D]; the embedding when tied

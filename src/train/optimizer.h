@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/train_config.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -52,8 +53,6 @@ class AdamW {
 // Global L2 norm of the gradients of trainable tensors; when it exceeds max_norm (> 0), scales
 // them by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping.
 double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm);
-
-enum class LrSchedule { constant, linear, cosine };
 
 // transformers' schedules (get_constant_schedule_with_warmup, get_linear_schedule_with_warmup,
 // get_cosine_schedule_with_warmup with num_cycles 0.5): the multiplier of the learning rate for

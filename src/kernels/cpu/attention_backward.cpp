@@ -13,8 +13,34 @@ namespace {
 constexpr int64_t kQueryTile = 32;
 constexpr int64_t kKeyTile = 64;
 
-// Recomputes one tile's weights P [rows, n] and turns them into dS = P ∘ (dP - delta) in `ds`
-// (scale included, ready for dq and dk). Returns false when the whole tile is masked.
+// The attention weights P [rows, n] of one tile, recomputed from the scores and the forward's row
+// statistics. Returns false when the whole tile is masked.
+bool recompute_weights(const AttentionBackwardShape& sh, const AttentionMaps& maps, const AttentionBackwardArgs& a,
+                       int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0, int64_t n, float* p) {
+  const int64_t d = sh.head_dim, T = sh.q_len, past = sh.kv_len - sh.q_len, M = maps.count();
+  const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
+  const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
+  tiles::scores(q, a.q_stride, k, d, rows, n, d, a.scale, p);
+  const int32_t* seg = a.segments ? a.segments + b * sh.kv_capacity : nullptr;
+  bool any = false;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = past + t0 + r;
+    const float m = a.m[(b * M + map) * T + t0 + r];
+    const float l = a.l[(b * M + map) * T + t0 + r];
+    const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t s = s0 + j;
+      const bool visible = l > 0.0f && s <= i && (sh.window == 0 || i - s < sh.window) &&
+                           (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
+      p[r * n + j] = visible ? std::exp(p[r * n + j] - m) * inv_l : 0.0f;
+      any = any || visible;
+    }
+  }
+  return any;
+}
+
+// Recomputes one tile's weights P and turns them into dS = P ∘ (dP - delta) in `ds` (scale
+// included, ready for dq and dk). Returns false when the whole tile is masked.
 struct TileGrad {
   const AttentionBackwardShape& sh;
   const AttentionMaps& maps;
@@ -23,26 +49,8 @@ struct TileGrad {
 
   bool compute(int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0, int64_t n, const float* delta,
                float* p, float* ds, float* scratch) const {
-    const int64_t d = sh.head_dim, T = sh.q_len, past = sh.kv_len - sh.q_len, M = maps.count();
-    const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
-    const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
-    tiles::scores(q, a.q_stride, k, d, rows, n, d, a.scale, p);
-    const int32_t* seg = a.segments ? a.segments + b * sh.kv_capacity : nullptr;
-    bool any = false;
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = past + t0 + r;
-      const float m = a.m[(b * M + map) * T + t0 + r];
-      const float l = a.l[(b * M + map) * T + t0 + r];
-      const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
-      for (int64_t j = 0; j < n; ++j) {
-        const int64_t s = s0 + j;
-        const bool visible = l > 0.0f && s <= i && (sh.window == 0 || i - s < sh.window) &&
-                             (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
-        p[r * n + j] = visible ? std::exp(p[r * n + j] - m) * inv_l : 0.0f;
-        any = any || visible;
-      }
-    }
-    if (!any) return false;
+    const int64_t d = sh.head_dim, T = sh.q_len, M = maps.count();
+    if (!recompute_weights(sh, maps, a, b, map, t0, rows, s0, n, p)) return false;
     // dP = dA · V^T, summed over the value heads' parts of dA.
     std::fill(ds, ds + rows * n, 0.0f);
     const int64_t ld_out = M * w;
@@ -130,6 +138,30 @@ void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMa
           }
         }
       }
+  }
+}
+
+void attention_maps_square_sums(const AttentionBackwardShape& sh, const AttentionMaps& maps,
+                                const AttentionBackwardArgs& a, float* square_sums) {
+  const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, M = maps.count(), past = S - T;
+  const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile;
+#pragma omp parallel
+  {
+    std::vector<float> p(kQueryTile * kKeyTile);
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t map = 0; map < M; ++map)
+        for (int64_t qt = 0; qt < q_tiles; ++qt) {
+          const int64_t t0 = qt * kQueryTile, rows = std::min(kQueryTile, T - t0);
+          float* out = square_sums + (b * M + map) * T + t0;
+          std::fill(out, out + rows, 0.0f);
+          for (int64_t s0 = 0; s0 <= past + t0 + rows - 1; s0 += kKeyTile) {
+            const int64_t n = std::min(kKeyTile, S - s0);
+            if (!recompute_weights(sh, maps, a, b, map, t0, rows, s0, n, p.data())) continue;
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t j = 0; j < n; ++j) out[r] += p[r * n + j] * p[r * n + j];
+          }
+        }
   }
 }
 

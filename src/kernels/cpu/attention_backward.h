@@ -57,4 +57,10 @@ struct AttentionBackwardArgs {
 void attention_maps_backward(const AttentionBackwardShape& shape, const AttentionMaps& maps,
                              const AttentionBackwardArgs& args);
 
+// For monitoring: sum over keys of P^2 for every row, [B, maps, T], recomputed from the forward's
+// statistics (uses q, k, segments, scale, m, l of args). With sum P = 1 for every row that sees a
+// key, the mean and variance of all attention weights follow (spec §6, attn_mean / attn_std).
+void attention_maps_square_sums(const AttentionBackwardShape& shape, const AttentionMaps& maps,
+                                const AttentionBackwardArgs& args, float* square_sums);
+
 }  // namespace difftx

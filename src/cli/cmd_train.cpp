@@ -1,0 +1,74 @@
+// difftx train CONFIG.yml [--max-steps N] [--resume-from-checkpoint DIR] [--overwrite] [--json]
+// difftx evaluate CONFIG.yml [--json]
+#include "cli/command.h"
+#include "train/trainer.h"
+
+namespace difftx::cli {
+
+Command add_train(CLI::App& root) {
+  struct Options {
+    std::string config, resume;
+    int64_t max_steps = 0;
+    bool overwrite = false, json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("train", "Fine-tune base_model on an axolotl config (diff-transformer plugin keys included)");
+  app->add_option("config", o->config, "axolotl config YAML")->required();
+  app->add_option("--max-steps", o->max_steps, "Stop after N optimizer steps (overrides the config)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app->add_option("--resume-from-checkpoint", o->resume, "Continue from output_dir/checkpoint-N");
+  app->add_flag("--overwrite", o->overwrite, "Start over in an output_dir that holds an earlier run's checkpoints");
+  app->add_flag("--json", o->json, "Print the summary as JSON");
+  return {app, [o]() {
+            TrainConfig config = train_config_load(o->config);
+            TrainRunOptions run;
+            run.overwrite = o->overwrite;
+            if (o->max_steps > 0) run.max_steps = o->max_steps;
+            run.resume_from_checkpoint = o->resume;
+            TrainResult r = train_run(config, run);
+            ordered_json j = {{"output_dir", r.output_dir.string()}, {"steps", r.steps},
+                              {"train_samples", r.train_samples}, {"val_samples", r.val_samples},
+                              {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
+                              {"eval_loss", r.eval_loss ? ordered_json(*r.eval_loss) : ordered_json(nullptr)},
+                              {"seconds", r.seconds}, {"tokens_per_second", r.tokens_per_second},
+                              {"checkpoints", r.checkpoints}};
+            if (o->json) {
+              fmt::print("{}\n", j.dump(2));
+            } else {
+              fmt::print("trained {} steps in {:.1f} s ({:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n", r.steps, r.seconds,
+                         r.tokens_per_second, r.first_loss, r.last_loss,
+                         r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
+              fmt::print("model: {} (metrics.jsonl, checkpoint-{})\n", r.output_dir.string(), r.steps);
+            }
+            return 0;
+          }};
+}
+
+Command add_evaluate(CLI::App& root) {
+  struct Options {
+    std::string config;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("evaluate", "Mean loss of base_model on the config's training and validation splits");
+  app->add_option("config", o->config, "axolotl config YAML")->required();
+  app->add_flag("--json", o->json, "Machine-readable output");
+  return {app, [o]() {
+            TrainConfig config = train_config_load(o->config);
+            EvaluateRunResult r = evaluate_run(config);
+            ordered_json j = {{"train_loss", r.train_loss},
+                              {"eval_loss", r.has_eval ? ordered_json(r.eval_loss) : ordered_json(nullptr)},
+                              {"train_samples", r.train_samples}, {"eval_samples", r.eval_samples},
+                              {"runtime", r.seconds}, {"samples_per_second", r.samples_per_second}};
+            if (o->json) {
+              fmt::print("{}\n", j.dump(2));
+            } else {
+              fmt::print("train_loss   {:.4f} ({} samples)\n", r.train_loss, r.train_samples);
+              if (r.has_eval) fmt::print("eval_loss    {:.4f} ({} samples)\n", r.eval_loss, r.eval_samples);
+              fmt::print("runtime      {:.2f} s ({:.1f} samples/s)\n", r.seconds, r.samples_per_second);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

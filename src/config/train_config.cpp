@@ -1,0 +1,183 @@
+#include "config/train_config.h"
+
+#include <cmath>
+#include <set>
+
+#include "common/error.h"
+
+namespace difftx {
+
+namespace {
+
+// axolotl keys difftx recognises but does not act on.
+const std::set<std::string>& ignored_keys() {
+  static const std::set<std::string> keys = {
+      "bf16", "fp16", "tf32", "float16", "bfloat16", "flash_attention", "sdp_attention", "xformers_attention",
+      "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_qkv", "flash_attn_fuse_mlp",
+      "gradient_checkpointing", "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
+      "wandb_name", "wandb_run_id", "wandb_log_model", "wandb_mode", "mlflow_tracking_uri", "mlflow_experiment_name",
+      "use_tensorboard", "load_in_8bit", "load_in_4bit", "strict", "dataset_prepared_path", "early_stopping_patience",
+      "local_rank", "deepspeed", "fsdp", "fsdp_config", "model_type", "tokenizer_type", "trust_remote_code",
+      "group_by_length", "hub_model_id", "hub_strategy", "push_dataset_to_hub", "debug", "ddp_timeout",
+      "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "torch_compile", "torch_compile_backend", "eval_sample_packing",
+      "remove_unused_columns", "dataset_processes", "dataloader_num_workers", "dataloader_pin_memory",
+      "dataloader_prefetch_factor", "is_llama_derived_model", "is_mistral_derived_model", "is_qwen_derived_model",
+      "eval_table_size", "eval_max_new_tokens", "do_causal_lm_eval", "special_tokens_fix", "auto_resume_from_checkpoints",
+      "save_safetensors", "shuffle_merged_datasets", "lora_target_linear", "xformers", "seed_dataloader"};
+  return keys;
+}
+
+const std::set<std::string>& used_keys() {
+  static const std::set<std::string> keys = {
+      "base_model", "tokenizer_config", "datasets", "val_set_size", "sequence_len", "sample_packing",
+      "pad_to_sequence_len", "train_on_inputs", "chat_template", "micro_batch_size", "gradient_accumulation_steps",
+      "num_epochs", "max_steps", "learning_rate", "lr_scheduler", "warmup_steps", "warmup_ratio", "optimizer",
+      "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "logging_steps",
+      "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
+      "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
+      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter"};
+  return keys;
+}
+
+std::string string_field(const YAML::Node& item, const std::string& key, const std::string& where,
+                         const std::string& fallback) {
+  YAML::Node n = item[key];
+  if (!n || n.IsNull()) return fallback;
+  if (!n.IsScalar()) fail<ConfigError>("{}.{} must be a string", where, key);
+  return n.Scalar();
+}
+
+void positive(const AxolotlYaml& y, const char* key, int64_t value, int64_t min = 1) {
+  if (value < min) fail<ConfigError>("{}: key \"{}\" must be at least {}, got {}", y.path.string(), key, min, value);
+}
+
+}  // namespace
+
+TrainConfig train_config_load(const std::filesystem::path& path) {
+  AxolotlYaml y = axolotl_yaml_load(path);
+  const std::string label = path.string();
+  TrainConfig c;
+  c.yaml_path = path;
+
+  for (const auto& kv : y.root) {
+    const std::string key = kv.first.as<std::string>();
+    if (ignored_keys().count(key)) c.ignored_keys.push_back(key);
+    else if (!used_keys().count(key)) c.unknown_keys.push_back(key);
+  }
+  if (auto adapter = y.string("adapter"); adapter && !adapter->empty())
+    fail<ConfigError>("{}: adapter \"{}\": LoRA/QLoRA adapters are not supported; difftx fine-tunes every weight "
+                      "(remove the adapter key)",
+                      label, *adapter);
+
+  auto base = y.string("base_model");
+  if (!base) fail<ConfigError>("{}: required key \"base_model\" is missing", label);
+  c.base_model = *base;
+  c.tokenizer_config = y.string("tokenizer_config").value_or("");
+
+  YAML::Node datasets = y.root["datasets"];
+  if (datasets && !datasets.IsNull()) {
+    if (!datasets.IsSequence()) fail<ConfigError>("{}: key \"datasets\" must be a list", label);
+    for (size_t i = 0; i < datasets.size(); ++i) {
+      const YAML::Node item = datasets[i];
+      const std::string where = fmt::format("{}: datasets[{}]", label, i);
+      if (!item.IsMap()) fail<ConfigError>("{} must be a mapping with path and type", where);
+      DatasetSpec d;
+      d.path = string_field(item, "path", where, "");
+      if (d.path.empty()) fail<ConfigError>("{}.path is missing", where);
+      const std::string type = string_field(item, "type", where, "");
+      if (type == "alpaca") d.type = DatasetType::alpaca;
+      else if (type == "completion") d.type = DatasetType::completion;
+      else if (type == "chat_template") d.type = DatasetType::chat_template;
+      else
+        fail<ConfigError>("{}.type \"{}\" is not supported (supported: alpaca, completion, chat_template)", where, type);
+      d.field = string_field(item, "field", where, "text");
+      d.field_messages = string_field(item, "field_messages", where, "messages");
+      d.message_field_role = string_field(item, "message_field_role", where, "role");
+      d.message_field_content = string_field(item, "message_field_content", where, "content");
+      for (const auto& kv : item) {
+        const std::string k = kv.first.as<std::string>();
+        static const std::set<std::string> known = {"path", "type", "field", "field_messages", "message_field_role",
+                                                    "message_field_content", "split", "name", "ds_type", "data_files"};
+        if (!known.count(k)) c.unknown_keys.push_back(fmt::format("datasets[{}].{}", i, k));
+      }
+      c.datasets.push_back(d);
+    }
+  }
+
+  c.val_set_size = y.number("val_set_size").value_or(0.0);
+  if (c.val_set_size < 0 || !std::isfinite(c.val_set_size))
+    fail<ConfigError>("{}: key \"val_set_size\" must be >= 0", label);
+  c.sequence_len = y.integer("sequence_len").value_or(2048);
+  positive(y, "sequence_len", c.sequence_len, 2);
+  c.sample_packing = y.boolean("sample_packing").value_or(false);
+  c.pad_to_sequence_len = y.boolean("pad_to_sequence_len").value_or(false);
+  c.train_on_inputs = y.boolean("train_on_inputs").value_or(false);
+  c.chat_template = y.string("chat_template").value_or("chatml");
+
+  c.micro_batch_size = y.integer("micro_batch_size").value_or(1);
+  positive(y, "micro_batch_size", c.micro_batch_size);
+  c.gradient_accumulation_steps = y.integer("gradient_accumulation_steps").value_or(1);
+  positive(y, "gradient_accumulation_steps", c.gradient_accumulation_steps);
+  c.num_epochs = y.number("num_epochs").value_or(1.0);
+  if (!(c.num_epochs > 0)) fail<ConfigError>("{}: key \"num_epochs\" must be positive", label);
+  c.max_steps = y.integer("max_steps").value_or(0);
+  positive(y, "max_steps", c.max_steps, 0);
+  c.learning_rate = y.number("learning_rate").value_or(5e-5);
+  if (!(c.learning_rate >= 0)) fail<ConfigError>("{}: key \"learning_rate\" must be >= 0", label);
+  const std::string sched = y.string("lr_scheduler").value_or("cosine");
+  if (sched == "cosine") c.lr_scheduler = LrSchedule::cosine;
+  else if (sched == "linear") c.lr_scheduler = LrSchedule::linear;
+  else if (sched == "constant" || sched == "constant_with_warmup") c.lr_scheduler = LrSchedule::constant;
+  else fail<ConfigError>("{}: lr_scheduler \"{}\" is not supported (supported: cosine, linear, constant)", label, sched);
+  c.warmup_steps = y.integer("warmup_steps").value_or(-1);
+  c.warmup_ratio = y.number("warmup_ratio").value_or(0.0);
+  if (c.warmup_ratio < 0 || c.warmup_ratio > 1) fail<ConfigError>("{}: key \"warmup_ratio\" must be in [0, 1]", label);
+  c.optimizer = y.string("optimizer").value_or("adamw_torch");
+  if (c.optimizer.rfind("adamw", 0) != 0)
+    fail<ConfigError>("{}: optimizer \"{}\" is not supported (the adamw variants all run as AdamW)", label, c.optimizer);
+  c.weight_decay = y.number("weight_decay").value_or(0.0);
+  c.adam_beta1 = y.number("adam_beta1").value_or(0.9);
+  c.adam_beta2 = y.number("adam_beta2").value_or(0.999);
+  c.adam_epsilon = y.number("adam_epsilon").value_or(1e-8);
+  for (auto [key, v] : {std::pair{"adam_beta1", c.adam_beta1}, {"adam_beta2", c.adam_beta2}})
+    if (!(v >= 0 && v < 1)) fail<ConfigError>("{}: key \"{}\" must be in [0, 1)", label, key);
+  c.max_grad_norm = y.number("max_grad_norm").value_or(1.0);
+  const int64_t seed = y.integer("seed").value_or(42);
+  positive(y, "seed", seed, 0);
+  c.seed = static_cast<uint64_t>(seed);
+
+  c.logging_steps = y.integer("logging_steps").value_or(1);
+  positive(y, "logging_steps", c.logging_steps);
+  c.eval_steps = y.integer("eval_steps").value_or(0);
+  c.evals_per_epoch = y.integer("evals_per_epoch").value_or(0);
+  c.save_steps = y.integer("save_steps").value_or(0);
+  c.saves_per_epoch = y.integer("saves_per_epoch").value_or(0);
+  c.save_total_limit = y.integer("save_total_limit").value_or(0);
+  for (auto [key, v] : {std::pair{"eval_steps", c.eval_steps}, {"evals_per_epoch", c.evals_per_epoch},
+                        {"save_steps", c.save_steps}, {"saves_per_epoch", c.saves_per_epoch},
+                        {"save_total_limit", c.save_total_limit}})
+    positive(y, key, v, 0);
+  c.output_dir = y.string("output_dir").value_or("./model-out");
+  if (c.output_dir.empty()) fail<ConfigError>("{}: key \"output_dir\" is empty", label);
+  c.resume_from_checkpoint = y.string("resume_from_checkpoint").value_or("");
+
+  YAML::Node special = y.root["special_tokens"];
+  if (special && !special.IsNull()) {
+    if (!special.IsMap()) fail<ConfigError>("{}: key \"special_tokens\" must be a mapping", label);
+    for (const auto& kv : special) {
+      if (!kv.second.IsScalar()) fail<ConfigError>("{}: special_tokens.{} must be a token string", label, kv.first.as<std::string>());
+      c.special_tokens.emplace_back(kv.first.as<std::string>(), kv.second.Scalar());
+    }
+  }
+
+  c.diff_attention = y.boolean("diff_attention").value_or(false);
+  c.diff_attn_log_every = y.integer("diff_attn_log_every").value_or(100);
+  positive(y, "diff_attn_log_every", c.diff_attn_log_every);
+  c.diff_attn_num_monitor_layers = y.integer("diff_attn_num_monitor_layers").value_or(3);
+  positive(y, "diff_attn_num_monitor_layers", c.diff_attn_num_monitor_layers);
+  c.diff_attn_warmup_steps = y.integer("diff_attn_warmup_steps").value_or(0);
+  positive(y, "diff_attn_warmup_steps", c.diff_attn_warmup_steps, 0);
+  return c;
+}
+
+}  // namespace difftx

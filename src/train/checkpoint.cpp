@@ -1,0 +1,103 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <regex>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "io/safetensors_write.h"
+#include "model/checkpoint_io.h"
+
+namespace fs = std::filesystem;
+
+namespace difftx {
+
+ordered_json trainer_state_json(const TrainerState& s) {
+  return {{"global_step", s.global_step}, {"micro_batches", s.micro_batches}, {"total_steps", s.total_steps},
+          {"steps_per_epoch", s.steps_per_epoch}, {"warmup_steps", s.warmup_steps}, {"epoch", s.epoch},
+          {"seed", s.seed}, {"log_history", s.log_history}};
+}
+
+TrainerState trainer_state_parse(const ordered_json& j, const std::string& label) {
+  TrainerState s;
+  try {
+    s.global_step = j.at("global_step").get<int64_t>();
+    s.micro_batches = j.at("micro_batches").get<int64_t>();
+    s.total_steps = j.at("total_steps").get<int64_t>();
+    s.steps_per_epoch = j.at("steps_per_epoch").get<int64_t>();
+    s.warmup_steps = j.at("warmup_steps").get<int64_t>();
+    s.epoch = j.at("epoch").get<double>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.log_history = j.value("log_history", ordered_json::array());
+  } catch (const ordered_json::exception& e) {
+    fail<FileError>("{}: malformed trainer state: {}", label, e.what());
+  }
+  return s;
+}
+
+fs::path checkpoint_save(const fs::path& output_dir, const Model& model, AdamW& optimizer, const TrainerState& state,
+                         const fs::path& tokenizer_dir) {
+  const fs::path dir = output_dir / fmt::format("checkpoint-{}", state.global_step);
+  StagedDirectory out(dir, /*overwrite=*/true);
+  model_save(model, out.staging(), DType::F32);
+  std::vector<TensorWrite> moments;
+  for (const auto& p : model.table().params()) {
+    if (!is_trainable(p.name)) continue;
+    moments.push_back({"exp_avg." + p.name, p.shape, optimizer.exp_avg().data() + p.offset, DType::F32});
+    moments.push_back({"exp_avg_sq." + p.name, p.shape, optimizer.exp_avg_sq().data() + p.offset, DType::F32});
+  }
+  safetensors_write(out.staging() / kOptimizerFile, moments);
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    std::error_code ec;
+    if (fs::is_regular_file(tokenizer_dir / name, ec)) fs::copy_file(tokenizer_dir / name, out.staging() / name, ec);
+  }
+  json_write_file(out.staging() / kTrainerStateFile, trainer_state_json(state));
+  out.commit();
+  return dir;
+}
+
+std::vector<fs::path> checkpoint_list(const fs::path& output_dir) {
+  static const std::regex name(R"(checkpoint-(\d+))");
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return {};
+  for (const auto& e : fs::directory_iterator(output_dir, ec)) {
+    std::smatch m;
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && std::regex_match(n, m, name) && fs::exists(e.path() / kTrainerStateFile))
+      found.emplace_back(std::stoll(m[1]), e.path());
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+void checkpoint_prune(const fs::path& output_dir, int64_t keep) {
+  if (keep <= 0) return;
+  auto list = checkpoint_list(output_dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep) < list.size(); ++i) {
+    std::error_code ec;
+    fs::remove_all(list[i], ec);
+  }
+}
+
+TrainerState checkpoint_load_state(const fs::path& dir, AdamW& optimizer, const ParamTable& table) {
+  TrainerState s = trainer_state_parse(json_read_file(dir / kTrainerStateFile), (dir / kTrainerStateFile).string());
+  SafetensorsFile moments(dir / kOptimizerFile);
+  for (const auto& p : table.params()) {
+    if (!is_trainable(p.name)) continue;
+    for (auto [prefix, buffer] : {std::pair{"exp_avg.", &optimizer.exp_avg()}, {"exp_avg_sq.", &optimizer.exp_avg_sq()}}) {
+      const TensorInfo* t = moments.find(prefix + p.name);
+      if (t == nullptr || t->shape != p.shape)
+        fail<FileError>("{}: tensor \"{}{}\" is missing or has the wrong shape", (dir / kOptimizerFile).string(),
+                        prefix, p.name);
+      moments.load_f32(*t, buffer->data() + p.offset);
+    }
+  }
+  optimizer.set_steps(s.global_step);
+  return s;
+}
+
+}  // namespace difftx

@@ -1,0 +1,130 @@
+#include "train/diff_monitor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+#include "kernels/cpu/attention_backward.h"
+#include "model/diff_layout.h"
+
+namespace difftx {
+
+std::vector<int64_t> monitored_layers(int64_t num_layers, int64_t k) {
+  k = std::min(k, num_layers);
+  std::vector<int64_t> out;
+  const double stride = k > 1 ? static_cast<double>(num_layers - 1) / static_cast<double>(k - 1) : 0.0;
+  for (int64_t i = 0; i < k; ++i) out.push_back(static_cast<int64_t>(std::nearbyint(static_cast<double>(i) * stride)));
+  return out;
+}
+
+namespace {
+
+double norm(const float* v, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(v[i]) * v[i];
+  return std::sqrt(s);
+}
+
+struct MeanStd {
+  double mean, std;
+};
+
+MeanStd mean_std(const std::vector<double>& xs) {
+  double s = 0;
+  for (double x : xs) s += x;
+  const double mean = s / static_cast<double>(xs.size());
+  double v = 0;
+  for (double x : xs) v += (x - mean) * (x - mean);
+  return {mean, xs.size() > 1 ? std::sqrt(v / static_cast<double>(xs.size() - 1)) : std::nan("")};
+}
+
+// mean and unbiased std over all B * maps * T * T weights of one component's softmax maps.
+MeanStd map_statistics(const Model& model, const ForwardTrace& tr, int64_t l, bool second) {
+  const ModelConfig& c = model.config();
+  const LayerTrace& a = tr.layers[l];
+  const DiffHeadMap hm = diff_head_map(c);
+  AttentionMaps maps;
+  maps.value_heads = hm.value_heads;
+  maps.q = second ? hm.q2 : hm.q1;
+  maps.k = second ? hm.k2 : hm.k1;
+  maps.v = hm.v;
+  const int64_t B = tr.batch, T = tr.seq_len, d = c.head_dim, M = maps.count();
+  AttentionBackwardArgs args;
+  args.q = a.q.data();
+  args.q_stride = c.q_proj_rows();
+  args.k = a.kc.data();
+  args.v = a.vc.data();
+  args.segments = tr.segments.data();
+  args.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  args.m = second ? a.m2.data() : a.m1.data();
+  args.l = second ? a.l2.data() : a.l1.data();
+  std::vector<float> sq(static_cast<size_t>(B * M * T));
+  attention_maps_square_sums({B, T, T, T, c.k_proj_rows() / d, c.num_key_value_heads, d, c.sliding_window}, maps, args,
+                             sq.data());
+  double sum = 0, sum_sq = 0;
+  for (size_t i = 0; i < sq.size(); ++i) {
+    sum += args.l[i] > 0.0f ? 1.0 : 0.0;  // each row that sees a key sums to 1
+    sum_sq += sq[i];
+  }
+  const double n = static_cast<double>(B * M) * static_cast<double>(T) * static_cast<double>(T);
+  const double mean = sum / n;
+  return {mean, n > 1 ? std::sqrt(std::max(0.0, (sum_sq - n * mean * mean) / (n - 1))) : 0.0};
+}
+
+}  // namespace
+
+ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last, const std::vector<int64_t>& layers,
+                                    bool with_mix) {
+  const ModelConfig& c = model.config();
+  const int64_t d = c.head_dim;
+  std::vector<double> q1n, q2n, k1n, k2n, l1s, l2s, full;
+  ordered_json m = ordered_json::object();
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.self_attn.", l);
+    const float *q1 = model.param(p + "lambda_q1"), *k1 = model.param(p + "lambda_k1");
+    const float *q2 = model.param(p + "lambda_q2"), *k2 = model.param(p + "lambda_k2");
+    double s1 = 0, s2 = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      s1 += static_cast<double>(q1[i]) * k1[i];
+      s2 += static_cast<double>(q2[i]) * k2[i];
+    }
+    const double lambda1 = std::exp(s1), lambda2 = std::exp(s2);
+    const double lambda_init = c.layout == AttentionLayout::llama_differential ? *model.param(p + "lambda_init")
+                                                                                : lambda_init_for_layer(l);
+    q1n.push_back(norm(q1, d));
+    q2n.push_back(norm(q2, d));
+    k1n.push_back(norm(k1, d));
+    k2n.push_back(norm(k2, d));
+    l1s.push_back(lambda1);
+    l2s.push_back(lambda2);
+    const double mix = c.layout == AttentionLayout::llama_differential ? model.diff_attn_mix() : 1.0;
+    full.push_back(mix * (lambda1 - lambda2 + lambda_init));
+    if (std::find(layers.begin(), layers.end(), l) == layers.end()) continue;
+    const std::string k = fmt::format("layer_{}/", l);
+    m[k + "lambda_q1_norm"] = q1n.back();
+    m[k + "lambda_k1_norm"] = k1n.back();
+    m[k + "lambda_q2_norm"] = q2n.back();
+    m[k + "lambda_k2_norm"] = k2n.back();
+    m[k + "lambda1"] = lambda1;
+    m[k + "lambda2"] = lambda2;
+    m[k + "lambda_init"] = lambda_init;
+    m[k + "lambda_full"] = lambda1 - lambda2 + lambda_init;
+    if (static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m1.empty()) {
+      const MeanStd a1 = map_statistics(model, last, l, false), a2 = map_statistics(model, last, l, true);
+      m[k + "attn1_mean"] = a1.mean;
+      m[k + "attn2_mean"] = a2.mean;
+      m[k + "attn1_std"] = a1.std;
+      m[k + "attn2_std"] = a2.std;
+    }
+  }
+  for (auto [name, values] : {std::pair{"lambda_q1_norm", &q1n}, {"lambda_q2_norm", &q2n}, {"lambda_k1_norm", &k1n},
+                              {"lambda_k2_norm", &k2n}, {"lambda1", &l1s}, {"lambda2", &l2s}, {"lambda_full", &full}}) {
+    const MeanStd s = mean_std(*values);
+    m[fmt::format("aggregate/{}_mean", name)] = s.mean;
+    m[fmt::format("aggregate/{}_std", name)] = s.std;
+  }
+  if (with_mix) m["aggregate/diff_attn_mix"] = model.diff_attn_mix();
+  return m;
+}
+
+}  // namespace difftx

@@ -1,0 +1,56 @@
+// `difftx train CONFIG.yml` and `difftx evaluate CONFIG.yml` as library calls: fine-tuning a
+// model directory on an axolotl config, with the diff-transformer plugin's warm-up and monitoring
+// (spec §6), metrics in output_dir/metrics.jsonl, checkpoints and exact resumption.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "config/train_config.h"
+#include "common/error.h"
+#include "io/json_file.h"
+
+namespace difftx {
+
+struct TrainRunOptions {
+  bool overwrite = false;              // replace an output_dir that already holds a run
+  std::optional<int64_t> max_steps;    // overrides the config (a short run)
+  std::string resume_from_checkpoint;  // overrides the config
+  bool progress = true;                // progress lines on stderr
+};
+
+struct TrainResult {
+  std::filesystem::path output_dir;
+  int64_t steps = 0, total_steps = 0;
+  int64_t train_samples = 0, val_samples = 0;
+  double first_loss = 0, last_loss = 0;  // mean loss per target of this run's first and last step
+  std::optional<double> eval_loss;       // last evaluation
+  double seconds = 0, tokens_per_second = 0;
+  int64_t tokens = 0;                    // trained through the model (padding excluded)
+  std::vector<std::string> checkpoints;
+};
+
+// Throws ConfigError / FileError / ShapeError, or TrainingError when the loss becomes NaN or
+// infinite (training stops; the last checkpoint stays the last good one).
+TrainResult train_run(const TrainConfig& config, const TrainRunOptions& options);
+
+struct EvaluateRunResult {
+  double train_loss = 0, eval_loss = 0;  // mean per target token
+  int64_t train_samples = 0, eval_samples = 0;
+  double seconds = 0, samples_per_second = 0;
+  bool has_eval = false;
+};
+
+// The mean losses of base_model over the config's training and validation splits (the same split
+// as `train`), like `axolotl evaluate`.
+EvaluateRunResult evaluate_run(const TrainConfig& config);
+
+class TrainingError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace difftx

@@ -1,0 +1,191 @@
+// `difftx train` and `difftx evaluate` end to end on a small converted model with the real
+// Mistral tokenizer and real English text: loss goes down, the plugin's metrics are logged,
+// checkpoints are pruned and resume exactly, runs are reproducible, NaN stops training.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <algorithm>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "io/json_file.h"
+#include "test_util.h"
+
+namespace difftx {
+namespace {
+
+using test::run_difftx;
+namespace fs = std::filesystem;
+
+class TrainCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    const fs::path d = dir_->path();
+    ASSERT_EQ(run_difftx({"init", "--config", (test::source_dir() / "examples/tiny-mistral/config.json").string(),
+                          "--out", (d / "base").string(), "--seed", "1"}).exit_code, 0);
+    const fs::path tok = fs::path(DIFFTX_SHARED_DIR) / "fixtures/tokenizers/mistral";
+    fs::copy_file(tok / "tokenizer.json", d / "base" / "tokenizer.json");
+    fs::copy_file(tok / "tokenizer_config.json", d / "base" / "tokenizer_config.json");
+    test::write_text(d / "conv.yml", "base_model: " + (d / "base").string() + "\noutput_dir: " + (d / "diff").string() + "\n");
+    ASSERT_EQ(run_difftx({"convert-diff-transformer", (d / "conv.yml").string()}).exit_code, 0);
+    // 150 lines of real English text as a completion dataset.
+    std::ifstream in(fs::path(DIFFTX_SHARED_DIR) / "corpora/dasher-english-gb.txt");
+    std::string line, text;
+    for (int i = 0; i < 150 && std::getline(in, line); ++i) text += line + "\n";
+    test::write_text(d / "text.txt", text);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  // The base training config; `extra` lines "key: value" replace the key or are appended.
+  fs::path config(const std::string& name, const std::string& extra, const std::string& model = "diff") {
+    const fs::path d = dir_->path();
+    std::vector<std::pair<std::string, std::string>> keys = {
+        {"base_model", (d / model).string()},
+        {"datasets", "\n  - path: " + (d / "text.txt").string() + "\n    type: completion"},
+        {"val_set_size", "0.1"}, {"sequence_len", "64"}, {"sample_packing", "true"}, {"micro_batch_size", "2"},
+        {"gradient_accumulation_steps", "2"}, {"max_steps", "8"}, {"learning_rate", "0.003"}, {"warmup_steps", "2"},
+        {"logging_steps", "1"}, {"eval_steps", "4"}, {"save_steps", "3"}, {"save_total_limit", "2"}, {"seed", "5"},
+        {"output_dir", (d / name).string()}, {"diff_attention", "true"}, {"diff_attn_log_every", "2"},
+        {"diff_attn_num_monitor_layers", "2"}, {"diff_attn_warmup_steps", "4"}};
+    size_t pos = 0;
+    while (pos < extra.size()) {
+      size_t end = extra.find('\n', pos);
+      if (end == std::string::npos) end = extra.size();
+      const std::string line = extra.substr(pos, end - pos);
+      pos = end + 1;
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const std::string key = line.substr(0, colon), value = line.substr(colon + 2);
+      auto it = std::find_if(keys.begin(), keys.end(), [&](const auto& kv) { return kv.first == key; });
+      if (it != keys.end()) it->second = value;
+      else keys.emplace_back(key, value);
+    }
+    std::string text;
+    for (const auto& [k, v] : keys) text += k + ": " + v + "\n";
+    test::write_text(d / (name + ".yml"), text);
+    return d / (name + ".yml");
+  }
+  static std::vector<ordered_json> metrics(const fs::path& out) {
+    std::vector<ordered_json> rows;
+    std::ifstream in(out / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) rows.push_back(json_parse(line, "metrics.jsonl"));
+    return rows;
+  }
+  static test::TempDir* dir_;
+};
+test::TempDir* TrainCliTest::dir_ = nullptr;
+
+TEST_F(TrainCliTest, TrainsLogsAndCheckpoints) {
+  const fs::path cfg = config("run", "");
+  auto before = run_difftx({"evaluate", cfg.string(), "--json"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  auto r = run_difftx({"train", cfg.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto summary = json_parse(r.out, "train --json");
+  EXPECT_EQ(summary["steps"], 8);
+  EXPECT_NE(r.err.find("step 8/8"), std::string::npos) << r.err;
+  const fs::path out = dir_->path() / "run";
+  // The trained model loads, evaluates lower on the same data, and generates.
+  test::write_text(dir_->path() / "after.yml",
+                   test::read_text(cfg).replace(test::read_text(cfg).find(dir_->path().string() + "/diff"),
+                                                (dir_->path().string() + "/diff").size(), out.string()));
+  auto after = run_difftx({"evaluate", (dir_->path() / "after.yml").string(), "--json"});
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  const double l0 = json_parse(before.out, "e")["train_loss"], l1 = json_parse(after.out, "e")["train_loss"];
+  EXPECT_TRUE(std::isfinite(l1));
+  EXPECT_LT(l1, l0) << "training lowers the loss on its own data";
+  EXPECT_EQ(run_difftx({"generate", out.string(), "--prompt", "Hello", "--max-new-tokens", "4"}).exit_code, 0);
+  // Checkpoints: saved at steps 3 and 6 and the final 8, pruned to 2; each is complete.
+  EXPECT_FALSE(fs::exists(out / "checkpoint-3"));
+  EXPECT_TRUE(fs::exists(out / "checkpoint-6" / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(out / "checkpoint-8" / "optimizer.safetensors"));
+  // metrics.jsonl: one record per logged step, the plugin's keys at steps 2, 4, 6, 8.
+  auto rows = metrics(out);
+  ASSERT_EQ(rows.size(), 8u);
+  for (const auto& row : rows) {
+    for (const char* key : {"step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second"})
+      EXPECT_TRUE(row.contains(key)) << key;
+    EXPECT_TRUE(std::isfinite(row["loss"].get<double>()));
+  }
+  const auto& r4 = rows[3];
+  EXPECT_EQ(r4["step"], 4);
+  EXPECT_TRUE(r4.contains("eval_loss"));
+  for (int layer : {0, 1})
+    for (const char* k : {"lambda_q1_norm", "lambda_k1_norm", "lambda_q2_norm", "lambda_k2_norm", "lambda1", "lambda2",
+                          "lambda_init", "lambda_full", "attn1_mean", "attn2_mean", "attn1_std", "attn2_std"})
+      EXPECT_TRUE(r4.contains(fmt::format("layer_{}/{}", layer, k))) << layer << " " << k;
+  for (const char* k : {"lambda_q1_norm", "lambda_q2_norm", "lambda_k1_norm", "lambda_k2_norm", "lambda1", "lambda2",
+                        "lambda_full"}) {
+    EXPECT_TRUE(r4.contains(fmt::format("aggregate/{}_mean", k))) << k;
+    EXPECT_TRUE(r4.contains(fmt::format("aggregate/{}_std", k))) << k;
+  }
+  // mix = min(1, step / 4) set before each step: the record of step s shows (s - 1) / 4.
+  EXPECT_DOUBLE_EQ(rows[1]["aggregate/diff_attn_mix"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(r4["aggregate/diff_attn_mix"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(rows[5]["aggregate/diff_attn_mix"].get<double>(), 1.0);
+  EXPECT_FALSE(rows[0].contains("layer_0/lambda1"));
+  // A second run with the same seed gives identical losses.
+  auto again = run_difftx({"train", config("run2", "").string()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  auto rows2 = metrics(dir_->path() / "run2");
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i]["loss"], rows2[i]["loss"]) << i;
+  // An output_dir holding checkpoints is refused without resume or --overwrite.
+  auto busy = run_difftx({"train", cfg.string()});
+  EXPECT_EQ(busy.exit_code, 2);
+  EXPECT_NE(busy.err.find("--overwrite"), std::string::npos) << busy.err;
+}
+
+TEST_F(TrainCliTest, ResumeContinuesExactly) {
+  const fs::path cfg = config("full", "");
+  ASSERT_EQ(run_difftx({"train", cfg.string()}).exit_code, 0);
+  auto full = metrics(dir_->path() / "full");
+  // The same run, interrupted after step 6 (its checkpoint-6), then resumed.
+  const fs::path part = dir_->path() / "part";
+  fs::create_directories(part);
+  fs::copy(dir_->path() / "full" / "checkpoint-6", part / "checkpoint-6", fs::copy_options::recursive);
+  std::ofstream(part / "metrics.jsonl") << test::read_text(dir_->path() / "full" / "metrics.jsonl");
+  const fs::path cfg2 = config("part", "");
+  auto r = run_difftx({"train", cfg2.string(), "--resume-from-checkpoint", (part / "checkpoint-6").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto resumed = metrics(part);
+  ASSERT_EQ(resumed.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    EXPECT_EQ(resumed[i]["loss"], full[i]["loss"]) << "step " << i + 1 << ": bit-identical";
+    EXPECT_EQ(resumed[i]["grad_norm"], full[i]["grad_norm"]) << i;
+  }
+}
+
+TEST_F(TrainCliTest, DivergenceStopsWithTheLastGoodCheckpoint) {
+  // A learning rate of 1e30 (no clipping) overflows the weights within a few steps
+  const fs::path cfg = config("nan2", "learning_rate: 1.0e+30\nmax_grad_norm: 0\nsave_steps: 1\n");
+  auto bad = run_difftx({"train", cfg.string()});
+  EXPECT_EQ(bad.exit_code, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("the loss is"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("checkpoint-"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir_->path() / "nan2" / "model.safetensors")) << "no final model from a diverged run";
+}
+
+TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
+  auto warn = run_difftx({"train", config("w", "bf16: auto\nmystery_key: 3\n").string(), "--max-steps", "1"});
+  EXPECT_EQ(warn.exit_code, 0) << warn.err;
+  EXPECT_NE(warn.err.find("bf16 is ignored"), std::string::npos) << warn.err;
+  EXPECT_NE(warn.err.find("mystery_key is unknown"), std::string::npos) << warn.err;
+  for (auto [extra, part] : std::vector<std::pair<std::string, std::string>>{
+           {"micro_batch_size: two\n", "\"micro_batch_size\""},
+           {"adapter: lora\n", "LoRA"},
+           {"lr_scheduler: polynomial\n", "polynomial"},
+           {"optimizer: sgd\n", "sgd"}}) {
+    auto r = run_difftx({"train", config("e", extra).string()});
+    EXPECT_EQ(r.exit_code, 2) << extra;
+    EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+  }
+  auto standard = run_difftx({"train", config("s", "", "base").string()});
+  EXPECT_EQ(standard.exit_code, 2);
+  EXPECT_NE(standard.err.find("convert it first"), std::string::npos) << standard.err;
+}
+
+}  // namespace
+}  // namespace difftx
