@@ -30,13 +30,14 @@ Command add_train(CLI::App& root) {
                               {"train_samples", r.train_samples}, {"val_samples", r.val_samples},
                               {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
                               {"eval_loss", r.eval_loss ? ordered_json(*r.eval_loss) : ordered_json(nullptr)},
-                              {"seconds", r.seconds}, {"tokens_per_second", r.tokens_per_second},
+                              {"seconds", r.seconds}, {"train_seconds", r.train_seconds},
+                              {"tokens_per_second", r.tokens_per_second},
                               {"checkpoints", r.checkpoints}};
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {
-              fmt::print("trained {} steps in {:.1f} s ({:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n", r.steps, r.seconds,
-                         r.tokens_per_second, r.first_loss, r.last_loss,
+              fmt::print("trained {} steps in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n",
+                         r.steps, r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
                          r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
               fmt::print("model: {} (metrics.jsonl, checkpoint-{})\n", r.output_dir.string(), r.steps);
             }

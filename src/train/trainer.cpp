@@ -207,6 +207,8 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   }
   stream.seek(state.micro_batches);
   const int64_t first_step = state.global_step;
+  const auto t_loop = Clock::now();
+  double eval_seconds = 0;
 
   const bool differential = model.config().is_differential();
   const auto monitor = differential ? monitored_layers(model.config().num_hidden_layers, c.diff_attn_num_monitor_layers)
@@ -294,7 +296,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     }
     if (eval_every > 0 && (s % eval_every == 0 || s == total_steps)) {
       const float mix = model.diff_attn_mix();
+      const auto t_eval = Clock::now();
       const double eval_loss = mean_loss(model, val_batches);
+      eval_seconds += seconds_since(t_eval);
       model.set_diff_attn_mix(mix);
       if (record.is_null()) record = {{"step", s}, {"epoch", state.epoch}};
       record["eval_loss"] = eval_loss;
@@ -311,6 +315,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
       result.checkpoints.push_back(last_checkpoint->string());
     }
   }
+  result.train_seconds = seconds_since(t_loop) - eval_seconds;
   // The final model: the input's layout and dtype, run with mix = 1 (the warm-up is training-only).
   model.set_diff_attn_mix(1.0f);
   last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
@@ -328,7 +333,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   }
   result.steps = state.global_step;
   result.seconds = seconds_since(t_start);
-  result.tokens_per_second = result.seconds > 0 ? static_cast<double>(result.tokens) / result.seconds : 0.0;
+  result.tokens_per_second = result.train_seconds > 0 ? static_cast<double>(result.tokens) / result.train_seconds : 0.0;
   return result;
 }
 

@@ -28,7 +28,9 @@ struct TrainResult {
   int64_t train_samples = 0, val_samples = 0;
   double first_loss = 0, last_loss = 0;  // mean loss per target of this run's first and last step
   std::optional<double> eval_loss;       // last evaluation
-  double seconds = 0, tokens_per_second = 0;
+  double seconds = 0;                    // the whole command
+  double train_seconds = 0;              // optimizer steps (data preparation, evaluation and saving excluded)
+  double tokens_per_second = 0;          // trained tokens / train_seconds
   int64_t tokens = 0;                    // trained through the model (padding excluded)
   std::vector<std::string> checkpoints;
 };
