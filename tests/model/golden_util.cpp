@@ -50,6 +50,21 @@ Model golden_model_load(const GoldenCase& g, bool bf16) {
   return model;
 }
 
+std::vector<std::string> training_case_names() {
+  std::vector<std::string> out;
+  for (const auto& name : golden_case_names())
+    if (fs::exists(golden_dir() / name / "train.json")) out.push_back(name);
+  return out;
+}
+
+std::vector<int32_t> next_token_targets(const fs::path& train_json) {
+  auto train = json_read_file(train_json);
+  std::vector<int32_t> targets;
+  for (const auto& row : train["labels"])
+    for (size_t t = 0; t < row.size(); ++t) targets.push_back(t + 1 < row.size() ? row[t + 1].get<int32_t>() : -100);
+  return targets;
+}
+
 double relative_error(const TokenBatch& batch, int64_t vocab, const std::vector<float>& a, const std::vector<float>& b) {
   double max_diff = 0, max_ref = 0;
   for (int64_t i = 0; i < batch.batch * batch.seq_len; ++i) {

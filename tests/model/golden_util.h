@@ -24,6 +24,11 @@ Model golden_model_load(const GoldenCase& g, bool bf16 = false);
 std::vector<std::string> golden_case_names();  // every folder of tests/golden, sorted
 GoldenCase golden_case_load(const std::string& name);
 
+// The cases with training goldens (train.json), and next-token targets from their labels
+// (targets[b, t] = labels[b, t + 1], -100 at the end of each row).
+std::vector<std::string> training_case_names();
+std::vector<int32_t> next_token_targets(const std::filesystem::path& train_json);
+
 // max |a - b| / max |b| over the positions whose attention_mask is 1.
 double relative_error(const TokenBatch& batch, int64_t vocab, const std::vector<float>& a, const std::vector<float>& b);
 

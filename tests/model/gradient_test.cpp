@@ -16,28 +16,13 @@
 namespace difftx {
 namespace {
 
-std::vector<std::string> training_cases() {
-  std::vector<std::string> out;
-  for (const auto& name : test::golden_case_names())
-    if (std::filesystem::exists(test::golden_dir() / name / "train.json")) out.push_back(name);
-  return out;
-}
-
-// targets[b, t] = labels[b, t + 1] (the token position t predicts), kIgnoreIndex at the end.
-std::vector<int32_t> next_token_targets(const ordered_json& labels) {
-  std::vector<int32_t> targets;
-  for (const auto& row : labels)
-    for (size_t t = 0; t < row.size(); ++t) targets.push_back(t + 1 < row.size() ? row[t + 1].get<int32_t>() : kIgnoreIndex);
-  return targets;
-}
-
 class GradientTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GradientTest, LossAndEveryGradientMatchReference) {
   auto g = test::golden_case_load(GetParam());
   Model model = test::golden_model_load(g);
   auto train = json_read_file(g.dir / "train.json");
-  std::vector<int32_t> targets = next_token_targets(train["labels"]);
+  std::vector<int32_t> targets = test::next_token_targets(g.dir / "train.json");
   int64_t counted = 0;
   for (int32_t t : targets) counted += t != kIgnoreIndex;
   ASSERT_EQ(counted, train["num_targets"].get<int64_t>());
@@ -74,7 +59,7 @@ TEST_P(GradientTest, LossAndEveryGradientMatchReference) {
               ref_loss[0], worst, worst_name.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, GradientTest, ::testing::ValuesIn(training_cases()),
+INSTANTIATE_TEST_SUITE_P(Cases, GradientTest, ::testing::ValuesIn(test::training_case_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

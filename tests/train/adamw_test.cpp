@@ -18,13 +18,6 @@
 namespace difftx {
 namespace {
 
-std::vector<std::string> training_cases() {
-  std::vector<std::string> out;
-  for (const auto& name : test::golden_case_names())
-    if (std::filesystem::exists(test::golden_dir() / name / "train.json")) out.push_back(name);
-  return out;
-}
-
 class AdamWTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AdamWTest, TenStepsFollowTheReference) {
@@ -32,9 +25,7 @@ TEST_P(AdamWTest, TenStepsFollowTheReference) {
   Model model = test::golden_model_load(g);
   auto train = json_read_file(g.dir / "train.json");
   const auto& hp = train["hyperparameters"];
-  std::vector<int32_t> targets;
-  for (const auto& row : train["labels"])
-    for (size_t t = 0; t < row.size(); ++t) targets.push_back(t + 1 < row.size() ? row[t + 1].get<int32_t>() : kIgnoreIndex);
+  const std::vector<int32_t> targets = test::next_token_targets(g.dir / "train.json");
   const int64_t counted = train["num_targets"].get<int64_t>();
 
   AdamWOptions o;
@@ -85,11 +76,11 @@ TEST_P(AdamWTest, TenStepsFollowTheReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, AdamWTest, ::testing::ValuesIn(training_cases()),
+INSTANTIATE_TEST_SUITE_P(Cases, AdamWTest, ::testing::ValuesIn(test::training_case_names()),
                          [](const auto& info) { return info.param; });
 
 TEST(WeightDecayRule, MatchesTheReferenceLists) {
-  for (const auto& name : training_cases()) {
+  for (const auto& name : test::training_case_names()) {
     auto train = json_read_file(test::golden_dir() / name / "train.json");
     std::set<std::string> no_decay;
     for (const auto& n : train["no_decay"]) no_decay.insert(n.get<std::string>());
