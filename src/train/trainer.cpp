@@ -74,6 +74,15 @@ double mean_loss(const Model& model, const std::vector<MicroBatch>& batches) {
   return count > 0 ? total / static_cast<double>(count) : std::nan("");
 }
 
+// The name of the first parameter holding a NaN or infinity, or "" when all are finite.
+std::string non_finite_parameter(const Model& model) {
+  const std::span<const float> w = model.weights();
+  for (const ParamSpec& p : model.table().params())
+    for (uint64_t i = 0; i < p.numel; ++i)
+      if (!std::isfinite(w[p.offset + i])) return p.name;
+  return {};
+}
+
 // The training data in epoch order, reproducible from (seed, position).
 class DataStream {
  public:
@@ -255,13 +264,19 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
       for (uint8_t m : mb->tokens.attention_mask) window_tokens += m;
     }
     const double step_loss = targets > 0 ? loss_sum / static_cast<double>(targets) : 0.0;
-    if (!std::isfinite(step_loss))
-      throw TrainingError(fmt::format("step {}: the loss is {}; training stopped. {}", step + 1, step_loss,
-                                      last_checkpoint ? "The last good checkpoint is " + last_checkpoint->string()
-                                                      : std::string("No checkpoint was written yet.")));
+    // Divergence stops the run before anything non-finite reaches the weights or a checkpoint.
+    const auto diverged = [&](const std::string& what) {
+      return TrainingError(fmt::format("step {}: training diverged ({}); training stopped. {}", step + 1, what,
+                                       last_checkpoint ? "The last good checkpoint is " + last_checkpoint->string()
+                                                       : std::string("No checkpoint was written yet.")));
+    };
+    if (!std::isfinite(step_loss)) throw diverged(fmt::format("the loss is {}", step_loss));
     const double grad_norm = clip_grad_norm(model.table(), grads, c.max_grad_norm);
+    if (!std::isfinite(grad_norm)) throw diverged(fmt::format("the gradient norm is {}", grad_norm));
     const double lr = c.learning_rate * lr_multiplier(c.lr_scheduler, step, warmup, total_steps);
     optimizer.step(model.weights(), grads, lr);
+    if (const std::string bad = non_finite_parameter(model); !bad.empty())
+      throw diverged(fmt::format("the update made {} non-finite", bad));
     state.global_step += 1;
     state.micro_batches += c.gradient_accumulation_steps;
     state.epoch = stream.epoch();
