@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages difftx needs to build and test, only those that are missing.
 # Idempotent: runs `apt-get update` at most once, and not at all when nothing is missing.
-# Usage: scripts/deps.sh [--reference]   (--reference adds python3-torch for tools/reference)
+# Usage: scripts/deps.sh [--reference] [--plot]
+#   --reference adds python3-torch for tools/reference; --plot adds python3-matplotlib for
+#   tools/plot_loss.py (the embedded model's loss curve).
 set -euo pipefail
 
 packages=(
@@ -16,9 +18,13 @@ packages=(
   libgtest-dev libgmock-dev   # tests
   libbenchmark-dev            # micro-benchmarks
 )
-if [[ "${1:-}" == "--reference" ]]; then
-  packages+=(python3-torch python3-numpy)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --reference) packages+=(python3-torch python3-numpy) ;;
+    --plot) packages+=(python3-matplotlib) ;;
+    *) echo "deps: unknown option $arg (use --reference, --plot)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -29,7 +29,7 @@ const std::set<std::string>& ignored_keys() {
 
 const std::set<std::string>& used_keys() {
   static const std::set<std::string> keys = {
-      "base_model", "tokenizer_config", "datasets", "val_set_size", "sequence_len", "sample_packing",
+      "base_model", "tokenizer_config", "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing",
       "pad_to_sequence_len", "train_on_inputs", "chat_template", "micro_batch_size", "gradient_accumulation_steps",
       "num_epochs", "max_steps", "learning_rate", "lr_scheduler", "warmup_steps", "warmup_ratio", "optimizer",
       "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "logging_steps",
@@ -49,6 +49,43 @@ std::string string_field(const YAML::Node& item, const std::string& key, const s
 
 void positive(const AxolotlYaml& y, const char* key, int64_t value, int64_t min = 1) {
   if (value < min) fail<ConfigError>("{}: key \"{}\" must be at least {}, got {}", y.path.string(), key, min, value);
+}
+
+// A list of datasets (the "datasets" or "test_datasets" key); unrecognised item keys are added to
+// `unknown` as "KEY[i].item_key".
+std::vector<DatasetSpec> dataset_list(const AxolotlYaml& y, const std::string& list_key,
+                                      std::vector<std::string>& unknown) {
+  const std::string label = y.path.string();
+  std::vector<DatasetSpec> out;
+  YAML::Node datasets = y.root[list_key];
+  if (!datasets || datasets.IsNull()) return out;
+  if (!datasets.IsSequence()) fail<ConfigError>("{}: key \"{}\" must be a list", label, list_key);
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    const YAML::Node item = datasets[i];
+    const std::string where = fmt::format("{}: {}[{}]", label, list_key, i);
+    if (!item.IsMap()) fail<ConfigError>("{} must be a mapping with path and type", where);
+    DatasetSpec d;
+    d.path = string_field(item, "path", where, "");
+    if (d.path.empty()) fail<ConfigError>("{}.path is missing", where);
+    const std::string type = string_field(item, "type", where, "");
+    if (type == "alpaca") d.type = DatasetType::alpaca;
+    else if (type == "completion") d.type = DatasetType::completion;
+    else if (type == "chat_template") d.type = DatasetType::chat_template;
+    else
+      fail<ConfigError>("{}.type \"{}\" is not supported (supported: alpaca, completion, chat_template)", where, type);
+    d.field = string_field(item, "field", where, "text");
+    d.field_messages = string_field(item, "field_messages", where, "messages");
+    d.message_field_role = string_field(item, "message_field_role", where, "role");
+    d.message_field_content = string_field(item, "message_field_content", where, "content");
+    for (const auto& kv : item) {
+      const std::string k = kv.first.as<std::string>();
+      static const std::set<std::string> known = {"path", "type", "field", "field_messages", "message_field_role",
+                                                  "message_field_content", "split", "name", "ds_type", "data_files"};
+      if (!known.count(k)) unknown.push_back(fmt::format("{}[{}].{}", list_key, i, k));
+    }
+    out.push_back(d);
+  }
+  return out;
 }
 
 }  // namespace
@@ -74,39 +111,15 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
   c.base_model = *base;
   c.tokenizer_config = y.string("tokenizer_config").value_or("");
 
-  YAML::Node datasets = y.root["datasets"];
-  if (datasets && !datasets.IsNull()) {
-    if (!datasets.IsSequence()) fail<ConfigError>("{}: key \"datasets\" must be a list", label);
-    for (size_t i = 0; i < datasets.size(); ++i) {
-      const YAML::Node item = datasets[i];
-      const std::string where = fmt::format("{}: datasets[{}]", label, i);
-      if (!item.IsMap()) fail<ConfigError>("{} must be a mapping with path and type", where);
-      DatasetSpec d;
-      d.path = string_field(item, "path", where, "");
-      if (d.path.empty()) fail<ConfigError>("{}.path is missing", where);
-      const std::string type = string_field(item, "type", where, "");
-      if (type == "alpaca") d.type = DatasetType::alpaca;
-      else if (type == "completion") d.type = DatasetType::completion;
-      else if (type == "chat_template") d.type = DatasetType::chat_template;
-      else
-        fail<ConfigError>("{}.type \"{}\" is not supported (supported: alpaca, completion, chat_template)", where, type);
-      d.field = string_field(item, "field", where, "text");
-      d.field_messages = string_field(item, "field_messages", where, "messages");
-      d.message_field_role = string_field(item, "message_field_role", where, "role");
-      d.message_field_content = string_field(item, "message_field_content", where, "content");
-      for (const auto& kv : item) {
-        const std::string k = kv.first.as<std::string>();
-        static const std::set<std::string> known = {"path", "type", "field", "field_messages", "message_field_role",
-                                                    "message_field_content", "split", "name", "ds_type", "data_files"};
-        if (!known.count(k)) c.unknown_keys.push_back(fmt::format("datasets[{}].{}", i, k));
-      }
-      c.datasets.push_back(d);
-    }
-  }
+  c.datasets = dataset_list(y, "datasets", c.unknown_keys);
+  c.test_datasets = dataset_list(y, "test_datasets", c.unknown_keys);
 
   c.val_set_size = y.number("val_set_size").value_or(0.0);
   if (c.val_set_size < 0 || !std::isfinite(c.val_set_size))
     fail<ConfigError>("{}: key \"val_set_size\" must be >= 0", label);
+  if (!c.test_datasets.empty() && c.val_set_size > 0)
+    fail<ConfigError>("{}: keys \"test_datasets\" and \"val_set_size\" both choose the validation samples; keep one",
+                      label);
   c.sequence_len = y.integer("sequence_len").value_or(2048);
   positive(y, "sequence_len", c.sequence_len, 2);
   c.sample_packing = y.boolean("sample_packing").value_or(false);

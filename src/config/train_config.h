@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string base_model;
   std::string tokenizer_config;     // a tokenizer directory; default base_model
   std::vector<DatasetSpec> datasets;
+  std::vector<DatasetSpec> test_datasets;  // axolotl's held-out evaluation datasets (instead of val_set_size)
   double val_set_size = 0.0;        // < 1: fraction of the samples; >= 1: number of samples
   int64_t sequence_len = 2048;
   bool sample_packing = false;

@@ -222,10 +222,11 @@ std::string alpaca_prompt(const std::string& instruction, const std::string& inp
   return replace_all(p, "{input}", input);
 }
 
-std::vector<Sample> load_samples(const TrainConfig& c, const Tokenizer& tok, DatasetReport& report) {
-  if (c.datasets.empty()) fail<ConfigError>("{}: no datasets: add a datasets list with path and type", c.yaml_path.string());
+std::vector<Sample> load_samples(const TrainConfig& c, std::span<const DatasetSpec> specs, const Tokenizer& tok,
+                                 DatasetReport& report) {
+  if (specs.empty()) fail<ConfigError>("{}: no datasets: add a datasets list with path and type", c.yaml_path.string());
   std::vector<Sample> out;
-  for (const DatasetSpec& d : c.datasets) {
+  for (const DatasetSpec& d : specs) {
     ChatFormat format = ChatFormat::chatml;
     if (d.type == DatasetType::chat_template) format = chat_format_from_name(c.chat_template, &tok);
     for (const fs::path& file : dataset_files(d, c.yaml_path)) {
@@ -241,9 +242,10 @@ std::vector<Sample> load_samples(const TrainConfig& c, const Tokenizer& tok, Dat
   }
   report.samples = static_cast<int64_t>(out.size());
   if (out.empty())
-    fail<ConfigError>("{}: the datasets gave no usable sample ({} records; {} longer than sequence_len {}, {} without a "
+    fail<ConfigError>("{}: the {} gave no usable sample ({} records; {} longer than sequence_len {}, {} without a "
                       "trained token)",
-                      c.yaml_path.string(), report.records, report.dropped_long, c.sequence_len,
+                      c.yaml_path.string(), specs.data() == c.test_datasets.data() ? "test_datasets" : "datasets",
+                      report.records, report.dropped_long, c.sequence_len,
                       report.dropped_untrained);
   return out;
 }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "config/train_config.h"
@@ -44,9 +45,11 @@ struct DatasetReport {
 // The axolotl Alpaca prompt text for one record.
 std::string alpaca_prompt(const std::string& instruction, const std::string& input);
 
-// Reads and tokenizes every dataset. Throws FileError / ConfigError / TextError naming the file,
-// the record (line or index) and the field at fault.
-std::vector<Sample> load_samples(const TrainConfig& config, const Tokenizer& tokenizer, DatasetReport& report);
+// Reads and tokenizes every dataset of `specs` (config.datasets or config.test_datasets), adding
+// to `report`. Throws FileError / ConfigError / TextError naming the file, the record (line or
+// index) and the field at fault.
+std::vector<Sample> load_samples(const TrainConfig& config, std::span<const DatasetSpec> specs,
+                                 const Tokenizer& tokenizer, DatasetReport& report);
 
 // Splits off val_set_size samples (a fraction when < 1, a count otherwise) after shuffling with
 // the seed: returns the validation samples and leaves the training ones in `samples`.

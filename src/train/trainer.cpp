@@ -53,8 +53,16 @@ Prepared prepare(const TrainConfig& c) {
       fail<ConfigError>("{}: special_tokens.{} \"{}\" is not in the vocabulary; adding tokens (and resizing the "
                         "embeddings) is not supported",
                         c.yaml_path.string(), key, token);
-  p.train = load_samples(c, p.tokenizer, p.report);
-  p.val = split_validation(p.train, c.val_set_size, c.seed);
+  p.train = load_samples(c, c.datasets, p.tokenizer, p.report);
+  if (c.test_datasets.empty()) {
+    p.val = split_validation(p.train, c.val_set_size, c.seed);
+  } else {
+    DatasetReport held_out;  // test_datasets: validation samples of their own, counted in the report
+    p.val = load_samples(c, c.test_datasets, p.tokenizer, held_out);
+    p.report.records += held_out.records;
+    p.report.dropped_long += held_out.dropped_long;
+    p.report.dropped_untrained += held_out.dropped_untrained;
+  }
   std::optional<int32_t> pad;
   for (const auto& [key, token] : c.special_tokens)
     if (key == "pad_token") pad = p.tokenizer.token_to_id(token);

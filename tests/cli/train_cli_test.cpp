@@ -168,6 +168,39 @@ TEST_F(TrainCliTest, DivergenceStopsWithTheLastGoodCheckpoint) {
   EXPECT_FALSE(fs::exists(dir_->path() / "nan2" / "model.safetensors")) << "no final model from a diverged run";
 }
 
+TEST_F(TrainCliTest, TestDatasetsAreTheValidationSamples) {
+  // 40 other lines of the corpus as axolotl's test_datasets: their samples (a line longer than
+  // sequence_len gives several) are the validation samples, none is taken from the training data.
+  const fs::path d = dir_->path();
+  std::ifstream in(fs::path(DIFFTX_SHARED_DIR) / "corpora/dasher-english-gb.txt");
+  std::string line, text;
+  int kept = 0;
+  for (int i = 0; i < 400 && std::getline(in, line); ++i)
+    if (i >= 300 && kept < 40 && line.find_first_not_of(" \t") != std::string::npos) {
+      text += line + "\n";
+      ++kept;
+    }
+  test::write_text(d / "held_out.txt", text);
+  const std::string held = "[{path: " + (d / "held_out.txt").string() + ", type: completion}]";
+  auto r = run_difftx({"evaluate", config("td", "val_set_size: 0\ntest_datasets: " + held).string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const ordered_json j = json_parse(r.out, "evaluate output");
+  auto alone = run_difftx({"evaluate", config("tdn", "val_set_size: 0\ndatasets: " + held).string(), "--json"});
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+  const ordered_json held_samples = json_parse(alone.out, "evaluate output")["train_samples"];
+  EXPECT_GE(held_samples.get<int64_t>(), 40);
+  EXPECT_EQ(j["eval_samples"], held_samples) << "the held-out file's samples, all of them";
+  auto all = run_difftx({"evaluate", config("td0", "val_set_size: 0").string(), "--json"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(j["train_samples"], json_parse(all.out, "evaluate output")["train_samples"]) << "the training split is whole";
+  auto both = run_difftx({"evaluate", config("td2", "test_datasets: " + held).string()});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("\"test_datasets\" and \"val_set_size\""), std::string::npos) << both.err;
+  auto bad = run_difftx({"evaluate", config("td3", "val_set_size: 0\ntest_datasets: {path: x}").string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("\"test_datasets\" must be a list"), std::string::npos) << bad.err;
+}
+
 TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
   auto warn = run_difftx({"train", config("w", "bf16: auto\nmystery_key: 3\n").string(), "--max-steps", "1"});
   EXPECT_EQ(warn.exit_code, 0) << warn.err;

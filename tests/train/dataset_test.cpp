@@ -24,7 +24,7 @@ class DatasetTest : public ::testing::Test {
     test::write_text(dir_ / name, text);
     config_.datasets = {DatasetSpec{(dir_ / name).string(), type}};
     report_ = {};
-    return load_samples(config_, *tok_, report_);
+    return load_samples(config_, config_.datasets, *tok_, report_);
   }
   test::TempDir dir_;
   std::unique_ptr<Tokenizer> tok_;
@@ -116,10 +116,10 @@ TEST_F(DatasetTest, BadRecordsNameFileAndLine) {
   }
   test::write_bytes(dir_ / "h.jsonl", {'{', '"', 't', 'e', 'x', 't', '"', ':', '"', 0xff, '"', '}', '\n'});
   config_.datasets = {DatasetSpec{(dir_ / "h.jsonl").string(), DatasetType::completion}};
-  EXPECT_THROW(load_samples(config_, *tok_, report_), Error);
+  EXPECT_THROW(load_samples(config_, config_.datasets, *tok_, report_), Error);
   EXPECT_THROW(load("i.jsonl", "\n", DatasetType::alpaca), ConfigError);  // nothing usable
   config_.datasets = {DatasetSpec{(dir_ / "absent.jsonl").string(), DatasetType::alpaca}};
-  EXPECT_THROW(load_samples(config_, *tok_, report_), ConfigError);
+  EXPECT_THROW(load_samples(config_, config_.datasets, *tok_, report_), ConfigError);
 }
 
 TEST(Split, ValidationIsSeededAndSized) {
