@@ -1,68 +1,146 @@
 #!/usr/bin/env bash
-# README's first command: install what is missing, build, run the main job.
+# README's first command: install what is missing, build difftx, then run the axolotl
+# diff-transformer workflow on the embedded model examples/models/wp-llama-12m (a 12.3M-parameter
+# Llama trained by difftx on War and Peace with the Mistral tokenizer; its card says how):
+#   1. convert-diff-transformer --zero-init --no-sublayer-norm --debug: generations match;
+#   2. convert-diff-transformer --debug with default flags: no match, as expected;
+#   3. evaluate the converted model and generate a sample (before fine-tuning);
+#   4. fine-tune it on the book's training split with the plugin's warm-up and monitoring;
+#   5. evaluate and generate again (after), and print a summary table.
+# All outputs go under one directory (default out/quickstart). About 10 minutes on 2 cores.
 #
-# difftx does not ship a trained model yet (that is the embedded-model issue), so the main job runs
-# on randomly initialised models (their text is noise; the workflow and the numbers are real):
-#   1. the foundation on the real SmolLM2-135M shape: create, inspect, measure prefill/decode speed;
-#   2. the seed's workflow on a small Mistral-shaped model with the real Mistral tokenizer:
-#      convert-diff-transformer with --zero-init --no-sublayer-norm --debug (generations match),
-#      the same with default flags (no match, as expected), generate, a short fine-tune with the
-#      plugin's warm-up and monitoring, eval and generate before and after.
-# Outputs go under out/quickstart/.
+# Usage: scripts/quickstart.sh [--model DIR] [--out DIR] [--steps N] [--short] [--compare-base] [--no-build]
+#   --model DIR      run the workflow on another Llama-family model directory (with tokenizer files)
+#   --steps N        fine-tuning steps (default 200)
+#   --short          a tiny run for CI: 12 steps of 2 x 128 tokens, small evaluation slices
+#   --compare-base   also fine-tune the base (standard attention) model the same way and compare
+#   --no-build       use the difftx binary in $DIFFTX (default build/difftx) as it is
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-out="$root/out/quickstart"
-smol="$out/smollm2-135m-random"
-tiny="$out/tiny-mistral-random"
-difftx="$root/build/difftx"
+out="$root/out/quickstart" steps=200 short=0 compare=0 build=1
+model="$root/examples/models/wp-llama-12m"
+while (($#)); do
+  case "$1" in
+    --model) model=$(realpath -m "$2"); shift 2 ;;
+    --out) out=$(realpath -m "$2"); shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --short) short=1; shift ;;
+    --compare-base) compare=1; shift ;;
+    --no-build) build=0; shift ;;
+    *) echo "quickstart: unknown option $1 (see the header of scripts/quickstart.sh)" >&2; exit 2 ;;
+  esac
+done
+difftx=${DIFFTX:-"$root/build/difftx"}
+shared=${DIFFTX_SHARED:-"$root/../shared"}  # the corpora (CI keeps a read-only copy beside the clone)
+data="$out/data"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}  # stay fast when something else shares the cores
+t0=$(date +%s)
+step() { printf '\n== [%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+# A number from a JSON file written by difftx (first occurrence of "key": value).
+jnum() { grep -o "\"$2\": *[-0-9.eE+naif]*" "$1" | head -1 | sed 's/.*: *//'; }
 
-step() { printf '\n== %s\n' "$*"; }
-
-step "1/10 install missing packages and build (Release, -O3 -march=native)"
-bash scripts/build.sh
-
-step "2/10 create a random SmolLM2-135M-shaped Llama checkpoint (BF16, like transformers' from_config)"
+if ((build)); then
+  step "install missing packages and build difftx (Release, -O3 -march=native)"
+  BUILD_TARGETS=difftx bash scripts/build.sh
+fi
 mkdir -p "$out"
-"$difftx" init --config examples/smollm2-135m/config.json --out "$smol" --dtype bf16 --seed 0 --overwrite
-"$difftx" inspect "$smol"
 
-step "3/10 speed: prefill of 512 tokens and 32 decode steps, beside sgemm and memory bandwidth"
-./build/bench/forward_bench "$smol" --seq-len 512 --decode 32 --repeats 2
+step "the embedded model"
+"$difftx" inspect "$model"
 
-step "4/10 a small Mistral-shaped model with the real Mistral tokenizer (../shared/fixtures)"
-"$difftx" init --config examples/tiny-mistral/config.json --out "$tiny" --seed 1 --overwrite
-cp ../shared/fixtures/tokenizers/mistral/tokenizer.json ../shared/fixtures/tokenizers/mistral/tokenizer_config.json "$tiny/"
-printf 'base_model: %s\noutput_dir: %s\n' "$tiny" "$out/tiny-diff" > "$out/convert.yml"
+step "data: War and Peace split into training text and the held-out last 5% (as the model was trained)"
+bash scripts/split_corpus.sh "$shared/corpora/war-and-peace.txt" "$data"
+seq_len=256 mb=4 probe=8 warm=$((steps / 2)) log_every=50 eval_steps=100
+if ((short)); then
+  steps=12 seq_len=128 mb=2 probe=2 warm=6 log_every=6 eval_steps=6
+  head -n 4 "$data/train.jsonl" > "$data/train.part" && mv "$data/train.part" "$data/train.jsonl"
+  head -n 1 "$data/validation.jsonl" > "$data/val.part" && mv "$data/val.part" "$data/validation.jsonl"
+fi
+# The same few training records are evaluated before and after fine-tuning ("probe" loss).
+head -n "$probe" "$data/train.jsonl" > "$data/probe.jsonl"
+eval_config() {  # eval_config MODEL_DIR FILE: an axolotl config for `difftx evaluate`
+  printf '%s\n' "base_model: $1" "datasets:" "  - path: $data/probe.jsonl" "    type: completion" \
+    "test_datasets:" "  - path: $data/validation.jsonl" "    type: completion" "sequence_len: $seq_len" \
+    "micro_batch_size: $mb" "output_dir: $out/unused" > "$2"
+}
 
-step "5/10 convert-diff-transformer --zero-init --no-sublayer-norm --debug: the converted model computes the base model"
+step "1/5 convert-diff-transformer --zero-init --no-sublayer-norm --debug: the converted model still computes the base model"
+printf 'base_model: %s\noutput_dir: %s\n' "$model" "$out/diff" > "$out/convert.yml"
 "$difftx" convert-diff-transformer "$out/convert.yml" --zero-init --no-sublayer-norm --debug \
-  --output-dir "$out/tiny-diff-zero" --overwrite
+  --output-dir "$out/diff-zero" --overwrite | tee "$out/convert-zero.log"
 
-step "6/10 convert-diff-transformer --debug with default flags: a real differential model (no match expected)"
-"$difftx" convert-diff-transformer "$out/convert.yml" --debug --overwrite
+step "2/5 convert-diff-transformer --debug with default flags: a real differential model"
+"$difftx" convert-diff-transformer "$out/convert.yml" --debug --overwrite | tee "$out/convert-default.log"
 
-step "7/10 generate with the converted model (streamed)"
-"$difftx" generate "$out/tiny-diff" --prompt "It was a bright cold day in April" --max-new-tokens 24
+step "3/5 before fine-tuning: evaluate the base and the converted model, and generate from the converted one"
+eval_config "$model" "$out/eval-base.yml"
+eval_config "$out/diff" "$out/eval-before.yml"
+"$difftx" evaluate "$out/eval-base.yml" --json > "$out/eval-base.json"
+"$difftx" evaluate "$out/eval-before.yml" --json > "$out/eval-before.json"
+printf 'base model:      probe loss %s, validation loss %s\n' "$(jnum "$out/eval-base.json" train_loss)" \
+  "$(jnum "$out/eval-base.json" eval_loss)"
+printf 'converted model: probe loss %s, validation loss %s\n' "$(jnum "$out/eval-before.json" train_loss)" \
+  "$(jnum "$out/eval-before.json" eval_loss)"
+prompt="Prince Andrew looked at"
+"$difftx" generate "$out/diff" --prompt "$prompt" --max-new-tokens 40 | tee "$out/sample-before.txt"
 
-step "8/10 fine-tune it: 30 steps on real English text, with the plugin's warm-up and monitoring"
-printf '%s\n' "base_model: $out/tiny-diff" "datasets:" "  - path: ../shared/corpora/dasher-english-gb.txt" \
-  "    type: completion" "val_set_size: 0.02" "sequence_len: 128" "sample_packing: true" "micro_batch_size: 4" \
-  "gradient_accumulation_steps: 2" "max_steps: 30" "learning_rate: 0.002" "warmup_steps: 3" "logging_steps: 5" \
-  "eval_steps: 15" "save_steps: 15" "output_dir: $out/tiny-trained" "diff_attention: true" \
-  "diff_attn_log_every: 15" "diff_attn_num_monitor_layers: 2" "diff_attn_warmup_steps: 10" > "$out/train.yml"
-"$difftx" train "$out/train.yml" --overwrite
+train_config() {  # train_config MODEL_DIR OUTPUT_DIR DIFFERENTIAL(0|1) FILE
+  printf '%s\n' "base_model: $1" "datasets:" "  - path: $data/train.jsonl" "    type: completion" \
+    "test_datasets:" "  - path: $data/validation.jsonl" "    type: completion" "sequence_len: $seq_len" \
+    "sample_packing: true" "micro_batch_size: $mb" "gradient_accumulation_steps: 1" "max_steps: $steps" \
+    "learning_rate: 0.0005" "lr_scheduler: cosine" "warmup_steps: $((steps / 10))" "weight_decay: 0.1" \
+    "adam_beta2: 0.95" "max_grad_norm: 1.0" "logging_steps: $((short ? 1 : 10))" "eval_steps: $eval_steps" \
+    "save_steps: $eval_steps" "save_total_limit: 1" "seed: 42" "output_dir: $2" > "$4"
+  if (($3)); then
+    printf '%s\n' "plugins:" "  - axolotl_diff_transformer.plugin.DifferentialTransformerPlugin" \
+      "diff_attention: true" "diff_attn_warmup_steps: $warm" "diff_attn_log_every: $log_every" \
+      "diff_attn_num_monitor_layers: 2" >> "$4"
+  fi
+}
 
-step "9/10 evaluate and generate with the fine-tuned model"
-"$difftx" eval "$out/tiny-trained" --text ../shared/corpora/dasher-english-gb.txt --context 128 --stride 64 --max-tokens 4096
-"$difftx" generate "$out/tiny-trained" --prompt "It was a bright cold day in April" --max-new-tokens 24
+step "4/5 fine-tune the converted model: $steps steps, negative component warmed up over $warm steps, lambdas monitored"
+train_config "$out/diff" "$out/finetuned" 1 "$out/train.yml"
+"$difftx" train "$out/train.yml" --overwrite --json > "$out/train.json"
+cat "$out/train.json"
 
-step "10/10 the same perplexity for the converted model before fine-tuning"
-"$difftx" eval "$out/tiny-diff" --text ../shared/corpora/dasher-english-gb.txt --context 128 --stride 64 --max-tokens 4096
+step "5/5 after fine-tuning: evaluate and generate"
+eval_config "$out/finetuned" "$out/eval-after.yml"
+"$difftx" evaluate "$out/eval-after.yml" --json > "$out/eval-after.json"
+"$difftx" generate "$out/finetuned" --prompt "$prompt" --max-new-tokens 40 | tee "$out/sample-after.txt"
 
-printf '\nDone. Outputs in %s:\n' "$out"
-printf '  %s\n' "$smol (random SmolLM2-135M shape)" "$tiny (random Mistral shape + tokenizer)" \
-  "$out/tiny-diff (llama-differential, default flags) and its axolotl_config.yml" \
-  "$out/tiny-diff-zero (llama-differential, zero-init, no sublayer norm)" \
-  "$out/tiny-trained (fine-tuned; metrics.jsonl, checkpoints)"
-printf 'Not yet here: a trained embedded model (see README "Status").\n'
+if ((compare)); then
+  step "compare: fine-tune the base model (standard attention) with the same recipe"
+  train_config "$model" "$out/base-finetuned" 0 "$out/train-base.yml"
+  "$difftx" train "$out/train-base.yml" --overwrite --json > "$out/train-base.json"
+  eval_config "$out/base-finetuned" "$out/eval-base-after.yml"
+  "$difftx" evaluate "$out/eval-base-after.yml" --json > "$out/eval-base-after.json"
+fi
+
+# Summary table.
+ppl() { awk -v l="$1" 'BEGIN { printf "%.2f", exp(l) }'; }
+row() { printf '%-34s %10s %10s %12s\n' "$1" "$2" "$3" "$4"; }
+last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1)
+{
+  printf '\nSummary (%s)\n' "$out"
+  row "model" "probe loss" "val loss" "val ppl"
+  for pair in "embedded base model:eval-base" "converted, before fine-tuning:eval-before" \
+    "converted, after $steps steps:eval-after"; do
+    name=${pair%%:*} f="$out/${pair##*:}.json"
+    v=$(jnum "$f" eval_loss)
+    row "$name" "$(jnum "$f" train_loss)" "$v" "$(ppl "$v")"
+  done
+  if ((compare)); then
+    v=$(jnum "$out/eval-base-after.json" eval_loss)
+    row "base, after $steps steps" "$(jnum "$out/eval-base-after.json" train_loss)" "$v" "$(ppl "$v")"
+  fi
+  printf '\nlambda_full at step %s (lambda1 - lambda2 + lambda_init, per monitored layer):' \
+    "$(echo "$last_monitor" | grep -o '"step":[0-9]*' | sed 's/.*://')"
+  for key in $(echo "$last_monitor" | grep -o '"layer_[0-9]*/lambda_full"' | tr -d '"'); do
+    printf ' %s %.4f' "${key%/lambda_full}" "$(echo "$last_monitor" | grep -o "\"$key\":[-0-9.eE+]*" | sed 's/.*://')"
+  done
+  printf '\nfine-tuning: %s steps, %s tokens/s (steps only), %s s of training\n' "$(jnum "$out/train.json" steps)" \
+    "$(jnum "$out/train.json" tokens_per_second)" "$(jnum "$out/train.json" train_seconds)"
+  printf 'wall time: %s s\n' "$(($(date +%s) - t0))"
+  printf 'outputs: %s (diff-zero/, diff/, finetuned/ with metrics.jsonl, *.json reports, samples)\n' "$out"
+} | tee "$out/summary.txt"

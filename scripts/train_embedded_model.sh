@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the embedded model examples/models/wp-llama-12m with one command:
-#   1. split ../shared/corpora/war-and-peace.txt: the last 5% held out (tools/split_corpus.py);
+#   1. split ../shared/corpora/war-and-peace.txt: the last 5% held out (scripts/split_corpus.sh);
 #   2. difftx init a 12.3M-parameter Llama (examples/wp-llama-12m/config.json, BF16, seed 42);
 #   3. difftx train examples/train-wp-llama-12m.yml (about an hour on 2 cores);
 #   4. copy the final BF16 model, its tokenizer files and metrics.jsonl into examples/models/,
@@ -19,7 +19,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 if [[ "${1:-}" != "--publish-only" ]]; then
   bash scripts/build.sh
-  python3 tools/split_corpus.py ../shared/corpora/war-and-peace.txt "$work/data"
+  bash scripts/split_corpus.sh ../shared/corpora/war-and-peace.txt "$work/data"
   "$difftx" init --config "examples/$name/config.json" --out "$work/init" --dtype bf16 --seed 42 --overwrite
   start=$(date +%s)
   "$difftx" train "examples/train-$name.yml" --overwrite 2>&1 | tee "$work/train.log"

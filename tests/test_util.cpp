@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7,6 +9,8 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -36,9 +40,14 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
-RunResult run_difftx(const std::vector<std::string>& args) {
+RunResult run_difftx(const std::vector<std::string>& args) { return run_program(DIFFTX_BINARY, args); }
+
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env) {
   TempDir tmp;
-  std::string cmd = shell_quote(DIFFTX_BINARY);
+  std::string cmd;
+  for (const auto& e : env) cmd += "export " + shell_quote(e) + "; ";
+  cmd += shell_quote(program);
   for (const auto& a : args) {
     cmd.push_back(' ');
     cmd.append(shell_quote(a));
@@ -53,6 +62,33 @@ RunResult run_difftx(const std::vector<std::string>& args) {
   r.out = read_text(tmp / "out");
   r.err = read_text(tmp / "err");
   return r;
+}
+
+Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir) {
+  static int counter = 0;
+  Child c;
+  c.out = log_dir / ("child-" + std::to_string(++counter) + ".out");
+  c.err = log_dir / ("child-" + std::to_string(counter) + ".err");
+  std::vector<std::string> argv_s = {DIFFTX_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, c.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, DIFFTX_BINARY, &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  c.pid = pid;
+  return c;
+}
+
+int wait_child(const Child& child) {
+  int status = 0;
+  if (child.pid <= 0 || waitpid(child.pid, &status, 0) != child.pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string read_text(const fs::path& path) {

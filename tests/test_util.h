@@ -30,6 +30,18 @@ struct RunResult {
 
 // Runs the difftx binary with the given arguments (each shell-quoted).
 RunResult run_difftx(const std::vector<std::string>& args);
+// Runs `program` with the arguments (each shell-quoted), after `env` assignments ("NAME=value").
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::vector<std::string>& env = {});
+
+// A difftx process started in the background (stdout and stderr to files), for signal tests.
+struct Child {
+  int pid = -1;
+  std::filesystem::path out, err;
+};
+Child spawn_difftx(const std::vector<std::string>& args, const std::filesystem::path& log_dir);
+// Waits for it: its exit code, or 128 + the signal that killed it.
+int wait_child(const Child& child);
 
 std::string read_text(const std::filesystem::path& path);
 void write_text(const std::filesystem::path& path, const std::string& text);

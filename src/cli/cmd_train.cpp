@@ -1,6 +1,7 @@
 // difftx train CONFIG.yml [--max-steps N] [--resume-from-checkpoint DIR] [--overwrite] [--json]
 // difftx evaluate CONFIG.yml [--json]
 #include "cli/command.h"
+#include "common/interrupt.h"
 #include "train/trainer.h"
 
 namespace difftx::cli {
@@ -21,6 +22,7 @@ Command add_train(CLI::App& root) {
   app->add_flag("--json", o->json, "Print the summary as JSON");
   return {app, [o]() {
             TrainConfig config = train_config_load(o->config);
+            interrupt_install();  // Ctrl-C saves a checkpoint and stops (a second one kills)
             TrainRunOptions run;
             run.overwrite = o->overwrite;
             if (o->max_steps > 0) run.max_steps = o->max_steps;

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/log.h"
 
 namespace {
@@ -71,6 +72,9 @@ int main(int argc, char** argv) {
     set_threads(threads);
     for (auto& command : commands)
       if (command.app->parsed()) return command.run();
+  } catch (const difftx::Interrupted& e) {  // stopped on Ctrl-C / SIGTERM after saving its state
+    std::fprintf(stderr, "%s\n", e.what());
+    return 128 + e.signal();
   } catch (const difftx::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -23,28 +23,56 @@ fs::path unique_sibling(const fs::path& path, const char* tag) {
                   std::to_string(rng() % 1000000000ull));
 }
 
+namespace {
+
+// Whether `name` is "<base>.<staging|tmp|old>-<pid>-<n>" (any base when `base` is empty) left by a
+// process that no longer exists.
+bool is_stale_name(const std::string& name, const std::string& base) {
+  size_t dot = base.empty() ? name.rfind('.') : base.size();
+  if (dot == std::string::npos || dot == 0 || name.size() <= dot + 1 || name[dot] != '.' ||
+      name.compare(0, dot, base.empty() ? name.substr(0, dot) : base) != 0)
+    return false;
+  const std::string rest = name.substr(dot + 1);  // "<tag>-<pid>-<random>"
+  size_t dash1 = rest.find('-'), dash2 = rest.find('-', dash1 + 1);
+  if (dash1 == std::string::npos || dash2 == std::string::npos) return false;
+  const std::string tag = rest.substr(0, dash1);
+  if (tag != "staging" && tag != "tmp" && tag != "old") return false;
+  const std::string pid_text = rest.substr(dash1 + 1, dash2 - dash1 - 1);
+  if (pid_text.empty() || pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  const long pid = std::stol(pid_text);
+  if (pid <= 0 || pid == ::getpid()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;  // gone (not merely someone else's)
+}
+
+std::vector<fs::path> remove_stale(const fs::path& dir, const std::string& base) {
+  std::vector<fs::path> removed;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return removed;
+  for (const auto& entry : it) {
+    if (!is_stale_name(entry.path().filename().string(), base)) continue;
+    fs::remove_all(entry.path(), ec);
+    if (!ec) removed.push_back(entry.path());
+  }
+  return removed;
+}
+
+}  // namespace
+
 void remove_stale_siblings(const fs::path& path) {
   fs::path clean = path.has_filename() ? path : path.parent_path();
-  const fs::path parent = clean.parent_path().empty() ? fs::path(".") : clean.parent_path();
-  const std::string base = clean.filename().string();
+  remove_stale(clean.parent_path().empty() ? fs::path(".") : clean.parent_path(), clean.filename().string());
+}
+
+std::vector<fs::path> remove_stale_entries(const fs::path& dir) { return remove_stale(dir, ""); }
+
+void remove_tree_atomically(const fs::path& dir) {
   std::error_code ec;
-  fs::directory_iterator it(parent, ec);
-  if (ec) return;
-  for (const auto& entry : it) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() <= base.size() + 1 || name.compare(0, base.size(), base) != 0 || name[base.size()] != '.') continue;
-    const std::string rest = name.substr(base.size() + 1);  // "<tag>-<pid>-<random>"
-    size_t dash1 = rest.find('-'), dash2 = rest.find('-', dash1 + 1);
-    if (dash1 == std::string::npos || dash2 == std::string::npos) continue;
-    const std::string tag = rest.substr(0, dash1);
-    if (tag != "staging" && tag != "tmp" && tag != "old") continue;
-    const std::string pid_text = rest.substr(dash1 + 1, dash2 - dash1 - 1);
-    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
-    const long pid = std::stol(pid_text);
-    if (pid <= 0 || pid == ::getpid()) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running (or not ours)
-    fs::remove_all(entry.path(), ec);
-  }
+  const fs::path aside = unique_sibling(dir, "old");
+  fs::rename(dir, aside, ec);
+  if (ec) fail<FileError>("{}: cannot move it aside to delete it: {}", dir.string(), ec.message());
+  fs::remove_all(aside, ec);
 }
 
 namespace {

@@ -63,4 +63,13 @@ std::filesystem::path unique_sibling(const std::filesystem::path& path, const ch
 // Removes the siblings "<path>.<tag>-<pid>-<random>" (tags staging, tmp, old) whose process is gone.
 void remove_stale_siblings(const std::filesystem::path& path);
 
+// Removes every entry of `dir` named "<name>.<staging|tmp|old>-<pid>-<n>" whose process is gone
+// (what a killed difftx left) and returns their paths, for reporting.
+std::vector<std::filesystem::path> remove_stale_entries(const std::filesystem::path& dir);
+
+// Deletes a directory tree so that a crash midway never leaves a partial tree under its own name:
+// it is renamed aside ("<name>.old-<pid>-<n>", which remove_stale_* clean up) and then removed.
+// Throws FileError when it cannot be moved.
+void remove_tree_atomically(const std::filesystem::path& dir);
+
 }  // namespace difftx

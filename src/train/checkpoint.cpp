@@ -1,5 +1,7 @@
 #include "train/checkpoint.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <regex>
 
@@ -78,8 +80,11 @@ void checkpoint_prune(const fs::path& output_dir, int64_t keep) {
   if (keep <= 0) return;
   auto list = checkpoint_list(output_dir);
   for (size_t i = 0; i + static_cast<size_t>(keep) < list.size(); ++i) {
-    std::error_code ec;
-    fs::remove_all(list[i], ec);
+    try {
+      remove_tree_atomically(list[i]);  // never a half-deleted checkpoint under its own name
+    } catch (const FileError& e) {
+      spdlog::warn("could not prune an old checkpoint: {}", e.what());
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "common/interrupt.h"
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
@@ -249,6 +250,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   int64_t window_targets = 0, window_tokens = 0;
   auto window_start = Clock::now();
   std::optional<fs::path> last_checkpoint;
+  for (const fs::path& p : remove_stale_entries(out_dir))
+    spdlog::warn("removed {}: an incomplete output of a run that was killed (the complete checkpoints are kept)",
+                 p.string());
   const auto existing = checkpoint_list(out_dir);
   if (!existing.empty()) last_checkpoint = existing.back();
 
@@ -332,10 +336,23 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
       append_line(metrics_file, record);
       state.log_history.push_back(record);
     }
-    if (s % save_every == 0 && s < total_steps) {
+    const bool saved_now = s % save_every == 0 && s < total_steps;
+    if (saved_now) {
       last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
       checkpoint_prune(out_dir, c.save_total_limit);
       result.checkpoints.push_back(last_checkpoint->string());
+    }
+    if (interrupt_requested() && s < total_steps) {
+      // Ctrl-C / SIGTERM: keep this step's state (once) and stop; a second signal kills at once.
+      if (!saved_now) {
+        last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
+        checkpoint_prune(out_dir, c.save_total_limit);
+      }
+      throw Interrupted(fmt::format("interrupted by signal {} after step {}/{}; saved {}\nresume with: difftx train "
+                                    "{} --resume-from-checkpoint {}",
+                                    interrupt_signal(), s, total_steps, last_checkpoint->string(),
+                                    c.yaml_path.string(), last_checkpoint->string()),
+                        interrupt_signal());
     }
   }
   result.train_seconds = seconds_since(t_loop) - eval_seconds;
