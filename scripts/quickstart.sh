@@ -119,6 +119,7 @@ fi
 
 # Summary table.
 ppl() { awk -v l="$1" 'BEGIN { printf "%.2f", exp(l) }'; }
+f4() { awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
 row() { printf '%-34s %10s %10s %12s\n' "$1" "$2" "$3" "$4"; }
 last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1)
 {
@@ -128,18 +129,18 @@ last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1)
     "converted, after $steps steps:eval-after"; do
     name=${pair%%:*} f="$out/${pair##*:}.json"
     v=$(jnum "$f" eval_loss)
-    row "$name" "$(jnum "$f" train_loss)" "$v" "$(ppl "$v")"
+    row "$name" "$(f4 "$(jnum "$f" train_loss)")" "$(f4 "$v")" "$(ppl "$v")"
   done
   if ((compare)); then
     v=$(jnum "$out/eval-base-after.json" eval_loss)
-    row "base, after $steps steps" "$(jnum "$out/eval-base-after.json" train_loss)" "$v" "$(ppl "$v")"
+    row "base, after $steps steps" "$(f4 "$(jnum "$out/eval-base-after.json" train_loss)")" "$(f4 "$v")" "$(ppl "$v")"
   fi
   printf '\nlambda_full at step %s (lambda1 - lambda2 + lambda_init, per monitored layer):' \
     "$(echo "$last_monitor" | grep -o '"step":[0-9]*' | sed 's/.*://')"
   for key in $(echo "$last_monitor" | grep -o '"layer_[0-9]*/lambda_full"' | tr -d '"'); do
     printf ' %s %.4f' "${key%/lambda_full}" "$(echo "$last_monitor" | grep -o "\"$key\":[-0-9.eE+]*" | sed 's/.*://')"
   done
-  printf '\nfine-tuning: %s steps, %s tokens/s (steps only), %s s of training\n' "$(jnum "$out/train.json" steps)" \
+  printf '\nfine-tuning: %s steps, %.0f tokens/s (steps only), %.1f s of training\n' "$(jnum "$out/train.json" steps)" \
     "$(jnum "$out/train.json" tokens_per_second)" "$(jnum "$out/train.json" train_seconds)"
   printf 'wall time: %s s\n' "$(($(date +%s) - t0))"
   printf 'outputs: %s (diff-zero/, diff/, finetuned/ with metrics.jsonl, *.json reports, samples)\n' "$out"

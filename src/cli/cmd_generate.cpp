@@ -60,6 +60,10 @@ Command add_generate(CLI::App& root) {
             DecodeOptions decode;
             decode.skip_special_tokens = true;
             DecodeStream stream(tokenizer, decode);
+            std::vector<int32_t> shown;  // the prompt's decodable ids: the context of the first piece
+            for (int32_t id : prompt)
+              if (is_decodable(tokenizer, id)) shown.push_back(id);
+            stream.prime(shown);
             std::fputs(o->prompt.c_str(), stdout);
             std::fflush(stdout);
             GenerateResult r = generate(model, prompt, g, [&](int32_t id) {

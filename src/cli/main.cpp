@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -27,6 +28,9 @@ void set_threads(int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Over a file-size limit (ulimit -f, quotas) a write then fails with EFBIG, which becomes a clear
+  // error and a removed staging output, instead of SIGXFSZ killing the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   difftx::log_init();
   CLI::App app{"difftx: native toolkit for Differential Transformers (arXiv 2410.05258)", "difftx"};
   app.set_version_flag("--version", kVersion);

@@ -13,6 +13,18 @@ bool ends_with_replacement(const std::string& s) {
 DecodeStream::DecodeStream(Tokenizer tokenizer, DecodeOptions options)
     : tokenizer_(std::move(tokenizer)), options_(options) {}
 
+void DecodeStream::prime(std::span<const int32_t> ids) {
+  constexpr size_t kContext = 8;
+  const size_t from = ids.size() > kContext ? ids.size() - kContext : 0;
+  for (size_t i = from; i < ids.size(); ++i)
+    if (!tokenizer_.id_to_token(ids[i]))
+      fail<TextError>("id {} is not in the vocabulary of {} (ids 0..{})", ids[i], tokenizer_.label(),
+                      tokenizer_.vocab_size() - 1);
+  ids_.assign(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.end());
+  read_ = ids_.size();
+  prefix_ = tokenizer_.decode(ids_, options_);
+}
+
 std::string DecodeStream::step(int32_t id) {
   if (!tokenizer_.id_to_token(id))
     fail<TextError>("id {} is not in the vocabulary of {} (ids 0..{})", id, tokenizer_.label(), tokenizer_.vocab_size() - 1);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ class DecodeStream {
  public:
   explicit DecodeStream(Tokenizer tokenizer, DecodeOptions options = {});
 
+  // Sets the text already shown (a prompt) as left context: the next ids decode as they do after
+  // it, e.g. SentencePiece's "▁the" gives " the", not the "the" that starts a text. Keeps the
+  // last ids only (enough for a word and a character); throws TextError for an unknown id.
+  void prime(std::span<const int32_t> ids);
   // Adds one id; returns the text it completes (often empty). Throws TextError for an unknown id.
   std::string step(int32_t id);
   // Returns the text still held back (e.g. an incomplete character, as U+FFFD) and resets.

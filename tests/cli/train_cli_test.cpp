@@ -261,6 +261,42 @@ TEST_F(TrainCliTest, KilledDuringCheckpointSavesTheNewestCompleteOneResumes) {
   std::printf("20 kills, %d of them left an incomplete checkpoint or file behind\n", left_incomplete);
 }
 
+TEST_F(TrainCliTest, AFullDiskIsAClearErrorAndKeepsEarlierOutputs) {
+  // A file-size limit of 4 MB (ulimit -f 4096) stands in for a full disk: the tiny model's
+  // weights (8 MB in float32) cannot be written.
+  const fs::path d = dir_->path();
+  const std::string limit = "ulimit -f 4096; exec \"$0\" \"$@\"";
+  auto limited = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-c", limit, DIFFTX_BINARY});
+    return test::run_program("bash", args);
+  };
+  // convert: an earlier output directory survives a failed --overwrite.
+  test::write_text(d / "full.yml", "base_model: " + (d / "base").string() + "\noutput_dir: " + (d / "full-conv").string() + "\n");
+  ASSERT_EQ(run_difftx({"convert-diff-transformer", (d / "full.yml").string()}).exit_code, 0);
+  const std::string before = test::read_text(d / "full-conv" / "model.safetensors");
+  auto conv = limited({"convert-diff-transformer", (d / "full.yml").string(), "--overwrite", "--dtype", "f32"});
+  EXPECT_EQ(conv.exit_code, 2) << conv.err;
+  EXPECT_NE(conv.err.find("File too large"), std::string::npos) << conv.err;
+  EXPECT_EQ(test::read_text(d / "full-conv" / "model.safetensors"), before);
+  for (const auto& e : fs::directory_iterator(d))
+    EXPECT_EQ(e.path().filename().string().find("full-conv."), std::string::npos) << e.path();
+  // train: resuming under the limit fails at its first save; the checkpoint it resumed from is intact.
+  const fs::path cfg = config("full-train", "max_steps: 4\nsave_steps: 2\n");
+  ASSERT_EQ(run_difftx({"train", cfg.string(), "--max-steps", "2"}).exit_code, 0);
+  const fs::path ck = d / "full-train" / "checkpoint-2";
+  ASSERT_TRUE(fs::exists(ck / "trainer_state.json"));
+  const std::string state = test::read_text(ck / "trainer_state.json");
+  auto train = limited({"train", cfg.string(), "--resume-from-checkpoint", ck.string()});
+  EXPECT_EQ(train.exit_code, 2) << train.err;
+  EXPECT_NE(train.err.find("File too large"), std::string::npos) << train.err;
+  EXPECT_EQ(test::read_text(ck / "trainer_state.json"), state);
+  EXPECT_FALSE(fs::exists(d / "full-train" / "checkpoint-4"));
+  for (const auto& e : fs::directory_iterator(d / "full-train"))
+    EXPECT_EQ(e.path().filename().string().find(".staging-"), std::string::npos) << e.path();
+  auto again = run_difftx({"train", cfg.string(), "--resume-from-checkpoint", ck.string()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+}
+
 TEST_F(TrainCliTest, TestDatasetsAreTheValidationSamples) {
   // 40 other lines of the corpus as axolotl's test_datasets: their samples (a line longer than
   // sequence_len gives several) are the validation samples, none is taken from the training data.

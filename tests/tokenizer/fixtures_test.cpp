@@ -200,6 +200,22 @@ TEST(TokenizerFixtures, Llama3RandomTextAndStreaming) {
     joined += p;
   }
   EXPECT_EQ(joined, "a " + llama + " b");
+  // Primed with a prompt, the pieces continue it: joined to the prompt's text they give the
+  // decode of the whole sequence (Mistral's "▁" word starts keep their space after the prompt).
+  const Tokenizer& m = mistral();
+  for (const std::string& prompt : {std::string("Prince Andrew looked at"), std::string("a " + llama),
+                                    std::string("The year 1812 was")}) {
+    const std::vector<int32_t> p_ids = m.encode(prompt), all_ids = m.encode(prompt + " the old prince, 12");
+    ASSERT_EQ(std::vector<int32_t>(all_ids.begin(), all_ids.begin() + static_cast<std::ptrdiff_t>(p_ids.size())), p_ids);
+    DecodeOptions skip;
+    skip.skip_special_tokens = true;
+    DecodeStream primed(m, skip);
+    primed.prime(p_ids);
+    std::string text = m.decode(p_ids, skip);
+    for (size_t i = p_ids.size(); i < all_ids.size(); ++i) text += primed.step(all_ids[i]);
+    text += primed.finish();
+    EXPECT_EQ(text, m.decode(all_ids, skip)) << prompt;
+  }
   // Ids that end inside a character: nothing until finish(), which gives what decode() gives.
   DecodeStream cut(t);
   EXPECT_EQ(cut.step(9468), "");
