@@ -3,7 +3,8 @@
 # Idempotent: runs `apt-get update` at most once, and not at all when nothing is missing.
 # Usage: scripts/deps.sh [--reference] [--plot]
 #   --reference adds python3-torch for tools/reference; --plot adds python3-matplotlib for
-#   tools/plot_loss.py (the embedded model's loss curve).
+#   tools/plot_loss.py (the embedded model's loss curve); --fuzz adds clang and libFuzzer
+#   (scripts/fuzz.sh).
 set -euo pipefail
 
 packages=(
@@ -22,7 +23,8 @@ for arg in "$@"; do
   case "$arg" in
     --reference) packages+=(python3-torch python3-numpy) ;;
     --plot) packages+=(python3-matplotlib) ;;
-    *) echo "deps: unknown option $arg (use --reference, --plot)" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;
+    *) echo "deps: unknown option $arg (use --reference, --plot, --fuzz)" >&2; exit 2 ;;
   esac
 done
 
