@@ -22,14 +22,18 @@ const char* node_kind(const YAML::Node& n) {
   }
 }
 
-// yaml-cpp keeps the first of repeated keys while axolotl's PyYAML keeps the last: refuse them.
+// yaml-cpp keeps the first of repeated keys while axolotl's PyYAML keeps the last: refuse them,
+// and keys that are not scalars (complex keys), which no axolotl key is.
 // `budget` bounds the walk (aliases can make a small file a huge tree).
 void check_unique_keys(const YAML::Node& node, const std::string& label, int64_t& budget) {
   if (--budget < 0) fail<ConfigError>("{}: the document is too large (nested aliases?)", label);
   if (node.IsMap()) {
     std::set<std::string> keys;
     for (const auto& kv : node) {
-      const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<complex key>");
+      if (!kv.first.IsScalar())  // "? [a, b]: x" or "? : x": axolotl keys are names
+        fail<ConfigError>("{}:{}: a mapping key is {}; keys must be plain names", label, kv.first.Mark().line + 1,
+                          node_kind(kv.first));
+      const std::string key = kv.first.Scalar();
       if (!keys.insert(key).second)
         fail<ConfigError>("{}:{}: key \"{}\" appears twice in one mapping", label, kv.first.Mark().line + 1, key);
       check_unique_keys(kv.second, label, budget);
