@@ -34,8 +34,9 @@ for f in model.safetensors config.json tokenizer.json tokenizer_config.json metr
   cp "$work/train/$f" "$stage/"
 done
 [[ -f "$dest/README.md" ]] && cp "$dest/README.md" "$stage/"
-if bash scripts/deps.sh --plot >/dev/null && python3 -c 'import matplotlib' 2>/dev/null; then
-  python3 tools/plot_loss.py "$stage/metrics.jsonl" "$stage/loss.png" --title "$name on War and Peace"
+py=/usr/bin/python3  # Debian's, where scripts/deps.sh installs matplotlib
+if bash scripts/deps.sh --plot >/dev/null && "$py" -c 'import matplotlib' 2>/dev/null; then
+  "$py" tools/plot_loss.py "$stage/metrics.jsonl" "$stage/loss.png" --title "$name on War and Peace"
 elif [[ -f "$dest/loss.png" ]]; then
   cp "$dest/loss.png" "$stage/"
 fi
