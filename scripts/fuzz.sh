@@ -11,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 secs=${1:-60}
 shift || true
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: SECONDS must be a positive integer, got '$secs'" >&2; exit 2; }
 targets=("$@")
 ((${#targets[@]})) || targets=(safetensors config tokenizer yaml dataset)
 shared=${DIFFTX_SHARED:-"$root/../shared"}

@@ -4,7 +4,7 @@
 # Llama trained by difftx on War and Peace with the Mistral tokenizer; its card says how):
 #   1. convert-diff-transformer --zero-init --no-sublayer-norm --debug: generations match;
 #   2. convert-diff-transformer --debug with default flags: no match, as expected;
-#   3. evaluate the converted model and generate a sample (before fine-tuning);
+#   3. evaluate the base and the converted model, generate a sample (before fine-tuning);
 #   4. fine-tune it on the book's training split with the plugin's warm-up and monitoring;
 #   5. evaluate and generate again (after), and print a summary table.
 # All outputs go under one directory (default out/quickstart). About 4 minutes on 2 cores after
@@ -13,25 +13,28 @@
 # Usage: scripts/quickstart.sh [--model DIR] [--out DIR] [--steps N] [--short] [--compare-base] [--no-build]
 #   --model DIR      run the workflow on another Llama-family model directory (with tokenizer files)
 #   --steps N        fine-tuning steps (default 200)
-#   --short          a tiny run for CI: 12 steps of 2 x 128 tokens, small evaluation slices
+#   --short          a tiny run for CI: 12 steps of 2 x 128 tokens, small evaluation slices (overrides --steps)
 #   --compare-base   also fine-tune the base (standard attention) model the same way and compare
 #   --no-build       use the difftx binary in $DIFFTX (default build/difftx) as it is
+# Environment: DIFFTX (the binary), DIFFTX_SHARED (the folder holding corpora/, default ../shared).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out="$root/out/quickstart" steps=200 short=0 compare=0 build=1
 model="$root/examples/models/wp-llama-12m"
+need() { (($# >= 2)) || { echo "quickstart: $1 needs a value" >&2; exit 2; }; }
 while (($#)); do
   case "$1" in
-    --model) model=$(realpath -m "$2"); shift 2 ;;
-    --out) out=$(realpath -m "$2"); shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
+    --model) need "$@"; model=$(realpath -m "$2"); shift 2 ;;
+    --out) need "$@"; out=$(realpath -m "$2"); shift 2 ;;
+    --steps) need "$@"; steps=$2; shift 2 ;;
     --short) short=1; shift ;;
     --compare-base) compare=1; shift ;;
     --no-build) build=0; shift ;;
     *) echo "quickstart: unknown option $1 (see the header of scripts/quickstart.sh)" >&2; exit 2 ;;
   esac
 done
+[[ "$steps" =~ ^[1-9][0-9]*$ ]] || { echo "quickstart: --steps must be a positive integer" >&2; exit 2; }
 difftx=${DIFFTX:-"$root/build/difftx"}
 shared=${DIFFTX_SHARED:-"$root/../shared"}  # the corpora (CI keeps a read-only copy beside the clone)
 data="$out/data"
@@ -52,7 +55,7 @@ step "the embedded model"
 
 step "data: War and Peace split into training text and the held-out last 5% (as the model was trained)"
 bash scripts/split_corpus.sh "$shared/corpora/war-and-peace.txt" "$data"
-seq_len=256 mb=4 probe=8 warm=$((steps / 2)) log_every=50 eval_steps=100
+seq_len=256 mb=4 probe=8 warm=$((steps / 2)) log_every=$((steps < 50 ? steps : 50)) eval_steps=$((steps < 100 ? steps : 100))
 if ((short)); then
   steps=12 seq_len=128 mb=2 probe=2 warm=6 log_every=6 eval_steps=6
   head -n 4 "$data/train.jsonl" > "$data/train.part" && mv "$data/train.part" "$data/train.jsonl"
@@ -122,7 +125,7 @@ fi
 ppl() { awk -v l="$1" 'BEGIN { printf "%.2f", exp(l) }'; }
 f4() { awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
 row() { printf '%-34s %10s %10s %12s\n' "$1" "$2" "$3" "$4"; }
-last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1)
+last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1 || true)
 {
   printf '\nSummary (%s)\n' "$out"
   row "model" "probe loss" "val loss" "val ppl"

@@ -20,10 +20,21 @@ corpus=$1 out=$2 frac=${3:-0.05} limit=${4:-4000}
 [[ -f "$corpus" ]] || { echo "split_corpus: $corpus: not a file" >&2; exit 2; }
 awk -v f="$frac" 'BEGIN { exit !(f > 0 && f < 1) }' || { echo "split_corpus: VAL_FRACTION must be in (0, 1)" >&2; exit 2; }
 mkdir -p "$out"
+: > "$out/train.jsonl.tmp"; : > "$out/validation.jsonl.tmp"; : > "$out/validation.txt.tmp"
 LC_ALL=C awk -v frac="$frac" -v limit="$limit" -v train="$out/train.jsonl.tmp" -v val="$out/validation.jsonl.tmp" \
   -v valtxt="$out/validation.txt.tmp" '
 function trim(s) { sub(/^[ \t\r\f\v]+/, "", s); sub(/[ \t\r\f\v]+$/, "", s); return s }
-function esc(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); return s }
+function esc(s,   out, i, c) {
+  gsub(/\\/, "\\\\\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s)
+  if (s !~ /[\001-\010\013-\037]/) return s
+  out = ""  # other control characters as \u00XX, as JSON requires
+  for (i = 1; i <= length(s); i++) {
+    c = substr(s, i, 1)
+    out = out ((c in ctl) ? sprintf("\\u%04x", ctl[c]) : c)
+  }
+  return out
+}
+BEGIN { for (i = 1; i < 32; i++) if (i != 9 && i != 10) ctl[sprintf("%c", i)] = i }
 # Pass 1 (NR == FNR): collect paragraphs.
 NR == FNR {
   line = trim($0)

@@ -17,9 +17,14 @@ dest="examples/models/$name"
 difftx="$root/build/difftx"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
+shared=${DIFFTX_SHARED:-"$root/../shared"}
+case "${1:-}" in
+  "" | --publish-only) ;;
+  *) echo "train_embedded_model: unknown option $1 (only --publish-only)" >&2; exit 2 ;;
+esac
 if [[ "${1:-}" != "--publish-only" ]]; then
   bash scripts/build.sh
-  bash scripts/split_corpus.sh ../shared/corpora/war-and-peace.txt "$work/data"
+  bash scripts/split_corpus.sh "$shared/corpora/war-and-peace.txt" "$work/data"
   "$difftx" init --config "examples/$name/config.json" --out "$work/init" --dtype bf16 --seed 42 --overwrite
   start=$(date +%s)
   "$difftx" train "examples/train-$name.yml" --overwrite 2>&1 | tee "$work/train.log"
