@@ -8,6 +8,10 @@
 namespace difftx::tok {
 
 namespace {
+constexpr size_t kMaxVocabGap = 65536;  // ids a vocabulary may skip in all
+}  // namespace
+
+namespace {
 
 constexpr size_t kCacheCapacity = 1 << 16;  // pieces per cache
 constexpr size_t kCacheMaxPieceBytes = 256;  // tokenizers' MAX_LENGTH for its word cache
@@ -112,6 +116,12 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonRef& model) {
       JsonRef(*it, vocab.label(), vocab.where() + "[\"" + token + "\"]").fail("must be an id from 0 to 2147483647");
     int32_t id = static_cast<int32_t>(it->get<int64_t>());
     if (utf8_find_invalid(token) != kValidUtf8) vocab.fail(fmt::format("has a token with id {} that is not valid UTF-8", id));
+    // Ids index a dense table: a few gaps are fine, a huge id in a small file must not make it huge.
+    if (static_cast<size_t>(id) >= vocab.value().size() + kMaxVocabGap)
+      JsonRef(*it, vocab.label(), vocab.where() + "[\"" + token + "\"]")
+          .fail(fmt::format("is id {}, but model.vocab has only {} entries: ids must be below entries + {} (a "
+                            "vocabulary is numbered from 0 without large gaps)",
+                            id, vocab.value().size(), kMaxVocabGap));
     if (static_cast<size_t>(id) >= m->id_to_token_.size()) {
       m->id_to_token_.resize(static_cast<size_t>(id) + 1);
       m->has_id_.resize(static_cast<size_t>(id) + 1, false);

@@ -118,6 +118,13 @@ TEST(TokenizerBpe, ContradictoryFilesAreErrors) {
   j["model"]["vocab"]["b"] = -4;
   EXPECT_EQ(err(j), "tokenizer.json: model.vocab[\"b\"] must be an id from 0 to 2147483647");
   j = tiny_tokenizer_json({"a"}, {});
+  j["model"]["vocab"]["b"] = 2000000000;  // would need a 2e9-entry id table
+  EXPECT_EQ(err(j), "tokenizer.json: model.vocab[\"b\"] is id 2000000000, but model.vocab has only 2 entries: ids must "
+                    "be below entries + 65536 (a vocabulary is numbered from 0 without large gaps)");
+  j = tiny_tokenizer_json({"a"}, {});
+  j["model"]["vocab"]["b"] = 60000;  // a gap is fine
+  EXPECT_EQ(err(j), "");
+  j = tiny_tokenizer_json({"a"}, {});
   j["model"]["unk_token"] = "<unk>";
   EXPECT_EQ(err(j), "tokenizer.json: model.unk_token \"<unk>\" is not in model.vocab");
   j = tiny_tokenizer_json({"a"}, {});
