@@ -1,10 +1,12 @@
 #include "config/axolotl_yaml.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/utf8_valid.h"
 
 namespace difftx {
 
@@ -54,10 +56,18 @@ AxolotlYaml axolotl_yaml_load(const std::filesystem::path& path) {
   if (!in) fail<FileError>("{}: cannot read", path.string());
   std::stringstream text;
   text << in.rdbuf();
+  const std::string content = text.str();
+  // PyYAML reads configs as UTF-8 (or UTF-16/32 with a byte-order mark, which no axolotl config
+  // uses); yaml-cpp would take other bytes as they come and fail later with a misleading message.
+  if (const size_t bad = utf8_find_invalid(content); bad != kValidUtf8) {
+    const size_t line = 1 + static_cast<size_t>(std::count(content.begin(), content.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
+    fail<ConfigError>("{}:{}: byte {} (0x{:02X}) is not valid UTF-8; an axolotl config must be UTF-8 text", path.string(),
+                      line, bad, static_cast<unsigned char>(content[bad]));
+  }
   AxolotlYaml y;
   y.path = path;
   try {
-    y.root = YAML::Load(text.str());
+    y.root = YAML::Load(content);
   } catch (const YAML::Exception& e) {
     fail<ConfigError>("{}:{}:{}: not valid YAML: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
   }

@@ -77,17 +77,6 @@ void remove_tree_atomically(const fs::path& dir) {
 
 namespace {
 
-bool is_inside(const fs::path& inner, const fs::path& outer) {
-  std::error_code ec;
-  const fs::path a = fs::weakly_canonical(inner, ec), b = fs::weakly_canonical(outer, ec);
-  auto ai = a.begin();
-  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
-    if (bi->empty()) continue;  // trailing separator
-    if (ai == a.end() || *ai != *bi) return false;
-  }
-  return true;
-}
-
 void fsync_directory(const fs::path& dir) {
   int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -97,6 +86,17 @@ void fsync_directory(const fs::path& dir) {
 }
 
 }  // namespace
+
+bool path_is_inside(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(inner, ec), b = fs::weakly_canonical(outer, ec);
+  auto ai = a.begin();
+  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+    if (bi->empty()) continue;  // trailing separator
+    if (ai == a.end() || *ai != *bi) return false;
+  }
+  return true;
+}
 
 AtomicFile::AtomicFile(const fs::path& final_path) : final_path_(final_path) {
   remove_stale_siblings(final_path);
@@ -153,7 +153,7 @@ StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite, cons
       fail<FileError>("{}: output directory exists and is not empty; choose another or pass --overwrite",
                       final_dir_.string());
     for (const auto& input : inputs)
-      if (!input.empty() && is_inside(input, final_dir_))
+      if (!input.empty() && path_is_inside(input, final_dir_))
         fail<FileError>("{}: the output directory holds {}, which this command reads; replacing it would delete it. "
                         "Choose another output directory",
                         final_dir_.string(), input.string());

@@ -57,6 +57,9 @@ class StagedDirectory {
   bool committed_ = false;
 };
 
+// True when `inner` is `outer` or lies below it, after resolving symbolic links and "..".
+bool path_is_inside(const std::filesystem::path& inner, const std::filesystem::path& outer);
+
 // A name beside `path` that no other process uses: "<path>.<tag>-<pid>-<random>".
 std::filesystem::path unique_sibling(const std::filesystem::path& path, const char* tag);
 

@@ -7,13 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8_valid.h"
+
 namespace difftx::tok {
 
-inline constexpr size_t kValidUtf8 = static_cast<size_t>(-1);
-
-// Byte offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no
-// overlong forms, no surrogates, nothing above U+10FFFF, no truncated sequence), or kValidUtf8.
-size_t utf8_find_invalid(std::string_view s);
+using difftx::kValidUtf8;         // common/utf8_valid.h
+using difftx::utf8_find_invalid;  // common/utf8_valid.h
 
 // Length in bytes of the sequence that starts with `lead` (1 for continuation bytes, so that a
 // scan over valid text never stalls).

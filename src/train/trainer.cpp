@@ -165,6 +165,16 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   const std::string resume = o.resume_from_checkpoint.empty() ? c.resume_from_checkpoint : o.resume_from_checkpoint;
   const fs::path out_dir = c.output_dir;
   std::error_code ec;
+  // The run writes model files, checkpoints and metrics into output_dir and prunes or (with
+  // --overwrite) removes checkpoints there: it must not hold what the run reads.
+  for (const auto& [key, value] : {std::pair{"base_model", c.base_model}, std::pair{"tokenizer_config", c.tokenizer_config}}) {
+    if (value.empty()) continue;
+    const fs::path input = resolve_local_dir(key, value, c.yaml_path);
+    if (path_is_inside(input, out_dir))
+      fail<ConfigError>("{}: output_dir {} is or holds {} {}; the trained model and checkpoints written there could "
+                        "replace or delete it. Choose another output_dir",
+                        c.yaml_path.string(), out_dir.string(), key, input.string());
+  }
   if (resume.empty() && !checkpoint_list(out_dir).empty()) {
     if (!o.overwrite)
       fail<FileError>("{}: holds checkpoints of an earlier run; set resume_from_checkpoint to continue it, or pass "

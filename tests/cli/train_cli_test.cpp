@@ -347,6 +347,17 @@ TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
   auto standard = run_difftx({"train", config("s", "", "base").string()});
   EXPECT_EQ(standard.exit_code, 2);
   EXPECT_NE(standard.err.find("convert it first"), std::string::npos) << standard.err;
+  // An output_dir that is the base model, or holds it, would have it replaced or pruned: refused
+  // before anything is written, and the base model is untouched.
+  const fs::path d = dir_->path();
+  const auto before = fs::last_write_time(d / "diff" / "model.safetensors");
+  for (const std::string& out : {(d / "diff").string(), d.string()}) {
+    auto r = run_difftx({"train", config("o", "output_dir: " + out + "\n").string(), "--overwrite"});
+    EXPECT_EQ(r.exit_code, 2) << out;
+    EXPECT_NE(r.err.find("is or holds base_model"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(fs::last_write_time(d / "diff" / "model.safetensors"), before);
+  EXPECT_FALSE(fs::exists(d / "diff" / "checkpoint-1"));
 }
 
 }  // namespace

@@ -119,6 +119,13 @@ TEST_F(WorkflowCliTest, HostilePathsAndValuesGetClearErrors) {
   auto dup = run_difftx({"convert-diff-transformer", (dir_ / "dup.yml").string()});
   EXPECT_EQ(dup.exit_code, 2);
   EXPECT_NE(dup.err.find("appears twice"), std::string::npos) << dup.err;
+  // A YAML that is not UTF-8 (here Latin-1 "é" in a comment on line 3) names the byte and line.
+  test::write_text(dir_ / "latin1.yml",
+                   "base_model: " + (dir_ / "base").string() + "\noutput_dir: o\n# caf\xe9\n");
+  auto latin1 = run_difftx({"convert-diff-transformer", (dir_ / "latin1.yml").string()});
+  EXPECT_EQ(latin1.exit_code, 2);
+  EXPECT_NE(latin1.err.find("latin1.yml:3: byte "), std::string::npos) << latin1.err;
+  EXPECT_NE(latin1.err.find("(0xE9) is not valid UTF-8"), std::string::npos) << latin1.err;
   // --overwrite never deletes the base model: an output directory holding it is refused.
   test::write_text(dir_ / "up.yml", "base_model: " + (dir_ / "base").string() + "\noutput_dir: " + dir_.path().string() + "\n");
   auto up = run_difftx({"convert-diff-transformer", (dir_ / "up.yml").string(), "--overwrite"});

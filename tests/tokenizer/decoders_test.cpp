@@ -2,6 +2,7 @@
 // transformers' clean-up.
 #include <gtest/gtest.h>
 
+#include "tokenizer/decode_stream.h"
 #include "tokenizer/decoders.h"
 #include "tokenizer/tokenizer_test_util.h"
 
@@ -59,6 +60,36 @@ TEST(TokenizerDecoders, SequenceLikeMistral) {
                     {{"type", "Fuse"}},
                     {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
   EXPECT_EQ(decode_chain(mistral, {"\u2581Hello", "\u2581", "<0xE2>", "<0x82>", "<0xAC>", "!"}), (V{"Hello \u20AC!"}));
+}
+
+// A Strip decoder that removes more than one leading space (fuzz finding
+// fuzz/regressions/tokenizer/strip-start-2-stream-differs): the streamed pieces still join to
+// decode() of all ids, also after spaces that decode to nothing on their own, and after prime().
+TEST(TokenizerDecoders, StreamingWithStripOfTwoLeadingSpaces) {
+  json t = tiny_tokenizer_json({"\u2581", "a", "\u2581a", "b"}, {});
+  t["decoder"] = {{"type", "Sequence"},
+                  {"decoders",
+                   {{{"type", "Replace"}, {"pattern", {{"String", "\u2581"}}}, {"content", " "}},
+                    {{"type", "Fuse"}},
+                    {{"type", "Strip"}, {"content", " "}, {"start", 2}, {"stop", 0}}}}};
+  const Tokenizer tok = from_json(t);
+  const std::vector<std::vector<int32_t>> sequences = {
+      {1, 0, 2, 3}, {0, 2}, {0, 0, 0, 2}, {1, 0, 0, 2, 0, 0, 0, 1}, {3, 0, 0, 0, 0, 3}, {0, 0}};
+  for (const std::vector<int32_t>& ids : sequences) {
+    DecodeStream stream(tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += stream.step(id);
+    EXPECT_EQ(streamed + stream.finish(), tok.decode(ids)) << "ids of length " << ids.size();
+    for (size_t cut = 1; cut < ids.size(); ++cut) {
+      const std::vector<int32_t> prompt(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(cut));
+      DecodeStream primed(tok);
+      primed.prime(prompt);
+      std::string text = tok.decode(prompt);
+      for (size_t i = cut; i < ids.size(); ++i) text += primed.step(ids[i]);
+      EXPECT_EQ(text + primed.finish(), tok.decode(ids)) << "prompt of " << cut << " ids";
+    }
+  }
+  EXPECT_EQ(tok.decode(std::vector<int32_t>{1, 0, 0, 2}), "a   a");
 }
 
 TEST(TokenizerDecoders, UnsupportedTypeNamesItsPath) {
