@@ -1,6 +1,8 @@
 // Prefill and decode throughput of a model directory, beside the machine's own limits measured in
 // the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; STREAM-style triad
-// bandwidth). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3]
+// bandwidth). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
+// [--json]. --no-limits skips the sgemm and triad measurements; --json ends with one line of JSON
+// holding every number printed (scripts/bench.sh reads it).
 #include <omp.h>
 
 #include <cblas.h>
@@ -59,8 +61,19 @@ int main(int argc, char** argv) {
   std::string dir = argv[1];
   int64_t seq_len = 512, decode = 128;
   int repeats = 3;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  bool limits = true, json = false;
+  for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
+    if (flag == "--no-limits" || flag == "--json") {  // switches without a value
+      if (flag == "--json") json = true;
+      else limits = false;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fmt::print(stderr, "{} needs a value\n", flag);
+      return 2;
+    }
     if (flag == "--seq-len") seq_len = std::stoll(argv[i + 1]);
     else if (flag == "--decode") decode = std::stoll(argv[i + 1]);
     else if (flag == "--repeats") repeats = std::stoi(argv[i + 1]);
@@ -72,10 +85,13 @@ int main(int argc, char** argv) {
   try {
     fmt::print("threads        {} (OpenMP), {} (OpenBLAS)\n", omp_get_max_threads(), openblas_get_num_threads());
     fmt::print("openblas       {}\n", openblas_get_config());
-    double peak = sgemm_gflops(2048, 3);
-    fmt::print("sgemm          {:.1f} GFLOP/s (2048^3, best of 3)\n", peak);
-    double bw = triad_gbps(size_t(1) << 26, 3);
-    fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
+    double peak = 0, bw = 0;
+    if (limits) {
+      peak = sgemm_gflops(2048, 3);
+      fmt::print("sgemm          {:.1f} GFLOP/s (2048^3, best of 3)\n", peak);
+      bw = triad_gbps(size_t(1) << 26, 3);
+      fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
+    }
 
     Model model = model_load(dir);
     const ModelConfig& c = model.config();
@@ -98,8 +114,12 @@ int main(int argc, char** argv) {
       best = std::min(best, seconds_since(t0));
     }
     double flops = dense * seq_len + attention + 2.0 * D * V;
-    fmt::print("prefill        T={} batch 1: {:.1f} tokens/s, {:.3f} s, {:.1f} GFLOP/s = {:.0f}% of sgemm (best of {})\n",
-               seq_len, seq_len / best, best, flops / best / 1e9, 100.0 * flops / best / 1e9 / peak, repeats);
+    fmt::print("prefill        T={} batch 1: {:.1f} tokens/s, {:.3f} s, {:.1f} GFLOP/s", seq_len, seq_len / best, best,
+               flops / best / 1e9);
+    if (peak > 0) fmt::print(" = {:.0f}% of sgemm", 100.0 * flops / best / 1e9 / peak);
+    fmt::print(" (best of {})\n", repeats);
+    double decode_tps = 0;
+    const double weight_bytes = 4.0 * model.table().parameter_count();
 
     if (decode > 0) {
       KVCache cache(c, 1, seq_len + decode);
@@ -114,11 +134,16 @@ int main(int argc, char** argv) {
         step.ids[0] = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
       }
       double s = seconds_since(t0);
-      const double weight_bytes = 4.0 * model.table().parameter_count();
-      fmt::print("decode         {} tokens after {}: {:.1f} tokens/s ({:.1f} ms/token); float32 weight-streaming "
-                 "bound {:.1f} tokens/s\n",
-                 decode, seq_len, decode / s, 1000 * s / decode, bw * 1e9 / weight_bytes);
+      decode_tps = decode / s;
+      fmt::print("decode         {} tokens after {}: {:.1f} tokens/s ({:.1f} ms/token)", decode, seq_len, decode_tps,
+                 1000 * s / decode);
+      if (bw > 0) fmt::print("; float32 weight-streaming bound {:.1f} tokens/s", bw * 1e9 / weight_bytes);
+      fmt::print("\n");
     }
+    if (json)
+      fmt::print("{{\"seq_len\": {}, \"prefill_tokens_per_s\": {:.3f}, \"prefill_gflops\": {:.3f}, \"sgemm_gflops\": {:.3f}, "
+                 "\"triad_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}}}\n",
+                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, decode, decode_tps, weight_bytes);
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;

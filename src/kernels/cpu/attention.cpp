@@ -1,11 +1,9 @@
 #include "kernels/cpu/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
+
+#include "kernels/cpu/attention_tiles.h"
 
 namespace difftx {
 
@@ -22,7 +20,6 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
   const int64_t group = H / sh.n_kv_heads;
   const int64_t past = S - T;
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
 
 #pragma omp parallel
   {
@@ -45,44 +42,25 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 
           // scores[rows, n] = scale * q_tile · k[lo:hi]^T
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, scale, qt, q_stride, kt, d, 0.0f,
-                      scores.data(), n);
+          tiles::scores(qt, q_stride, kt, d, rows, n, d, scale, scores.data());
+          tiles::mask_scores(scores.data(), rows, n, lo, past + t0, sh.window, seg);
           for (int64_t r = 0; r < rows; ++r) {
             float* row = scores.data() + r * n;
-            const int64_t i = past + t0 + r;
-            const int64_t first = sh.window > 0 ? std::max<int64_t>(0, i - sh.window + 1) : 0;
-            float mx = neg_inf;
-            for (int64_t j = 0; j < n; ++j) {
-              const int64_t s = lo + j;
-              bool visible = s <= i && s >= first && (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
-              if (!visible) row[j] = neg_inf;
-              mx = std::max(mx, row[j]);
+            const auto [mx, sum] = tiles::softmax_numerators(row, n);  // all 0 when nothing is visible
+            if (sum > 0.0f) {
+              const float inv = 1.0f / sum;
+#pragma omp simd
+              for (int64_t j = 0; j < n; ++j) row[j] *= inv;
             }
-            const int64_t at = (b * H + h) * T + t0 + r;
-            if (mx == neg_inf) {  // nothing visible: zero output row
-              std::fill(row, row + n, 0.0f);
-              if (stats_m != nullptr) {
-                stats_m[at] = neg_inf;
-                stats_l[at] = 0.0f;
-              }
-              continue;
-            }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < n; ++j) {
-              float e = std::exp(row[j] - mx);
-              row[j] = e;
-              sum += e;
-            }
-            const float inv = 1.0f / sum;
-            for (int64_t j = 0; j < n; ++j) row[j] *= inv;
             if (stats_m != nullptr) {
+              const int64_t at = (b * H + h) * T + t0 + r;
               stats_m[at] = mx;
               stats_l[at] = sum;
             }
           }
           // out_tile[rows, d] = P · v[lo:hi]
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, scores.data(), n, vt, d, 0.0f, ot,
-                      out_stride);
+          for (int64_t r = 0; r < rows; ++r) std::fill(ot + r * out_stride, ot + r * out_stride + d, 0.0f);
+          tiles::weighted_rows(scores.data(), rows, n, vt, d, d, ot, out_stride);
         }
       }
     }

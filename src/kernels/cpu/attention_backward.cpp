@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace difftx {
 
@@ -22,19 +23,24 @@ bool recompute_weights(const AttentionBackwardShape& sh, const AttentionMaps& ma
   const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
   tiles::scores(q, a.q_stride, k, d, rows, n, d, a.scale, p);
   const int32_t* seg = a.segments ? a.segments + b * sh.kv_capacity : nullptr;
+  tiles::mask_scores(p, rows, n, s0, past + t0, sh.window, seg);
   bool any = false;
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t i = past + t0 + r;
     const float m = a.m[(b * M + map) * T + t0 + r];
     const float l = a.l[(b * M + map) * T + t0 + r];
-    const float inv_l = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t s = s0 + j;
-      const bool visible = l > 0.0f && s <= i && (sh.window == 0 || i - s < sh.window) &&
-                           (seg == nullptr || (seg[s] != 0 && seg[s] == seg[i]));
-      p[r * n + j] = visible ? std::exp(p[r * n + j] - m) * inv_l : 0.0f;
-      any = any || visible;
+    float* row = p + r * n;
+    if (!(l > 0.0f)) {  // the row saw no key in the forward
+      std::fill(row, row + n, 0.0f);
+      continue;
     }
+    const float inv_l = 1.0f / l;
+    float visible = 0.0f;
+#pragma omp simd reduction(+ : visible)
+    for (int64_t j = 0; j < n; ++j) {
+      visible += row[j] != tiles::kNegInf ? 1.0f : 0.0f;
+      row[j] = vec::exp_flush(row[j] - m) * inv_l;  // masked keys (-inf) give 0
+    }
+    any = any || visible > 0.0f;
   }
   return any;
 }

@@ -1,0 +1,232 @@
+// Attention kernels (Google Benchmark): difftx's fused differential attention, forward and
+// forward+backward, in both llama-differential layouts, and standard attention, at T = 256, 1024,
+// 4096, head_dim 64, batch 1, causal. Each benchmark reports GFLOP/s (counted as 2 FLOPs per
+// multiply-add of the score and value products: 4 T^2/2 d per map forward, 2.5x that for the
+// backward's five products; see bench/NOTES.md) and its peak extra memory.
+//
+// Shapes (the SmolLM2-135M attention, 9 heads / 3 kv heads of 64):
+//   standard   9 query heads, 3 kv heads
+//   double     9 diff-heads: 18 q heads (q1 | q2), 6 k heads (k1 | k2), 3 v heads, width 64
+//   split      split mode needs even head counts, so 10 heads / 2 kv heads: 5 diff-heads of width 128
+// The differential forward includes the subln RMSNorm (learned weight); forward+backward is the
+// forward with statistics plus attention_maps_backward over both maps of every diff-head (the
+// norm's own backward, an O(T w) elementwise pass, is left out here and in the PyTorch rows).
+//
+// Peak extra memory: `attention_bench --peak-memory KIND T` runs one forward (KIND standard,
+// double, split) or forward+backward (KIND ending "-bwd") in a fresh process and prints, as JSON,
+// the growth of the process's peak RSS (VmHWM) over its RSS with the inputs and outputs
+// allocated and touched: what the kernel itself needed. scripts/bench.sh calls it per case.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_backward.h"
+#include "kernels/cpu/diff_attention.h"
+#include "model/diff_layout.h"
+
+using namespace difftx;
+
+namespace {
+
+constexpr int64_t kHeadDim = 64;
+
+enum class Kind { standard, diff_double, diff_split };
+
+struct Case {
+  Kind kind;
+  int64_t T;
+  int64_t q_heads, k_heads, v_heads;  // heads stored in q rows and the k / v caches
+  DiffHeadMap map;                    // differential kinds
+  int64_t out_width() const { return kind == Kind::standard ? q_heads * kHeadDim : map.n_diff_heads() * map.value_heads * kHeadDim; }
+  int64_t maps() const { return kind == Kind::standard ? q_heads : 2 * map.n_diff_heads(); }
+};
+
+Case make_case(Kind kind, int64_t T) {
+  Case c{kind, T, 9, 3, 3, {}};
+  if (kind == Kind::standard) return c;
+  ModelConfig mc;
+  mc.layout = AttentionLayout::llama_differential;
+  mc.head_dim = kHeadDim;
+  mc.split_heads = kind == Kind::diff_split;
+  mc.num_attention_heads = mc.split_heads ? 10 : 9;
+  mc.num_key_value_heads = mc.split_heads ? 2 : 3;
+  c.map = diff_head_map(mc);
+  c.q_heads = mc.q_proj_rows() / kHeadDim;
+  c.k_heads = mc.k_proj_rows() / kHeadDim;
+  c.v_heads = mc.num_key_value_heads;
+  return c;
+}
+
+// Score and value products of the forward, 2 FLOPs per multiply-add, causal (T(T+1)/2 pairs).
+double forward_flops(const Case& c) {
+  const double pairs = c.T * (c.T + 1) / 2.0;
+  const double w = c.kind == Kind::standard ? kHeadDim : c.map.value_heads * kHeadDim;
+  return c.maps() * pairs * 2.0 * (kHeadDim + w);
+}
+// The backward recomputes the scores and forms dV, dP, dQ, dK: five products of the forward's size.
+double backward_flops(const Case& c) { return 2.5 * forward_flops(c); }
+
+struct Buffers {
+  std::vector<float> q, k, v, out, norm_weight, m, l, a1, a2, dq, dk, dv, d_out;
+  explicit Buffers(const Case& c, bool backward) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> n(0.0f, 1.0f);
+    auto fill = [&](std::vector<float>& x, size_t size) {
+      x.resize(size);
+      for (float& f : x) f = n(rng);
+    };
+    const size_t T = static_cast<size_t>(c.T);
+    fill(q, T * c.q_heads * kHeadDim);
+    fill(k, T * c.k_heads * kHeadDim);
+    fill(v, T * c.v_heads * kHeadDim);
+    out.assign(T * c.out_width(), 0.0f);
+    norm_weight.assign(c.map.value_heads * kHeadDim, 1.0f);
+    if (!backward) return;
+    m.assign(T * c.maps(), 0.0f);
+    l.assign(m.size(), 0.0f);
+    a1.assign(out.size(), 0.0f);
+    a2.assign(out.size(), 0.0f);
+    dq.assign(q.size(), 0.0f);
+    dk.assign(k.size(), 0.0f);
+    dv.assign(v.size(), 0.0f);
+    fill(d_out, T * c.maps() * (c.kind == Kind::standard ? kHeadDim : c.map.value_heads * kHeadDim));
+  }
+};
+
+void run_forward(const Case& c, Buffers& b, bool with_stats) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  if (c.kind == Kind::standard) {
+    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, kHeadDim, 0};
+    attention_forward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.out.data(),
+                      c.out_width(), with_stats ? b.m.data() : nullptr, with_stats ? b.l.data() : nullptr);
+    return;
+  }
+  DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
+  DiffAttentionParams p;
+  p.scale = scale;
+  p.lambda = 0.8f;
+  p.norm = true;
+  p.norm_weight = b.norm_weight.data();
+  const int64_t Hd = c.map.n_diff_heads();
+  DiffAttentionStats st{b.m.data(), b.l.data(), b.m.data() + Hd * c.T, b.l.data() + Hd * c.T, b.a1.data(), b.a2.data()};
+  diff_attention_forward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, b.out.data(),
+                         c.out_width(), with_stats ? &st : nullptr);
+}
+
+// The backward of every map: standard heads, or the two maps of each diff-head (their outputs are
+// the forward's A1 / A2, laid out map after map per token as attention_maps_backward expects).
+void run_backward(const Case& c, Buffers& b, std::vector<float>& outs) {
+  AttentionMaps maps;
+  if (c.kind == Kind::standard) {
+    for (int32_t h = 0; h < c.q_heads; ++h) {
+      maps.q.push_back(h);
+      maps.k.push_back(h / static_cast<int32_t>(c.q_heads / c.k_heads));
+      maps.v.push_back(maps.k.back());
+    }
+    outs = b.out;
+  } else {
+    maps.value_heads = c.map.value_heads;
+    maps.q = c.map.q1;
+    maps.q.insert(maps.q.end(), c.map.q2.begin(), c.map.q2.end());
+    maps.k = c.map.k1;
+    maps.k.insert(maps.k.end(), c.map.k2.begin(), c.map.k2.end());
+    maps.v = c.map.v;
+    maps.v.insert(maps.v.end(), c.map.v.begin(), c.map.v.end());
+    const int64_t row = c.out_width();
+    outs.resize(2 * b.a1.size());
+    for (int64_t t = 0; t < c.T; ++t) {
+      std::memcpy(&outs[t * 2 * row], &b.a1[t * row], row * sizeof(float));
+      std::memcpy(&outs[t * 2 * row + row], &b.a2[t * row], row * sizeof(float));
+    }
+  }
+  AttentionBackwardShape s{1, c.T, c.T, c.T, c.k_heads, c.v_heads, kHeadDim, 0};
+  AttentionBackwardArgs a;
+  a.q = b.q.data();
+  a.q_stride = c.q_heads * kHeadDim;
+  a.k = b.k.data();
+  a.v = b.v.data();
+  a.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  a.m = b.m.data();
+  a.l = b.l.data();
+  a.out = outs.data();
+  a.d_out = b.d_out.data();
+  a.dq = b.dq.data();
+  a.dq_stride = a.q_stride;
+  a.dk = b.dk.data();
+  a.dv = b.dv.data();
+  attention_maps_backward(s, maps, a);
+}
+
+void BM_Attention(benchmark::State& state, Kind kind, bool backward) {
+  const Case c = make_case(kind, state.range(0));
+  Buffers b(c, backward);
+  std::vector<float> outs;
+  for (auto _ : state) {
+    run_forward(c, b, backward);
+    if (backward) run_backward(c, b, outs);
+    benchmark::DoNotOptimize(b.out.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = forward_flops(c) + (backward ? backward_flops(c) : 0.0);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Resident-set sizes from /proc/self/status, in bytes.
+int64_t status_bytes(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key))) * 1024;
+  return -1;
+}
+
+int peak_memory(const std::string& kind_name, int64_t T) {
+  const bool backward = kind_name.size() > 4 && kind_name.compare(kind_name.size() - 4, 4, "-bwd") == 0;
+  const std::string base = backward ? kind_name.substr(0, kind_name.size() - 4) : kind_name;
+  Kind kind;
+  if (base == "standard") kind = Kind::standard;
+  else if (base == "double") kind = Kind::diff_double;
+  else if (base == "split") kind = Kind::diff_split;
+  else {
+    fmt::print(stderr, "attention_bench: --peak-memory KIND must be standard, double or split (optionally -bwd), got {}\n",
+               kind_name);
+    return 2;
+  }
+  const Case c = make_case(kind, T);
+  Buffers b(c, backward);
+  std::vector<float> outs(backward ? 2 * b.out.size() : 0, 0.0f);  // the backward's staging, allocated up front
+  const int64_t before = status_bytes("VmRSS:");
+  run_forward(c, b, backward);
+  if (backward) run_backward(c, b, outs);
+  const int64_t peak = status_bytes("VmHWM:");
+  fmt::print("{{\"kind\": \"{}\", \"T\": {}, \"rss_before_bytes\": {}, \"extra_bytes\": {}}}\n", kind_name, T,
+             before, std::max<int64_t>(0, peak - before));
+  return 0;
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_Attention, standard_fwd, Kind::standard, false)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, double_fwd, Kind::diff_double, false)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, split_fwd, Kind::diff_split, false)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, standard_fwdbwd, Kind::standard, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, double_fwdbwd, Kind::diff_double, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, split_fwdbwd, Kind::diff_split, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--peak-memory") return peak_memory(argv[2], std::stoll(argv[3]));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

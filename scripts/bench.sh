@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark suite: difftx beside PyTorch (eager, Debian's torch) and the machine's limits, in
+# one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured).
+#
+# Usage: scripts/bench.sh [--quick] [--threads N]
+#   --quick      small sizes (a few minutes), to check the suite itself; RESULTS.md is then
+#                written to out/bench/RESULTS-quick.md instead
+#   --threads N  threads for both difftx and PyTorch (default: all cores)
+# Environment: DIFFTX_SHARED (default ../shared: corpora and tokenizer fixtures).
+# Run it on an otherwise idle machine: threads that wait for a busy core distort every number.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+quick=0
+threads=$(nproc)
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --threads)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --threads needs a positive integer" >&2; exit 2; }
+      threads=$2
+      shift ;;
+    *) echo "bench.sh: unknown option $1 (use --quick, --threads N)" >&2; exit 2 ;;
+  esac
+  shift
+done
+shared=${DIFFTX_SHARED:-"$root/../shared"}
+[[ -f "$shared/corpora/war-and-peace.txt" ]] || { echo "bench.sh: $shared/corpora/war-and-peace.txt not found (set DIFFTX_SHARED)" >&2; exit 2; }
+
+bash scripts/deps.sh --reference
+BUILD_TARGETS="difftx forward_bench attention_bench" bash scripts/build.sh "$root/build"
+
+models="$root/out/bench"
+mkdir -p "$models"
+config=examples/smollm2-135m/config.json
+out=bench/RESULTS.md
+if ((quick)); then
+  config=examples/tiny-mistral/config.json
+  models="$root/out/bench-quick"
+  out="$models/RESULTS-quick.md"
+  mkdir -p "$models"
+fi
+# The models: random init (float32) and its default conversion; made again only when missing.
+if [[ ! -f "$models/base/config.json" ]]; then
+  build/difftx init --config "$config" --out "$models/base" --seed 1 --dtype f32 --overwrite
+fi
+if [[ ! -f "$models/diff/config.json" ]]; then
+  printf 'base_model: %s\noutput_dir: %s\n' "$models/base" "$models/diff" > "$models/convert.yml"
+  build/difftx convert-diff-transformer "$models/convert.yml" --overwrite
+fi
+
+args=(--build "$root/build" --models "$models" --shared "$shared" --threads "$threads" --out "$out" --config "$config")
+((quick)) && args+=(--quick)
+/usr/bin/python3 bench/run_bench.py "${args[@]}"

@@ -1,0 +1,53 @@
+// Elementwise exp for the softmax passes, written so that the compiler vectorises the loops that
+// call it (std::exp is a library call per element: measured as the largest single cost of the
+// attention kernels, see bench/NOTES.md). Internal to src/kernels/cpu.
+//
+// exp(x) = 2^k * e^r with k = round(x / ln 2) and r = x - k ln 2 in [-ln2/2, ln2/2] (Cody-Waite
+// reduction with ln 2 split in two parts), e^r by Cephes' degree-7 minimax polynomial for expf
+// (S. Moshier, Cephes Math Library). Relative error below 2^-22 for x in [-87.3, 88.3] (tested
+// against std::exp over that range in tests/kernels/vec_math_test.cpp). Inputs below -87.3,
+// -inf included, give exactly 0 (the true value is below 2^-126); inputs above 88.3 give
+// exp(88.3) (2^127 is the largest power the reduction forms; softmax arguments are <= 0); NaN
+// gives NaN. No float-to-int conversion: k comes from the bits of a rounded sum, so no input is
+// undefined behaviour.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+namespace difftx::vec {
+
+inline float exp_flush(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
+  const float xc = x > 88.3f ? 88.3f : (x < -87.3f ? -87.3f : x);
+  const float t = xc * kLog2e + kRound;
+  const float k = t - kRound;
+  const int32_t ki = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
+  const float r = (xc - k * kLn2Hi) - k * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const float two_k = std::bit_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(ki + 127) << 23));
+  const float y = p * two_k;
+  return x < -87.3f ? 0.0f : (x != x ? x : y);
+}
+
+// row[j] = exp(row[j] - shift) for j < n (0 where row[j] is -inf); returns the sum of the results.
+inline float exp_shifted_sum(float* row, int64_t n, float shift) {
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = exp_flush(row[j] - shift);
+    row[j] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+}  // namespace difftx::vec

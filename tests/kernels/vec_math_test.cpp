@@ -1,0 +1,58 @@
+// The vectorisable exp of the softmax passes against std::exp (double) over its whole range.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/cpu/vec_math.h"
+
+namespace difftx {
+namespace {
+
+TEST(VecMath, ExpMatchesStdExpOverItsRange) {
+  double worst = 0.0;
+  float worst_x = 0.0f;
+  // Every 1/4096 step of [-87.3, 88.3], plus points near integer multiples of ln 2 (where the
+  // reduction switches k) and tiny arguments.
+  std::vector<float> xs;
+  for (double x = -87.3; x <= 88.3; x += 1.0 / 4096) xs.push_back(static_cast<float>(x));
+  for (int k = -125; k <= 126; ++k)
+    for (float e : {-1e-4f, 0.0f, 1e-4f}) xs.push_back(static_cast<float>((k + 0.5) * std::log(2.0)) + e);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, -1e-7f}) xs.push_back(x);
+  for (float x : xs) {
+    if (x < -87.3f || x > 88.3f) continue;
+    const double ref = std::exp(static_cast<double>(x));
+    const double rel = std::abs(vec::exp_flush(x) - ref) / ref;
+    if (rel > worst) {
+      worst = rel;
+      worst_x = x;
+    }
+  }
+  EXPECT_LT(worst, 2.5e-7) << "at x = " << worst_x;
+  EXPECT_EQ(vec::exp_flush(0.0f), 1.0f);
+  EXPECT_EQ(vec::exp_flush(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(vec::exp_flush(-100.0f), 0.0f);
+  EXPECT_TRUE(std::isnan(vec::exp_flush(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isfinite(vec::exp_flush(1000.0f)));
+}
+
+TEST(VecMath, ExpShiftedSumIsASoftmaxNumerator) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> row = {1.0f, -inf, 3.0f, 2.5f, -inf, -200.0f, 0.0f};
+  const std::vector<float> in = row;
+  const float sum = vec::exp_shifted_sum(row.data(), static_cast<int64_t>(row.size()), 3.0f);
+  double ref_sum = 0.0;
+  for (size_t j = 0; j < in.size(); ++j) {
+    const double ref = std::isinf(in[j]) ? 0.0 : std::exp(static_cast<double>(in[j]) - 3.0);
+    EXPECT_NEAR(row[j], ref, std::max(3e-7 * ref, 1e-38)) << j;
+    ref_sum += ref;
+  }
+  EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
+  EXPECT_EQ(row[1], 0.0f);
+  EXPECT_EQ(row[5], 0.0f);
+}
+
+}  // namespace
+}  // namespace difftx
