@@ -1,5 +1,7 @@
 #include "kernels/cpu/attention_backward.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,7 +14,7 @@ namespace difftx {
 namespace {
 
 constexpr int64_t kQueryTile = 32;
-constexpr int64_t kKeyTile = 64;
+constexpr int64_t kKeyTile = 64;  // attention_maps_square_sums
 
 // The attention weights P [rows, n] of one tile, recomputed from the scores and the forward's row
 // statistics. Returns false when the whole tile is masked.
@@ -58,16 +60,22 @@ struct TileGrad {
     const int64_t d = sh.head_dim, T = sh.q_len, M = maps.count();
     if (!recompute_weights(sh, maps, a, b, map, t0, rows, s0, n, p)) return false;
     // dP = dA · V^T, summed over the value heads' parts of dA.
-    std::fill(ds, ds + rows * n, 0.0f);
     const int64_t ld_out = M * w;
     for (int64_t h = 0; h < maps.value_heads; ++h) {
       const float* dout = a.d_out + (b * T + t0) * ld_out + map * w + h * d;
       const float* v = a.v + ((b * sh.n_v_heads + maps.v[map * maps.value_heads + h]) * sh.kv_capacity + s0) * d;
-      tiles::scores(dout, ld_out, v, d, rows, n, d, 1.0f, scratch);
-      for (int64_t x = 0; x < rows * n; ++x) ds[x] += scratch[x];
+      tiles::scores(dout, ld_out, v, d, rows, n, d, 1.0f, h == 0 ? ds : scratch);
+      if (h > 0)
+#pragma omp simd
+        for (int64_t x = 0; x < rows * n; ++x) ds[x] += scratch[x];
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < n; ++j) ds[r * n + j] = p[r * n + j] * (ds[r * n + j] - delta[r]) * a.scale;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* pr = p + r * n;
+      float* dr = ds + r * n;
+      const float dl = delta[r];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - dl) * a.scale;
+    }
     return true;
   }
 };
@@ -78,7 +86,7 @@ void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMa
                              const AttentionBackwardArgs& a) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim, M = maps.count();
   const int64_t w = maps.value_heads * d, past = S - T;
-  const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile, k_tiles = (S + kKeyTile - 1) / kKeyTile;
+  const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile;
   const TileGrad tile{sh, maps, a, w};
 
   // delta[b, map, t] = dA · A
@@ -94,56 +102,63 @@ void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMa
         delta[(b * M + map) * T + t] = s;
       }
 
-  // dq: each (b, map, query tile) owns its rows of dq.
+  // One pass over (b, map, query tile): the tile's weights against every key it may see are
+  // recomputed at once, so each product is one matrix product with a long side. dq rows belong to
+  // one work item; dk and dv rows are shared by maps and tiles, so each thread sums into its own
+  // copy (static schedule: the same partition, hence the same float sums, on every run with the
+  // same thread count) and the copies are added in thread order at the end.
+  const int64_t k_rows = B * sh.n_k_heads * S * d, v_rows = B * sh.n_v_heads * S * d;
+  const int max_threads = omp_get_max_threads();
+  std::vector<float> partial(static_cast<size_t>(max_threads) * static_cast<size_t>(k_rows + v_rows));
+  int used_threads = 1;
 #pragma omp parallel
   {
-    std::vector<float> p(kQueryTile * kKeyTile), ds(kQueryTile * kKeyTile), scratch(kQueryTile * kKeyTile);
-#pragma omp for collapse(3) schedule(dynamic)
+    const int tid = omp_get_thread_num();
+#pragma omp single
+    used_threads = omp_get_num_threads();
+    float* my_dk = partial.data() + static_cast<size_t>(tid) * static_cast<size_t>(k_rows + v_rows);
+    float* my_dv = my_dk + k_rows;
+    std::fill(my_dk, my_dk + k_rows + v_rows, 0.0f);
+    const size_t tile_size = static_cast<size_t>(kQueryTile * S);
+    std::vector<float> p(tile_size), ds(tile_size), scratch(tile_size);
+    const int64_t ld_out = M * w;
+#pragma omp for collapse(3) schedule(static, 1)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t map = 0; map < M; ++map)
         for (int64_t qt = 0; qt < q_tiles; ++qt) {
           const int64_t t0 = qt * kQueryTile, rows = std::min(kQueryTile, T - t0);
           const int64_t last_i = past + t0 + rows - 1;
           const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past + t0 - sh.window + 1) : 0;
+          const int64_t n = last_i + 1 - lo;
           const float* dl = delta.data() + (b * M + map) * T + t0;
-          float* dq = a.dq + (b * T + t0) * a.dq_stride + maps.q[map] * d;
-          for (int64_t s0 = lo / kKeyTile * kKeyTile; s0 <= last_i; s0 += kKeyTile) {
-            const int64_t n = std::min(kKeyTile, S - s0);
-            if (!tile.compute(b, map, t0, rows, s0, n, dl, p.data(), ds.data(), scratch.data())) continue;
-            const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
-            tiles::weighted_rows(ds.data(), rows, n, k, d, d, dq, a.dq_stride);
+          if (!tile.compute(b, map, t0, rows, lo, n, dl, p.data(), ds.data(), scratch.data())) continue;
+          const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + lo) * d;
+          tiles::weighted_rows(ds.data(), rows, n, k, d, d, a.dq + (b * T + t0) * a.dq_stride + maps.q[map] * d,
+                               a.dq_stride);
+          const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
+          tiles::weighted_rows_transposed(ds.data(), rows, n, q, a.q_stride, d,
+                                          my_dk + ((b * sh.n_k_heads + maps.k[map]) * S + lo) * d, d);
+          for (int64_t h = 0; h < maps.value_heads; ++h) {
+            const float* dout = a.d_out + (b * T + t0) * ld_out + map * w + h * d;
+            tiles::weighted_rows_transposed(
+                p.data(), rows, n, dout, ld_out, d,
+                my_dv + ((b * sh.n_v_heads + maps.v[map * maps.value_heads + h]) * S + lo) * d, d);
           }
         }
-  }
-
-  // dk, dv: each (b, key tile) owns those rows of every key and value head.
-#pragma omp parallel
-  {
-    std::vector<float> p(kQueryTile * kKeyTile), ds(kQueryTile * kKeyTile), scratch(kQueryTile * kKeyTile);
-#pragma omp for collapse(2) schedule(dynamic)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t kt = 0; kt < k_tiles; ++kt) {
-        const int64_t s0 = kt * kKeyTile, n = std::min(kKeyTile, S - s0);
-        for (int64_t map = 0; map < M; ++map) {
-          // Query tiles that can see a key of [s0, s0 + n): cache index i >= s0 (and within the window).
-          const int64_t first_t = std::max<int64_t>(0, s0 - past);
-          const int64_t last_t = sh.window > 0 ? std::min(T - 1, s0 + n - 1 + sh.window - 1 - past) : T - 1;
-          for (int64_t t0 = first_t / kQueryTile * kQueryTile; t0 <= last_t; t0 += kQueryTile) {
-            const int64_t rows = std::min(kQueryTile, T - t0);
-            const float* dl = delta.data() + (b * M + map) * T + t0;
-            if (!tile.compute(b, map, t0, rows, s0, n, dl, p.data(), ds.data(), scratch.data())) continue;
-            const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
-            float* dk = a.dk + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
-            tiles::weighted_rows_transposed(ds.data(), rows, n, q, a.q_stride, d, dk, d);
-            const int64_t ld_out = M * w;
-            for (int64_t h = 0; h < maps.value_heads; ++h) {
-              const float* dout = a.d_out + (b * T + t0) * ld_out + map * w + h * d;
-              float* dv = a.dv + ((b * sh.n_v_heads + maps.v[map * maps.value_heads + h]) * sh.kv_capacity + s0) * d;
-              tiles::weighted_rows_transposed(p.data(), rows, n, dout, ld_out, d, dv, d);
-            }
-          }
-        }
+    // Sum the copies into dk and dv, thread 0 first.
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < B * (sh.n_k_heads + sh.n_v_heads) * S; ++row) {
+      const bool is_k = row < B * sh.n_k_heads * S;
+      const int64_t r = is_k ? row : row - B * sh.n_k_heads * S;
+      const int64_t bh = r / S, s = r % S;  // (batch, head) and position
+      float* dst = (is_k ? a.dk : a.dv) + (bh * sh.kv_capacity + s) * d;
+      for (int t = 0; t < used_threads; ++t) {
+        const float* src = partial.data() + static_cast<size_t>(t) * static_cast<size_t>(k_rows + v_rows) +
+                           (is_k ? 0 : k_rows) + r * d;
+#pragma omp simd
+        for (int64_t x = 0; x < d; ++x) dst[x] += src[x];
       }
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // Backward of softmax attention maps, flash-style: the attention weights are recomputed tile by
 // tile from the forward's float32 row statistics (m, l), so memory stays linear in the sequence
-// length. One kernel serves standard attention (one map per query head) and differential
+// length (per thread: 3 x 32 x S floats of tile buffers and a private copy of dk and dv). One kernel serves standard attention (one map per query head) and differential
 // attention (two maps per differential head, spec §2-§4).
 //
 // A map reads query head q, key head k and value heads v[0..value_heads) (concatenated, width
@@ -52,8 +52,9 @@ struct AttentionBackwardArgs {
 };
 
 // Requires that no two maps read the same query head (true for every layout), so dq rows are
-// written by one map only. Parallel over (batch, map, query tile) for dq and over (batch, key
-// tile) for dk and dv: no two threads write the same gradient row.
+// written by one map only. One pass, parallel over (batch, map, query tile) with a static
+// schedule; dk and dv are summed per thread and the sums added in thread order, so results are
+// the same on every run with the same thread count.
 void attention_maps_backward(const AttentionBackwardShape& shape, const AttentionMaps& maps,
                              const AttentionBackwardArgs& args);
 

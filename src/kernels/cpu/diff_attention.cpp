@@ -13,6 +13,48 @@ namespace difftx {
 namespace {
 
 constexpr int64_t kQueryTile = 32;
+constexpr int64_t kKeyTile = 256;
+
+// Running state of one softmax map over a query tile (flash-style online softmax).
+struct OnlineSoftmax {
+  std::vector<float> scores;  // [rows, kKeyTile]
+  std::vector<float> acc;     // [rows, w]: sum_j exp(s_j - m) v_j
+  std::vector<float> m, l;    // [rows]
+
+  void reset(int64_t rows, int64_t w) {
+    scores.resize(static_cast<size_t>(kQueryTile * kKeyTile));
+    acc.assign(static_cast<size_t>(rows * w), 0.0f);
+    m.assign(static_cast<size_t>(rows), tiles::kNegInf);
+    l.assign(static_cast<size_t>(rows), 0.0f);
+  }
+
+  // Folds in one key tile whose masked scores are in `scores` [rows, n]: turns them into
+  // exp(s - m_new), rescales the running sums. Returns false if the whole tile is masked.
+  bool update(int64_t rows, int64_t n, int64_t w) {
+    bool any = false;
+    for (int64_t r = 0; r < rows; ++r) {
+      float* s = scores.data() + r * n;
+      float tile_max = tiles::kNegInf;
+#pragma omp simd reduction(max : tile_max)
+      for (int64_t j = 0; j < n; ++j) tile_max = std::max(tile_max, s[j]);
+      const float m_new = std::max(m[r], tile_max);
+      if (m_new == tiles::kNegInf) {  // nothing visible yet in this row
+        std::fill(s, s + n, 0.0f);
+        continue;
+      }
+      any = true;
+      const float alpha = m[r] == tiles::kNegInf ? 0.0f : std::exp(m[r] - m_new);
+      l[r] = l[r] * alpha + vec::exp_shifted_sum(s, n, m_new);
+      m[r] = m_new;
+      if (alpha != 1.0f) {
+        float* a = acc.data() + r * w;
+#pragma omp simd
+        for (int64_t x = 0; x < w; ++x) a[x] *= alpha;
+      }
+    }
+    return any;
+  }
+};
 
 }  // namespace
 
@@ -26,11 +68,8 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
 
 #pragma omp parallel
   {
-    // Per thread: both maps' scores for one query tile against every key it may see, and the
-    // two unnormalised outputs. O(tile * (S + w)) floats, never T x S.
-    std::vector<float> s1(static_cast<size_t>(kQueryTile * S)), s2(s1.size());
-    std::vector<float> acc1(static_cast<size_t>(kQueryTile * w)), acc2(acc1.size()), row(static_cast<size_t>(w));
-    std::vector<float> m1(kQueryTile), l1(kQueryTile), m2(kQueryTile), l2(kQueryTile);
+    OnlineSoftmax c1, c2;
+    std::vector<float> row(static_cast<size_t>(w));
 #pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < Hd; ++i) {
@@ -38,37 +77,39 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
           const int64_t t0 = tile * kQueryTile;
           const int64_t rows = std::min(kQueryTile, T - t0);
           const int64_t first_i = past + t0, last_i = past + t0 + rows - 1;  // cache indices of the rows
-          // Keys any row of this tile may see: [lo, last_i].
           const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, first_i - sh.window + 1) : 0;
-          const int64_t n = last_i + 1 - lo;
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
           const float* q1 = q + (b * T + t0) * q_stride + map.q1[i] * d;
           const float* q2 = q + (b * T + t0) * q_stride + map.q2[i] * d;
-          const float* k1 = k + ((b * sh.n_k_heads + map.k1[i]) * sh.kv_capacity + lo) * d;
-          const float* k2 = k + ((b * sh.n_k_heads + map.k2[i]) * sh.kv_capacity + lo) * d;
-          tiles::scores(q1, q_stride, k1, d, rows, n, d, p.scale, s1.data());
-          tiles::scores(q2, q_stride, k2, d, rows, n, d, p.scale, s2.data());
-          tiles::mask_scores(s1.data(), rows, n, lo, first_i, sh.window, seg);
-          tiles::mask_scores(s2.data(), rows, n, lo, first_i, sh.window, seg);
-          for (int64_t r = 0; r < rows; ++r) {
-            std::tie(m1[r], l1[r]) = tiles::softmax_numerators(s1.data() + r * n, n);
-            std::tie(m2[r], l2[r]) = tiles::softmax_numerators(s2.data() + r * n, n);
-          }
-          // Unnormalised A = exp(S - m) V per value head; each value head is read by both maps.
-          std::fill(acc1.begin(), acc1.begin() + rows * w, 0.0f);
-          std::fill(acc2.begin(), acc2.begin() + rows * w, 0.0f);
-          for (int64_t h = 0; h < nv; ++h) {
-            const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + lo) * d;
-            tiles::weighted_rows(s1.data(), rows, n, vt, d, d, acc1.data() + h * d, w);
-            tiles::weighted_rows(s2.data(), rows, n, vt, d, d, acc2.data() + h * d, w);
+          const float* k1 = k + (b * sh.n_k_heads + map.k1[i]) * sh.kv_capacity * d;
+          const float* k2 = k + (b * sh.n_k_heads + map.k2[i]) * sh.kv_capacity * d;
+          c1.reset(rows, w);
+          c2.reset(rows, w);
+
+          for (int64_t s0 = lo; s0 <= last_i; s0 += kKeyTile) {
+            const int64_t n = std::min(kKeyTile, last_i + 1 - s0);
+            // Scores of both maps for this key tile: [rows, n], masked where keys are hidden.
+            tiles::scores(q1, q_stride, k1 + s0 * d, d, rows, n, d, p.scale, c1.scores.data());
+            tiles::scores(q2, q_stride, k2 + s0 * d, d, rows, n, d, p.scale, c2.scores.data());
+            tiles::mask_scores(c1.scores.data(), rows, n, s0, first_i, sh.window, seg);
+            tiles::mask_scores(c2.scores.data(), rows, n, s0, first_i, sh.window, seg);
+            const bool any1 = c1.update(rows, n, w);
+            const bool any2 = c2.update(rows, n, w);
+            if (!any1 && !any2) continue;
+            // Each value tile serves both maps while it is in cache: acc += P · V[s0:s0+n] per value head.
+            for (int64_t h = 0; h < nv; ++h) {
+              const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
+              tiles::weighted_rows(c1.scores.data(), rows, n, vt, d, d, c1.acc.data() + h * d, w);
+              tiles::weighted_rows(c2.scores.data(), rows, n, vt, d, d, c2.acc.data() + h * d, w);
+            }
           }
 
           // out = out_scale * norm(A1 - lambda * A2)
           for (int64_t r = 0; r < rows; ++r) {
-            const float inv1 = l1[r] > 0.0f ? 1.0f / l1[r] : 0.0f;
-            const float inv2 = l2[r] > 0.0f ? 1.0f / l2[r] : 0.0f;
-            const float* a1 = acc1.data() + r * w;
-            const float* a2 = acc2.data() + r * w;
+            const float inv1 = c1.l[r] > 0.0f ? 1.0f / c1.l[r] : 0.0f;
+            const float inv2 = c2.l[r] > 0.0f ? 1.0f / c2.l[r] : 0.0f;
+            const float* a1 = c1.acc.data() + r * w;
+            const float* a2 = c2.acc.data() + r * w;
             for (int64_t x = 0; x < w; ++x) row[x] = a1[x] * inv1 - p.lambda * (a2[x] * inv2);
             float scale = p.out_scale;
             if (p.norm) {
@@ -88,10 +129,10 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
             }
             if (stats != nullptr && stats->m1 != nullptr) {
               const int64_t at = (b * Hd + i) * T + t0 + r;
-              stats->m1[at] = m1[r];
-              stats->l1[at] = l1[r];
-              stats->m2[at] = m2[r];
-              stats->l2[at] = l2[r];
+              stats->m1[at] = c1.m[r];
+              stats->l1[at] = c1.l[r];
+              stats->m2[at] = c2.m[r];
+              stats->l2[at] = c2.l[r];
             }
           }
         }

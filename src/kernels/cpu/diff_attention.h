@@ -3,13 +3,13 @@
 // For each diff-head i, two softmax maps over the same keys' positions:
 //   A1 = softmax(q1_i k1^T * scale) V_i,   A2 = softmax(q2_i k2^T * scale) V_i
 //   out_i = out_scale * norm(A1 - lambda * A2)
-// computed per tile of 32 queries: both maps' scores against every key the tile may see (one
-// matrix product each), masked, exact softmax numerators in float32 (a vectorised exp), then the
-// two products with each value head. V_i is one value head (width w = d) or the concatenation of
-// two (w = 2d). `norm` is an RMSNorm over w, with or without a weight.
+// computed online (flash-style) for tiles of 32 queries over tiles of 256 keys, with float32
+// running max and sum per row (a vectorised exp), each value tile used by both maps while it is
+// in cache. V_i is one value head (width w = d) or the concatenation of two (w = 2d). `norm` is
+// an RMSNorm over w, with or without a weight.
 // Which q/k/v heads each diff-head reads is given by a DiffHeadMap, so one kernel serves the
 // layouts llama-differential (double, split) and diffllama (see model/diff_layout.h).
-// Extra memory: O(tile * (S + w)) floats per thread (2 x 32 x S scores); never T x S.
+// Extra memory: O(tile * (key tile + w)) floats per thread, whatever the sequence length.
 #pragma once
 
 #include <cstdint>
