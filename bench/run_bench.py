@@ -63,7 +63,13 @@ def main():
     ap.add_argument("--config", default="examples/smollm2-135m/config.json", help="the config the models came from")
     a = ap.parse_args()
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
+    # glibc malloc keeps freed memory for reuse instead of returning it to the kernel: on this
+    # virtual machine a page fault costs ~7 us, so an eager op that gets a fresh 37 MB tensor
+    # spends ~60 ms faulting its pages in (measured: `s + 1.0` on 9x1024x1024 floats, 64 ms vs
+    # 0.8 ms). The same setting for both programs; it helps PyTorch far more (bench/NOTES.md).
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads),
+               MALLOC_MMAP_THRESHOLD_="1000000000", MALLOC_TRIM_THRESHOLD_="100000000000",
+               MALLOC_TOP_PAD_="1000000000")
     difftx = os.path.join(a.build, "difftx")
     fwd = os.path.join(a.build, "bench", "forward_bench")
     attn = os.path.join(a.build, "bench", "attention_bench")
@@ -181,6 +187,9 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
              f"triad {triad:.1f} GB/s")
     L.append("- PyTorch: eager, float32, `bench/torch_bench.py` (the tools/reference implementation of each layout, "
              "switched from float64 to float32; decode with a key/value cache of concatenated tensors)")
+    L.append("- both run with glibc malloc told to keep freed memory (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, "
+             "`MALLOC_TOP_PAD_`): page faults are expensive on this virtual machine and without it every eager "
+             "PyTorch op on a large tensor is 10-80x slower (bench/NOTES.md)")
     L.append(f"- models: `difftx init --config {a.config} --dtype f32` (random weights) and the same converted with "
              "default flags (llama-differential, double mode, subln)\n")
     L.append("## End to end\n")

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import struct
 import sys
 import time
 
@@ -28,7 +29,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "reference"))
 import diff_ref  # noqa: E402
 import llama_ref  # noqa: E402
-import safetensors_io  # noqa: E402
 
 F32 = torch.float32
 llama_ref.F64 = F32   # the references read their dtype from this module global at call time
@@ -44,14 +44,34 @@ def status_bytes(key):
     return -1
 
 
+def read_safetensors(path):
+    """Every tensor of a safetensors file as float32, read straight into its own tensor (no copy of
+    the file is kept, so the process's peak RSS is the model's size, as a lean loader's would be;
+    tools/reference/safetensors_io reads whole files for its strict checks)."""
+    out = {}
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = info["data_offsets"]
+            dtype = {"F32": torch.float32, "BF16": torch.int16, "F16": torch.float16}[info["dtype"]]
+            t = torch.empty(info["shape"], dtype=dtype)
+            f.seek(8 + n + begin)
+            if f.readinto(memoryview(t.numpy()).cast("B")) != end - begin:
+                raise ValueError(f"{path}: tensor {name} is cut short")
+            out[name] = t.view(torch.bfloat16).float() if info["dtype"] == "BF16" else t.float()
+    return out
+
+
 def load(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
-    files = sorted(n for n in os.listdir(model_dir) if n.endswith(".safetensors"))
     w = {}
-    for n in files:
-        w.update(safetensors_io.load_file(os.path.join(model_dir, n)))
-    return cfg, {k: v.to(F32).contiguous() for k, v in w.items()}
+    for n in sorted(n for n in os.listdir(model_dir) if n.endswith(".safetensors")):
+        w.update(read_safetensors(os.path.join(model_dir, n)))
+    return cfg, w
 
 
 # ---------------------------------------------------------------- kernels

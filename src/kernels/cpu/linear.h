@@ -1,4 +1,5 @@
-// Dense layers through OpenBLAS cblas_sgemm (DESIGN.md: no hand-written GEMM).
+// Dense layers through OpenBLAS cblas_sgemm (DESIGN.md: no hand-written GEMM); one row (decoding)
+// through a memory-bound matrix-vector loop of our own, faster than OpenBLAS sgemv here.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 #include "kernels/cpu/swiglu.h"
 
-#include <cmath>
+#include "kernels/cpu/vec_math.h"
 
 namespace difftx {
 
@@ -8,7 +8,7 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+    out[i] = g / (1.0f + vec::exp_flush(-g)) * up[i];  // exp(-g) saturates for g < -88: out ~ 0
   }
 }
 
@@ -16,7 +16,7 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
-    const float s = 1.0f / (1.0f + std::exp(-g));
+    const float s = 1.0f / (1.0f + vec::exp_flush(-g));
     dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
     dup[i] += dout[i] * g * s;
   }
