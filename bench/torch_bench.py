@@ -80,7 +80,6 @@ def kernel_case(kind, T):
     """q [1, heads, T, d] tensors and a function computing the attention output from them."""
     g = torch.Generator().manual_seed(7)
     vis = torch.ones(T, T, dtype=torch.bool).tril()[None]
-    scale_norm = torch.ones(())
 
     def heads(n):
         return torch.randn(1, n, T, D, generator=g)
