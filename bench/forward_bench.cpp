@@ -1,8 +1,10 @@
 // Prefill and decode throughput of a model directory, beside the machine's own limits measured in
 // the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; STREAM-style triad
 // bandwidth). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
-// [--json]. --no-limits skips the sgemm and triad measurements; --json ends with one line of JSON
-// holding every number printed (scripts/bench.sh reads it).
+// [--weight-dtype f32|bf16] [--json]. --no-limits skips the sgemm and triad measurements; --weight-dtype bf16
+// keeps the matrices in bf16 (Model::keep_matrices_in_bf16) and reports the largest logit difference
+// from float32 weights on the first 64 prompt tokens; --json ends with one line of JSON holding every
+// number printed (scripts/bench.sh reads it).
 #include <omp.h>
 
 #include <cblas.h>
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -55,12 +58,13 @@ double triad_gbps(size_t n, int repeats) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: forward_bench MODEL_DIR [--seq-len N] [--decode N] [--repeats N]\n");
+    fmt::print(stderr, "usage: forward_bench MODEL_DIR [--seq-len N] [--decode N] [--repeats N] [--weight-dtype f32|bf16]\n");
     return 2;
   }
   std::string dir = argv[1];
   int64_t seq_len = 512, decode = 128;
   int repeats = 3;
+  std::string weight_dtype = "f32";
   bool limits = true, json = false;
   for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
@@ -77,8 +81,10 @@ int main(int argc, char** argv) {
     if (flag == "--seq-len") seq_len = std::stoll(argv[i + 1]);
     else if (flag == "--decode") decode = std::stoll(argv[i + 1]);
     else if (flag == "--repeats") repeats = std::stoi(argv[i + 1]);
+    else if (flag == "--weight-dtype" && (std::string(argv[i + 1]) == "f32" || std::string(argv[i + 1]) == "bf16"))
+      weight_dtype = argv[i + 1];
     else {
-      fmt::print(stderr, "unknown flag {}\n", flag);
+      fmt::print(stderr, "unknown flag or value: {} {}\n", flag, argv[i + 1]);
       return 2;
     }
   }
@@ -107,6 +113,23 @@ int main(int argc, char** argv) {
     const double attention = 2.0 * L * c.num_attention_heads * c.head_dim * 2 * (seq_len * (seq_len + 1) / 2.0);
 
     std::vector<float> logits;
+    double max_logit_diff = 0, max_logit = 0;
+    if (weight_dtype == "bf16") {  // the same logits before and after keeping the matrices in bf16
+      TokenBatch head = batch;
+      head.seq_len = std::min<int64_t>(seq_len, 64);
+      head.ids.resize(static_cast<size_t>(head.seq_len));
+      std::vector<float> ref;
+      model.forward(head, nullptr, LogitsMode::all, ref);
+      model.keep_matrices_in_bf16();
+      model.forward(head, nullptr, LogitsMode::all, logits);
+      for (size_t i = 0; i < ref.size(); ++i) {
+        max_logit_diff = std::max(max_logit_diff, double(std::abs(logits[i] - ref[i])));
+        max_logit = std::max(max_logit, double(std::abs(ref[i])));
+      }
+      fmt::print("weights        matrices in bf16: {:.1f} MB; max |logit difference| from float32 {:.3g} "
+                 "(max |logit| {:.3g}, {} positions)\n",
+                 model.weight_bytes() / 1e6, max_logit_diff, max_logit, head.seq_len);
+    }
     double best = 1e30;
     for (int r = 0; r < repeats; ++r) {
       auto t0 = std::chrono::steady_clock::now();
@@ -119,7 +142,7 @@ int main(int argc, char** argv) {
     if (peak > 0) fmt::print(" = {:.0f}% of sgemm", 100.0 * flops / best / 1e9 / peak);
     fmt::print(" (best of {})\n", repeats);
     double decode_tps = 0;
-    const double weight_bytes = 4.0 * model.table().parameter_count();
+    const double weight_bytes = weight_dtype == "bf16" ? double(model.weight_bytes()) : 4.0 * model.table().parameter_count();
 
     if (decode > 0) {
       KVCache cache(c, 1, seq_len + decode);
@@ -137,13 +160,15 @@ int main(int argc, char** argv) {
       decode_tps = decode / s;
       fmt::print("decode         {} tokens after {}: {:.1f} tokens/s ({:.1f} ms/token)", decode, seq_len, decode_tps,
                  1000 * s / decode);
-      if (bw > 0) fmt::print("; float32 weight-streaming bound {:.1f} tokens/s", bw * 1e9 / weight_bytes);
+      if (bw > 0) fmt::print("; {} weight-streaming bound {:.1f} tokens/s", weight_dtype, bw * 1e9 / weight_bytes);
       fmt::print("\n");
     }
     if (json)
       fmt::print("{{\"seq_len\": {}, \"prefill_tokens_per_s\": {:.3f}, \"prefill_gflops\": {:.3f}, \"sgemm_gflops\": {:.3f}, "
-                 "\"triad_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}}}\n",
-                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, decode, decode_tps, weight_bytes);
+                 "\"triad_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}, "
+                 "\"weight_dtype\": \"{}\", \"max_logit_diff\": {:.6g}, \"max_logit\": {:.6g}}}\n",
+                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, decode, decode_tps, weight_bytes, weight_dtype,
+                 max_logit_diff, max_logit);
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;

@@ -1,21 +1,22 @@
-// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--json]
+// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--weight-dtype f32|bf16] [--json]
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
+#include "cli/weight_dtype.h"
 #include "common/error.h"
 #include "infer/evaluate.h"
 #include "infer/text_model.h"
 #include "io/json_file.h"
 #include "io/text_file.h"
-#include "model/checkpoint_io.h"
 #include "tokenizer/tokenizer.h"
 
 namespace difftx::cli {
 
 Command add_eval(CLI::App& root) {
   struct Options {
+    std::string weight_dtype;
     std::string dir, text, tokenizer;
     EvaluateOptions eval;
     int64_t max_tokens = 0;
@@ -29,12 +30,13 @@ Command add_eval(CLI::App& root) {
   app->add_option("--context", o->eval.context, "Tokens per window")->capture_default_str();
   app->add_option("--stride", o->eval.stride, "Tokens between window starts")->capture_default_str();
   app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
+  add_weight_dtype_option(app, o->weight_dtype);
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
             if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0 (0 = all), got {}", o->max_tokens);
             const std::string text = read_text_file(o->text);
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
-            Model model = model_load(o->dir);
+            Model model = load_for_inference(o->dir, o->weight_dtype);
             EncodeOptions encode;
             encode.add_special_tokens = true;
             std::vector<int32_t> ids;

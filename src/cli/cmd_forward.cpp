@@ -1,18 +1,19 @@
-// difftx forward DIR --ids 1,2,3 [--top 5] [--json]
+// difftx forward DIR --ids 1,2,3 [--top 5] [--weight-dtype f32|bf16] [--json]
 #include <chrono>
 
 #include "cli/command.h"
+#include "cli/weight_dtype.h"
 #include "cli/id_list.h"
 #include "common/error.h"
 #include "infer/topk.h"
 #include "io/json_file.h"
-#include "model/checkpoint_io.h"
 
 namespace difftx::cli {
 
 
 Command add_forward(CLI::App& root) {
   struct Options {
+    std::string weight_dtype;
     std::string dir, ids;
     int64_t top = 5;
     bool json = false;
@@ -24,12 +25,13 @@ Command add_forward(CLI::App& root) {
   app->add_option("--top", o->top, "How many logits to show per position")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  add_weight_dtype_option(app, o->weight_dtype);
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
             std::vector<int32_t> ids;
             parse_ids(o->ids, "--ids", ids);
             if (ids.empty()) fail<ConfigError>("--ids: no token ids given");
-            Model model = model_load(o->dir);
+            Model model = load_for_inference(o->dir, o->weight_dtype);
             TokenBatch batch;
             batch.batch = 1;
             batch.seq_len = static_cast<int64_t>(ids.size());

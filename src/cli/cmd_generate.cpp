@@ -1,13 +1,13 @@
 // difftx generate MODEL_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
-//   [--top-p P] [--seed S] [--no-cache]
+//   [--top-p P] [--seed S] [--no-cache] [--weight-dtype f32|bf16]
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/weight_dtype.h"
 #include "infer/generate.h"
 #include "infer/text_model.h"
 #include "common/error.h"
 #include <spdlog/spdlog.h>
-#include "model/checkpoint_io.h"
 #include "tokenizer/decode_stream.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,6 +15,7 @@ namespace difftx::cli {
 
 Command add_generate(CLI::App& root) {
   struct Options {
+    std::string weight_dtype;
     std::string dir, prompt, tokenizer;
     GenerateOptions generate;
     bool no_cache = false, no_special = false;
@@ -32,6 +33,7 @@ Command add_generate(CLI::App& root) {
   app->add_option("--seed", o->generate.sampling.seed, "Sampling seed")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  add_weight_dtype_option(app, o->weight_dtype);
   app->add_flag("--no-cache", o->no_cache, "Re-run the whole sequence each step instead of using the KV cache");
   app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
   return {app, [o]() {
@@ -39,7 +41,7 @@ Command add_generate(CLI::App& root) {
               fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o->generate.max_new_tokens);
             Sampler check(o->generate.sampling);  // option errors before any work
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
-            Model model = model_load(o->dir);
+            Model model = load_for_inference(o->dir, o->weight_dtype);
             EncodeOptions encode;
             encode.add_special_tokens = !o->no_special;
             std::vector<int32_t> prompt;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "kernels/cpu/attention_backward.h"
@@ -53,21 +54,21 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
 
   // MLP block: x = h + down(act), act = silu(gate) * up, gate/up = W xn2, xn2 = norm(h).
   std::vector<float> d_act(static_cast<size_t>(N * I), 0.0f);
-  linear_backward(a.act.data(), N, I, w.down_proj, D, dx.data(), d_act.data(), g("mlp.down_proj.weight"),
+  linear_backward(a.act.data(), N, I, w.down_proj.f32, D, dx.data(), d_act.data(), g("mlp.down_proj.weight"),
                   g("mlp.down_proj.bias"));
   std::vector<float> d_gate(d_act.size(), 0.0f), d_up(d_act.size(), 0.0f);
   swiglu_backward(d_gate.data(), d_up.data(), d_act.data(), a.gate.data(), a.up.data(), N * I);
   std::vector<float> d_xn(static_cast<size_t>(N * D), 0.0f);
-  linear_backward(a.xn2.data(), N, D, w.gate_proj, I, d_gate.data(), d_xn.data(), g("mlp.gate_proj.weight"),
+  linear_backward(a.xn2.data(), N, D, w.gate_proj.f32, I, d_gate.data(), d_xn.data(), g("mlp.gate_proj.weight"),
                   g("mlp.gate_proj.bias"));
-  linear_backward(a.xn2.data(), N, D, w.up_proj, I, d_up.data(), d_xn.data(), g("mlp.up_proj.weight"),
+  linear_backward(a.xn2.data(), N, D, w.up_proj.f32, I, d_up.data(), d_xn.data(), g("mlp.up_proj.weight"),
                   g("mlp.up_proj.bias"));
   rmsnorm_backward(dx.data(), g("post_attention_layernorm.weight"), d_xn.data(), a.h.data(), w.post_norm, N, D, eps);
   // dx is now the gradient of h.
 
   // Attention block: h = x_in + o_proj(att).
   std::vector<float> d_att(static_cast<size_t>(N * H * d), 0.0f);
-  linear_backward(a.att.data(), N, H * d, w.o_proj, D, dx.data(), d_att.data(), g("self_attn.o_proj.weight"),
+  linear_backward(a.att.data(), N, H * d, w.o_proj.f32, D, dx.data(), d_att.data(), g("self_attn.o_proj.weight"),
                   g("self_attn.o_proj.bias"));
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
   std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
@@ -188,11 +189,11 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
     dk.swap(dk_lin);
   }
   std::fill(d_xn.begin(), d_xn.end(), 0.0f);
-  linear_backward(a.xn1.data(), N, D, w.q_proj, QH * d, dq.data(), d_xn.data(), g("self_attn.q_proj.weight"),
+  linear_backward(a.xn1.data(), N, D, w.q_proj.f32, QH * d, dq.data(), d_xn.data(), g("self_attn.q_proj.weight"),
                   g("self_attn.q_proj.bias"));
-  linear_backward(a.xn1.data(), N, D, w.k_proj, KH * d, dk.data(), d_xn.data(), g("self_attn.k_proj.weight"),
+  linear_backward(a.xn1.data(), N, D, w.k_proj.f32, KH * d, dk.data(), d_xn.data(), g("self_attn.k_proj.weight"),
                   g("self_attn.k_proj.bias"));
-  linear_backward(a.xn1.data(), N, D, w.v_proj, KV * d, dv.data(), d_xn.data(), g("self_attn.v_proj.weight"),
+  linear_backward(a.xn1.data(), N, D, w.v_proj.f32, KV * d, dv.data(), d_xn.data(), g("self_attn.v_proj.weight"),
                   g("self_attn.v_proj.bias"));
   rmsnorm_backward(dx.data(), g("input_layernorm.weight"), d_xn.data(), a.x_in.data(), w.input_norm, N, D, eps);
   // dx is now the gradient of x_in.
@@ -215,7 +216,7 @@ double Model::head_loss(const float* hidden, std::span<const int32_t> targets, f
     lm_head_forward(hidden + r0 * D, rows, logits.data());
     const bool grad = d_hidden != nullptr;
     loss += cross_entropy_forward_backward(logits.data(), &targets[r0], rows, V, grad_scale, grad);
-    if (grad) linear_backward(hidden + r0 * D, rows, D, lm_head_, V, logits.data(), d_hidden + r0 * D, g_head, nullptr);
+    if (grad) linear_backward(hidden + r0 * D, rows, D, lm_head_.f32, V, logits.data(), d_hidden + r0 * D, g_head, nullptr);
   }
   return loss;
 }
@@ -230,6 +231,8 @@ double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets) co
 
 double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
                                 std::span<float> grads, ForwardTrace& trace) const {
+  if (matrices_in_bf16())
+    throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
   const ModelConfig& c = config_;
   const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size;
   if (static_cast<int64_t>(targets.size()) != N)

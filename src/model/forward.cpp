@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/diff_attention.h"
+#include "kernels/cpu/gemv.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -144,7 +145,11 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
     trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
   }
 
-  for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * D], embed_ + static_cast<int64_t>(batch.ids[i]) * D, sizeof(float) * D);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t row = static_cast<int64_t>(batch.ids[i]) * D;
+    if (embed_.bf16 != nullptr) bf16_rows_to_f32(embed_.bf16 + row, 1, D, &x[i * D]);
+    else std::memcpy(&x[i * D], embed_.f32 + row, sizeof(float) * D);
+  }
 
   AttentionShape shape;
   shape.batch = B;

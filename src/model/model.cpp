@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <new>
+#include <stdexcept>
 
 #include "common/error.h"
+#include "io/dtype.h"
 
 namespace difftx {
 
@@ -56,29 +59,92 @@ Model::Model(ModelConfig config) : config_(std::move(config)), table_(llama_para
   bind();
 }
 
-float* Model::param(std::string_view name) { return weights_.data() + table_.at(name).offset; }
-const float* Model::param(std::string_view name) const { return weights_.data() + table_.at(name).offset; }
+namespace {
+
+// The parameters kept in bfloat16 by keep_matrices_in_bf16(): the embedding, the projections and
+// lm_head (every rank-2 parameter of the table).
+bool is_matrix(const ParamSpec& p) { return p.shape.size() == 2; }
+
+constexpr uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+
+}  // namespace
+
+uint64_t Model::float_offset(const ParamSpec& p) const {
+  if (!matrices_in_bf16()) return p.offset;
+  if (is_matrix(p)) throw std::logic_error(fmt::format("{}: kept in bf16, there is no float32 copy", p.name));
+  return compact_offsets_[static_cast<size_t>(&p - table_.params().data())];
+}
+
+std::span<float> Model::weights() {
+  if (matrices_in_bf16()) throw std::logic_error("Model::weights: the matrices are kept in bf16 (inference only)");
+  return weights_;
+}
+std::span<const float> Model::weights() const { return const_cast<Model*>(this)->weights(); }
+
+float* Model::param(std::string_view name) { return weights_.data() + float_offset(table_.at(name)); }
+const float* Model::param(std::string_view name) const { return weights_.data() + float_offset(table_.at(name)); }
+
+void Model::keep_matrices_in_bf16() {
+  if (matrices_in_bf16()) return;
+  const std::vector<ParamSpec>& params = table_.params();
+  std::vector<uint64_t> offsets(params.size());
+  uint64_t floats = 0, halves = 0;  // each parameter 64-byte aligned, as in the table
+  for (size_t i = 0; i < params.size(); ++i) {
+    uint64_t& end = is_matrix(params[i]) ? halves : floats;
+    offsets[i] = end;
+    end += round_up(params[i].numel, is_matrix(params[i]) ? 32 : 16);
+  }
+  std::vector<float> compact;
+  try {
+    weights_bf16_.assign(halves, 0);
+    compact.assign(floats, 0.0f);
+  } catch (const std::bad_alloc&) {
+    weights_bf16_ = {};
+    fail<ConfigError>("keeping the matrices in bf16 needs {:.2f} GB more memory, which is not available",
+                      static_cast<double>(halves) * 2e-9);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const float* src = weights_.data() + params[i].offset;
+    const auto n = static_cast<int64_t>(params[i].numel);
+    if (!is_matrix(params[i])) {
+      std::copy_n(src, n, compact.data() + offsets[i]);
+      continue;
+    }
+    uint16_t* dst = weights_bf16_.data() + offsets[i];
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (int64_t j = 0; j < n; ++j) dst[j] = f32_to_bf16(src[j]);
+  }
+  weights_ = std::move(compact);
+  compact_offsets_ = std::move(offsets);
+  bind();
+}
 
 void Model::bind() {
   auto get = [&](const std::string& name) -> const float* {
     const ParamSpec* p = table_.find(name);
-    return p == nullptr ? nullptr : weights_.data() + p->offset;
+    return p == nullptr ? nullptr : weights_.data() + float_offset(*p);
   };
-  embed_ = get("model.embed_tokens.weight");
+  auto matrix = [&](const std::string& name) -> LinearWeight {
+    const ParamSpec* p = table_.find(name);
+    if (p == nullptr) return {};
+    if (!matrices_in_bf16()) return {weights_.data() + p->offset, nullptr};
+    return {nullptr, weights_bf16_.data() + compact_offsets_[static_cast<size_t>(p - table_.params().data())]};
+  };
+  embed_ = matrix("model.embed_tokens.weight");
   final_norm_ = get("model.norm.weight");
-  lm_head_ = config_.tie_word_embeddings ? embed_ : get("lm_head.weight");
+  lm_head_ = config_.tie_word_embeddings ? embed_ : matrix("lm_head.weight");
   layers_.clear();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     LayerWeights w{};
     w.input_norm = get(p + "input_layernorm.weight");
-    w.q_proj = get(p + "self_attn.q_proj.weight");
+    w.q_proj = matrix(p + "self_attn.q_proj.weight");
     w.q_bias = get(p + "self_attn.q_proj.bias");
-    w.k_proj = get(p + "self_attn.k_proj.weight");
+    w.k_proj = matrix(p + "self_attn.k_proj.weight");
     w.k_bias = get(p + "self_attn.k_proj.bias");
-    w.v_proj = get(p + "self_attn.v_proj.weight");
+    w.v_proj = matrix(p + "self_attn.v_proj.weight");
     w.v_bias = get(p + "self_attn.v_proj.bias");
-    w.o_proj = get(p + "self_attn.o_proj.weight");
+    w.o_proj = matrix(p + "self_attn.o_proj.weight");
     w.o_bias = get(p + "self_attn.o_proj.bias");
     w.q_norm = get(p + "self_attn.q_norm.weight");
     w.k_norm = get(p + "self_attn.k_norm.weight");
@@ -89,11 +155,11 @@ void Model::bind() {
     w.lambda_k2 = get(p + "self_attn.lambda_k2");
     w.subln = get(p + "self_attn.subln.weight");
     w.post_norm = get(p + "post_attention_layernorm.weight");
-    w.gate_proj = get(p + "mlp.gate_proj.weight");
+    w.gate_proj = matrix(p + "mlp.gate_proj.weight");
     w.gate_bias = get(p + "mlp.gate_proj.bias");
-    w.up_proj = get(p + "mlp.up_proj.weight");
+    w.up_proj = matrix(p + "mlp.up_proj.weight");
     w.up_bias = get(p + "mlp.up_proj.bias");
-    w.down_proj = get(p + "mlp.down_proj.weight");
+    w.down_proj = matrix(p + "mlp.down_proj.weight");
     w.down_bias = get(p + "mlp.down_proj.bias");
     layers_.push_back(w);
   }

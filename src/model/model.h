@@ -10,6 +10,7 @@
 
 #include "io/model_config.h"
 #include "kernels/cpu/diff_attention.h"
+#include "kernels/cpu/linear.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -17,23 +18,23 @@ namespace difftx {
 class KVCache;
 struct ForwardTrace;
 
-// Pointers into the weight buffer for one decoder layer; nullptr where the config has no such
-// parameter (biases, q/k norms).
+// Pointers into the weight buffers for one decoder layer; nullptr where the config has no such
+// parameter (biases, q/k norms). Linear weights are float32 or, after keep_matrices_in_bf16(), bfloat16.
 struct LayerWeights {
   const float* input_norm;                 // [D]
-  const float *q_proj, *q_bias;            // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
-  const float *k_proj, *k_bias;            // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
-  const float *v_proj, *v_bias;            // [KV*d, D], [KV*d]
-  const float *o_proj, *o_bias;            // [D, H*d], [D]
+  LinearWeight q_proj; const float* q_bias;  // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
+  LinearWeight k_proj; const float* k_bias;  // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
+  LinearWeight v_proj; const float* v_bias;  // [KV*d, D], [KV*d]
+  LinearWeight o_proj; const float* o_bias;  // [D, H*d], [D]
   const float *q_norm, *k_norm;            // [d] (qwen3)
   const float* lambda_init;                // [] (llama-differential; diffllama recomputes it)
   const float *lambda_q1, *lambda_k1;      // [d] (differential layouts)
   const float *lambda_q2, *lambda_k2;      // [d]
   const float* subln;                      // [w] (llama-differential with sublayer_norm)
   const float* post_norm;                  // [D]
-  const float *gate_proj, *gate_bias;      // [I, D], [I]
-  const float *up_proj, *up_bias;          // [I, D], [I]
-  const float *down_proj, *down_bias;      // [D, I], [D]
+  LinearWeight gate_proj; const float* gate_bias;  // [I, D], [I]
+  LinearWeight up_proj; const float* up_bias;      // [I, D], [I]
+  LinearWeight down_proj; const float* down_bias;  // [D, I], [D]
 };
 
 // A batch of token ids with optional padding and explicit positions.
@@ -68,10 +69,23 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
-  std::span<float> weights() { return weights_; }
-  std::span<const float> weights() const { return weights_; }
-  float* param(std::string_view name);              // std::out_of_range when absent
+  // The float32 buffer in the table's layout. std::logic_error after keep_matrices_in_bf16().
+  std::span<float> weights();
+  std::span<const float> weights() const;
+  // A float32 parameter: std::out_of_range when absent; std::logic_error for a matrix kept in bf16.
+  float* param(std::string_view name);
   const float* param(std::string_view name) const;
+
+  // Inference with every matrix (embedding, projections, lm_head) kept in bfloat16: half the
+  // memory, and half the bytes each decoded token streams. Each float32 weight is rounded to
+  // nearest-even once (exact for a model loaded from a BF16 checkpoint); the arithmetic stays
+  // float32 (LinearWeight). Norms, biases and lambdas stay float32. Afterwards the model serves
+  // forward(), loss() and lm_head_forward() only: weights(), loss_and_backward() and param() of a
+  // matrix throw std::logic_error. The float32 buffer is freed (peak: float32 + bf16 copies).
+  void keep_matrices_in_bf16();
+  bool matrices_in_bf16() const { return !compact_offsets_.empty(); }
+  // Bytes the parameters occupy now (float32 buffer + bf16 buffer).
+  uint64_t weight_bytes() const { return weights_.size() * sizeof(float) + weights_bf16_.size() * sizeof(uint16_t); }
 
   // The warm-up mix of llama-differential (spec §3): lambda_eff = mix * lambda. 1 at inference;
   // training sets min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
@@ -108,14 +122,19 @@ class Model {
   ModelConfig config_;
   ParamTable table_;
   std::vector<float> weights_;
+  // After keep_matrices_in_bf16(): the matrices, and each parameter's offset (in elements) into
+  // weights_bf16_ (matrices) or into the compacted weights_ (the rest), by table index.
+  std::vector<uint16_t> weights_bf16_;
+  std::vector<uint64_t> compact_offsets_;
+  uint64_t float_offset(const ParamSpec& p) const;
   void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;
   // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates
   // grad_scale * its gradient into d_hidden and g_head (the lm_head or tied embedding gradient).
   double head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
                    float* g_head) const;
-  const float* embed_ = nullptr;    // [V, D]
+  LinearWeight embed_;              // [V, D]
   const float* final_norm_ = nullptr;
-  const float* lm_head_ = nullptr;  // [V, D]; the embedding when tied
+  LinearWeight lm_head_;            // [V, D]; the embedding when tied
   std::vector<LayerWeights> layers_;
   float diff_attn_mix_ = 1.0f;
 };

@@ -181,5 +181,44 @@ TEST_F(WorkflowCliTest, EvalReportsPerplexity) {
   EXPECT_EQ(stride.exit_code, 2);
 }
 
+// --weight-dtype bf16 on the embedded model (a BF16 checkpoint, so keeping its matrices in bf16
+// loses nothing): forward, generate and eval agree with float32; other values are refused.
+TEST(WeightDtypeCli, Bf16OnABf16CheckpointAgreesWithFloat32) {
+  const std::string model = (fs::path(DIFFTX_SOURCE_DIR) / "examples" / "models" / "wp-llama-12m").string();
+  auto fwd = [&](const std::string& dtype) {
+    auto r = run_difftx({"forward", model, "--ids", "1,415,1296,2763,28725,369", "--top", "4", "--json",
+                         "--weight-dtype", dtype});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_parse(r.out, "forward --json");
+  };
+  const ordered_json a = fwd("f32"), b = fwd("bf16");
+  ASSERT_EQ(a.size(), 6u);
+  for (size_t t = 0; t < a.size(); ++t)
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(a[t]["top"][i]["id"], b[t]["top"][i]["id"]) << "position " << t;
+      EXPECT_NEAR(a[t]["top"][i]["logit"].get<double>(), b[t]["top"][i]["logit"].get<double>(), 1e-4);
+    }
+  auto gen = [&](const std::string& dtype) {
+    auto r = run_difftx({"generate", model, "--prompt", "Pierre looked at", "--max-new-tokens", "24",
+                         "--weight-dtype", dtype});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string text = gen("f32");
+  EXPECT_GT(text.size(), std::string("Pierre looked at").size() + 40);
+  EXPECT_EQ(gen("bf16"), text);
+  auto eval = [&](const std::string& dtype) {
+    auto r = run_difftx({"eval", model, "--text", (fs::path(DIFFTX_SOURCE_DIR) / "README.md").string(), "--max-tokens",
+                         "300", "--json", "--weight-dtype", dtype});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_parse(r.out, "eval --json")["mean_loss"].get<double>();
+  };
+  EXPECT_NEAR(eval("bf16"), eval("f32"), 1e-5);
+  auto bad = run_difftx({"generate", model, "--prompt", "x", "--weight-dtype", "f16"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--weight-dtype"), std::string::npos) << bad.err;
+  EXPECT_TRUE(bad.out.empty());
+}
+
 }  // namespace
 }  // namespace difftx

@@ -2,70 +2,62 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/gemv.h"
+
 namespace difftx {
 
 namespace {
 
-// y[r] = w_r · x (+ y[r] when accumulate) for r < n, w [n, k] row-major. Memory-bound: each
-// thread streams a contiguous block of rows once; four rows share every load of x. Used for one
-// row (decoding), where OpenBLAS's sgemv reached 37.6 GB/s of the 60 GB/s triad (bench/NOTES.md).
-void gemv_rows(const float* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
-  const int64_t blocks = (n + 3) / 4;
-#pragma omp parallel for schedule(static) if (n * k >= 65536)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t r0 = blk * 4;
-    if (r0 + 4 <= n) {
-      const float* w0 = w + r0 * k;
-      const float *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-      for (int64_t j = 0; j < k; ++j) {
-        const float xv = x[j];
-        a0 += w0[j] * xv;
-        a1 += w1[j] * xv;
-        a2 += w2[j] * xv;
-        a3 += w3[j] * xv;
-      }
-      const float sums[4] = {a0, a1, a2, a3};
-      for (int64_t r = 0; r < 4; ++r) y[r0 + r] = accumulate ? y[r0 + r] + sums[r] : sums[r];
-    } else {
-      for (int64_t r = r0; r < n; ++r) {
-        const float* wr = w + r * k;
-        float a = 0.0f;
-#pragma omp simd reduction(+ : a)
-        for (int64_t j = 0; j < k; ++j) a += wr[j] * x[j];
-        y[r] = accumulate ? y[r] + a : a;
-      }
-    }
-  }
+// Writes the bias into y (or adds it) so that the product can be accumulated onto it. Returns the
+// beta the product needs: 1 when y already holds something to keep.
+float put_bias(const float* bias, int64_t m, int64_t n, float* y, int64_t y_stride, bool accumulate) {
+  if (bias == nullptr) return accumulate ? 1.0f : 0.0f;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) y[i * y_stride + j] = accumulate ? y[i * y_stride + j] + bias[j] : bias[j];
+  return 1.0f;
+}
+
+void sgemm_nt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y, float beta, int64_t x_stride,
+              int64_t y_stride) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
+              static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(x_stride), w, static_cast<blasint>(k), beta, y,
+              static_cast<blasint>(y_stride));
 }
 
 }  // namespace
 
 void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const float* bias, int64_t n, float* y,
                     bool accumulate, int64_t x_stride, int64_t y_stride) {
+  linear_forward(x, m, k, LinearWeight{w, nullptr}, bias, n, y, accumulate, x_stride, y_stride);
+}
+
+void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
+                    bool accumulate, int64_t x_stride, int64_t y_stride) {
   if (x_stride == 0) x_stride = k;
   if (y_stride == 0) y_stride = n;
   if (m == 0 || n == 0) return;
-  float beta = accumulate ? 1.0f : 0.0f;
-  if (bias != nullptr) {
-    // Put the bias in first and accumulate the product onto it.
-    if (!accumulate) {
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) y[i * y_stride + j] = bias[j];
-    } else {
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < n; ++j) y[i * y_stride + j] += bias[j];
-    }
-    beta = 1.0f;
-  }
+  const float beta = put_bias(bias, m, n, y, y_stride, accumulate);
   if (m == 1) {  // one row (decoding): a matrix-vector product, without GEMM's packing of w
-    gemv_rows(w, n, k, x, y, beta != 0.0f);
+    if (w.bf16 != nullptr) gemv_bf16(w.bf16, n, k, x, y, beta != 0.0f);
+    else gemv_f32(w.f32, n, k, x, y, beta != 0.0f);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(x_stride), w, static_cast<blasint>(k), beta, y,
-              static_cast<blasint>(y_stride));
+  if (w.bf16 == nullptr) {
+    sgemm_nt(x, m, k, w.f32, n, y, beta, x_stride, y_stride);
+    return;
+  }
+  // Blocks of output columns: widen their weight rows, then one sgemm per block.
+  const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
+  thread_local std::vector<float> widened;
+  widened.resize(static_cast<size_t>(block * k));
+  for (int64_t j0 = 0; j0 < n; j0 += block) {
+    const int64_t rows = std::min(block, n - j0);
+    bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
+    sgemm_nt(x, m, k, widened.data(), rows, y + j0, beta, x_stride, y_stride);
+  }
 }
 
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,

@@ -1,5 +1,6 @@
 // Dense layers through OpenBLAS cblas_sgemm (DESIGN.md: no hand-written GEMM); one row (decoding)
-// through a memory-bound matrix-vector loop of our own, faster than OpenBLAS sgemv here.
+// through a memory-bound matrix-vector loop of our own (kernels/cpu/gemv.h), faster than OpenBLAS
+// sgemv here. Weights may be kept in bfloat16 for inference (LinearWeight).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,19 @@ namespace difftx {
 // w is a PyTorch Linear weight ([out, in], row-major). bias may be nullptr.
 // x rows are x_stride floats apart and y rows y_stride apart (defaults: k and n).
 void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const float* bias, int64_t n, float* y,
+                    bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
+
+// A Linear weight [n, k] kept either in float32 or in bfloat16 (exactly one pointer is set).
+struct LinearWeight {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
+// linear_forward for either storage. bfloat16 weights are widened to float32 exactly and the
+// arithmetic stays float32: one row goes through gemv_bf16 (half the bytes streamed); several rows
+// widen blocks of at most 2^21 weights into a per-thread buffer and call sgemm on them (the
+// widening is O(n·k), the product O(m·n·k)).
+void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
                     bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
 
 // Backward of linear_forward, accumulating (the llm.c pattern):

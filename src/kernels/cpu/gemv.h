@@ -1,0 +1,24 @@
+// Memory-bound matrix-vector products for one row of activations (decoding): each thread streams a
+// contiguous block of weight rows once and four rows share every load of x. Faster here than
+// OpenBLAS's sgemv (bench/NOTES.md, change 5).
+#pragma once
+
+#include <cstdint>
+
+namespace difftx {
+
+// y[r] = w_r · x for r < n (y[r] += w_r · x when accumulate). w: [n, k] row-major float32, x: [k].
+void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate);
+
+// The same with w in bfloat16 (the upper 16 bits of a float32). Each weight is widened to float32
+// exactly and the arithmetic is float32, so the result equals gemv_f32 on the widened matrix up to
+// summation order. Uses AVX-512F when the build targets it, otherwise the portable loop below.
+void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate);
+
+// The portable loop gemv_bf16 falls back to (exposed so tests check it on any CPU).
+void gemv_bf16_portable(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate);
+
+// dst[r, :] = float32(src[r, :]) for rows [0, rows) of k columns, in parallel.
+void bf16_rows_to_f32(const uint16_t* src, int64_t rows, int64_t k, float* dst);
+
+}  // namespace difftx

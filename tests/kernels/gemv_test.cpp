@@ -1,0 +1,108 @@
+// The one-row products of decoding (gemv_f32, gemv_bf16 and its portable fallback) and the
+// bfloat16 path of linear_forward, against a double-precision product on the widened weights.
+#include "kernels/cpu/gemv.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "io/dtype.h"
+#include "kernels/cpu/linear.h"
+
+namespace difftx {
+namespace {
+
+struct Bf16Matrix {
+  std::vector<uint16_t> bits;
+  std::vector<float> widened;
+};
+
+Bf16Matrix random_bf16(int64_t n, int64_t k, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  Bf16Matrix m;
+  for (int64_t i = 0; i < n * k; ++i) {
+    m.bits.push_back(f32_to_bf16(dist(rng)));
+    m.widened.push_back(bf16_to_f32(m.bits.back()));
+  }
+  return m;
+}
+
+std::vector<float> random_vector(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// y0 + w · x in double; returns max |got - that| / max(1, max |that|).
+double error_vs_double(const std::vector<float>& w, int64_t n, int64_t k, const std::vector<float>& x,
+                       const std::vector<float>& y0, const std::vector<float>& got) {
+  double err = 0, scale = 1;
+  for (int64_t r = 0; r < n; ++r) {
+    double s = y0[r];
+    for (int64_t j = 0; j < k; ++j) s += double(w[r * k + j]) * x[j];
+    err = std::max(err, std::abs(got[r] - s));
+    scale = std::max(scale, std::abs(s));
+  }
+  return err / scale;
+}
+
+TEST(Gemv, Bf16AndF32MatchADoubleProductForEveryShapeTail) {
+  std::mt19937 rng(7);
+  for (int64_t n : {1, 3, 4, 5, 17, 64, 301})
+    for (int64_t k : {1, 15, 16, 17, 100, 1000})
+      for (bool accumulate : {false, true}) {
+        Bf16Matrix w = random_bf16(n, k, rng);
+        std::vector<float> x = random_vector(k, rng), y0 = random_vector(n, rng);
+        std::vector<float> zeros(static_cast<size_t>(n), 0.0f);
+        const std::vector<float>& base = accumulate ? y0 : zeros;
+        for (int kind = 0; kind < 3; ++kind) {
+          std::vector<float> y = y0;
+          if (kind == 0) gemv_f32(w.widened.data(), n, k, x.data(), y.data(), accumulate);
+          if (kind == 1) gemv_bf16(w.bits.data(), n, k, x.data(), y.data(), accumulate);
+          if (kind == 2) gemv_bf16_portable(w.bits.data(), n, k, x.data(), y.data(), accumulate);
+          EXPECT_LE(error_vs_double(w.widened, n, k, x, base, y), 2e-6)
+              << "kind " << kind << " n " << n << " k " << k << " accumulate " << accumulate;
+        }
+      }
+}
+
+TEST(Gemv, WideningIsExactAndKeepsSpecialValues) {
+  const std::vector<uint16_t> bits = {0x0000, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x0001, 0x7f7f};
+  std::vector<float> out(bits.size());
+  bf16_rows_to_f32(bits.data(), 2, 4, out.data());
+  for (size_t i = 0; i < bits.size(); ++i) EXPECT_EQ(std::bit_cast<uint32_t>(out[i]), uint32_t(bits[i]) << 16) << i;
+}
+
+// linear_forward with bf16 weights equals linear_forward with the widened float32 weights: one
+// row (gemv) and several rows (widened blocks + sgemm, here three blocks of 16 rows when k = 2^17),
+// with bias, accumulation and strides.
+TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
+  std::mt19937 rng(11);
+  struct Shape { int64_t m, k, n; };
+  for (Shape s : {Shape{1, 96, 40}, Shape{5, 96, 40}, Shape{3, int64_t{1} << 17, 40}, Shape{1, int64_t{1} << 17, 7}})
+    for (bool bias_on : {false, true})
+      for (bool accumulate : {false, true}) {
+        Bf16Matrix w = random_bf16(s.n, s.k, rng);
+        const int64_t x_stride = s.k + 3, y_stride = s.n + 5;
+        std::vector<float> x = random_vector(s.m * x_stride, rng), bias = random_vector(s.n, rng);
+        std::vector<float> y_ref = random_vector(s.m * y_stride, rng), y = y_ref;
+        const float* b = bias_on ? bias.data() : nullptr;
+        linear_forward(x.data(), s.m, s.k, w.widened.data(), b, s.n, y_ref.data(), accumulate, x_stride, y_stride);
+        linear_forward(x.data(), s.m, s.k, LinearWeight{nullptr, w.bits.data()}, b, s.n, y.data(), accumulate, x_stride,
+                       y_stride);
+        double err = 0, scale = 1;
+        for (size_t i = 0; i < y.size(); ++i) {
+          err = std::max(err, double(std::abs(y[i] - y_ref[i])));
+          scale = std::max(scale, double(std::abs(y_ref[i])));
+        }
+        EXPECT_LE(err / scale, 1e-5) << "m " << s.m << " k " << s.k << " n " << s.n << " bias " << bias_on
+                                     << " accumulate " << accumulate;
+      }
+}
+
+}  // namespace
+}  // namespace difftx
