@@ -1,7 +1,7 @@
 #include "kernels/cpu/attention.h"
 
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 #include "kernels/cpu/attention_tiles.h"
 
@@ -23,7 +23,8 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
 
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(kQueryTile * S));
+    // Written before it is read: no zero fill (decoding calls this for every layer and token).
+    const std::unique_ptr<float[]> scores(new float[static_cast<size_t>(std::min(kQueryTile, T) * S)]);
 #pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
@@ -42,10 +43,10 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 
           // scores[rows, n] = scale * q_tile · k[lo:hi]^T
-          tiles::scores(qt, q_stride, kt, d, rows, n, d, scale, scores.data());
-          tiles::mask_scores(scores.data(), rows, n, lo, past + t0, sh.window, seg);
+          tiles::scores(qt, q_stride, kt, d, rows, n, d, scale, scores.get());
+          tiles::mask_scores(scores.get(), rows, n, lo, past + t0, sh.window, seg);
           for (int64_t r = 0; r < rows; ++r) {
-            float* row = scores.data() + r * n;
+            float* row = scores.get() + r * n;
             const auto [mx, sum] = tiles::softmax_numerators(row, n);  // all 0 when nothing is visible
             if (sum > 0.0f) {
               const float inv = 1.0f / sum;
@@ -60,7 +61,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           }
           // out_tile[rows, d] = P · v[lo:hi]
           for (int64_t r = 0; r < rows; ++r) std::fill(ot + r * out_stride, ot + r * out_stride + d, 0.0f);
-          tiles::weighted_rows(scores.data(), rows, n, vt, d, d, ot, out_stride);
+          tiles::weighted_rows(scores.get(), rows, n, vt, d, d, ot, out_stride);
         }
       }
     }
