@@ -173,9 +173,10 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
     if (tr) keep(tr->x_in, x);
     rmsnorm_forward(xn.data(), x.data(), w.input_norm, N, D, eps);
     if (tr) keep(tr->xn1, xn);
-    linear_forward(xn.data(), N, D, w.q_proj, w.q_bias, QH * d, q.data());
-    linear_forward(xn.data(), N, D, w.k_proj, w.k_bias, KH * d, k.data());
-    linear_forward(xn.data(), N, D, w.v_proj, w.v_bias, KV * d, v.data());
+    const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, q.data()},
+                             {w.k_proj, w.k_bias, KH * d, k.data()},
+                             {w.v_proj, w.v_bias, KV * d, v.data()}};
+    linear_forward_shared_input(xn.data(), N, D, qkv);
     if (tr && w.q_norm) {
       keep(tr->q_lin, q);
       keep(tr->k_lin, k);
@@ -221,8 +222,8 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
     if (tr) keep(tr->h, x);
     rmsnorm_forward(xn.data(), x.data(), w.post_norm, N, D, eps);
     if (tr) keep(tr->xn2, xn);
-    linear_forward(xn.data(), N, D, w.gate_proj, w.gate_bias, I, gate.data());
-    linear_forward(xn.data(), N, D, w.up_proj, w.up_bias, I, up.data());
+    const LinearOut gate_up[] = {{w.gate_proj, w.gate_bias, I, gate.data()}, {w.up_proj, w.up_bias, I, up.data()}};
+    linear_forward_shared_input(xn.data(), N, D, gate_up);
     if (tr) {
       keep(tr->gate, gate);
       keep(tr->up, up);

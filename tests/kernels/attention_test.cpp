@@ -84,7 +84,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Case{1, 50, 50, 2, 1, 8, 6, false},    // sliding window
                                            Case{1, 3, 30, 2, 2, 8, 4, false},     // window with a past
                                            Case{1, 4, 4, 2, 2, 8, 0, true},       // query rows that see nothing
-                                           Case{2, 75, 75, 4, 2, 8, 0, false, true}));  // packed documents
+                                           Case{2, 75, 75, 4, 2, 8, 0, false, true},   // packed documents
+                                           // head widths of the AVX-512 few-row paths (decode, last tiles):
+                                           Case{1, 1, 83, 6, 2, 64, 0, false},    // decode, d 64, keys not a multiple of 4
+                                           Case{2, 3, 46, 4, 2, 128, 0, true},    // chunk after a past, d 128
+                                           Case{1, 37, 37, 2, 1, 32, 0, false}));  // d 32: scores path, plain value loop
 
 TEST(Attention, QueryThatSeesNoKeyGetsZeros) {
   AttentionShape sh{1, 2, 2, 2, 1, 1, 4, 0};

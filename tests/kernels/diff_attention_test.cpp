@@ -139,7 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"chunk_after_past", 1, 9, 150, 4, 1, 10, 2, 2, 0, false, true, true, -0.4f, 1.0f},
         Case{"sliding_window", 1, 200, 200, 2, 2, 8, 2, 1, 45, false, false, false, 0.8f, 1.0f},
         Case{"odd_everything", 3, 67, 71, 5, 5, 6, 5, 2, 0, true, true, true, 0.55f, 0.8f},
-        Case{"packed_documents", 2, 90, 90, 4, 2, 8, 2, 2, 0, false, true, true, 0.6f, 1.0f, true}),
+        Case{"packed_documents", 2, 90, 90, 4, 2, 8, 2, 2, 0, false, true, true, 0.6f, 1.0f, true},
+        // head widths of the AVX-512 few-row paths: decode with d 64 (SmolLM2), a chunk with d 128
+        Case{"decode_d64", 1, 1, 301, 6, 2, 64, 3, 1, 0, false, true, true, 0.8f, 1.0f},
+        Case{"chunk_d128_split", 2, 5, 43, 4, 2, 128, 2, 2, 0, true, true, true, 0.5f, 1.0f}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

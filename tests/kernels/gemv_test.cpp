@@ -104,5 +104,27 @@ TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
       }
 }
 
+// Several outputs of one input (q/k/v, gate/up): one row goes through gemv_many (all blocks in one
+// parallel region), several rows through one linear_forward each; both equal separate calls.
+TEST(Gemv, SharedInputEqualsSeparateProducts) {
+  std::mt19937 rng(5);
+  const int64_t k = 200;
+  for (int64_t m : {1, 3}) {
+    Bf16Matrix wq = random_bf16(37, k, rng), wk = random_bf16(8, k, rng), wv = random_bf16(5, k, rng);
+    std::vector<float> x = random_vector(m * k, rng), bias = random_vector(37, rng);
+    std::vector<float> q(m * 37), kk(m * 8), v(m * 5), q_ref(q.size()), k_ref(kk.size()), v_ref(v.size());
+    const LinearOut outs[] = {{LinearWeight{nullptr, wq.bits.data()}, bias.data(), 37, q.data()},
+                              {LinearWeight{wk.widened.data(), nullptr}, nullptr, 8, kk.data()},
+                              {LinearWeight{nullptr, wv.bits.data()}, bias.data(), 5, v.data()}};
+    linear_forward_shared_input(x.data(), m, k, outs);
+    linear_forward(x.data(), m, k, wq.widened.data(), bias.data(), 37, q_ref.data());
+    linear_forward(x.data(), m, k, wk.widened.data(), nullptr, 8, k_ref.data());
+    linear_forward(x.data(), m, k, wv.widened.data(), bias.data(), 5, v_ref.data());
+    for (size_t i = 0; i < q.size(); ++i) EXPECT_NEAR(q[i], q_ref[i], 1e-4) << "m " << m << " q " << i;
+    for (size_t i = 0; i < kk.size(); ++i) EXPECT_NEAR(kk[i], k_ref[i], 1e-4) << "m " << m << " k " << i;
+    for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], v_ref[i], 1e-4) << "m " << m << " v " << i;
+  }
+}
+
 }  // namespace
 }  // namespace difftx

@@ -16,10 +16,83 @@
 
 #include "kernels/cpu/vec_math.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace difftx::tiles {
 
 inline constexpr int64_t kBlasMinRows = 8;
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+#if defined(__AVX512F__)
+// Few-row paths for decoding (AVX-512, head widths that are multiples of 16). The plain loops
+// below compiled to a scalar 16-lane sum per key and to a load/FMA/store of the output row per
+// key; these keep sums in registers (bench/NOTES.md, change 11).
+namespace avx512 {
+
+// The zero-masking forms with a full mask: GCC 12 warns that the plain ones use an uninitialised vector.
+inline constexpr __mmask16 kAll = 0xFFFF;
+
+// The four lane sums of a, b, c, e as one [sa, sb, sc, se] vector.
+inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 e) {
+  const __m512 ab = _mm512_add_ps(_mm512_maskz_unpacklo_ps(kAll, a, b), _mm512_maskz_unpackhi_ps(kAll, a, b));
+  const __m512 ce = _mm512_add_ps(_mm512_maskz_unpacklo_ps(kAll, c, e), _mm512_maskz_unpackhi_ps(kAll, c, e));
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(ab, ce, 0x44), _mm512_shuffle_ps(ab, ce, 0xEE));
+  // Each 128-bit lane of q holds partial [sa, sb, sc, se]: add the lanes (swap halves, then pairs).
+  const __m512 h = _mm512_add_ps(q, _mm512_maskz_shuffle_f32x4(kAll, q, q, 0x4E));
+  return _mm512_maskz_extractf32x4_ps(0xF, _mm512_add_ps(h, _mm512_maskz_shuffle_f32x4(kAll, h, h, 0xB1)), 0);
+}
+
+// s[r, j] = scale * a_r · b_j, d a multiple of 16; four keys at a time.
+inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t n, int64_t d,
+                   float scale, float* s) {
+  const __m128 vscale = _mm_set1_ps(scale);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* ar = a + r * lda;
+    float* sr = s + r * n;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* b0 = b + j * ldb;
+      __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+      for (int64_t x = 0; x < d; x += 16) {
+        const __m512 av = _mm512_loadu_ps(ar + x);
+        c0 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + x), c0);
+        c1 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + ldb + x), c1);
+        c2 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 2 * ldb + x), c2);
+        c3 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 3 * ldb + x), c3);
+      }
+      _mm_storeu_ps(sr + j, _mm_mul_ps(sum4(c0, c1, c2, c3), vscale));
+    }
+    for (; j < n; ++j) {
+      __m512 c0 = _mm512_setzero_ps();
+      for (int64_t x = 0; x < d; x += 16)
+        c0 = _mm512_fmadd_ps(_mm512_loadu_ps(ar + x), _mm512_loadu_ps(b + j * ldb + x), c0);
+      const __m512 z = _mm512_setzero_ps();
+      sr[j] = _mm_cvtss_f32(sum4(c0, z, z, z)) * scale;
+    }
+  }
+}
+
+// out[r, 0:16C] += sum_j p[r, j] * b_j, the output row in C registers.
+template <int C>
+inline void weighted_rows(const float* p, int64_t rows, int64_t n, const float* b, int64_t ldb, float* out,
+                          int64_t ldo) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = out + r * ldo;
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
+    for (int64_t j = 0; j < n; ++j) {
+      const __m512 w = _mm512_set1_ps(p[r * n + j]);
+      const float* bj = b + j * ldb;
+      for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(bj + 16 * c), acc[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
+  }
+}
+
+}  // namespace avx512
+#endif
 
 // s[r, j] = scale * a_r · b_j for rows r < rows (a rows lda apart) and j < n (b rows ldb apart), over d.
 inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t n, int64_t d,
@@ -28,6 +101,12 @@ inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, d, scale, a, lda, b, ldb, 0.0f, s, n);
     return;
   }
+#if defined(__AVX512F__)
+  if (d % 16 == 0) {
+    avx512::scores(a, lda, b, ldb, rows, n, d, scale, s);
+    return;
+  }
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     const float* ar = a + r * lda;
     for (int64_t j = 0; j < n; ++j) {
@@ -47,6 +126,10 @@ inline void weighted_rows(const float* p, int64_t rows, int64_t n, const float* 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, p, n, b, ldb, 1.0f, out, ldo);
     return;
   }
+#if defined(__AVX512F__)
+  if (d == 64) return avx512::weighted_rows<4>(p, rows, n, b, ldb, out, ldo);
+  if (d == 128) return avx512::weighted_rows<8>(p, rows, n, b, ldb, out, ldo);
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * ldo;
     for (int64_t j = 0; j < n; ++j) {

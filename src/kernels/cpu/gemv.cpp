@@ -100,44 +100,62 @@ void four_rows_avx512(const W* w, int64_t r0, int64_t k, const float* x, float* 
 }
 #endif
 
-// Blocks of four rows split statically over the threads (large products only), the tail alone.
-template <typename Block, typename Tail>
-void by_blocks(int64_t n, int64_t k, Block block, Tail tail) {
-  const int64_t blocks = n / 4;
-#pragma omp parallel for schedule(static) if (n * k >= 65536)
-  for (int64_t b = 0; b < blocks; ++b) block(b * 4);
-  tail(blocks * 4);
+// Block b (rows 4b .. 4b+3, fewer at the end) of one job, with the four-row kernel for the build.
+template <bool Portable>
+void run_block(const GemvJob& job, int64_t r0) {
+  const int64_t n = job.n, k = job.k;
+  auto same = [](float v) { return v; };
+  if (r0 + 4 > n) {
+    if (job.w_bf16 != nullptr) rows_one_by_one(job.w_bf16, r0, n, k, job.x, job.y, job.accumulate, widen);
+    else rows_one_by_one(job.w_f32, r0, n, k, job.x, job.y, job.accumulate, same);
+    return;
+  }
+#if defined(__AVX512F__)
+  if constexpr (!Portable) {
+    if (job.w_bf16 != nullptr) four_rows_avx512(job.w_bf16, r0, k, job.x, job.y, job.accumulate);
+    else four_rows_avx512(job.w_f32, r0, k, job.x, job.y, job.accumulate);
+    return;
+  }
+#endif
+  if (job.w_bf16 != nullptr) four_rows(job.w_bf16, r0, k, job.x, job.y, job.accumulate, widen);
+  else four_rows(job.w_f32, r0, k, job.x, job.y, job.accumulate, same);
+}
+
+// Every job's blocks of four rows, numbered one after another and split statically over the
+// threads in one parallel region (small products stay on the calling thread).
+template <bool Portable>
+void run_jobs(const GemvJob* jobs, int count) {
+  int64_t blocks = 0, work = 0;
+  for (int i = 0; i < count; ++i) {
+    blocks += (jobs[i].n + 3) / 4;
+    work += jobs[i].n * jobs[i].k;
+  }
+#pragma omp parallel for schedule(static) if (work >= 65536)
+  for (int64_t b = 0; b < blocks; ++b) {
+    int i = 0;
+    int64_t local = b;
+    while (local >= (jobs[i].n + 3) / 4) local -= (jobs[i++].n + 3) / 4;
+    run_block<Portable>(jobs[i], local * 4);
+  }
 }
 
 }  // namespace
 
-void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
-  auto same = [](float v) { return v; };
-#if defined(__AVX512F__)
-  by_blocks(
-      n, k, [&](int64_t r0) { four_rows_avx512(w, r0, k, x, y, accumulate); },
-      [&](int64_t r0) { rows_one_by_one(w, r0, n, k, x, y, accumulate, same); });
-#else
-  by_blocks(
-      n, k, [&](int64_t r0) { four_rows(w, r0, k, x, y, accumulate, same); },
-      [&](int64_t r0) { rows_one_by_one(w, r0, n, k, x, y, accumulate, same); });
-#endif
-}
+void gemv_many(const GemvJob* jobs, int count) { run_jobs<false>(jobs, count); }
 
-void gemv_bf16_portable(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
-  by_blocks(
-      n, k, [&](int64_t r0) { four_rows(w, r0, k, x, y, accumulate, widen); },
-      [&](int64_t r0) { rows_one_by_one(w, r0, n, k, x, y, accumulate, widen); });
+void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
+  const GemvJob job{w, nullptr, n, k, x, y, accumulate};
+  run_jobs<false>(&job, 1);
 }
 
 void gemv_bf16(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
-#if defined(__AVX512F__)
-  by_blocks(
-      n, k, [&](int64_t r0) { four_rows_avx512(w, r0, k, x, y, accumulate); },
-      [&](int64_t r0) { rows_one_by_one(w, r0, n, k, x, y, accumulate, widen); });
-#else
-  gemv_bf16_portable(w, n, k, x, y, accumulate);
-#endif
+  const GemvJob job{nullptr, w, n, k, x, y, accumulate};
+  run_jobs<false>(&job, 1);
+}
+
+void gemv_bf16_portable(const uint16_t* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
+  const GemvJob job{nullptr, w, n, k, x, y, accumulate};
+  run_jobs<true>(&job, 1);
 }
 
 void bf16_rows_to_f32(const uint16_t* src, int64_t rows, int64_t k, float* dst) {

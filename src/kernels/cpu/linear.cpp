@@ -60,6 +60,21 @@ void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const 
   }
 }
 
+void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span<const LinearOut> outs) {
+  constexpr size_t kMaxJobs = 4;
+  if (m != 1 || outs.size() > kMaxJobs) {
+    for (const LinearOut& o : outs) linear_forward(x, m, k, o.w, o.bias, o.n, o.y);
+    return;
+  }
+  GemvJob jobs[kMaxJobs];
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const LinearOut& o = outs[i];
+    const bool accumulate = put_bias(o.bias, 1, o.n, o.y, o.n, false) != 0.0f;
+    jobs[i] = GemvJob{o.w.f32, o.w.bf16, o.n, k, x, o.y, accumulate};
+  }
+  gemv_many(jobs, static_cast<int>(outs.size()));
+}
+
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
                      float* dw, float* db) {
   if (m == 0) return;

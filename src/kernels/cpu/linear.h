@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 namespace difftx {
 
@@ -25,6 +26,18 @@ struct LinearWeight {
 // widening is O(n·k), the product O(m·n·k)).
 void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
                     bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
+
+// One output of linear_forward_shared_input: y[m, n] = x · w^T (+ bias), y rows n apart.
+struct LinearOut {
+  LinearWeight w;
+  const float* bias = nullptr;
+  int64_t n = 0;
+  float* y = nullptr;
+};
+
+// Several Linear layers on the same x[m, k] (q/k/v projections, gate/up). The same as one
+// linear_forward per output; for one row (decoding) they run in one parallel region (gemv_many).
+void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span<const LinearOut> outs);
 
 // Backward of linear_forward, accumulating (the llm.c pattern):
 //   dx[m, k] += dy[m, n] · w[n, k]      (skipped when dx is nullptr)
