@@ -121,8 +121,11 @@ void run_block(const GemvJob& job, int64_t r0) {
   else four_rows(job.w_f32, r0, k, job.x, job.y, job.accumulate, same);
 }
 
-// Every job's blocks of four rows, numbered one after another and split statically over the
-// threads in one parallel region (small products stay on the calling thread).
+// Every job's blocks of four rows, numbered one after another and shared out over the threads in
+// one parallel region (small products stay on the calling thread). Guided: the threads do not
+// stream memory equally fast on this machine, and a static split left one waiting (decode
+// ~96 -> ~104 tokens/s, bench/NOTES.md change 12). Each row is computed by one thread in a fixed
+// order, so results do not depend on the split.
 template <bool Portable>
 void run_jobs(const GemvJob* jobs, int count) {
   int64_t blocks = 0, work = 0;
@@ -130,7 +133,7 @@ void run_jobs(const GemvJob* jobs, int count) {
     blocks += (jobs[i].n + 3) / 4;
     work += jobs[i].n * jobs[i].k;
   }
-#pragma omp parallel for schedule(static) if (work >= 65536)
+#pragma omp parallel for schedule(guided, 8) if (work >= 65536)
   for (int64_t b = 0; b < blocks; ++b) {
     int i = 0;
     int64_t local = b;

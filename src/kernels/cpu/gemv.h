@@ -29,7 +29,7 @@ struct GemvJob {
 };
 
 // The jobs' products in one parallel region: their blocks of four rows are numbered one after
-// another and split statically over the threads. Same results as one gemv_f32 / gemv_bf16 per job
+// another and shared out over the threads. Same results as one gemv_f32 / gemv_bf16 per job
 // with fewer thread hand-offs (decoding: q, k, v together; gate and up together).
 void gemv_many(const GemvJob* jobs, int count);
 
