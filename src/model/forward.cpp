@@ -229,7 +229,6 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
       keep(tr->up, up);
     }
     swiglu_forward(gate.data(), gate.data(), up.data(), N * I);
-    if (tr) keep(tr->act, gate);
     linear_forward(gate.data(), N, I, w.down_proj, w.down_bias, D, x.data(), /*accumulate=*/true);
   }
   if (cache) cache->advance(T, max_position);

@@ -1,7 +1,8 @@
 // What a training forward keeps for the backward pass: the inputs of every operation whose
 // backward needs them, per layer. Memory per layer, N = B*T tokens:
-//   N * (4 D + (2 QH + KH + KV + H) d + 3 I) floats, plus 2 * N * Hd * w for differential layers
-// and the per-row softmax statistics; linear in T (attention weights are recomputed, never stored).
+//   N * (4 D + (2 QH + KH + KV + H) d + 2 I) floats, plus 2 * N * Hd * w for differential layers
+// and the per-row softmax statistics; linear in T (attention weights and silu(gate) * up are
+// recomputed, never stored). Memory model of a training step: bench/NOTES.md.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ struct LayerTrace {
   float lambda = 0.0f;              // lambda of the layer (differential only), before mix
   std::vector<float> h;             // [N, D] residual after the attention block
   std::vector<float> xn2;           // [N, D] post_attention_layernorm output
-  std::vector<float> gate, up, act; // [N, I] gate and up projections, silu(gate) * up
+  std::vector<float> gate, up;      // [N, I] gate and up projections (before silu(gate) * up)
 };
 
 struct ForwardTrace {
