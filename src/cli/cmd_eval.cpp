@@ -35,8 +35,9 @@ Command add_eval(CLI::App& root) {
   return {app, [o]() {
             if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0 (0 = all), got {}", o->max_tokens);
             const std::string text = read_text_file(o->text);
-            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
+            // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.
             Model model = load_for_inference(o->dir, o->weight_dtype);
+            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             EncodeOptions encode;
             encode.add_special_tokens = true;
             std::vector<int32_t> ids;
@@ -58,7 +59,8 @@ Command add_eval(CLI::App& root) {
             });
             if (progress) fmt::print(stderr, "\n");
             if (o->json) {
-              ordered_json j = {{"model", o->dir},          {"text", o->text},
+              ordered_json j = {{"model", o->dir},          {"weight_dtype", o->weight_dtype},
+                                {"text", o->text},
                                 {"tokens", r.tokens},       {"scored_tokens", r.scored},
                                 {"context", o->eval.context}, {"stride", o->eval.stride},
                                 {"windows", r.windows},     {"mean_loss", r.mean_loss},

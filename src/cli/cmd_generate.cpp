@@ -40,8 +40,9 @@ Command add_generate(CLI::App& root) {
             if (o->generate.max_new_tokens < 0)
               fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o->generate.max_new_tokens);
             Sampler check(o->generate.sampling);  // option errors before any work
-            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
+            // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.
             Model model = load_for_inference(o->dir, o->weight_dtype);
+            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             EncodeOptions encode;
             encode.add_special_tokens = !o->no_special;
             std::vector<int32_t> prompt;

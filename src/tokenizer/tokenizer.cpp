@@ -173,6 +173,9 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer, const nlohmann::
 }
 
 Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    fail<FileError>("{}: not a tokenizer directory (does not exist or is not a directory)", dir.string());
   std::filesystem::path tokenizer_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(tokenizer_path))
     fail<FileError>("{}: no tokenizer.json in this directory (difftx reads Hugging Face fast-tokenizer files)",

@@ -211,13 +211,34 @@ TEST(WeightDtypeCli, Bf16OnABf16CheckpointAgreesWithFloat32) {
     auto r = run_difftx({"eval", model, "--text", (fs::path(DIFFTX_SOURCE_DIR) / "README.md").string(), "--max-tokens",
                          "300", "--json", "--weight-dtype", dtype});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return json_parse(r.out, "eval --json")["mean_loss"].get<double>();
+    const ordered_json j = json_parse(r.out, "eval --json");
+    EXPECT_EQ(j["weight_dtype"], dtype);  // the output says which weights made the number
+    return j["mean_loss"].get<double>();
   };
   EXPECT_NEAR(eval("bf16"), eval("f32"), 1e-5);
   auto bad = run_difftx({"generate", model, "--prompt", "x", "--weight-dtype", "f16"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--weight-dtype"), std::string::npos) << bad.err;
   EXPECT_TRUE(bad.out.empty());
+}
+
+// A model directory that does not exist is named as such by every inference command (the
+// tokenizer is read from it too, but the model is what the user pointed at).
+TEST(InferenceCli, MissingModelDirectoryIsNamed) {
+  const std::string missing = (fs::temp_directory_path() / "difftx-no-such-model-dir").string();
+  const std::vector<std::vector<std::string>> commands = {
+      {"forward", missing, "--ids", "1,2"},
+      {"generate", missing, "--prompt", "x"},
+      {"eval", missing, "--text", (fs::path(DIFFTX_SOURCE_DIR) / "README.md").string()}};
+  for (const auto& args : commands) {
+    auto r = run_difftx(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+    EXPECT_NE(r.err.find(missing + ": not a model directory"), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << args[0];
+  }
+  auto tok = run_difftx({"tokenize", "--tokenizer", missing, "x"});
+  EXPECT_EQ(tok.exit_code, 2);
+  EXPECT_NE(tok.err.find(missing + ": not a tokenizer directory"), std::string::npos) << tok.err;
 }
 
 }  // namespace
