@@ -20,6 +20,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
   const int64_t group = H / sh.n_kv_heads;
   const int64_t past = S - T;
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
+  const tiles::TransposedKeys kt_all(k, B, sh.n_kv_heads, sh.kv_capacity, S, d, T);
 
 #pragma omp parallel
   {
@@ -43,7 +44,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 
           // scores[rows, n] = scale * q_tile · k[lo:hi]^T
-          tiles::scores(qt, q_stride, kt, d, rows, n, d, scale, scores.get());
+          tiles::scores(qt, q_stride, kt, d, kt_all.at(b, kvh, lo), kt_all.stride(), rows, n, d, scale, scores.get());
           tiles::mask_scores(scores.get(), rows, n, lo, past + t0, sh.window, seg);
           for (int64_t r = 0; r < rows; ++r) {
             float* row = scores.get() + r * n;

@@ -19,11 +19,12 @@ constexpr int64_t kKeyTile = 64;  // attention_maps_square_sums
 // The attention weights P [rows, n] of one tile, recomputed from the scores and the forward's row
 // statistics. Returns false when the whole tile is masked.
 bool recompute_weights(const AttentionBackwardShape& sh, const AttentionMaps& maps, const AttentionBackwardArgs& a,
-                       int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0, int64_t n, float* p) {
+                       const tiles::TransposedKeys& kt, int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0,
+                       int64_t n, float* p) {
   const int64_t d = sh.head_dim, T = sh.q_len, past = sh.kv_len - sh.q_len, M = maps.count();
   const float* q = a.q + (b * T + t0) * a.q_stride + maps.q[map] * d;
   const float* k = a.k + ((b * sh.n_k_heads + maps.k[map]) * sh.kv_capacity + s0) * d;
-  tiles::scores(q, a.q_stride, k, d, rows, n, d, a.scale, p);
+  tiles::scores(q, a.q_stride, k, d, kt.at(b, maps.k[map], s0), kt.stride(), rows, n, d, a.scale, p);
   const int32_t* seg = a.segments ? a.segments + b * sh.kv_capacity : nullptr;
   tiles::mask_scores(p, rows, n, s0, past + t0, sh.window, seg);
   bool any = false;
@@ -53,18 +54,21 @@ struct TileGrad {
   const AttentionBackwardShape& sh;
   const AttentionMaps& maps;
   const AttentionBackwardArgs& a;
+  const tiles::TransposedKeys& kt;  // keys and values, transposed where that pays
+  const tiles::TransposedKeys& vt;
   int64_t w;
 
   bool compute(int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0, int64_t n, const float* delta,
                float* p, float* ds, float* scratch) const {
     const int64_t d = sh.head_dim, T = sh.q_len, M = maps.count();
-    if (!recompute_weights(sh, maps, a, b, map, t0, rows, s0, n, p)) return false;
+    if (!recompute_weights(sh, maps, a, kt, b, map, t0, rows, s0, n, p)) return false;
     // dP = dA · V^T, summed over the value heads' parts of dA.
     const int64_t ld_out = M * w;
     for (int64_t h = 0; h < maps.value_heads; ++h) {
       const float* dout = a.d_out + (b * T + t0) * ld_out + map * w + h * d;
       const float* v = a.v + ((b * sh.n_v_heads + maps.v[map * maps.value_heads + h]) * sh.kv_capacity + s0) * d;
-      tiles::scores(dout, ld_out, v, d, rows, n, d, 1.0f, h == 0 ? ds : scratch);
+      const int64_t vh = maps.v[map * maps.value_heads + h];
+      tiles::scores(dout, ld_out, v, d, vt.at(b, vh, s0), vt.stride(), rows, n, d, 1.0f, h == 0 ? ds : scratch);
       if (h > 0)
 #pragma omp simd
         for (int64_t x = 0; x < rows * n; ++x) ds[x] += scratch[x];
@@ -87,7 +91,9 @@ void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMa
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim, M = maps.count();
   const int64_t w = maps.value_heads * d, past = S - T;
   const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile;
-  const TileGrad tile{sh, maps, a, w};
+  const tiles::TransposedKeys kt(a.k, B, sh.n_k_heads, sh.kv_capacity, S, d, T);
+  const tiles::TransposedKeys vt(a.v, B, sh.n_v_heads, sh.kv_capacity, S, d, T);
+  const TileGrad tile{sh, maps, a, kt, vt, w};
 
   // delta[b, map, t] = dA · A
   std::vector<float> delta(static_cast<size_t>(B * M * T));
@@ -166,6 +172,7 @@ void attention_maps_square_sums(const AttentionBackwardShape& sh, const Attentio
                                 const AttentionBackwardArgs& a, float* square_sums) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, M = maps.count(), past = S - T;
   const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile;
+  const tiles::TransposedKeys kt(a.k, B, sh.n_k_heads, sh.kv_capacity, S, sh.head_dim, T);
 #pragma omp parallel
   {
     std::vector<float> p(kQueryTile * kKeyTile);
@@ -178,7 +185,7 @@ void attention_maps_square_sums(const AttentionBackwardShape& sh, const Attentio
           std::fill(out, out + rows, 0.0f);
           for (int64_t s0 = 0; s0 <= past + t0 + rows - 1; s0 += kKeyTile) {
             const int64_t n = std::min(kKeyTile, S - s0);
-            if (!recompute_weights(sh, maps, a, b, map, t0, rows, s0, n, p.data())) continue;
+            if (!recompute_weights(sh, maps, a, kt, b, map, t0, rows, s0, n, p.data())) continue;
             for (int64_t r = 0; r < rows; ++r)
               for (int64_t j = 0; j < n; ++j) out[r] += p[r * n + j] * p[r * n + j];
           }

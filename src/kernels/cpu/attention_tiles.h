@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <vector>
 
+#include "kernels/cpu/tile_product.h"
 #include "kernels/cpu/vec_math.h"
 
 #if defined(__AVX512F__)
@@ -30,9 +32,6 @@ inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // below compiled to a scalar 16-lane sum per key and to a load/FMA/store of the output row per
 // key; these keep sums in registers (bench/NOTES.md, change 11).
 namespace avx512 {
-
-// The zero-masking forms with a full mask: GCC 12 warns that the plain ones use an uninitialised vector.
-inline constexpr __mmask16 kAll = 0xFFFF;
 
 // The four lane sums of a, b, c, e as one [sa, sb, sc, se] vector.
 inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 e) {
@@ -74,23 +73,6 @@ inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int
   }
 }
 
-// out[r, 0:16C] += sum_j p[r, j] * b_j, the output row in C registers.
-template <int C>
-inline void weighted_rows(const float* p, int64_t rows, int64_t n, const float* b, int64_t ldb, float* out,
-                          int64_t ldo) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* o = out + r * ldo;
-    __m512 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = _mm512_loadu_ps(o + 16 * c);
-    for (int64_t j = 0; j < n; ++j) {
-      const __m512 w = _mm512_set1_ps(p[r * n + j]);
-      const float* bj = b + j * ldb;
-      for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(w, _mm512_loadu_ps(bj + 16 * c), acc[c]);
-    }
-    for (int c = 0; c < C; ++c) _mm512_storeu_ps(o + 16 * c, acc[c]);
-  }
-}
-
 }  // namespace avx512
 #endif
 
@@ -119,17 +101,66 @@ inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int
   }
 }
 
+// Keys (or values) of every (batch, head) of a [batch, heads, capacity, d] cache, transposed to
+// [batch, heads, d, len], so that the score products can read them as rows of 16 keys
+// (avx512::product). Built only where it pays: AVX-512 builds, and calls with at least
+// kTransposeMinRows query rows (a decoding step would transpose the whole cache for one query, so
+// it keeps the dot-product form). Costs len x d floats per head: transposed once per call, read
+// by every query tile and head of its group.
+class TransposedKeys {
+ public:
+  static constexpr int64_t kTransposeMinRows = 16;
+
+  TransposedKeys(const float* k, int64_t batch, int64_t heads, int64_t capacity, int64_t len, int64_t d,
+                 int64_t q_rows)
+      : heads_(heads), len_(len), d_(d) {
+#if defined(__AVX512F__)
+    if (q_rows < kTransposeMinRows) return;
+    data_.resize(static_cast<size_t>(batch * heads * d * len));
+#pragma omp parallel for schedule(static)
+    for (int64_t bh = 0; bh < batch * heads; ++bh) {
+      const float* src = k + bh * capacity * d;
+      float* dst = data_.data() + bh * d * len;
+      for (int64_t s0 = 0; s0 < len; s0 += 64)  // 64 keys at a time: their rows stay in L1
+        for (int64_t x = 0; x < d; ++x)
+          for (int64_t s = s0; s < std::min(len, s0 + 64); ++s) dst[x * len + s] = src[s * d + x];
+    }
+#else
+    (void)k, (void)batch, (void)capacity, (void)q_rows;
+#endif
+  }
+
+  // Column `first` of head (b, h): the [d, len] block starting at key `first`; nullptr when not built.
+  const float* at(int64_t b, int64_t h, int64_t first) const {
+    return data_.empty() ? nullptr : data_.data() + (b * heads_ + h) * d_ * len_ + first;
+  }
+  int64_t stride() const { return len_; }  // floats between the rows of one head's block
+
+ private:
+  std::vector<float> data_;
+  int64_t heads_, len_, d_;
+};
+
+// scores() with the keys also given transposed (bt: key j in column j, rows ldbt apart; see
+// TransposedKeys), used when bt is not null.
+inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, const float* bt, int64_t ldbt,
+                   int64_t rows, int64_t n, int64_t d, float scale, float* s) {
+#if defined(__AVX512F__)
+  if (bt != nullptr) return avx512::product(a, lda, 1, bt, ldbt, rows, n, d, s, n, /*overwrite=*/true, scale);
+#endif
+  scores(a, lda, b, ldb, rows, n, d, scale, s);
+}
+
 // out[r, 0:d] += sum_j p[r, j] * b_j for rows r < rows (out rows ldo apart), j < n (b rows ldb apart).
 inline void weighted_rows(const float* p, int64_t rows, int64_t n, const float* b, int64_t ldb, int64_t d, float* out,
                           int64_t ldo) {
+#if defined(__AVX512F__)
+  avx512::product(p, n, 1, b, ldb, rows, d, n, out, ldo);
+#else
   if (rows >= kBlasMinRows) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, n, 1.0f, p, n, b, ldb, 1.0f, out, ldo);
     return;
   }
-#if defined(__AVX512F__)
-  if (d == 64) return avx512::weighted_rows<4>(p, rows, n, b, ldb, out, ldo);
-  if (d == 128) return avx512::weighted_rows<8>(p, rows, n, b, ldb, out, ldo);
-#endif
   for (int64_t r = 0; r < rows; ++r) {
     float* o = out + r * ldo;
     for (int64_t j = 0; j < n; ++j) {
@@ -139,11 +170,15 @@ inline void weighted_rows(const float* p, int64_t rows, int64_t n, const float* 
       for (int64_t x = 0; x < d; ++x) o[x] += w * bj[x];
     }
   }
+#endif
 }
 
 // out[j, 0:d] += sum_r p[r, j] * a_r for j < n (out rows ldo apart), r < rows (a rows lda apart).
 inline void weighted_rows_transposed(const float* p, int64_t rows, int64_t n, const float* a, int64_t lda, int64_t d,
                                      float* out, int64_t ldo) {
+#if defined(__AVX512F__)
+  avx512::product(p, 1, n, a, lda, n, d, rows, out, ldo);
+#else
   if (rows >= kBlasMinRows) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, d, rows, 1.0f, p, n, a, lda, 1.0f, out, ldo);
     return;
@@ -157,6 +192,7 @@ inline void weighted_rows_transposed(const float* p, int64_t rows, int64_t n, co
       for (int64_t x = 0; x < d; ++x) o[x] += w * ar[x];
     }
   }
+#endif
 }
 
 // Sets the scores of keys a row may not see to -inf: row r (cache index first_row + r) sees keys

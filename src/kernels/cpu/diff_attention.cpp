@@ -65,6 +65,7 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
   const int64_t Hd = map.n_diff_heads(), nv = map.value_heads, w = nv * d;
   const int64_t past = S - T;
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
+  const tiles::TransposedKeys kt(k, B, sh.n_k_heads, sh.kv_capacity, S, d, T);
 
 #pragma omp parallel
   {
@@ -89,8 +90,10 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
           for (int64_t s0 = lo; s0 <= last_i; s0 += kKeyTile) {
             const int64_t n = std::min(kKeyTile, last_i + 1 - s0);
             // Scores of both maps for this key tile: [rows, n], masked where keys are hidden.
-            tiles::scores(q1, q_stride, k1 + s0 * d, d, rows, n, d, p.scale, c1.scores.data());
-            tiles::scores(q2, q_stride, k2 + s0 * d, d, rows, n, d, p.scale, c2.scores.data());
+            tiles::scores(q1, q_stride, k1 + s0 * d, d, kt.at(b, map.k1[i], s0), kt.stride(), rows, n, d, p.scale,
+                          c1.scores.data());
+            tiles::scores(q2, q_stride, k2 + s0 * d, d, kt.at(b, map.k2[i], s0), kt.stride(), rows, n, d, p.scale,
+                          c2.scores.data());
             tiles::mask_scores(c1.scores.data(), rows, n, s0, first_i, sh.window, seg);
             tiles::mask_scores(c2.scores.data(), rows, n, s0, first_i, sh.window, seg);
             const bool any1 = c1.update(rows, n, w);
