@@ -54,5 +54,22 @@ TEST(VecMath, ExpShiftedSumIsASoftmaxNumerator) {
   EXPECT_EQ(row[5], 0.0f);
 }
 
+// max_of over every length up to 40 (full vectors and masked tails), with -inf and NaN entries,
+// at every position of the largest value.
+TEST(VecMath, MaxOfFindsTheLargestEntrySkippingNaN) {
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(vec::max_of(nullptr, 0), -inf);
+  for (int64_t n = 1; n <= 40; ++n)
+    for (int64_t at = 0; at < n; ++at) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) x[j] = j % 3 == 0 ? -inf : -static_cast<float>(j) - 1.0f;
+      if (n > 2) x[(at + 1) % n] = std::numeric_limits<float>::quiet_NaN();
+      x[at] = 5.0f + static_cast<float>(at);
+      EXPECT_EQ(vec::max_of(x.data(), n), 5.0f + static_cast<float>(at)) << "n " << n << " at " << at;
+    }
+  const std::vector<float> masked = {-inf, -inf, -inf};
+  EXPECT_EQ(vec::max_of(masked.data(), 3), -inf);
+}
+
 }  // namespace
 }  // namespace difftx

@@ -216,9 +216,7 @@ inline void mask_scores(float* scores, int64_t rows, int64_t n, int64_t lo, int6
 // Softmax numerators of one row in place: exp(s - max); returns (max, sum); (-inf, 0) when the
 // row sees no key (its numerators are then all 0).
 inline std::pair<float, float> softmax_numerators(float* row, int64_t n) {
-  float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, row[j]);
+  const float mx = vec::max_of(row, n);
   if (mx == kNegInf) {
     std::fill(row, row + n, 0.0f);
     return {kNegInf, 0.0f};

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <tuple>
-#include <utility>
 
 #include "kernels/cpu/attention_tiles.h"
 
@@ -34,10 +32,7 @@ struct OnlineSoftmax {
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) {
       float* s = scores.data() + r * n;
-      float tile_max = tiles::kNegInf;
-#pragma omp simd reduction(max : tile_max)
-      for (int64_t j = 0; j < n; ++j) tile_max = std::max(tile_max, s[j]);
-      const float m_new = std::max(m[r], tile_max);
+      const float m_new = std::max(m[r], vec::max_of(s, n));
       if (m_new == tiles::kNegInf) {  // nothing visible yet in this row
         std::fill(s, s + n, 0.0f);
         continue;
