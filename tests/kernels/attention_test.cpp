@@ -87,6 +87,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Case{2, 75, 75, 4, 2, 8, 0, false, true},   // packed documents
                                            // head widths of the AVX-512 few-row paths (decode, last tiles):
                                            Case{1, 1, 83, 6, 2, 64, 0, false},    // decode, d 64, keys not a multiple of 4
+                                           // decoding with the keys split into chunks (merged exactly):
+                                           Case{1, 1, 301, 9, 3, 64, 0, false},   // SmolLM2's heads
+                                           Case{2, 1, 260, 4, 1, 64, 0, true},    // MQA, padding
+                                           Case{1, 1, 300, 4, 2, 64, 200, false}, // sliding window
+                                           Case{1, 1, 290, 4, 1, 8, 0, false, true},  // chunks of other documents: all masked
                                            Case{2, 3, 46, 4, 2, 128, 0, true},    // chunk after a past, d 128
                                            Case{1, 37, 37, 2, 1, 32, 0, false}));  // d 32: scores path, plain value loop
 

@@ -43,16 +43,17 @@ inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 e) {
   return _mm512_maskz_extractf32x4_ps(0xF, _mm512_add_ps(h, _mm512_maskz_shuffle_f32x4(kAll, h, h, 0xB1)), 0);
 }
 
-// s[r, j] = scale * a_r · b_j, d a multiple of 16; four keys at a time.
+// s[r, j] = scale * a_r · b_j, d a multiple of 16; four keys at a time, each group of four keys
+// scored for every row while it is in L1 (decoding scores the query heads of a GQA group together,
+// so each key is read from memory once).
 inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t rows, int64_t n, int64_t d,
                    float scale, float* s) {
   const __m128 vscale = _mm_set1_ps(scale);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* ar = a + r * lda;
-    float* sr = s + r * n;
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const float* b0 = b + j * ldb;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* b0 = b + j * ldb;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* ar = a + r * lda;
       __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
       for (int64_t x = 0; x < d; x += 16) {
         const __m512 av = _mm512_loadu_ps(ar + x);
@@ -61,16 +62,18 @@ inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int
         c2 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 2 * ldb + x), c2);
         c3 = _mm512_fmadd_ps(av, _mm512_loadu_ps(b0 + 3 * ldb + x), c3);
       }
-      _mm_storeu_ps(sr + j, _mm_mul_ps(sum4(c0, c1, c2, c3), vscale));
+      _mm_storeu_ps(s + r * n + j, _mm_mul_ps(sum4(c0, c1, c2, c3), vscale));
     }
-    for (; j < n; ++j) {
+  }
+  for (; j < n; ++j)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* ar = a + r * lda;
       __m512 c0 = _mm512_setzero_ps();
       for (int64_t x = 0; x < d; x += 16)
         c0 = _mm512_fmadd_ps(_mm512_loadu_ps(ar + x), _mm512_loadu_ps(b + j * ldb + x), c0);
       const __m512 z = _mm512_setzero_ps();
-      sr[j] = _mm_cvtss_f32(sum4(c0, z, z, z)) * scale;
+      s[r * n + j] = _mm_cvtss_f32(sum4(c0, z, z, z)) * scale;
     }
-  }
 }
 
 }  // namespace avx512
