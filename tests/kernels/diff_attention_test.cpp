@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -16,6 +17,7 @@ struct Case {
   bool padding, norm, norm_weight;
   float lambda, out_scale;
   bool packed = false;
+  bool grouped = false;  // the heads of a GQA group share key and value heads, as the real layouts do
 };
 
 // A random but valid head map: any q head, any kv head, per diff-head.
@@ -29,6 +31,22 @@ DiffHeadMap random_map(const Case& c, std::mt19937& rng) {
     m.k1.push_back(kh(rng));
     m.k2.push_back(kh(rng));
     for (int64_t h = 0; h < c.value_heads; ++h) m.v.push_back(kh(rng));
+  }
+  return m;
+}
+
+// The map of the llama-differential double layout (model/diff_layout.cpp): diff-head i reads q
+// heads i and n_diff + i, key heads i / G and n_kv / 2 + i / G, so consecutive heads form groups.
+DiffHeadMap grouped_map(const Case& c) {
+  DiffHeadMap m;
+  m.value_heads = c.value_heads;
+  const int64_t G = c.n_diff / (c.n_kv / 2);
+  for (int64_t i = 0; i < c.n_diff; ++i) {
+    m.q1.push_back(int32_t(i));
+    m.q2.push_back(int32_t(c.n_diff + i));
+    m.k1.push_back(int32_t(i / G));
+    m.k2.push_back(int32_t(c.n_kv / 2 + i / G));
+    for (int64_t h = 0; h < c.value_heads; ++h) m.v.push_back(int32_t((i / G + h) % c.n_kv));
   }
   return m;
 }
@@ -75,7 +93,7 @@ TEST_P(DiffAttentionTest, MatchesNaiveTwoSoftmax) {
       for (int64_t s = 0; s < c.S; ++s) valid[b * cap + s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding)
     for (int64_t s = 0; s < std::min<int64_t>(4, c.S); ++s) valid[(c.B - 1) * cap + s] = 0;
-  DiffHeadMap map = random_map(c, rng);
+  DiffHeadMap map = c.grouped ? grouped_map(c) : random_map(c, rng);
   DiffAttentionShape sh{c.B, c.T, c.S, cap, c.n_q, c.n_kv, c.n_kv, c.d, c.window};
   DiffAttentionParams p;
   p.scale = 1.0f / std::sqrt(float(c.d));
@@ -89,6 +107,10 @@ TEST_P(DiffAttentionTest, MatchesNaiveTwoSoftmax) {
   DiffAttentionStats stats{m1.data(), l1.data(), m2.data(), l2.data()};
   diff_attention_forward(sh, map, p, q.data(), c.n_q * c.d, k.data(), v.data(), valid.data(), out.data(), c.n_diff * w,
                          &stats);
+  // Without statistics (inference; a decoding step then takes the grouped split-key path).
+  std::vector<float> out_plain(out.size(), 77.0f);
+  diff_attention_forward(sh, map, p, q.data(), c.n_q * c.d, k.data(), v.data(), valid.data(), out_plain.data(),
+                         c.n_diff * w);
 
   double max_err = 0, max_ref = 0;
   for (int64_t b = 0; b < c.B; ++b)
@@ -112,7 +134,8 @@ TEST_P(DiffAttentionTest, MatchesNaiveTwoSoftmax) {
         for (int64_t x = 0; x < w; ++x) {
           double ref = o[x] * scale * (c.norm_weight ? weight[x] : 1.0);
           double got = out[((b * c.T + t) * c.n_diff + i) * w + x];
-          max_err = std::max(max_err, std::abs(got - ref));
+          double got_plain = out_plain[((b * c.T + t) * c.n_diff + i) * w + x];
+          max_err = std::max({max_err, std::abs(got - ref), std::abs(got_plain - ref)});
           max_ref = std::max(max_ref, std::abs(ref));
         }
       }
@@ -142,7 +165,11 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"packed_documents", 2, 90, 90, 4, 2, 8, 2, 2, 0, false, true, true, 0.6f, 1.0f, true},
         // head widths of the AVX-512 few-row paths: decode with d 64 (SmolLM2), a chunk with d 128
         Case{"decode_d64", 1, 1, 301, 6, 2, 64, 3, 1, 0, false, true, true, 0.8f, 1.0f},
-        Case{"chunk_d128_split", 2, 5, 43, 4, 2, 128, 2, 2, 0, true, true, true, 0.5f, 1.0f}),
+        Case{"chunk_d128_split", 2, 5, 43, 4, 2, 128, 2, 2, 0, true, true, true, 0.5f, 1.0f},
+        // decoding with grouped heads and the keys split into chunks (SmolLM2's double layout first)
+        Case{"decode_grouped", 1, 1, 301, 18, 6, 64, 9, 1, 0, false, true, true, 0.8f, 1.0f, false, true},
+        Case{"decode_grouped_wide", 2, 1, 200, 8, 4, 16, 4, 2, 0, true, true, false, 0.6f, 0.7f, true, true},
+        Case{"decode_grouped_window", 1, 1, 260, 8, 4, 32, 4, 1, 150, false, false, false, 0.4f, 1.0f, false, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

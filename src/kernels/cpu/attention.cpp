@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <memory>
 #include <tuple>
 #include <vector>
@@ -15,35 +14,26 @@ namespace difftx {
 namespace {
 
 constexpr int64_t kQueryTile = 32;
-constexpr int64_t kMinDecodeChunk = 64;  // keys per work item at least, when decoding
-
 // One query per batch row (decoding). The query heads that share a key/value head are scored
-// together, so each cached key and value is read once per step instead of once per head; the
-// visible keys are split into chunks so that every thread has work even with few key/value heads
-// (3 for SmolLM2 on 2 threads would be 2:1). Each chunk keeps its row max m_c, sum l_c and
-// unnormalised output; they are merged exactly: m = max m_c, out = sum_c e^(m_c - m) acc_c /
-// sum_c e^(m_c - m) l_c (the split-key "flash-decoding" scheme).
+// together, so each cached key and value is read once per step instead of once per head, and the
+// visible keys are split into chunks merged exactly (tiles::split_keys).
 void attention_decode(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
                       const int32_t* segments, float scale, float* out, int64_t out_stride) {
   const int64_t B = sh.batch, S = sh.kv_len, H = sh.n_heads, KV = sh.n_kv_heads, d = sh.head_dim;
   const int64_t group = H / KV, past = S - 1;
   const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past - sh.window + 1) : 0;
-  const int64_t visible = S - lo;
-  const int64_t want = 2 * static_cast<int64_t>(omp_get_max_threads());  // work items wanted
-  const int64_t chunks = std::clamp<int64_t>((want + B * KV - 1) / (B * KV), 1,
-                                             std::max<int64_t>(1, visible / kMinDecodeChunk));
-  const int64_t chunk = (visible + chunks - 1) / chunks;
-  const int64_t items = B * KV * chunks;
+  const tiles::KeyChunks chunks = tiles::split_keys(S - lo, B * KV, omp_get_max_threads());
+  const int64_t items = B * KV * chunks.count;
   std::vector<float> part_m(static_cast<size_t>(items * group)), part_l(part_m.size());
   std::vector<float> part_acc(static_cast<size_t>(items * group * d));
 
 #pragma omp parallel
   {
-    const std::unique_ptr<float[]> scores(new float[static_cast<size_t>(group * chunk)]);
+    const std::unique_ptr<float[]> scores(new float[static_cast<size_t>(group * chunks.size)]);
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t b = item / (KV * chunks), kvh = item / chunks % KV, c = item % chunks;
-      const int64_t s0 = lo + c * chunk, n = std::min(chunk, S - s0);
+      const int64_t b = item / (KV * chunks.count), kvh = item / chunks.count % KV, c = item % chunks.count;
+      const int64_t s0 = lo + c * chunks.size, n = std::min(chunks.size, S - s0);
       float* m = part_m.data() + item * group;
       float* l = part_l.data() + item * group;
       float* acc = part_acc.data() + item * group * d;
@@ -66,27 +56,14 @@ void attention_decode(const AttentionShape& sh, const float* q, int64_t q_stride
       tiles::weighted_rows(scores.get(), group, n, vc, d, d, acc, d);
     }
   }
-  // Merge the chunks of each (batch, head), in chunk order.
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t kvh = h / group, g = h % group;
-      const int64_t first = (b * KV + kvh) * chunks;
-      float mx = tiles::kNegInf;
-      for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, part_m[(first + c) * group + g]);
+      const int64_t first = (b * KV + h / group) * chunks.count * group + h % group;  // chunk 0 of this head
       float* o = out + b * out_stride + h * d;
-      std::fill(o, o + d, 0.0f);
-      if (mx == tiles::kNegInf) continue;  // no visible key: zero output
-      float sum = 0.0f;
-      for (int64_t c = 0; c < chunks; ++c) {
-        const float mc = part_m[(first + c) * group + g];
-        if (mc == tiles::kNegInf) continue;
-        const float w = std::exp(mc - mx);
-        sum += w * part_l[(first + c) * group + g];
-        const float* a = part_acc.data() + ((first + c) * group + g) * d;
-        for (int64_t x = 0; x < d; ++x) o[x] += w * a[x];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t x = 0; x < d; ++x) o[x] *= inv;
+      const float sum = tiles::merge_key_chunks(&part_m[first], &part_l[first], group, &part_acc[first * d], group * d,
+                                                chunks.count, d, o);
+      if (sum > 0.0f)
+        for (int64_t x = 0; x < d; ++x) o[x] /= sum;
     }
 }
 

@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -102,6 +103,45 @@ inline void scores(const float* a, int64_t lda, const float* b, int64_t ldb, int
       s[r * n + j] = acc * scale;
     }
   }
+}
+
+// Split-key decoding ("flash-decoding"): with one query per row there are too few (batch, head
+// group) work items for the threads (SmolLM2 has 3 key/value heads for 2 threads), so the visible
+// keys are cut into chunks; each chunk keeps its row max m_c, sum l_c and unnormalised output
+// acc_c, merged exactly by merge_key_chunks.
+struct KeyChunks {
+  int64_t count = 1;  // chunks per work group
+  int64_t size = 0;   // keys per chunk (the last may hold fewer, or none)
+};
+
+// Chunks for `visible` keys and `groups` work groups: about two work items per thread, each
+// of at least 64 keys.
+inline KeyChunks split_keys(int64_t visible, int64_t groups, int64_t threads) {
+  constexpr int64_t kMinChunk = 64;
+  KeyChunks k;
+  k.count = std::clamp<int64_t>((2 * threads + groups - 1) / groups, 1, std::max<int64_t>(1, visible / kMinChunk));
+  k.size = (visible + k.count - 1) / k.count;
+  return k;
+}
+
+// o[0:w] = sum_c e^(m_c - m) acc_c with m = max_c m_c, for chunks c < count whose m, l are
+// `stride` floats apart and whose acc rows are acc_stride apart; returns sum_c e^(m_c - m) l_c
+// (0 when no chunk saw a key, o then 0), in chunk order.
+inline float merge_key_chunks(const float* m, const float* l, int64_t stride, const float* acc, int64_t acc_stride,
+                              int64_t count, int64_t w, float* o) {
+  float mx = kNegInf;
+  for (int64_t c = 0; c < count; ++c) mx = std::max(mx, m[c * stride]);
+  std::fill(o, o + w, 0.0f);
+  if (mx == kNegInf) return 0.0f;
+  float sum = 0.0f;
+  for (int64_t c = 0; c < count; ++c) {
+    if (m[c * stride] == kNegInf) continue;
+    const float scale = std::exp(m[c * stride] - mx);
+    sum += scale * l[c * stride];
+    const float* a = acc + c * acc_stride;
+    for (int64_t x = 0; x < w; ++x) o[x] += scale * a[x];
+  }
+  return sum;
 }
 
 // Keys (or values) of every (batch, head) of a [batch, heads, capacity, d] cache, transposed to
