@@ -13,8 +13,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <utility>
-#include <vector>
 
 #include "kernels/cpu/tile_product.h"
 #include "kernels/cpu/vec_math.h"
@@ -159,11 +159,11 @@ class TransposedKeys {
       : heads_(heads), len_(len), d_(d) {
 #if defined(__AVX512F__)
     if (q_rows < kTransposeMinRows) return;
-    data_.resize(static_cast<size_t>(batch * heads * d * len));
+    data_.reset(new float[static_cast<size_t>(batch * heads * d * len)]);  // every entry is written below
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < batch * heads; ++bh) {
       const float* src = k + bh * capacity * d;
-      float* dst = data_.data() + bh * d * len;
+      float* dst = data_.get() + bh * d * len;
       for (int64_t s0 = 0; s0 < len; s0 += 64)  // 64 keys at a time: their rows stay in L1
         for (int64_t x = 0; x < d; ++x)
           for (int64_t s = s0; s < std::min(len, s0 + 64); ++s) dst[x * len + s] = src[s * d + x];
@@ -175,12 +175,12 @@ class TransposedKeys {
 
   // Column `first` of head (b, h): the [d, len] block starting at key `first`; nullptr when not built.
   const float* at(int64_t b, int64_t h, int64_t first) const {
-    return data_.empty() ? nullptr : data_.data() + (b * heads_ + h) * d_ * len_ + first;
+    return data_ ? data_.get() + (b * heads_ + h) * d_ * len_ + first : nullptr;
   }
   int64_t stride() const { return len_; }  // floats between the rows of one head's block
 
  private:
-  std::vector<float> data_;
+  std::unique_ptr<float[]> data_;
   int64_t heads_, len_, d_;
 };
 
