@@ -1,10 +1,11 @@
 // Small matrix products on attention tiles (at most 32 queries x the keys they see x head width),
 // masking and softmax numerators, shared by the attention kernels. Internal to src/kernels/cpu.
 //
-// For full tiles OpenBLAS is about twice as fast as plain loops (measured, T=512, d=64, 2 threads);
-// for a few rows (decoding) its per-call cost inside an OpenMP parallel region dominates
-// (measured: 2.5 vs 43 tokens/s decoding SmolLM2-135M), so small tiles use loops the compiler
-// vectorises.
+// On AVX-512 builds the tile products use difftx's register-blocked kernel (tile_product.h),
+// and decoding's one-row scores the few-row loops below. Elsewhere full tiles go to OpenBLAS
+// (about twice as fast as plain loops, measured T=512, d=64, 2 threads) and tiles of a few rows
+// to loops the compiler vectorises (OpenBLAS's per-call cost inside an OpenMP parallel region
+// dominates there: 2.5 vs 43 tokens/s decoding SmolLM2-135M).
 #pragma once
 
 #include <cblas.h>
@@ -29,9 +30,9 @@ inline constexpr int64_t kBlasMinRows = 8;
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 #if defined(__AVX512F__)
-// Few-row paths for decoding (AVX-512, head widths that are multiples of 16). The plain loops
-// below compiled to a scalar 16-lane sum per key and to a load/FMA/store of the output row per
-// key; these keep sums in registers (bench/NOTES.md, change 11).
+// Few-row scores for decoding (AVX-512, head widths that are multiples of 16). The plain loop
+// below compiled to a scalar 16-lane sum per key; this keeps the sums in registers (bench/NOTES.md,
+// change 11).
 namespace avx512 {
 
 // The four lane sums of a, b, c, e as one [sa, sb, sc, se] vector.
