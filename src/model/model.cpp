@@ -94,7 +94,7 @@ void Model::keep_matrices_in_bf16() {
     offsets[i] = end;
     end += round_up(params[i].numel, is_matrix(params[i]) ? 32 : 16);
   }
-  std::vector<float> compact;
+  AlignedVector<float> compact;
   try {
     weights_bf16_.assign(halves, 0);
     compact.assign(floats, 0.0f);

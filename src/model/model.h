@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/aligned_vector.h"
 #include "io/model_config.h"
 #include "kernels/cpu/diff_attention.h"
 #include "kernels/cpu/linear.h"
@@ -121,10 +122,10 @@ class Model {
   DiffAttentionParams diff_params(int64_t layer) const;
   ModelConfig config_;
   ParamTable table_;
-  std::vector<float> weights_;
+  AlignedVector<float> weights_;  // 64-byte aligned: each parameter starts on a cache line
   // After keep_matrices_in_bf16(): the matrices, and each parameter's offset (in elements) into
   // weights_bf16_ (matrices) or into the compacted weights_ (the rest), by table index.
-  std::vector<uint16_t> weights_bf16_;
+  AlignedVector<uint16_t> weights_bf16_;
   std::vector<uint64_t> compact_offsets_;
   uint64_t float_offset(const ParamSpec& p) const;
   void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;

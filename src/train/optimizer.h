@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/aligned_vector.h"
 #include "config/train_config.h"
 #include "model/params.h"
 
@@ -38,14 +39,14 @@ class AdamW {
   // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the step number from 1.
   void step(std::span<float> params, std::span<const float> grads, double lr);
   int64_t steps() const { return steps_; }
-  std::vector<float>& exp_avg() { return m_; }
-  std::vector<float>& exp_avg_sq() { return v_; }
+  AlignedVector<float>& exp_avg() { return m_; }
+  AlignedVector<float>& exp_avg_sq() { return v_; }
   void set_steps(int64_t steps) { steps_ = steps; }
 
  private:
   const ParamTable& table_;
   AdamWOptions options_;
-  std::vector<float> m_, v_;
+  AlignedVector<float> m_, v_;  // [buffer_floats()], the table's layout, 64-byte aligned
   std::vector<char> decay_, trainable_;
   int64_t steps_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "common/aligned_vector.h"
 #include "common/interrupt.h"
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
@@ -254,7 +255,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   result.total_steps = total_steps;
   result.train_samples = static_cast<int64_t>(data.train.size());
   result.val_samples = static_cast<int64_t>(data.val.size());
-  std::vector<float> grads(model.weights().size());
+  AlignedVector<float> grads(model.weights().size());  // the layout of the weights, 64-byte aligned
   ForwardTrace trace;
   double window_loss = 0;
   int64_t window_targets = 0, window_tokens = 0;

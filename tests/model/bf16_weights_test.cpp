@@ -1,9 +1,11 @@
 // Model::keep_matrices_in_bf16 (inference with the matrices in bfloat16): on every golden case,
 // a BF16 checkpoint kept in bf16 gives the independent reference's logits for the BF16-rounded
 // weights, with and without the KV cache; on float32 weights it equals rounding the matrices by
-// hand; what it no longer allows fails clearly.
+// hand; what it no longer allows fails clearly. Parameters start on 64-byte cache lines in both
+// forms.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <stdexcept>
 
 #include "golden_util.h"
@@ -108,6 +110,23 @@ TEST(Bf16Weights, WhatNeedsFloat32MatricesFailsClearly) {
   std::vector<float> grads(16);
   ForwardTrace trace;
   EXPECT_THROW(model.loss_and_backward(g.batch, targets, 1.0f, grads, trace), std::logic_error);
+}
+
+// The kernels read weight rows with 64-byte loads: a buffer that starts off a cache line makes each
+// load span two lines (float32 decoding ran at 2/3 speed, bench/NOTES.md change 17).
+TEST(Bf16Weights, ParametersStartOnCacheLines) {
+  test::GoldenCase g = test::golden_case_load("diff_double_subln_gqa");
+  Model model = test::golden_model_load(g);
+  auto misaligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 64; };
+  for (const ParamSpec& p : model.table().params()) EXPECT_EQ(misaligned(model.param(p.name)), 0u) << p.name;
+  model.keep_matrices_in_bf16();
+  int checked = 0;
+  for (const ParamSpec& p : model.table().params())
+    if (p.shape.size() == 1) {  // the float32 ones left (norms, biases)
+      EXPECT_EQ(misaligned(model.param(p.name)), 0u) << p.name << " (kept float32)";
+      ++checked;
+    }
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace

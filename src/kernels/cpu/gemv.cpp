@@ -1,5 +1,6 @@
 #include "kernels/cpu/gemv.h"
 
+#include <algorithm>
 #include <bit>
 
 #if defined(__AVX512F__)
@@ -54,69 +55,64 @@ inline __m512 load16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
 }
 
-inline float sum16(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float s = 0.0f;
-  for (float l : lanes) s += l;
-  return s;
-}
-
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+
+// The sum of v's 16 lanes: halves, quarters, pairs, then neighbours added in registers (the
+// zero-masking shuffles again, where GCC 12's _mm512_reduce_add_ps warns).
+inline float lane_sum(__m512 v) {
+  constexpr __mmask16 kAll = 0xFFFF;
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(kAll, v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(kAll, v, v, 0xB1));
+  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(kAll, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_maskz_permute_ps(kAll, v, 0xB1));
+  return _mm512_cvtss_f32(v);
+}
 inline float scalar(float v) { return v; }
 inline float scalar(uint16_t h) { return widen(h); }
 
-// Four rows from r0, 16 columns per step, the tail of k scalar. The four rows are one contiguous
-// run of 4k weights. For bf16 the run two ahead is prefetched while this one is read, in step: its
-// runs of a few KB are too short for the hardware prefetcher (bench/NOTES.md, change 8: +12% on
-// the decode matrices alone, +40% decoding tokens/s; for float32 it cost 4%, so it is not done).
-// Prefetching past the end of the matrix is harmless.
+// Rows [r0, r1) one after another: each row's dot product with four accumulators over 64 columns
+// per step, then the tail of k 16 at a time and scalar. Reading each row to its end before the next
+// gives every thread one sequential stream, which the hardware prefetcher follows; the earlier
+// kernel read four rows in step (four short streams) and needed software prefetching for bf16
+// (bench/NOTES.md, changes 9 and 17).
 template <typename W>
-void four_rows_avx512(const W* w, int64_t r0, int64_t k, const float* x, float* y, bool accumulate) {
-  constexpr int64_t kStepBytes = 4 * 16 * sizeof(W);  // bytes of the run consumed per step
-  const W* w0 = w + r0 * k;
-  const W *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
-  const char* ahead = reinterpret_cast<const char*>(w0 + 8 * k);
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t j = 0;
-  for (; j + 16 <= k; j += 16) {
-    if constexpr (sizeof(W) == 2)
-      for (int64_t line = 0; line < kStepBytes; line += 64) _mm_prefetch(ahead + j / 16 * kStepBytes + line, _MM_HINT_T0);
-    const __m512 xv = _mm512_loadu_ps(x + j);
-    a0 = _mm512_fmadd_ps(load16(w0 + j), xv, a0);
-    a1 = _mm512_fmadd_ps(load16(w1 + j), xv, a1);
-    a2 = _mm512_fmadd_ps(load16(w2 + j), xv, a2);
-    a3 = _mm512_fmadd_ps(load16(w3 + j), xv, a3);
+void rows_avx512(const W* w, int64_t r0, int64_t r1, int64_t k, const float* x, float* y, bool accumulate) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const W* wr = w + r * k;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t j = 0;
+    for (; j + 64 <= k; j += 64) {
+      a0 = _mm512_fmadd_ps(load16(wr + j), _mm512_loadu_ps(x + j), a0);
+      a1 = _mm512_fmadd_ps(load16(wr + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+      a2 = _mm512_fmadd_ps(load16(wr + j + 32), _mm512_loadu_ps(x + j + 32), a2);
+      a3 = _mm512_fmadd_ps(load16(wr + j + 48), _mm512_loadu_ps(x + j + 48), a3);
+    }
+    for (; j + 16 <= k; j += 16) a0 = _mm512_fmadd_ps(load16(wr + j), _mm512_loadu_ps(x + j), a0);
+    float sum = lane_sum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    for (; j < k; ++j) sum += scalar(wr[j]) * x[j];
+    store(y, r, sum, accumulate);
   }
-  float s[4] = {sum16(a0), sum16(a1), sum16(a2), sum16(a3)};
-  for (; j < k; ++j) {
-    const float xv = x[j];
-    s[0] += scalar(w0[j]) * xv;
-    s[1] += scalar(w1[j]) * xv;
-    s[2] += scalar(w2[j]) * xv;
-    s[3] += scalar(w3[j]) * xv;
-  }
-  for (int64_t r = 0; r < 4; ++r) store(y, r0 + r, s[r], accumulate);
 }
 #endif
 
-// Block b (rows 4b .. 4b+3, fewer at the end) of one job, with the four-row kernel for the build.
+// Block b (rows 4b .. 4b+3, fewer at the end) of one job, with the kernel for the build.
 template <bool Portable>
 void run_block(const GemvJob& job, int64_t r0) {
   const int64_t n = job.n, k = job.k;
   auto same = [](float v) { return v; };
+#if defined(__AVX512F__)
+  if constexpr (!Portable) {
+    const int64_t r1 = std::min(r0 + 4, n);
+    if (job.w_bf16 != nullptr) rows_avx512(job.w_bf16, r0, r1, k, job.x, job.y, job.accumulate);
+    else rows_avx512(job.w_f32, r0, r1, k, job.x, job.y, job.accumulate);
+    return;
+  }
+#endif
   if (r0 + 4 > n) {
     if (job.w_bf16 != nullptr) rows_one_by_one(job.w_bf16, r0, n, k, job.x, job.y, job.accumulate, widen);
     else rows_one_by_one(job.w_f32, r0, n, k, job.x, job.y, job.accumulate, same);
     return;
   }
-#if defined(__AVX512F__)
-  if constexpr (!Portable) {
-    if (job.w_bf16 != nullptr) four_rows_avx512(job.w_bf16, r0, k, job.x, job.y, job.accumulate);
-    else four_rows_avx512(job.w_f32, r0, k, job.x, job.y, job.accumulate);
-    return;
-  }
-#endif
   if (job.w_bf16 != nullptr) four_rows(job.w_bf16, r0, k, job.x, job.y, job.accumulate, widen);
   else four_rows(job.w_f32, r0, k, job.x, job.y, job.accumulate, same);
 }

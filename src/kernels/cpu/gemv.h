@@ -1,6 +1,6 @@
-// Memory-bound matrix-vector products for one row of activations (decoding): each thread streams a
-// contiguous block of weight rows once and four rows share every load of x. Faster here than
-// OpenBLAS's sgemv (bench/NOTES.md, change 5).
+// Memory-bound matrix-vector products for one row of activations (decoding): each thread streams
+// blocks of weight rows once, row after row (x stays in L1). Faster here than OpenBLAS's sgemv
+// (bench/NOTES.md, changes 6 and 17).
 #pragma once
 
 #include <cstdint>
