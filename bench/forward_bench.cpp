@@ -1,7 +1,7 @@
 // Prefill and decode throughput of a model directory, beside the machine's own limits measured in
-// the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; STREAM-style triad
-// bandwidth). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
-// [--weight-dtype f32|bf16] [--json]. --no-limits skips the sgemm and triad measurements; --weight-dtype bf16
+// the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; memory bandwidth of a
+// STREAM-style triad and of a read-only stream). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
+// [--weight-dtype f32|bf16] [--json]. --no-limits skips the sgemm and bandwidth measurements; --weight-dtype bf16
 // keeps the matrices in bf16 (Model::keep_matrices_in_bf16) and reports the largest logit difference
 // from float32 weights on the first 64 prompt tokens; --json ends with one line of JSON holding every
 // number printed (scripts/bench.sh reads it).
@@ -54,6 +54,32 @@ double triad_gbps(size_t n, int repeats) {
   return 3.0 * n * sizeof(float) / best / 1e9;
 }
 
+// Read-only streaming (what decoding does with the weights): sum of n floats, each thread one
+// contiguous part, 64 partial sums so the adds do not form one latency chain.
+double read_gbps(size_t n, int repeats) {
+  std::vector<float> a(n, 1.0f);
+  double best = 1e30;
+  float sink = 0.0f;
+  for (int r = 0; r < repeats + 1; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    float total = 0.0f;
+#pragma omp parallel reduction(+ : total)
+    {
+      const size_t t = static_cast<size_t>(omp_get_thread_num()), threads = static_cast<size_t>(omp_get_num_threads());
+      const size_t blocks = n / 64, lo = blocks * t / threads * 64, hi = blocks * (t + 1) / threads * 64;
+      float acc[64] = {};
+      for (size_t i = lo; i < hi; i += 64)
+#pragma omp simd
+        for (size_t j = 0; j < 64; ++j) acc[j] += a[i + j];
+      for (float v : acc) total += v;
+    }
+    sink += total;
+    if (r > 0) best = std::min(best, seconds_since(t0));
+  }
+  if (sink < 0.0f) fmt::print("");  // keeps the sums live
+  return n * sizeof(float) / best / 1e9;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,12 +117,14 @@ int main(int argc, char** argv) {
   try {
     fmt::print("threads        {} (OpenMP), {} (OpenBLAS)\n", omp_get_max_threads(), openblas_get_num_threads());
     fmt::print("openblas       {}\n", openblas_get_config());
-    double peak = 0, bw = 0;
+    double peak = 0, bw = 0, read_bw = 0;
     if (limits) {
       peak = sgemm_gflops(2048, 3);
       fmt::print("sgemm          {:.1f} GFLOP/s (2048^3, best of 3)\n", peak);
       bw = triad_gbps(size_t(1) << 26, 3);
       fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
+      read_bw = read_gbps(size_t(1) << 27, 3);
+      fmt::print("read           {:.1f} GB/s (one 512 MB stream, read only)\n", read_bw);
     }
 
     Model model = model_load(dir);
@@ -160,14 +188,16 @@ int main(int argc, char** argv) {
       decode_tps = decode / s;
       fmt::print("decode         {} tokens after {}: {:.1f} tokens/s ({:.1f} ms/token)", decode, seq_len, decode_tps,
                  1000 * s / decode);
-      if (bw > 0) fmt::print("; {} weight-streaming bound {:.1f} tokens/s", weight_dtype, bw * 1e9 / weight_bytes);
+      if (bw > 0)
+        fmt::print("; {} weight-streaming bound {:.1f} tokens/s (triad), {:.1f} (read)", weight_dtype,
+                   bw * 1e9 / weight_bytes, read_bw * 1e9 / weight_bytes);
       fmt::print("\n");
     }
     if (json)
       fmt::print("{{\"seq_len\": {}, \"prefill_tokens_per_s\": {:.3f}, \"prefill_gflops\": {:.3f}, \"sgemm_gflops\": {:.3f}, "
-                 "\"triad_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}, "
+                 "\"triad_gbps\": {:.3f}, \"read_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}, "
                  "\"weight_dtype\": \"{}\", \"max_logit_diff\": {:.6g}, \"max_logit\": {:.6g}}}\n",
-                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, decode, decode_tps, weight_bytes, weight_dtype,
+                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, read_bw, decode, decode_tps, weight_bytes, weight_dtype,
                  max_logit_diff, max_logit);
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());

@@ -1,8 +1,8 @@
 """Runs difftx and PyTorch side by side on this machine and writes bench/RESULTS.md.
 
 Called by scripts/bench.sh (which builds difftx, installs torch and makes the models). Every number
-in the report comes from this one run: the machine's limits (sgemm, triad), the attention kernels
-(bench/attention_bench vs bench/torch_bench.py kernel), and end to end for the SmolLM2-135M-shaped
+in the report comes from this one run: the machine's limits (sgemm, triad, a read-only stream), the
+attention kernels (bench/attention_bench vs bench/torch_bench.py kernel), and end to end for the SmolLM2-135M-shaped
 model in base form and converted with default flags: prefill, decode, training, each with the
 process's peak RSS (from wait4), and each row's ratio.
 """
@@ -105,8 +105,9 @@ def main():
     out, _, _, _ = run_child([fwd, os.path.join(a.models, "base"), "--seq-len", "16", "--decode", "0", "--repeats", "1",
                               "--json"], env)
     r = last_json(out)
-    limits = {"sgemm": r["sgemm_gflops"], "triad": r["triad_gbps"], "text": out}
-    note(f"limits: sgemm {limits['sgemm']:.1f} GFLOP/s, triad {limits['triad']:.1f} GB/s")
+    limits = {"sgemm": r["sgemm_gflops"], "triad": r["triad_gbps"], "read": r["read_gbps"], "text": out}
+    note(f"limits: sgemm {limits['sgemm']:.1f} GFLOP/s, triad {limits['triad']:.1f} GB/s, "
+         f"read-only {limits['read']:.1f} GB/s")
     for model in ("base", "diff"):
         mdir = os.path.join(a.models, model)
         for T in seq:
@@ -194,15 +195,23 @@ def main():
     write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens)
 
 
+def decode_shares(r, dtype, triad, read):
+    """Decode tokens/s as a share of the weight-streaming bounds (bandwidth / weight bytes per token)."""
+    by_triad, by_read = triad * 1e9 / r["weight_bytes"], read * 1e9 / r["weight_bytes"]
+    return (f"{100 * r['difftx'] / by_triad:.0f}% of the {dtype} bound {by_triad:.0f} (triad); "
+            f"{100 * r['difftx'] / by_read:.0f}% of {by_read:.0f} (read-only)")
+
+
 def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens):
-    sgemm, triad = limits["sgemm"], limits["triad"]
+    sgemm, triad, read = limits["sgemm"], limits["triad"], limits["read"]
     L = []
     L.append("# Benchmark results\n")
     L.append(f"Made by `scripts/bench.sh` on {datetime.date.today().isoformat()}; every number below comes from that one "
              "run, difftx and PyTorch alternating on the same machine. Regenerate it rather than editing it.\n")
     L.append(f"- {log[0]}")
     L.append(f"- machine limits (same run): OpenBLAS sgemm {sgemm:.1f} GFLOP/s (2048^3, all threads), "
-             f"triad {triad:.1f} GB/s")
+             f"triad {triad:.1f} GB/s, read-only stream {read:.1f} GB/s (decoding only reads its weights; the "
+             "bounds below divide by the triad, as the issue asks, and the read-only share is given beside)")
     L.append("- PyTorch: eager, float32, `bench/torch_bench.py` (the tools/reference implementation of each layout, "
              "switched from float64 to float32; decode with a key/value cache of concatenated tensors)")
     L.append("- both run with glibc malloc told to keep freed memory (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, "
@@ -222,15 +231,13 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
                      f"{fmt_ratio(r['difftx'] / r['torch'])} | {100 * share:.0f}% of sgemm | {r['difftx_rss'] / MB:.0f} MB | "
                      f"{r['torch_rss'] / MB:.0f} MB |")
         r = e2e[(model, "decode", seq[0])]
-        bound = triad * 1e9 / r["weight_bytes"]
         L.append(f"| {name} | decode tokens/s ({new_tokens} after {seq[0]}) | {r['difftx']:.1f} | {r['torch']:.1f} | "
-                 f"{fmt_ratio(r['difftx'] / r['torch'])} | {100 * r['difftx'] / bound:.0f}% of the float32 bound "
-                 f"{bound:.0f} | {r['difftx_rss'] / MB:.0f} MB | {r['torch_rss'] / MB:.0f} MB |")
+                 f"{fmt_ratio(r['difftx'] / r['torch'])} | {decode_shares(r, 'float32', triad, read)} | "
+                 f"{r['difftx_rss'] / MB:.0f} MB | {r['torch_rss'] / MB:.0f} MB |")
         r = e2e[(model, "decode_bf16", seq[0])]
-        bound = triad * 1e9 / r["weight_bytes"]
         L.append(f"| {name} | decode tokens/s, matrices in bf16 (`--weight-dtype bf16`; max logit difference "
                  f"{r['max_logit_diff']:.3g} of max {r['max_logit']:.3g}) | {r['difftx']:.1f} | | | "
-                 f"{100 * r['difftx'] / bound:.0f}% of the bf16 bound {bound:.0f} | {r['difftx_rss'] / MB:.0f} MB | |")
+                 f"{decode_shares(r, 'bf16', triad, read)} | {r['difftx_rss'] / MB:.0f} MB | |")
         for mb in sorted(k[2] for k in e2e if k[0] == model and k[1] == "train"):
             r = e2e[(model, "train", mb)]
             L.append(f"| {name} | training tokens/s (seq {train_seq}, micro_batch_size {mb}) | {r['difftx']:.1f} | "
@@ -286,8 +293,9 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     row("GEMM-bound phases >= 75% of sgemm (base prefill)", f"{100 * share:.0f}%", share >= 0.75)
     r = e2e[("base", "decode", seq[0])]
     bound = triad * 1e9 / r["weight_bytes"]
-    row("decode >= 80% of the float32 bandwidth bound", f"{100 * r['difftx'] / bound:.0f}% ({r['difftx']:.1f} of {bound:.1f})",
-        r["difftx"] >= 0.8 * bound)
+    row("decode >= 80% of the float32 bandwidth bound (triad)",
+        f"{100 * r['difftx'] / bound:.0f}% ({r['difftx']:.1f} of {bound:.1f}; "
+        f"{100 * r['difftx'] * r['weight_bytes'] / (read * 1e9):.0f}% of the read-only bound)", r["difftx"] >= 0.8 * bound)
     r = e2e[("base", "decode_bf16", seq[0])]
     row("decode with BF16 weights >= 120 tokens/s", f"{r['difftx']:.1f} tokens/s; max logit difference from float32 "
         f"weights {r['max_logit_diff']:.3g} (max |logit| {r['max_logit']:.3g}; 0 for a BF16 checkpoint)", r["difftx"] >= 120)

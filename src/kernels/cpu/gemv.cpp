@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "common/parallel.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -158,13 +160,14 @@ void gemv_bf16_portable(const uint16_t* w, int64_t n, int64_t k, const float* x,
 }
 
 void bf16_rows_to_f32(const uint16_t* src, int64_t rows, int64_t k, float* dst) {
-#pragma omp parallel for schedule(static) if (rows * k >= 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint16_t* s = src + r * k;
-    float* d = dst + r * k;
+  parallel_ranges(rows, rows * k >= 65536, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const uint16_t* s = src + r * k;
+      float* d = dst + r * k;
 #pragma omp simd
-    for (int64_t j = 0; j < k; ++j) d[j] = widen(s[j]);
-  }
+      for (int64_t j = 0; j < k; ++j) d[j] = widen(s[j]);
+    }
+  });
 }
 
 }  // namespace difftx

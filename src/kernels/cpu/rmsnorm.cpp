@@ -6,25 +6,28 @@
 #include <cmath>
 #include <vector>
 
+#include "common/parallel.h"
+
 namespace difftx {
 
 void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps) {
-#pragma omp parallel for schedule(static) if (rows * dim > 16384)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = out + r * dim;
-    float sum = 0.0f;
+  parallel_ranges(rows, rows * dim > 16384, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = out + r * dim;
+      float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
-    float inv = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
-    if (weight != nullptr) {
+      for (int64_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
+      const float inv = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
+      if (weight != nullptr) {
 #pragma omp simd
-      for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
-    } else {
+        for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
+      } else {
 #pragma omp simd
-      for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv;
+        for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv;
+      }
     }
-  }
+  });
 }
 
 void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,

@@ -1,5 +1,7 @@
 #include "kernels/cpu/rope.h"
 
+#include "common/parallel.h"
+
 namespace difftx {
 
 namespace {
@@ -9,21 +11,22 @@ namespace {
 void rotate_halves(float* x, int64_t rows, int64_t n_heads, int64_t d, int64_t x_stride, const float* cos,
                    const float* sin, float sin_sign) {
   const int64_t half = d / 2;
-#pragma omp parallel for schedule(static) if (rows * n_heads * d > 16384)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* c = cos + r * half;
-    const float* s = sin + r * half;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* a = x + r * x_stride + h * d;
-      float* b = a + half;
+  parallel_ranges(rows, rows * n_heads * d > 16384, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const float* c = cos + r * half;
+      const float* s = sin + r * half;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* a = x + r * x_stride + h * d;
+        float* b = a + half;
 #pragma omp simd
-      for (int64_t i = 0; i < half; ++i) {
-        const float x1 = a[i], x2 = b[i], si = sin_sign * s[i];
-        a[i] = x1 * c[i] - x2 * si;
-        b[i] = x2 * c[i] + x1 * si;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = a[i], x2 = b[i], si = sin_sign * s[i];
+          a[i] = x1 * c[i] - x2 * si;
+          b[i] = x2 * c[i] + x1 * si;
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace
