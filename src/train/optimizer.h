@@ -47,12 +47,14 @@ class AdamW {
   const ParamTable& table_;
   AdamWOptions options_;
   AlignedVector<float> m_, v_;  // [buffer_floats()], the table's layout, 64-byte aligned
-  std::vector<char> decay_, trainable_;
+  std::vector<char> decay_;  // by table index
   int64_t steps_ = 0;
 };
 
 // Global L2 norm of the gradients of trainable tensors; when it exceeds max_norm (> 0), scales
 // them by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping.
+// The squares are summed in double over fixed pieces of 65536 floats, added in table order: the
+// same bits for any thread count. AdamW::step shares the same pieces among the threads.
 double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm);
 
 // transformers' schedules (get_constant_schedule_with_warmup, get_linear_schedule_with_warmup,

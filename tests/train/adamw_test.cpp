@@ -1,11 +1,15 @@
 // Ten AdamW steps (clipping, cosine schedule with warm-up, decoupled weight decay) against the
 // PyTorch reference's trajectory: per-step losses within 1e-4 relative; final parameters with at
 // most 0.1% of coordinates off by more than 2e-6 and none by more than 5e-4 (float32 vs float64).
+// Tensors larger than one piece of work (65536 floats) against a plain double loop, and the same
+// bits whatever the thread count.
 #include "train/optimizer.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "../model/golden_util.h"
@@ -74,6 +78,76 @@ TEST_P(AdamWTest, TenStepsFollowTheReference) {
       EXPECT_EQ(*model.param(p.name), *initial.param(p.name)) << p.name;
     }
   }
+}
+
+// A table whose embedding spans several pieces, a norm weight (no decay) and lambda_init (not
+// trained): three clipped steps against a double-precision loop written from the formulas.
+TEST(AdamW, LargeTensorsFollowThePlainFormulasAndRepeatOverThreadCounts) {
+  ParamTable table;
+  table.add("model.embed_tokens.weight", {301, 700}, ParamInit::normal);  // 210,700 floats: 4 pieces
+  table.add("model.norm.weight", {700}, ParamInit::ones);
+  table.add("model.layers.0.self_attn.lambda_init", {}, ParamInit::lambda_init, 0);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> start(table.buffer_floats()), grad0(start.size());
+  for (float& x : start) x = dist(rng);
+  for (float& x : grad0) x = 0.01f * dist(rng);
+  AdamWOptions o;
+  o.weight_decay = 0.1;
+  const double max_norm = 1.0, lr = 1e-2;
+
+  auto run = [&](int threads, std::vector<float>& params, std::vector<double>& norms) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    params = start;
+    AdamW opt(table, o);
+    for (int s = 0; s < 3; ++s) {
+      std::vector<float> grads = grad0;
+      for (size_t i = 0; i < grads.size(); ++i) grads[i] *= static_cast<float>(s + 1);
+      norms.push_back(clip_grad_norm(table, grads, max_norm));
+      opt.step(params, grads, lr);
+    }
+    omp_set_num_threads(before);
+  };
+  std::vector<float> one, two;
+  std::vector<double> norms_one, norms_two;
+  run(1, one, norms_one);
+  run(2, two, norms_two);
+  EXPECT_EQ(norms_one, norms_two);
+  EXPECT_EQ(one, two);
+
+  // The reference, in double.
+  std::vector<double> x(start.begin(), start.end()), m(x.size(), 0.0), v(x.size(), 0.0);
+  for (int s = 0; s < 3; ++s) {
+    std::vector<double> g(grad0.begin(), grad0.end());
+    double sq = 0;
+    for (const ParamSpec& p : table.params())
+      if (is_trainable(p.name))
+        for (uint64_t j = 0; j < p.numel; ++j) {
+          g[p.offset + j] *= s + 1;
+          sq += g[p.offset + j] * g[p.offset + j];
+        }
+    const double norm = std::sqrt(sq), coef = std::min(1.0, max_norm / (norm + 1e-6));
+    EXPECT_NEAR(norms_one[static_cast<size_t>(s)], norm, 1e-9 * norm) << "step " << s;
+    const double bias1 = 1 - std::pow(o.beta1, s + 1), bias2 = 1 - std::pow(o.beta2, s + 1);
+    for (const ParamSpec& p : table.params()) {
+      if (!is_trainable(p.name)) continue;
+      const double decay = weight_decay_applies(p.name) ? lr * o.weight_decay : 0.0;
+      for (uint64_t j = p.offset; j < p.offset + p.numel; ++j) {
+        const double gj = g[j] * coef;
+        x[j] -= decay * x[j];
+        m[j] = o.beta1 * m[j] + (1 - o.beta1) * gj;
+        v[j] = o.beta2 * v[j] + (1 - o.beta2) * gj * gj;
+        x[j] -= lr * (m[j] / bias1) / (std::sqrt(v[j] / bias2) + o.epsilon);
+      }
+    }
+  }
+  double worst = 0;
+  for (const ParamSpec& p : table.params())
+    for (uint64_t j = p.offset; j < p.offset + p.numel; ++j) worst = std::max(worst, std::abs(one[j] - x[j]));
+  EXPECT_LE(worst, 2e-6);
+  const uint64_t lambda_init = table.at("model.layers.0.self_attn.lambda_init").offset;
+  EXPECT_EQ(one[lambda_init], start[lambda_init]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AdamWTest, ::testing::ValuesIn(test::training_case_names()),
