@@ -6,21 +6,13 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "kernels/cpu/cross_entropy.h"
 
 namespace difftx {
 
 namespace {
 
 constexpr int64_t kLogitRows = 128;  // rows of logits computed at a time
-
-// -log softmax(row)[target], in double for the sum of exponentials.
-double token_nll(const float* row, int64_t V, int32_t target) {
-  float mx = row[0];
-  for (int64_t v = 1; v < V; ++v) mx = std::max(mx, row[v]);
-  double sum = 0;
-  for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - mx));
-  return std::log(sum) + mx - row[target];
-}
 
 }  // namespace
 

@@ -114,5 +114,36 @@ TEST(Backward, CrossEntropyWithIgnoredRows) {
   for (int v = 0; v < V; ++v) EXPECT_EQ(grad[V + v], 0.0f);  // ignored row
 }
 
+// A vocabulary of SmolLM2's width, logits spread over +-30 and one row whose target's probability
+// underflows float32 (logit 100 below the max): loss, token_nll and the gradient against double.
+TEST(Backward, CrossEntropyMatchesDoubleOnAWideVocabulary) {
+  const int64_t rows = 3, V = 49152 + 7;
+  auto logits = randn(rows * V, 5, 10.0f);
+  logits[2 * V + 11] = 60.0f;
+  logits[2 * V + 12] = -40.0f;
+  const std::vector<int32_t> targets = {17, 49152 + 3, 12};
+  const float scale = 0.25f;
+  std::vector<float> grad = logits;
+  const double total = cross_entropy_forward_backward(grad.data(), targets.data(), rows, V, scale, true);
+  double expected_total = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = logits.data() + r * V;
+    double mx = row[0], z = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(row[v]));
+    for (int64_t v = 0; v < V; ++v) z += std::exp(row[v] - mx);
+    const double nll = std::log(z) + mx - row[targets[r]];
+    expected_total += nll;
+    EXPECT_NEAR(token_nll(row, V, targets[r]), nll, 1e-6 * std::max(1.0, nll)) << "row " << r;
+    double worst = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double g = scale * (std::exp(row[v] - mx) / z - (v == targets[r] ? 1.0 : 0.0));
+      worst = std::max(worst, std::abs(grad[r * V + v] - g));
+    }
+    EXPECT_LE(worst, 1e-6 * scale) << "row " << r;
+  }
+  EXPECT_NEAR(total, expected_total, 1e-6 * expected_total);
+  EXPECT_GT(expected_total, 100.0);  // the underflowing row counts in full
+}
+
 }  // namespace
 }  // namespace difftx

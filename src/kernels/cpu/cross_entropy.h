@@ -11,8 +11,11 @@ inline constexpr int32_t kIgnoreIndex = -100;
 // Returns the sum over counted rows of -log softmax(logits)[target], in double.
 // When want_grad, logits are overwritten by grad_scale * (softmax - onehot(target)) for counted
 // rows and 0 for ignored rows (grad_scale is 1 / counted rows of the whole batch for a mean).
-// Softmax statistics in float32, the sum of exponentials in double.
+// Max and exponentials in float32, their sum in double.
 double cross_entropy_forward_backward(float* logits, const int32_t* targets, int64_t rows, int64_t V, float grad_scale,
                                       bool want_grad);
+
+// -log softmax(row)[target] for one row of V logits, computed as above (evaluation).
+double token_nll(const float* row, int64_t V, int32_t target);
 
 }  // namespace difftx
