@@ -43,6 +43,18 @@ def run_child(cmd, env=None, may_fail=False):
     return out, usage.ru_maxrss * 1024, seconds, err
 
 
+def openblas_kernels(text):
+    """The kernel set OpenBLAS chose, from forward_bench's `openblas` line (its config string ends with
+    the core name before MAX_THREADS), e.g. Haswell, Cooperlake, or Prescott when it did not know the CPU."""
+    for line in text.splitlines():
+        if line.startswith("openblas"):
+            words = line.split()
+            for i, w in enumerate(words):
+                if w.startswith("MAX_THREADS") and i > 0:
+                    return words[i - 1]
+    return "unknown"
+
+
 def last_json(text):
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
@@ -105,8 +117,9 @@ def main():
     out, _, _, _ = run_child([fwd, os.path.join(a.models, "base"), "--seq-len", "16", "--decode", "0", "--repeats", "1",
                               "--json"], env)
     r = last_json(out)
-    limits = {"sgemm": r["sgemm_gflops"], "triad": r["triad_gbps"], "read": r["read_gbps"], "text": out}
-    note(f"limits: sgemm {limits['sgemm']:.1f} GFLOP/s, triad {limits['triad']:.1f} GB/s, "
+    limits = {"sgemm": r["sgemm_gflops"], "triad": r["triad_gbps"], "read": r["read_gbps"], "text": out,
+              "kernels": openblas_kernels(out)}
+    note(f"limits: sgemm {limits['sgemm']:.1f} GFLOP/s ({limits['kernels']} kernels), triad {limits['triad']:.1f} GB/s, "
          f"read-only {limits['read']:.1f} GB/s")
     for model in ("base", "diff"):
         mdir = os.path.join(a.models, model)
@@ -209,7 +222,8 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     L.append(f"Made by `scripts/bench.sh` on {datetime.date.today().isoformat()}; every number below comes from that one "
              "run, difftx and PyTorch alternating on the same machine. Regenerate it rather than editing it.\n")
     L.append(f"- {log[0]}")
-    L.append(f"- machine limits (same run): OpenBLAS sgemm {sgemm:.1f} GFLOP/s (2048^3, all threads), "
+    L.append(f"- machine limits (same run): OpenBLAS sgemm {sgemm:.1f} GFLOP/s (2048^3, all threads, OpenBLAS's "
+             f"{limits['kernels']} kernels; see bench/NOTES.md on the kernels OpenBLAS picks), "
              f"triad {triad:.1f} GB/s, read-only stream {read:.1f} GB/s (decoding only reads its weights; the "
              "bounds below divide by the triad, as the issue asks, and the read-only share is given beside)")
     L.append("- PyTorch: eager, float32, `bench/torch_bench.py` (the tools/reference implementation of each layout, "
