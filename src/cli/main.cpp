@@ -14,10 +14,20 @@
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "common/log.h"
+#include "kernels/cpu/blas_kernels.h"
 
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+
+// The commands that run the model's dense products through OpenBLAS, where the kernel set it chose
+// decides the speed (the others read and write files; convert runs forward passes only with
+// --debug, a few tokens).
+bool runs_dense_products(const std::string& command) {
+  for (const char* name : {"forward", "generate", "eval", "train", "evaluate"})
+    if (command == name) return true;
+  return false;
+}
 
 void set_threads(int threads) {
   if (threads <= 0) return;
@@ -74,8 +84,11 @@ int main(int argc, char** argv) {
   try {
     difftx::log_set_level(log_level);
     set_threads(threads);
-    for (auto& command : commands)
-      if (command.app->parsed()) return command.run();
+    for (auto& command : commands) {
+      if (!command.app->parsed()) continue;
+      if (runs_dense_products(command.app->get_name())) difftx::warn_about_slow_openblas_kernels();
+      return command.run();
+    }
   } catch (const difftx::Interrupted& e) {  // stopped on Ctrl-C / SIGTERM after saving its state
     std::fprintf(stderr, "%s\n", e.what());
     return 128 + e.signal();

@@ -1,9 +1,11 @@
 // End-to-end tests of the difftx binary on real files in temporary directories.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "io/json_file.h"
+#include "kernels/cpu/blas_kernels.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -132,6 +134,43 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
   auto oov = run_difftx({"forward", model.string(), "--ids", "1,200"});
   EXPECT_EQ(oov.exit_code, 2);
   EXPECT_NE(oov.err.find("vocabulary"), std::string::npos) << oov.err;
+}
+
+// The warning about OpenBLAS's kernels: on commands that run the model, exactly when this machine's
+// OpenBLAS falls back to kernels without the CPU's AVX2 / AVX-512 (the same library and CPU as this
+// test process); never once the user names a set, never on commands that only read files.
+TEST_F(CliTest, WarnsAboutGenericOpenblasKernelsOnlyWhereTheyAreSlow) {
+  fs::path model = make_model("m");
+  const std::string marker = "OpenBLAS runs the dense products";
+  std::string expected =
+      openblas_kernel_advice(openblas_corename(), std::getenv("OPENBLAS_CORETYPE"), cpu_vector_features());
+  const std::vector<std::string> args = {"forward", model.string(), "--ids", "1,5,7", "--top", "5", "--json"};
+  auto fwd = run_difftx(args);
+  ASSERT_EQ(fwd.exit_code, 0) << fwd.err;
+  if (expected.empty()) {
+    EXPECT_EQ(fwd.err.find(marker), std::string::npos) << fwd.err;
+  } else {
+    EXPECT_NE(fwd.err.find(expected), std::string::npos) << fwd.err;
+  }
+  auto inspect = run_difftx({"inspect", model.string()});
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_EQ(inspect.err.find(marker), std::string::npos) << inspect.err;
+
+  // Named by the user, the generic set runs without a warning and gives the same logits (to float32
+  // rounding: the kernel sets sum in different orders).
+  auto named = test::run_program(DIFFTX_BINARY, args, {"OPENBLAS_CORETYPE=Prescott"});
+  ASSERT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_EQ(named.err.find(marker), std::string::npos) << named.err;
+  auto a = json_parse(fwd.out, "forward output");
+  auto b = json_parse(named.out, "forward output (Prescott)");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t pos = 0; pos < 3; ++pos) {
+    for (size_t r = 0; r < 5; ++r) {
+      EXPECT_NEAR(a[pos]["top"][r]["logit"].get<double>(), b[pos]["top"][r]["logit"].get<double>(), 1e-4)
+          << "position " << pos << " rank " << r;
+    }
+  }
 }
 
 // --- Bad checkpoints through the CLI: exit code 2, a message naming the file and tensor or key,
