@@ -13,7 +13,9 @@ namespace difftx {
 
 namespace {
 
-constexpr int64_t kQueryTile = 32;
+// Query rows per tile: six full register blocks of tile_product.h (32 left a block of 2 rows,
+// whose 8 FMAs per step wait on 6 loads; bench/NOTES.md, change 20).
+constexpr int64_t kQueryTile = 36;
 // One query per batch row (decoding). The query heads that share a key/value head are scored
 // together, so each cached key and value is read once per step instead of once per head, and the
 // visible keys are split into chunks merged exactly (tiles::split_keys).

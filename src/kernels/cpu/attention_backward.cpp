@@ -13,7 +13,9 @@ namespace difftx {
 
 namespace {
 
-constexpr int64_t kQueryTile = 32;
+// Query rows per tile: six full register blocks of tile_product.h (32 left a block of 2 rows,
+// whose 8 FMAs per step wait on 6 loads; bench/NOTES.md, change 20).
+constexpr int64_t kQueryTile = 36;
 constexpr int64_t kKeyTile = 64;  // attention_maps_square_sums
 
 // The attention weights P [rows, n] of one tile, recomputed from the scores and the forward's row

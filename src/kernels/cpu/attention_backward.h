@@ -1,6 +1,6 @@
 // Backward of softmax attention maps, flash-style: the attention weights are recomputed tile by
 // tile from the forward's float32 row statistics (m, l), so memory stays linear in the sequence
-// length (per thread: 3 x 32 x S floats of tile buffers and a private copy of dk and dv). One kernel serves standard attention (one map per query head) and differential
+// length (per thread: 3 x 36 x S floats of tile buffers and a private copy of dk and dv). One kernel serves standard attention (one map per query head) and differential
 // attention (two maps per differential head, spec §2-§4).
 //
 // A map reads query head q, key head k and value heads v[0..value_heads) (concatenated, width

@@ -1,4 +1,4 @@
-// Small matrix products on attention tiles (at most 32 queries x the keys they see x head width),
+// Small matrix products on attention tiles (at most 36 queries x the keys they see x head width),
 // masking and softmax numerators, shared by the attention kernels. Internal to src/kernels/cpu.
 //
 // On AVX-512 builds the tile products use difftx's register-blocked kernel (tile_product.h),

@@ -15,7 +15,9 @@ namespace difftx {
 
 namespace {
 
-constexpr int64_t kQueryTile = 32;
+// Query rows per tile: six full register blocks of tile_product.h (32 left a block of 2 rows,
+// whose 8 FMAs per step wait on 6 loads; bench/NOTES.md, change 20).
+constexpr int64_t kQueryTile = 36;
 constexpr int64_t kKeyTile = 256;
 
 // Running state of one softmax map over a query tile (flash-style online softmax).

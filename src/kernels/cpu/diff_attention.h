@@ -3,7 +3,7 @@
 // For each diff-head i, two softmax maps over the same keys' positions:
 //   A1 = softmax(q1_i k1^T * scale) V_i,   A2 = softmax(q2_i k2^T * scale) V_i
 //   out_i = out_scale * norm(A1 - lambda * A2)
-// computed online (flash-style) for tiles of 32 queries over tiles of 256 keys, with float32
+// computed online (flash-style) for tiles of 36 queries over tiles of 256 keys, with float32
 // running max and sum per row (a vectorised exp), each value tile used by both maps while it is
 // in cache. V_i is one value head (width w = d) or the concatenation of two (w = 2d). `norm` is
 // an RMSNorm over w, with or without a weight.

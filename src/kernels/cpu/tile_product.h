@@ -4,7 +4,7 @@
 // is read row by row, with (1, lda) as the transpose of a row-major matrix, so one kernel does
 // P·V, P^T·Q and Q·K^T (K^T stored transposed). Internal to src/kernels/cpu.
 //
-// Why our own: these products have one short side (32 queries, head_dim 64), where OpenBLAS's
+// Why our own: these products have one short side (36 queries, head_dim 64), where OpenBLAS's
 // packing costs a large share, and the OpenBLAS kernels this machine is pinned to use 256-bit
 // vectors; this kernel keeps a 6 x 64 block of c in 24 registers over a 128-deep slice of k
 // (measured on one thread, 32 x 4096 · 4096 x 64: 195 GFLOP/s vs OpenBLAS's 95; bench/NOTES.md,
@@ -24,11 +24,18 @@ inline constexpr __mmask16 kAll = 0xFFFF;
 
 inline constexpr int64_t kProductRows = 6;     // rows of c per register block
 inline constexpr int64_t kProductDepth = 128;  // k per pass: 128 rows x 64 floats of b = 32 KiB, in L1
+// The first row block of a panel of b whose rows are far apart (transposed keys: one row per
+// head-dimension entry, len floats apart) reads each row from L2/L3 while the hardware prefetcher,
+// which follows streams within a page, does not see the next row coming; it asks for row k + 8
+// itself. The later row blocks find the panel in L1. Prefetches never fault, so reading past b's
+// end is harmless. (bench/NOTES.md, change 20.)
+inline constexpr int64_t kPrefetchRows = 8;
 
-// One block of R rows x V vectors of 16 columns; the last vector uses `tail` (lanes j < n).
+// One block of R rows x V vectors of 16 columns; the last vector uses `tail` (lanes j < n);
+// with Prefetch, b's rows kPrefetchRows ahead are fetched into L1 as it goes.
 // Named accumulators, not an array: GCC 12 keeps an array of 24 vectors in memory and stores it
 // on every k (measured 70 vs 195 GFLOP/s); rows and vectors beyond R, V are dead code.
-template <int R, int V>
+template <int R, int V, bool Prefetch = false>
 inline void product_block(const float* a, int64_t rsa, int64_t csa, const float* b, int64_t ldb, int64_t kdim,
                           float* c, int64_t ldc, __mmask16 tail, bool overwrite, float alpha) {
   static_assert(R >= 1 && R <= 6 && V >= 1 && V <= 4);
@@ -49,6 +56,13 @@ inline void product_block(const float* a, int64_t rsa, int64_t csa, const float*
   for (int64_t k = 0; k < kdim; ++k) {
     const float* bk = b + k * ldb;
     const float* ak = a + k * csa;
+    if constexpr (Prefetch) {
+      const char* ahead = reinterpret_cast<const char*>(bk + kPrefetchRows * ldb);
+      _mm_prefetch(ahead, _MM_HINT_T0);
+      if constexpr (V > 1) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      if constexpr (V > 2) _mm_prefetch(ahead + 128, _MM_HINT_T0);
+      if constexpr (V > 3) _mm_prefetch(ahead + 192, _MM_HINT_T0);
+    }
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk);
     const __m512 b1 = V > 1 ? _mm512_maskz_loadu_ps(m1, bk + 16) : zero;
     const __m512 b2 = V > 2 ? _mm512_maskz_loadu_ps(m2, bk + 32) : zero;
@@ -77,16 +91,16 @@ inline void product_block(const float* a, int64_t rsa, int64_t csa, const float*
 }
 
 // product_block<R, V> for the run-time R (1..6).
-template <int V>
+template <int V, bool Prefetch = false>
 inline void product_rows(int rows, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t ldb,
                          int64_t kdim, float* c, int64_t ldc, __mmask16 tail, bool overwrite, float alpha) {
   switch (rows) {
-    case 6: return product_block<6, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
-    case 5: return product_block<5, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
-    case 4: return product_block<4, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
-    case 3: return product_block<3, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
-    case 2: return product_block<2, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
-    default: return product_block<1, V>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    case 6: return product_block<6, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    case 5: return product_block<5, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    case 4: return product_block<4, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    case 3: return product_block<3, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    case 2: return product_block<2, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
+    default: return product_block<1, V, Prefetch>(a, rsa, csa, b, ldb, kdim, c, ldc, tail, overwrite, alpha);
   }
 }
 
@@ -111,6 +125,10 @@ inline void product(const float* a, int64_t rsa, int64_t csa, const float* b, in
         const float* ai = a + i * rsa + k0 * csa;
         const float* bj = b + k0 * ldb + j;
         float* cij = c + i * ldc + j;
+        if (i == 0 && ldb > 64 && vectors == 4) {  // first pass over a full panel of b with rows apart
+          product_rows<4, true>(rows, ai, rsa, csa, bj, ldb, depth, cij, ldc, tail, pass_overwrite, pass_alpha);
+          continue;
+        }
         switch (vectors) {
           case 4: product_rows<4>(rows, ai, rsa, csa, bj, ldb, depth, cij, ldc, tail, pass_overwrite, pass_alpha); break;
           case 3: product_rows<3>(rows, ai, rsa, csa, bj, ldb, depth, cij, ldc, tail, pass_overwrite, pass_alpha); break;

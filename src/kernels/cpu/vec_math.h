@@ -44,8 +44,57 @@ inline float exp_flush(float x) {
   return x < -87.3f ? 0.0f : (x != x ? x : y);
 }
 
+#if defined(__AVX512F__)
+// exp_flush on 16 lanes: the same reduction and polynomial, with the power of two applied by
+// vscalefps and k rounded by vrndscaleps (both round to nearest even, as the scalar form's
+// 1.5 * 2^23 addition does). The scalar form compiled under `omp simd` spent its time on the
+// blends and masks of its range checks (bench/NOTES.md, change 21).
+inline __m512 exp16(__m512 x) {
+  // Zero-masking forms with a full mask: GCC 12 warns that the plain ones read an uninitialised vector.
+  constexpr __mmask16 kAll = 0xFFFF;
+  const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.3f);
+  // vmaxps / vminps return their second operand when either is NaN: a NaN reaches the result.
+  const __m512 xc = _mm512_maskz_min_ps(kAll, hi, _mm512_maskz_max_ps(kAll, lo, x));
+  const __m512 k = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 y = _mm512_maskz_scalef_ps(kAll, p, k);
+  // Below -87.3, -inf included: exactly 0. NaN compares unordered and is kept.
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), y);
+}
+#endif
+
 // row[j] = exp(row[j] - shift) for j < n (0 where row[j] is -inf); returns the sum of the results.
 inline float exp_shifted_sum(float* row, int64_t n, float shift) {
+#if defined(__AVX512F__)
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), s));
+    _mm512_storeu_ps(row + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (j < n) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (n - j)) - 1u);
+    const __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + j), s)));
+    _mm512_mask_storeu_ps(row + j, tail, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  float lanes[16];
+  _mm512_storeu_ps(lanes, acc);
+  float sum = 0.0f;
+  for (float v : lanes) sum += v;
+  return sum;
+#else
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; ++j) {
@@ -54,6 +103,7 @@ inline float exp_shifted_sum(float* row, int64_t n, float shift) {
     sum += e;
   }
   return sum;
+#endif
 }
 
 // The largest of x[0..n) (-inf for n = 0); NaN entries are skipped, as std::max(m, x) skips them.
