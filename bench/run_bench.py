@@ -186,13 +186,19 @@ def main():
 
     # ---------------------------------------------------------------- kernels
     kernels = {}
+    # The best of 3 repetitions, as PyTorch's side keeps its best repeat: at T=4096 one repetition is
+    # a single call of up to a second, and this machine's speed moves between seconds.
     gb_args = [attn, "--benchmark_format=json", f"--benchmark_filter=/({'|'.join(str(t) for t in kernel_T)})/real_time$",
-               "--benchmark_min_time=0.2"]
+               "--benchmark_min_time=0.2", "--benchmark_repetitions=3"]
     out, _, _, _ = run_child(gb_args, env)
     for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration":
+            continue  # the mean, median and stddev rows of the repetitions
         _, name, T = b["name"].split("/")[:3]
         kind, phase = name.rsplit("_", 1)
-        kernels[(kind, phase, int(T))] = {"difftx_ms": b["real_time"], "gflops": b["GFLOP/s"]}
+        key = (kind, phase, int(T))
+        if key not in kernels or b["real_time"] < kernels[key]["difftx_ms"]:
+            kernels[key] = {"difftx_ms": b["real_time"], "gflops": b["GFLOP/s"]}
     for (kind, phase, T), k in sorted(kernels.items(), key=lambda x: (x[0][1], x[0][0], x[0][2])):
         label = kind + ("-bwd" if phase == "fwdbwd" else "")
         out, _, _, _ = run_child([attn, "--peak-memory", label, str(T)], env)
@@ -261,8 +267,8 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     L.append("## Attention kernels\n")
     L.append("Batch 1, causal, head_dim 64. standard: 9 heads / 3 kv heads; double: 9 diff-heads (18 q, 6 k, 3 v heads); "
              "split: 5 diff-heads of width 128 (10 heads / 2 kv heads: split mode needs even counts). difftx: the fused "
-             "kernels (`bench/attention_bench`, Google Benchmark, real time); PyTorch: the reference's two-softmax "
-             "version (every score matrix materialised). GFLOP/s counts the score and value products (see "
+             "kernels (`bench/attention_bench`, Google Benchmark, real time, best of 3 repetitions); PyTorch: the "
+             "reference's two-softmax version (every score matrix materialised; best of 2 repeats at T=4096, 3 below). GFLOP/s counts the score and value products (see "
              "bench/NOTES.md). Extra memory: growth of the peak RSS over the RSS with inputs allocated, one process "
              "per case.\n")
     L.append("| kernel | T | difftx ms | difftx GFLOP/s | PyTorch ms | speed-up | difftx extra | PyTorch extra | memory ratio |")
