@@ -23,25 +23,30 @@
 
 namespace difftx::vec {
 
+// The constants of exp_flush and exp16: the argument range, log2(e), ln 2 in two parts, and the
+// polynomial's coefficients from the highest power down (e^r = 1 + r + r^2 * poly(r)).
+namespace exp_constants {
+inline constexpr float kLo = -87.3f, kHi = 88.3f;
+inline constexpr float kLog2e = 1.44269504088896341f;
+inline constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+inline constexpr float kPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                   4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+}  // namespace exp_constants
+
 inline float exp_flush(float x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  using namespace exp_constants;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
-  const float xc = x > 88.3f ? 88.3f : (x < -87.3f ? -87.3f : x);
+  const float xc = x > kHi ? kHi : (x < kLo ? kLo : x);
   const float t = xc * kLog2e + kRound;
   const float k = t - kRound;
   const int32_t ki = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kRound);
   const float r = (xc - k * kLn2Hi) - k * kLn2Lo;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float p = kPoly[0];
+  for (int i = 1; i < 6; ++i) p = p * r + kPoly[i];
   p = p * r * r + r + 1.0f;
   const float two_k = std::bit_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(ki + 127) << 23));
   const float y = p * two_k;
-  return x < -87.3f ? 0.0f : (x != x ? x : y);
+  return x < kLo ? 0.0f : (x != x ? x : y);
 }
 
 #if defined(__AVX512F__)
@@ -50,24 +55,21 @@ inline float exp_flush(float x) {
 // 1.5 * 2^23 addition does). The scalar form compiled under `omp simd` spent its time on the
 // blends and masks of its range checks (bench/NOTES.md, change 21).
 inline __m512 exp16(__m512 x) {
+  using namespace exp_constants;
   // Zero-masking forms with a full mask: GCC 12 warns that the plain ones read an uninitialised vector.
   constexpr __mmask16 kAll = 0xFFFF;
-  const __m512 lo = _mm512_set1_ps(-87.3f), hi = _mm512_set1_ps(88.3f);
+  const __m512 lo = _mm512_set1_ps(kLo), hi = _mm512_set1_ps(kHi);
   // vmaxps / vminps return their second operand when either is NaN: a NaN reaches the result.
   const __m512 xc = _mm512_maskz_min_ps(kAll, hi, _mm512_maskz_max_ps(kAll, lo, x));
-  const __m512 k = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 k = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)),
                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), xc);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Hi), xc);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(kPoly[0]);
+  for (int i = 1; i < 6; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kPoly[i]));
   p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   const __m512 y = _mm512_maskz_scalef_ps(kAll, p, k);
-  // Below -87.3, -inf included: exactly 0. NaN compares unordered and is kept.
+  // Below kLo, -inf included: exactly 0. NaN compares unordered and is kept.
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_NLT_UQ), y);
 }
 #endif
