@@ -36,6 +36,13 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
+// The compute device asked for is not there (no GPU visible, difftx built without CUDA), failed,
+// or ran out of memory.
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Formats the message and throws E. Usage: fail<FileError>("{}: header is not JSON", path).
 template <class E, class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {

@@ -5,8 +5,6 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "common/parallel.h"
-#include "kernels/cpu/cross_entropy.h"
 
 namespace difftx {
 
@@ -21,29 +19,28 @@ EvaluateResult evaluate_perplexity(const Model& model, std::span<const int32_t> 
   if (o.context < 2) fail<ConfigError>("--context must be at least 2, got {}", o.context);
   if (o.stride < 1 || o.stride > o.context)
     fail<ConfigError>("--stride must be between 1 and --context ({}), got {}", o.context, o.stride);
-  const int64_t N = static_cast<int64_t>(ids.size()), V = model.config().vocab_size;
+  const int64_t N = static_cast<int64_t>(ids.size());
   if (N < 2) fail<ShapeError>("evaluation needs at least 2 tokens, got {}", N);
 
   EvaluateResult r;
   r.tokens = N;
   const int64_t total_windows = N <= o.context ? 1 : 1 + (N - o.context + o.stride - 1) / o.stride;
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> hidden, logits(static_cast<size_t>(kLogitRows * V));
   int64_t scored_until = 1;  // tokens [1, scored_until) have been scored
   for (int64_t begin = 0; scored_until < N; begin += o.stride) {
     const int64_t end = std::min(begin + o.context, N);
     TokenBatch batch;
     batch.seq_len = end - begin;
     batch.ids.assign(ids.begin() + begin, ids.begin() + end);
-    model.forward(batch, nullptr, LogitsMode::hidden, hidden);
+    const Buffer hidden = model.forward_on_backend(batch, nullptr, LogitsMode::hidden);
     r.forward_tokens += end - begin;
     // Position p (in the window) predicts token begin + p + 1; score those not yet scored.
     // A window's first token has no history inside it: when stride == context it is not scored.
     const int64_t first = std::max<int64_t>(scored_until - 1 - begin, 0), last = end - 1 - begin;
     for (int64_t p0 = first; p0 < last; p0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, last - p0);
-      model.lm_head_forward(hidden.data() + p0 * model.config().hidden_size, rows, logits.data());
-      r.total_nll += parallel_sum(rows, [&](int64_t i) { return token_nll(logits.data() + i * V, V, ids[begin + p0 + i + 1]); });
+      r.total_nll += model.next_token_nll(hidden.as<const float>() + p0 * model.config().hidden_size, rows,
+                                          &ids[begin + p0 + 1]);
     }
     r.scored += last - first;
     scored_until = end;

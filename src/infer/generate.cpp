@@ -31,22 +31,32 @@ GenerateResult generate(const Model& model, std::span<const int32_t> prompt, con
   Sampler sampler(o.sampling);
   GenerateResult r;
   std::vector<int32_t> all(prompt.begin(), prompt.end());
-  std::vector<float> logits;
+  std::vector<float> logits(static_cast<size_t>(V));
   std::unique_ptr<KVCache> cache;
-  if (o.use_cache) cache = std::make_unique<KVCache>(model.config(), 1, static_cast<int64_t>(all.size()) + o.max_new_tokens);
+  if (o.use_cache)
+    cache = std::make_unique<KVCache>(model.config(), 1, static_cast<int64_t>(all.size()) + o.max_new_tokens,
+                                      model.backend());
+  Backend& backend = *model.backend();
 
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    if (step == 0 || !o.use_cache) {
-      model.forward(single_row(all), cache.get(), LogitsMode::last, logits);  // whole sequence
+    const bool whole = step == 0 || !o.use_cache;
+    const Buffer last = model.forward_on_backend(single_row(whole ? std::span<const int32_t>(all)
+                                                                  : std::span<const int32_t>(&all.back(), 1)),
+                                                 cache.get(), LogitsMode::last);
+    // Greedy choices are made where the logits are (only the id crosses to the host); sampling
+    // takes the row to the host's Sampler.
+    int32_t id = 0;
+    if (o.sampling.temperature == 0.0f) {
+      backend.argmax_host(last.as<const float>(), 1, V, &id);
     } else {
-      model.forward(single_row(std::span<const int32_t>(&all.back(), 1)), cache.get(), LogitsMode::last, logits);
+      backend.download(logits.data(), last.as<const float>(), logits.size() * sizeof(float));
+      id = sampler.next(logits.data(), V);
     }
     if (step == 0) {
       r.prompt_seconds = seconds_since(t0);
       t0 = std::chrono::steady_clock::now();
     }
-    const int32_t id = sampler.next(logits.data(), V);
     all.push_back(id);
     r.new_ids.push_back(id);
     if (on_token) on_token(id);

@@ -229,15 +229,22 @@ double Model::head_loss(const float* hidden, std::span<const int32_t> targets, f
 double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets) const {
   if (static_cast<int64_t>(targets.size()) != batch.batch * batch.seq_len)
     fail<ShapeError>("loss: {} targets for {} positions", targets.size(), batch.batch * batch.seq_len);
-  std::vector<float> hidden;
-  forward(batch, nullptr, LogitsMode::hidden, hidden);
-  return head_loss(hidden.data(), targets, 1.0f, nullptr, nullptr);
+  const Buffer hidden = forward_on_backend(batch, nullptr, LogitsMode::hidden);
+  const int64_t N = static_cast<int64_t>(targets.size()), D = config_.hidden_size;
+  double loss = 0.0;
+  for (int64_t r0 = 0; r0 < N; r0 += kLossRows) {  // lm_head in chunks of rows: no [N, V] buffer
+    const int64_t rows = std::min(kLossRows, N - r0);
+    if (std::all_of(&targets[r0], &targets[r0] + rows, [](int32_t t) { return t == kIgnoreIndex; })) continue;
+    loss += next_token_nll(hidden.as<const float>() + r0 * D, rows, &targets[r0]);
+  }
+  return loss;
 }
 
 double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
                                 std::span<float> grads, ForwardTrace& trace) const {
   if (matrices_in_bf16())
     throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
+  if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
   const ModelConfig& c = config_;
   const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size;
   if (static_cast<int64_t>(targets.size()) != N)

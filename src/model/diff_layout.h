@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "io/model_config.h"
-#include "kernels/cpu/diff_attention.h"
+#include "kernels/op_types.h"
 
 namespace difftx {
 

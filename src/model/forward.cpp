@@ -3,23 +3,16 @@
 //   per layer: h = x + o_proj(attention(rmsnorm_in(x)));  x = h + down(silu(gate(n)) * up(n)), n = rmsnorm_post(h)
 //   logits = lm_head(rmsnorm_final(x))
 // where attention is standard softmax attention or, for the differential layouts, the fused
-// differential attention of spec §2-§4.
+// differential attention of spec §2-§4. Every operation runs on the model's backend
+// (kernels/backend.h); the host prepares token ids, positions, RoPE tables and segment ids.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "common/error.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cpu/diff_attention.h"
-#include "kernels/cpu/gemv.h"
-#include "kernels/cpu/linear.h"
-#include "kernels/cpu/rmsnorm.h"
-#include "kernels/cpu/rope.h"
-#include "kernels/cpu/swiglu.h"
+#include "model/diff_layout.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
-#include "model/diff_layout.h"
 #include "model/rope_freqs.h"
 #include "model/trace.h"
 
@@ -48,19 +41,44 @@ void check_batch(const TokenBatch& b, const ModelConfig& c) {
     if (p < 0 || p > (int64_t{1} << 40)) fail<ShapeError>("forward: position id {} is out of range", p);
 }
 
-// Copies rows of a [B*T, KV*d] projection into the cache layout [B, KV, capacity, d] at `past`.
-void scatter_kv(const float* src, int64_t B, int64_t T, int64_t KV, int64_t d, float* dst, int64_t capacity,
-                int64_t past) {
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < KV; ++h)
-        std::memcpy(dst + ((b * KV + h) * capacity + past + t) * d, src + ((b * T + t) * KV + h) * d,
-                    sizeof(float) * d);
+// A host vector copied to a new buffer of the backend.
+template <class T>
+Buffer to_backend(Backend& be, const std::vector<T>& host) {
+  Buffer b = be.alloc(host.size() * sizeof(T));
+  be.upload(b.as<void>(), host.data(), b.bytes());
+  return b;
+}
+
+// Copies `floats` floats of a backend buffer into a trace vector (host).
+void keep(Backend& be, std::vector<float>& dst, const float* src, int64_t floats) {
+  dst.resize(static_cast<size_t>(floats));
+  be.download(dst.data(), src, dst.size() * sizeof(float));
 }
 
 }  // namespace
 
+// Everything one forward call shares between its layers: sizes, the backend's activation
+// buffers (one set reused by every layer), the cache the keys go to, and the trace.
+struct LayerPass {
+  Backend& be;
+  int64_t B, T, N, past, capacity;
+  float* x;        // [N, D] residual stream
+  float* xn;       // [N, D] normed input of a block
+  float* q;        // [N, QH*d]
+  float* k;        // [N, KH*d]
+  float* v;        // [N, KV*d]
+  float* att;      // [N, H*d]
+  float* gate;     // [N, I]
+  float* up;       // [N, I]
+  const float *cos, *sin;   // [N, d/2]
+  const int32_t* segments;  // [B, capacity]
+  KVCache* cache;
+  float *scratch_k, *scratch_v;  // [B, KH, T, d], [B, KV, T, d] without a cache
+  ForwardTrace* trace;
+};
+
 float Model::layer_lambda(int64_t l) const {
+  if (!placed_lambda_.empty()) return placed_lambda_[static_cast<size_t>(l)];
   const LayerWeights& w = layers_[l];
   const float lambda_init = config_.layout == AttentionLayout::llama_differential
                                 ? *w.lambda_init
@@ -84,18 +102,87 @@ DiffAttentionParams Model::diff_params(int64_t l) const {
   return p;
 }
 
-void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
-                    ForwardTrace* trace) const {
+void Model::layer_forward(int64_t l, LayerPass& s) const {
   const ModelConfig& c = config_;
+  Backend& be = s.be;
+  const int64_t B = s.B, T = s.T, N = s.N;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const LayerWeights& w = layers_[l];
+  LayerTrace* tr = s.trace ? &s.trace->layers[l] : nullptr;
+
+  // Attention block.
+  if (tr) keep(be, tr->x_in, s.x, N * D);
+  const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, s.q}, {w.k_proj, w.k_bias, KH * d, s.k},
+                           {w.v_proj, w.v_bias, KV * d, s.v}};
+  be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, qkv);
+  if (tr) keep(be, tr->xn1, s.xn, N * D);
+  if (tr && w.q_norm) {
+    keep(be, tr->q_lin, s.q, N * QH * d);
+    keep(be, tr->k_lin, s.k, N * KH * d);
+  }
+  if (w.q_norm) be.rmsnorm_forward(s.q, s.q, w.q_norm, N * QH, d, eps);
+  if (w.k_norm) be.rmsnorm_forward(s.k, s.k, w.k_norm, N * KH, d, eps);
+  float* kc = s.cache ? s.cache->keys(l) : s.scratch_k;
+  float* vc = s.cache ? s.cache->values(l) : s.scratch_v;
+  be.rope_cache_write(s.q, QH, QH * d, s.k, KH, KH * d, s.v, KV, B, T, d, s.cos, s.sin, kc, vc, s.capacity, s.past);
+  if (tr) {
+    keep(be, tr->q, s.q, N * QH * d);
+    keep(be, tr->kc, kc, B * KH * T * d);
+    keep(be, tr->vc, vc, B * KV * T * d);
+  }
+  if (c.is_differential()) {
+    const DiffHeadMap map = diff_head_map(c);
+    const int64_t Hd = map.n_diff_heads(), w_diff = c.diff_value_width();
+    const DiffAttentionShape shape{B, T, s.past + T, s.capacity, QH, KH, KV, d, c.sliding_window};
+    DiffAttentionStats stats;
+    if (tr) {  // the trace needs the CPU backend (checked by the caller): host pointers are valid
+      for (auto* st : {&tr->m1, &tr->l1, &tr->m2, &tr->l2}) st->resize(static_cast<size_t>(B * Hd * T));
+      tr->a1.resize(static_cast<size_t>(N * Hd * w_diff));
+      tr->a2.resize(tr->a1.size());
+      stats = {tr->m1.data(), tr->l1.data(), tr->m2.data(), tr->l2.data(), tr->a1.data(), tr->a2.data()};
+      tr->lambda = layer_lambda(l);
+    }
+    be.diff_attention_forward(shape, map, diff_params(l), s.q, QH * d, kc, vc, s.segments, s.att, H * d,
+                              tr ? &stats : nullptr);
+  } else {
+    const AttentionShape shape{B, T, s.past + T, s.capacity, H, KV, d, c.sliding_window};
+    if (tr) {
+      tr->m1.resize(static_cast<size_t>(B * H * T));
+      tr->l1.resize(tr->m1.size());
+    }
+    be.attention_forward(shape, s.q, H * d, kc, vc, s.segments, 1.0f / std::sqrt(static_cast<float>(d)), s.att, H * d,
+                         tr ? tr->m1.data() : nullptr, tr ? tr->l1.data() : nullptr);
+  }
+  if (tr) keep(be, tr->att, s.att, N * H * d);
+  be.linear_forward(s.att, N, H * d, w.o_proj, w.o_bias, D, s.x, /*accumulate=*/true);
+
+  // MLP block.
+  if (tr) keep(be, tr->h, s.x, N * D);
+  const LinearOut gate_up[] = {{w.gate_proj, w.gate_bias, I, s.gate}, {w.up_proj, w.up_bias, I, s.up}};
+  be.rmsnorm_linear_forward(s.x, N, D, w.post_norm, eps, s.xn, gate_up);
+  if (tr) {
+    keep(be, tr->xn2, s.xn, N * D);
+    keep(be, tr->gate, s.gate, N * I);
+    keep(be, tr->up, s.up, N * I);
+  }
+  be.swiglu_linear_forward(s.gate, s.up, N, I, w.down_proj, w.down_bias, D, s.x, /*accumulate=*/true);
+}
+
+Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode, ForwardTrace* trace) const {
+  const ModelConfig& c = config_;
+  Backend& be = *backend_;
   check_batch(batch, c);
   if (trace && cache) throw std::logic_error("forward: a training trace is taken without a KV cache");
+  if (trace && !be.host_memory()) throw std::logic_error("forward: a training trace needs the CPU backend");
+  if (cache && cache->backend() != backend_.get())
+    throw std::logic_error("forward: the KV cache was made for another backend than the model's");
   const int64_t B = batch.batch, T = batch.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
-  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;  // heads in q and k (doubled in double mode)
-  const int64_t I = c.intermediate_size;
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
 
-  // Where keys and values live: the caller's cache, or a scratch one for this call.
+  // Where keys and values live: the caller's cache, or scratch buffers for this call.
   const int64_t past = cache ? cache->length() : 0;
   if (cache) {
     if (cache->batch() != B) fail<ShapeError>("forward: batch of {} rows but the KV cache holds {}", B, cache->batch());
@@ -103,23 +190,24 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
       fail<ShapeError>("forward: KV cache full ({} cached + {} new > capacity {})", past, T, cache->capacity());
   }
   const int64_t capacity = cache ? cache->capacity() : T;
-  std::vector<float> scratch_k, scratch_v;
-  std::vector<int32_t> scratch_segments;
-  if (!cache) {
-    if (!trace) {
-      scratch_k.resize(static_cast<size_t>(B * KH * T * d));
-      scratch_v.resize(static_cast<size_t>(B * KV * T * d));
-    }
-    scratch_segments.resize(static_cast<size_t>(B * T));
+  std::vector<int32_t> segments(static_cast<size_t>(N));  // of the new positions, [B, T]
+  for (int64_t i = 0; i < N; ++i) {
+    int32_t seg = batch.segment_ids.empty() ? 1 : batch.segment_ids[i];
+    if (!batch.attention_mask.empty() && batch.attention_mask[i] == 0) seg = 0;
+    segments[i] = seg;
   }
-  int32_t* segments = cache ? cache->segments() : scratch_segments.data();
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t i = b * T + t;
-      int32_t seg = batch.segment_ids.empty() ? 1 : batch.segment_ids[i];
-      if (!batch.attention_mask.empty() && batch.attention_mask[i] == 0) seg = 0;
-      segments[b * capacity + past + t] = seg;
-    }
+  Buffer scratch_segments, scratch_k, scratch_v;
+  int32_t* segment_cache = nullptr;
+  if (cache) {
+    segment_cache = cache->segments();
+    be.upload_rows(segment_cache + past, sizeof(int32_t) * capacity, segments.data(), sizeof(int32_t) * T,
+                   sizeof(int32_t) * T, B);
+  } else {
+    scratch_segments = to_backend(be, segments);
+    segment_cache = scratch_segments.as<int32_t>();
+    scratch_k = be.alloc_array<float>(B * KH * T * d);
+    scratch_v = be.alloc_array<float>(B * KV * T * d);
+  }
 
   // Positions and RoPE tables.
   std::vector<int64_t> positions(static_cast<size_t>(N));
@@ -129,133 +217,69 @@ void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, st
   const RopeFreqs freqs = rope_freqs(c, max_position + 1);
   std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
   rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
-
-  // Activations: one set reused by every layer, or per layer in the trace.
-  std::vector<float> x(static_cast<size_t>(N * D)), xn(x.size());
-  std::vector<float> q(static_cast<size_t>(N * QH * d)), att(static_cast<size_t>(N * H * d));
-  std::vector<float> k(static_cast<size_t>(N * KH * d)), v(static_cast<size_t>(N * KV * d));
-  std::vector<float> gate(static_cast<size_t>(N * I)), up(gate.size());
+  const Buffer cos_b = to_backend(be, cos), sin_b = to_backend(be, sin), ids = to_backend(be, batch.ids);
   if (trace) {
     trace->batch = B;
     trace->seq_len = T;
     trace->ids = batch.ids;
-    trace->segments = scratch_segments;
+    trace->segments = segments;
     trace->cos = cos;
     trace->sin = sin;
     trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
   }
 
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t row = static_cast<int64_t>(batch.ids[i]) * D;
-    if (embed_.bf16 != nullptr) bf16_rows_to_f32(embed_.bf16 + row, 1, D, &x[i * D]);
-    else std::memcpy(&x[i * D], embed_.f32 + row, sizeof(float) * D);
-  }
-
-  AttentionShape shape;
-  shape.batch = B;
-  shape.q_len = T;
-  shape.kv_len = past + T;
-  shape.kv_capacity = capacity;
-  shape.n_heads = H;
-  shape.n_kv_heads = KV;
-  shape.head_dim = d;
-  shape.window = c.sliding_window;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  DiffAttentionShape diff_shape{B, T, past + T, capacity, QH, KH, KV, d, c.sliding_window};
-  const DiffHeadMap diff_map = c.is_differential() ? diff_head_map(c) : DiffHeadMap{};
-  const int64_t Hd = diff_map.n_diff_heads(), w_diff = c.is_differential() ? c.diff_value_width() : 0;
-
-  auto keep = [](std::vector<float>& dst, const std::vector<float>& src) { dst.assign(src.begin(), src.end()); };
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerWeights& w = layers_[l];
-    LayerTrace* tr = trace ? &trace->layers[l] : nullptr;
-    // Attention block.
-    if (tr) keep(tr->x_in, x);
-    rmsnorm_forward(xn.data(), x.data(), w.input_norm, N, D, eps);
-    if (tr) keep(tr->xn1, xn);
-    const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, q.data()},
-                             {w.k_proj, w.k_bias, KH * d, k.data()},
-                             {w.v_proj, w.v_bias, KV * d, v.data()}};
-    linear_forward_shared_input(xn.data(), N, D, qkv);
-    if (tr && w.q_norm) {
-      keep(tr->q_lin, q);
-      keep(tr->k_lin, k);
-    }
-    if (w.q_norm) rmsnorm_forward(q.data(), q.data(), w.q_norm, N * QH, d, eps);
-    if (w.k_norm) rmsnorm_forward(k.data(), k.data(), w.k_norm, N * KH, d, eps);
-    rope_apply(q.data(), N, QH, d, QH * d, cos.data(), sin.data());
-    rope_apply(k.data(), N, KH, d, KH * d, cos.data(), sin.data());
-    float* kc = cache ? cache->keys(l) : scratch_k.data();
-    float* vc = cache ? cache->values(l) : scratch_v.data();
-    if (tr) {
-      keep(tr->q, q);
-      tr->kc.resize(static_cast<size_t>(B * KH * T * d));
-      tr->vc.resize(static_cast<size_t>(B * KV * T * d));
-      kc = tr->kc.data();
-      vc = tr->vc.data();
-    }
-    scatter_kv(k.data(), B, T, KH, d, kc, capacity, past);
-    scatter_kv(v.data(), B, T, KV, d, vc, capacity, past);
-    if (c.is_differential()) {
-      const DiffAttentionParams params = diff_params(l);
-      DiffAttentionStats stats;
-      if (tr) {
-        for (auto* st : {&tr->m1, &tr->l1, &tr->m2, &tr->l2}) st->resize(static_cast<size_t>(B * Hd * T));
-        tr->a1.resize(static_cast<size_t>(N * Hd * w_diff));
-        tr->a2.resize(tr->a1.size());
-        stats = {tr->m1.data(), tr->l1.data(), tr->m2.data(), tr->l2.data(), tr->a1.data(), tr->a2.data()};
-        tr->lambda = layer_lambda(l);
-      }
-      diff_attention_forward(diff_shape, diff_map, params, q.data(), QH * d, kc, vc, segments, att.data(), H * d,
-                             tr ? &stats : nullptr);
-    } else {
-      if (tr) {
-        tr->m1.resize(static_cast<size_t>(B * H * T));
-        tr->l1.resize(tr->m1.size());
-      }
-      attention_forward(shape, q.data(), H * d, kc, vc, segments, scale, att.data(), H * d, tr ? tr->m1.data() : nullptr,
-                        tr ? tr->l1.data() : nullptr);
-    }
-    if (tr) keep(tr->att, att);
-    linear_forward(att.data(), N, H * d, w.o_proj, w.o_bias, D, x.data(), /*accumulate=*/true);
-    // MLP block.
-    if (tr) keep(tr->h, x);
-    rmsnorm_forward(xn.data(), x.data(), w.post_norm, N, D, eps);
-    if (tr) keep(tr->xn2, xn);
-    const LinearOut gate_up[] = {{w.gate_proj, w.gate_bias, I, gate.data()}, {w.up_proj, w.up_bias, I, up.data()}};
-    linear_forward_shared_input(xn.data(), N, D, gate_up);
-    if (tr) {
-      keep(tr->gate, gate);
-      keep(tr->up, up);
-    }
-    swiglu_forward(gate.data(), gate.data(), up.data(), N * I);
-    linear_forward(gate.data(), N, I, w.down_proj, w.down_bias, D, x.data(), /*accumulate=*/true);
-  }
+  Buffer x = be.alloc_array<float>(N * D), xn = be.alloc_array<float>(N * D);
+  Buffer q = be.alloc_array<float>(N * QH * d), k = be.alloc_array<float>(N * KH * d);
+  Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
+  Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
+  LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
+                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b.as<float>(),
+                 sin_b.as<float>(), segment_cache, cache, scratch_k.as<float>(), scratch_v.as<float>(), trace};
+  be.embedding_forward(ids.as<int32_t>(), N, embed_, D, pass.x);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, max_position);
 
   // Final norm and lm_head, for every position or only the last of each row.
+  const float eps = static_cast<float>(c.rms_norm_eps);
   int64_t rows = N;
   if (mode == LogitsMode::last) {
     rows = B;
-    for (int64_t b = 0; b < B; ++b) std::memcpy(&xn[b * D], &x[(b * T + T - 1) * D], sizeof(float) * D);
-    rmsnorm_forward(xn.data(), xn.data(), final_norm_, rows, D, eps);
+    be.gather_rows(pass.xn, pass.x, B, D, T, T - 1);
+    be.rmsnorm_forward(pass.xn, pass.xn, final_norm_, rows, D, eps);
   } else {
-    rmsnorm_forward(xn.data(), x.data(), final_norm_, rows, D, eps);
+    be.rmsnorm_forward(pass.xn, pass.x, final_norm_, rows, D, eps);
   }
   if (trace) {
-    trace->x_final = x;
-    trace->xnf = xn;
+    keep(be, trace->x_final, pass.x, N * D);
+    keep(be, trace->xnf, pass.xn, N * D);
   }
-  if (mode == LogitsMode::hidden) {
-    logits = std::move(xn);
-    return;
-  }
-  logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  lm_head_forward(xn.data(), rows, logits.data());
+  if (mode == LogitsMode::hidden) return xn;
+  Buffer logits = be.alloc_array<float>(rows * c.vocab_size);
+  lm_head_forward(pass.xn, rows, logits.as<float>());
+  return logits;
+}
+
+void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
+                    ForwardTrace* trace) const {
+  const Buffer out = forward_on_backend(batch, cache, mode, trace);
+  const int64_t rows = mode == LogitsMode::last ? batch.batch : batch.batch * batch.seq_len;
+  const int64_t width = mode == LogitsMode::hidden ? config_.hidden_size : config_.vocab_size;
+  logits.resize(static_cast<size_t>(rows * width));
+  backend_->download(logits.data(), out.as<const float>(), logits.size() * sizeof(float));
 }
 
 void Model::lm_head_forward(const float* hidden, int64_t rows, float* logits) const {
-  linear_forward(hidden, rows, config_.hidden_size, lm_head_, nullptr, config_.vocab_size, logits);
+  backend_->linear_forward(hidden, rows, config_.hidden_size, lm_head_, nullptr, config_.vocab_size, logits, false);
+}
+
+double Model::next_token_nll(const float* hidden, int64_t rows, const int32_t* targets) const {
+  const int64_t V = config_.vocab_size;
+  for (int64_t r = 0; r < rows; ++r)
+    if (targets[r] != kIgnoreIndex && (targets[r] < 0 || targets[r] >= V))
+      fail<ShapeError>("loss: target id {} is outside the vocabulary [0, {})", targets[r], V);
+  Buffer logits = backend_->alloc_array<float>(rows * V);
+  lm_head_forward(hidden, rows, logits.as<float>());
+  return backend_->nll_sum_host(logits.as<const float>(), rows, V, targets);
 }
 
 }  // namespace difftx

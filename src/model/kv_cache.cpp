@@ -1,23 +1,24 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
-#include <new>
 
 #include "common/error.h"
 
 namespace difftx {
 
-KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity) : batch_(batch), capacity_(capacity) {
+KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, std::shared_ptr<Backend> backend)
+    : backend_(std::move(backend)), batch_(batch), capacity_(capacity) {
   if (batch <= 0 || capacity <= 0) fail<ShapeError>("KV cache needs a positive batch and capacity, got {} and {}", batch, capacity);
   key_heads_ = c.k_proj_rows() / c.head_dim;
   key_floats_ = batch * key_heads_ * capacity * c.head_dim;
   value_floats_ = batch * c.num_key_value_heads * capacity * c.head_dim;
   try {
-    keys_.assign(static_cast<size_t>(key_floats_ * c.num_hidden_layers), 0.0f);
-    values_.assign(static_cast<size_t>(value_floats_ * c.num_hidden_layers), 0.0f);
-    segments_.assign(static_cast<size_t>(batch * capacity), 0);
-  } catch (const std::bad_alloc&) {
-    fail<ShapeError>("a KV cache for {} rows x {} tokens does not fit in memory", batch, capacity);
+    keys_ = backend_->alloc_zeroed(sizeof(float) * static_cast<size_t>(key_floats_ * c.num_hidden_layers));
+    values_ = backend_->alloc_zeroed(sizeof(float) * static_cast<size_t>(value_floats_ * c.num_hidden_layers));
+    segments_ = backend_->alloc_zeroed(sizeof(int32_t) * static_cast<size_t>(batch * capacity));
+  } catch (const DeviceError&) {
+    fail<ShapeError>("a KV cache for {} rows x {} tokens does not fit in memory ({})", batch, capacity,
+                     backend_->name());
   }
 }
 
@@ -29,7 +30,7 @@ void KVCache::advance(int64_t tokens, int64_t max_position) {
 void KVCache::clear() {
   length_ = 0;
   max_position_ = -1;
-  std::fill(segments_.begin(), segments_.end(), 0);
+  backend_->zero(segments_.as<void>(), segments_.bytes());
 }
 
 }  // namespace difftx

@@ -47,9 +47,11 @@ ParamTable llama_param_table(const ModelConfig& c) {
   return t;
 }
 
-Model::Model(ModelConfig config) : config_(std::move(config)), table_(llama_param_table(config_)) {
+Model::Model(ModelConfig config)
+    : config_(std::move(config)), table_(llama_param_table(config_)), backend_(cpu_backend()) {
   try {
     weights_.assign(table_.buffer_floats(), 0.0f);
+    float_count_ = weights_.size();
   } catch (const std::bad_alloc&) {
     fail<ConfigError>("{} parameters ({:.2f} GB as float32) do not fit in memory", table_.parameter_count(),
                       static_cast<double>(table_.buffer_floats()) * 4e-9);
@@ -77,15 +79,20 @@ uint64_t Model::float_offset(const ParamSpec& p) const {
 
 std::span<float> Model::weights() {
   if (matrices_in_bf16()) throw std::logic_error("Model::weights: the matrices are kept in bf16 (inference only)");
+  if (on_device()) throw std::logic_error("Model::weights: the weights are on " + backend_->name());
   return weights_;
 }
 std::span<const float> Model::weights() const { return const_cast<Model*>(this)->weights(); }
 
-float* Model::param(std::string_view name) { return weights_.data() + float_offset(table_.at(name)); }
-const float* Model::param(std::string_view name) const { return weights_.data() + float_offset(table_.at(name)); }
+float* Model::param(std::string_view name) {
+  if (on_device()) throw std::logic_error("Model::param: the weights are on " + backend_->name());
+  return weights_.data() + float_offset(table_.at(name));
+}
+const float* Model::param(std::string_view name) const { return const_cast<Model*>(this)->param(name); }
 
 void Model::keep_matrices_in_bf16() {
   if (matrices_in_bf16()) return;
+  if (on_device()) throw std::logic_error("Model::keep_matrices_in_bf16: call it before place_on()");
   const std::vector<ParamSpec>& params = table_.params();
   std::vector<uint64_t> offsets(params.size());
   uint64_t floats = 0, halves = 0;  // each parameter 64-byte aligned, as in the table
@@ -116,19 +123,46 @@ void Model::keep_matrices_in_bf16() {
   }
   weights_ = std::move(compact);
   compact_offsets_ = std::move(offsets);
+  float_count_ = weights_.size();
+  bf16_count_ = weights_bf16_.size();
+  bind();
+}
+
+void Model::place_on(std::shared_ptr<Backend> backend) {
+  if (on_device()) throw std::logic_error("Model::place_on: the model is already on " + backend_->name());
+  if (backend->host_memory()) {
+    backend_ = std::move(backend);
+    return;
+  }
+  std::vector<float> lambdas;
+  if (config_.is_differential())
+    for (int64_t l = 0; l < config_.num_hidden_layers; ++l) lambdas.push_back(layer_lambda(l));
+  Buffer f32 = backend->alloc(weights_.size() * sizeof(float));
+  Buffer bf16 = backend->alloc(weights_bf16_.size() * sizeof(uint16_t));
+  backend->upload(f32.as<void>(), weights_.data(), f32.bytes());
+  backend->upload(bf16.as<void>(), weights_bf16_.data(), bf16.bytes());
+  backend->synchronize();
+  device_weights_ = std::move(f32);
+  device_weights_bf16_ = std::move(bf16);
+  placed_lambda_ = std::move(lambdas);
+  backend_ = std::move(backend);
+  AlignedVector<float>().swap(weights_);  // frees the host copies
+  AlignedVector<uint16_t>().swap(weights_bf16_);
   bind();
 }
 
 void Model::bind() {
+  const float* f32 = on_device() ? device_weights_.as<const float>() : weights_.data();
+  const uint16_t* bf16 = on_device() ? device_weights_bf16_.as<const uint16_t>() : weights_bf16_.data();
   auto get = [&](const std::string& name) -> const float* {
     const ParamSpec* p = table_.find(name);
-    return p == nullptr ? nullptr : weights_.data() + float_offset(*p);
+    return p == nullptr ? nullptr : f32 + float_offset(*p);
   };
   auto matrix = [&](const std::string& name) -> LinearWeight {
     const ParamSpec* p = table_.find(name);
     if (p == nullptr) return {};
-    if (!matrices_in_bf16()) return {weights_.data() + p->offset, nullptr};
-    return {nullptr, weights_bf16_.data() + compact_offsets_[static_cast<size_t>(p - table_.params().data())]};
+    if (!matrices_in_bf16()) return {f32 + p->offset, nullptr};
+    return {nullptr, bf16 + compact_offsets_[static_cast<size_t>(p - table_.params().data())]};
   };
   embed_ = matrix("model.embed_tokens.weight");
   final_norm_ = get("model.norm.weight");

@@ -1,5 +1,7 @@
 // A Llama-family causal language model in float32 (spec §1): configuration, the parameter
 // table, the weights in one contiguous buffer, and the forward pass with an optional KV cache.
+// The forward pass runs on the model's backend (kernels/backend.h): the CPU by default, or a GPU
+// after place_on(); it is written once for every backend.
 #pragma once
 
 #include <cstdint>
@@ -8,19 +10,22 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "common/aligned_vector.h"
 #include "io/model_config.h"
-#include "kernels/cpu/diff_attention.h"
-#include "kernels/cpu/linear.h"
+#include "kernels/backend.h"
 #include "model/params.h"
 
 namespace difftx {
 
 class KVCache;
 struct ForwardTrace;
+struct LayerPass;
 
 // Pointers into the weight buffers for one decoder layer; nullptr where the config has no such
 // parameter (biases, q/k norms). Linear weights are float32 or, after keep_matrices_in_bf16(), bfloat16.
+// They address the model's backend memory (host memory unless the model was placed on a device).
 struct LayerWeights {
   const float* input_norm;                 // [D]
   LinearWeight q_proj; const float* q_bias;  // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
@@ -70,7 +75,8 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
-  // The float32 buffer in the table's layout. std::logic_error after keep_matrices_in_bf16().
+  // The float32 buffer in the table's layout. std::logic_error after keep_matrices_in_bf16() or
+  // place_on() a device.
   std::span<float> weights();
   std::span<const float> weights() const;
   // A float32 parameter: std::out_of_range when absent; std::logic_error for a matrix kept in bf16.
@@ -85,8 +91,18 @@ class Model {
   // matrix throw std::logic_error. The float32 buffer is freed (peak: float32 + bf16 copies).
   void keep_matrices_in_bf16();
   bool matrices_in_bf16() const { return !compact_offsets_.empty(); }
-  // Bytes the parameters occupy now (float32 buffer + bf16 buffer).
-  uint64_t weight_bytes() const { return weights_.size() * sizeof(float) + weights_bf16_.size() * sizeof(uint16_t); }
+  // Bytes the parameters occupy now (float32 buffer + bf16 buffer), on the host or on the device.
+  uint64_t weight_bytes() const { return float_count_ * sizeof(float) + bf16_count_ * sizeof(uint16_t); }
+
+  // Moves the weights to `backend` (a GPU: kernels/backend.h's make_backend): the matrices as they
+  // are kept now (float32, or bfloat16 after keep_matrices_in_bf16()), everything else float32;
+  // the host copies are freed. forward(), loss(), next_token_nll() and KV caches made with
+  // backend() then run there; as with bf16, the model serves inference only (weights(), param()
+  // and loss_and_backward() throw std::logic_error). A host-memory backend (the CPU) keeps the
+  // weights where they are. Throws DeviceError when they do not fit on the device.
+  void place_on(std::shared_ptr<Backend> backend);
+  const std::shared_ptr<Backend>& backend() const { return backend_; }
+  bool on_device() const { return !backend_->host_memory(); }
 
   // The warm-up mix of llama-differential (spec §3): lambda_eff = mix * lambda. 1 at inference;
   // training sets min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
@@ -97,11 +113,15 @@ class Model {
 
   // Runs the model on `batch`. With a cache, the batch's tokens are appended to it (and attend to
   // everything cached before); without, the batch is a whole sequence. logits: [B, T, V] or [B, V]
-  // (LogitsMode). Throws ShapeError/ConfigError on ids out of range, a batch that does not match
-  // the cache, or a cache that is full.
-  // With a trace (training; no cache), the activations the backward pass needs are kept in it.
+  // (LogitsMode), copied to the host. Throws ShapeError/ConfigError on ids out of range, a batch
+  // that does not match the cache, or a cache that is full.
+  // With a trace (training, CPU; no cache), the activations the backward pass needs are kept in it.
   void forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
                ForwardTrace* trace = nullptr) const;
+  // The same, leaving the result in the backend's memory: logits [B, T, V] or [B, V], or for
+  // LogitsMode::hidden the final-normed hidden states [B, T, D].
+  Buffer forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode,
+                            ForwardTrace* trace = nullptr) const;
 
   // Next-token cross-entropy of the batch and its gradient (training). targets: [B, T], the id
   // position t should predict (kIgnoreIndex where it does not count). Returns the SUM of the
@@ -115,11 +135,17 @@ class Model {
   double loss(const TokenBatch& batch, std::span<const int32_t> targets) const;
 
   // logits[rows, V] = hidden[rows, D] · lm_head^T, for hidden states from LogitsMode::hidden.
+  // Both pointers address the backend's memory.
   void lm_head_forward(const float* hidden, int64_t rows, float* logits) const;
+  // Sum over r < rows of -log softmax(lm_head(hidden[r]))[targets[r]] (nats, double), with the
+  // hidden rows on the backend (forward_on_backend, LogitsMode::hidden) and the targets on the host
+  // (kIgnoreIndex rows count nothing). Evaluation; memory: one [rows, V] block of logits.
+  double next_token_nll(const float* hidden, int64_t rows, const int32_t* targets) const;
 
  private:
   void bind();
   DiffAttentionParams diff_params(int64_t layer) const;
+  void layer_forward(int64_t l, LayerPass& pass) const;
   ModelConfig config_;
   ParamTable table_;
   AlignedVector<float> weights_;  // 64-byte aligned: each parameter starts on a cache line
@@ -127,6 +153,12 @@ class Model {
   // weights_bf16_ (matrices) or into the compacted weights_ (the rest), by table index.
   AlignedVector<uint16_t> weights_bf16_;
   std::vector<uint64_t> compact_offsets_;
+  uint64_t float_count_ = 0, bf16_count_ = 0;  // elements of the two buffers, wherever they are
+  // The backend the weights live on; on a device they are in these buffers (the host ones are
+  // empty) and the per-layer lambdas are kept on the host, computed once when placed.
+  std::shared_ptr<Backend> backend_;
+  Buffer device_weights_, device_weights_bf16_;
+  std::vector<float> placed_lambda_;
   uint64_t float_offset(const ParamSpec& p) const;
   void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;
   // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates

@@ -4,18 +4,10 @@
 
 #include <cstdint>
 
+#include "kernels/op_types.h"
+
 namespace difftx {
 
-struct AttentionShape {
-  int64_t batch = 1;       // B
-  int64_t q_len = 0;       // T: queries (the newest T tokens of the cache)
-  int64_t kv_len = 0;      // S: keys in the cache, this step's included (S >= T)
-  int64_t kv_capacity = 0; // S_cap: allocated cache length per (batch, kv head)
-  int64_t n_heads = 0;     // H
-  int64_t n_kv_heads = 0;  // KV; query head h reads kv head h / (H / KV)
-  int64_t head_dim = 0;    // d
-  int64_t window = 0;      // sliding window: key s visible to query i only if i - s < window; 0 = off
-};
 
 // q:   [B, T, H, d], token rows q_stride floats apart (q_stride >= H*d).
 // k,v: [B, KV, S_cap, d]; the first S positions of each (batch, kv head) are valid.

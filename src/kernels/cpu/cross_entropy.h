@@ -3,9 +3,9 @@
 
 #include <cstdint>
 
-namespace difftx {
+#include "kernels/op_types.h"  // kIgnoreIndex
 
-inline constexpr int32_t kIgnoreIndex = -100;
+namespace difftx {
 
 // logits: [rows, V]; targets: [rows], kIgnoreIndex for rows that do not count.
 // Returns the sum over counted rows of -log softmax(logits)[target], in double.

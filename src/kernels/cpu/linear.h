@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/op_types.h"
+
 namespace difftx {
 
 // y[m, n] = x[m, k] · w[n, k]^T (+ bias[n]), or y += that when accumulate.
@@ -14,11 +16,6 @@ namespace difftx {
 void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const float* bias, int64_t n, float* y,
                     bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
 
-// A Linear weight [n, k] kept either in float32 or in bfloat16 (exactly one pointer is set).
-struct LinearWeight {
-  const float* f32 = nullptr;
-  const uint16_t* bf16 = nullptr;
-};
 
 // linear_forward for either storage. bfloat16 weights are widened to float32 exactly and the
 // arithmetic stays float32: one row goes through gemv_bf16 (half the bytes streamed); several rows
@@ -27,13 +24,6 @@ struct LinearWeight {
 void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
                     bool accumulate = false, int64_t x_stride = 0, int64_t y_stride = 0);
 
-// One output of linear_forward_shared_input: y[m, n] = x · w^T (+ bias), y rows n apart.
-struct LinearOut {
-  LinearWeight w;
-  const float* bias = nullptr;
-  int64_t n = 0;
-  float* y = nullptr;
-};
 
 // Several Linear layers on the same x[m, k] (q/k/v projections, gate/up). The same as one
 // linear_forward per output; for one row (decoding) they run in one parallel region (gemv_many).

@@ -1,0 +1,129 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "common/parallel.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/diff_attention.h"
+#include "kernels/cpu/gemv.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+
+namespace difftx {
+
+namespace {
+
+constexpr std::align_val_t kAlignment{64};  // every buffer starts on a cache line
+
+// Copies rows of a [B*T, heads*d] projection into the cache layout [B, heads, capacity, d] at `past`.
+void scatter_kv(const float* src, int64_t B, int64_t T, int64_t heads, int64_t d, float* dst, int64_t capacity,
+                int64_t past) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        std::memcpy(dst + ((b * heads + h) * capacity + past + t) * d, src + ((b * T + t) * heads + h) * d,
+                    sizeof(float) * d);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
+
+  void upload(void* dst, const void* src, size_t bytes) override { copy_bytes(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { copy_bytes(dst, src, bytes); }
+  void upload_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+                   int64_t rows) override {
+    for (int64_t r = 0; r < rows; ++r)
+      copy_bytes(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, row_bytes);
+  }
+  void zero(void* dst, size_t bytes) override {
+    if (bytes > 0) std::memset(dst, 0, bytes);
+  }
+  void synchronize() override {}
+
+  void embedding_forward(const int32_t* ids, int64_t n, LinearWeight table, int64_t dim, float* out) override {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = static_cast<int64_t>(ids[i]) * dim;
+      if (table.bf16 != nullptr) bf16_rows_to_f32(table.bf16 + row, 1, dim, out + i * dim);
+      else std::memcpy(out + i * dim, table.f32 + row, sizeof(float) * dim);
+    }
+  }
+  void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t rows, int64_t dim,
+                       float eps) override {
+    difftx::rmsnorm_forward(out, x, weight, rows, dim, eps);
+  }
+  void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
+                      bool accumulate, int64_t x_stride, int64_t y_stride) override {
+    difftx::linear_forward(x, m, k, w, bias, n, y, accumulate, x_stride, y_stride);
+  }
+  void rmsnorm_linear_forward(const float* x, int64_t m, int64_t k, const float* norm_weight, float eps, float* xn,
+                              std::span<const LinearOut> outs) override {
+    difftx::rmsnorm_forward(xn, x, norm_weight, m, k, eps);
+    linear_forward_shared_input(xn, m, k, outs);
+  }
+  void swiglu_linear_forward(float* gate, const float* up, int64_t m, int64_t k, LinearWeight w, const float* bias,
+                             int64_t n, float* y, bool accumulate) override {
+    swiglu_forward(gate, gate, up, m * k);
+    difftx::linear_forward(gate, m, k, w, bias, n, y, accumulate);
+  }
+  void rope_cache_write(float* q, int64_t q_heads, int64_t q_stride, float* k, int64_t k_heads, int64_t k_stride,
+                        const float* v, int64_t v_heads, int64_t B, int64_t T, int64_t d, const float* cos,
+                        const float* sin, float* k_cache, float* v_cache, int64_t capacity, int64_t past) override {
+    rope_apply(q, B * T, q_heads, d, q_stride, cos, sin);
+    rope_apply(k, B * T, k_heads, d, k_stride, cos, sin);
+    scatter_kv(k, B, T, k_heads, d, k_cache, capacity, past);
+    scatter_kv(v, B, T, v_heads, d, v_cache, capacity, past);
+  }
+  void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
+                         const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,
+                         float* stats_l) override {
+    difftx::attention_forward(shape, q, q_stride, k, v, segments, scale, out, out_stride, stats_m, stats_l);
+  }
+  void diff_attention_forward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+                              const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
+                              const float* v, const int32_t* segments, float* out, int64_t out_stride,
+                              const DiffAttentionStats* stats) override {
+    difftx::diff_attention_forward(shape, map, params, q, q_stride, k, v, segments, out, out_stride, stats);
+  }
+  void gather_rows(float* dst, const float* src, int64_t rows, int64_t dim, int64_t src_row_step,
+                   int64_t src_row_offset) override {
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(dst + r * dim, src + (r * src_row_step + src_row_offset) * dim, sizeof(float) * dim);
+  }
+
+  double nll_sum_host(const float* logits, int64_t rows, int64_t V, const int32_t* targets) override {
+    // Without gradients cross_entropy_forward_backward only reads the logits.
+    return cross_entropy_forward_backward(const_cast<float*>(logits), targets, rows, V, 1.0f, /*want_grad=*/false);
+  }
+  void argmax_host(const float* logits, int64_t rows, int64_t V, int32_t* ids) override {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = logits + r * V;
+      ids[r] = static_cast<int32_t>(std::max_element(row, row + V) - row);
+    }
+  }
+
+ protected:
+  void* allocate(size_t bytes) override {
+    void* p = ::operator new(std::max<size_t>(bytes, 1), kAlignment, std::nothrow);
+    if (p != nullptr && bytes > 0) std::memset(p, 0, bytes);
+    return p;
+  }
+  void release(void* data) noexcept override { ::operator delete(data, kAlignment); }
+
+ private:
+  static void copy_bytes(void* dst, const void* src, size_t bytes) {
+    if (bytes > 0 && dst != src) std::memcpy(dst, src, bytes);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> make_cpu_backend() { return std::make_shared<CpuBackend>(); }
+
+}  // namespace difftx

@@ -1,0 +1,80 @@
+// The argument types of the operations every backend implements (kernels/backend.h): plain
+// structs of shapes and pointers, with no backend behind them. Pointers address memory of the
+// backend that runs the operation (host memory for the CPU, device memory for CUDA).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace difftx {
+
+// The target id of a position that does not count in a loss (transformers' -100 labels).
+inline constexpr int32_t kIgnoreIndex = -100;
+
+// A Linear weight [n, k] kept either in float32 or in bfloat16 (exactly one pointer is set).
+struct LinearWeight {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
+// One output of linear_forward_shared_input: y[m, n] = x · w^T (+ bias), y rows n apart.
+struct LinearOut {
+  LinearWeight w;
+  const float* bias = nullptr;
+  int64_t n = 0;
+  float* y = nullptr;
+};
+
+// Standard (softmax) attention: which queries see which cached keys (kernels/cpu/attention.h).
+struct AttentionShape {
+  int64_t batch = 1;       // B
+  int64_t q_len = 0;       // T: queries (the newest T tokens of the cache)
+  int64_t kv_len = 0;      // S: keys in the cache, this step's included (S >= T)
+  int64_t kv_capacity = 0; // S_cap: allocated cache length per (batch, kv head)
+  int64_t n_heads = 0;     // H
+  int64_t n_kv_heads = 0;  // KV; query head h reads kv head h / (H / KV)
+  int64_t head_dim = 0;    // d
+  int64_t window = 0;      // sliding window: key s visible to query i only if i - s < window; 0 = off
+};
+
+// Differential attention (kernels/cpu/diff_attention.h).
+struct DiffAttentionShape {
+  int64_t batch = 1;         // B
+  int64_t q_len = 0;         // T: queries, the newest T positions of the cache
+  int64_t kv_len = 0;        // S: cached positions, this step's included
+  int64_t kv_capacity = 0;   // S_cap
+  int64_t n_q_heads = 0;     // heads in a q row (q_stride >= n_q_heads * d)
+  int64_t n_k_heads = 0;     // heads in the key cache
+  int64_t n_v_heads = 0;     // heads in the value cache
+  int64_t head_dim = 0;      // d
+  int64_t window = 0;        // sliding window (0 = off), as in attention.h
+};
+
+// Head selection per diff-head i (all vectors have one entry per diff-head, v has value_heads).
+struct DiffHeadMap {
+  std::vector<int32_t> q1, q2;  // q head of each component
+  std::vector<int32_t> k1, k2;  // key head of each component
+  std::vector<int32_t> v;       // [n_diff_heads * value_heads]: value heads, concatenated in order
+  int64_t value_heads = 1;      // 1 (w = d) or 2 (w = 2d)
+  int64_t n_diff_heads() const { return static_cast<int64_t>(q1.size()); }
+};
+
+struct DiffAttentionParams {
+  float scale = 1.0f;                  // 1/sqrt(d)
+  float lambda = 0.0f;                 // lambda_eff of the layer (mix * lambda for llama-differential)
+  bool norm = false;                   // RMSNorm over w after the difference
+  const float* norm_weight = nullptr;  // [w], or nullptr for a norm without weight (diffllama)
+  float norm_eps = 1e-6f;
+  float out_scale = 1.0f;              // 1, or (1 - lambda_init) for diffllama
+};
+
+// Per-row softmax statistics, float32, [B, n_diff_heads, T] each: running max m and sum l of
+// exp(score - m) of each map (for the backward pass and monitoring). A row that sees no key has
+// m = -inf and l = 0, and its map contributes zeros.
+struct DiffAttentionStats {
+  float *m1 = nullptr, *l1 = nullptr, *m2 = nullptr, *l2 = nullptr;
+  // Optional: the two maps' outputs A1, A2 before the difference, [B, T, n_diff_heads, w] each.
+  float *a1 = nullptr, *a2 = nullptr;
+};
+
+}  // namespace difftx
