@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <cstdlib>
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -40,7 +42,13 @@ std::string shell_quote(const std::string& s) {
 
 }  // namespace
 
-RunResult run_difftx(const std::vector<std::string>& args) { return run_program(DIFFTX_BINARY, args); }
+// DIFFTX_BINARY in the environment overrides the binary the tests were built with (as DIFFTX_SOURCE_DIR).
+std::string difftx_binary() {
+  const char* env = std::getenv("DIFFTX_BINARY");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(DIFFTX_BINARY);
+}
+
+RunResult run_difftx(const std::vector<std::string>& args) { return run_program(difftx_binary(), args); }
 
 RunResult run_program(const std::string& program, const std::vector<std::string>& args,
                       const std::vector<std::string>& env) {
@@ -69,7 +77,7 @@ Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir
   Child c;
   c.out = log_dir / ("child-" + std::to_string(++counter) + ".out");
   c.err = log_dir / ("child-" + std::to_string(counter) + ".err");
-  std::vector<std::string> argv_s = {DIFFTX_BINARY};
+  std::vector<std::string> argv_s = {difftx_binary()};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -79,7 +87,7 @@ Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir
   posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, c.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  if (posix_spawn(&pid, DIFFTX_BINARY, &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawn(&pid, argv_s[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   c.pid = pid;
   return c;
@@ -120,7 +128,12 @@ void copy_tree(const fs::path& from, const fs::path& to) {
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }
 
-fs::path source_dir() { return DIFFTX_SOURCE_DIR; }
+// DIFFTX_SOURCE_DIR in the environment overrides the checkout the tests were built in (test
+// binaries carried to another machine, scripts/device_check.sh).
+fs::path source_dir() {
+  const char* env = std::getenv("DIFFTX_SOURCE_DIR");
+  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(DIFFTX_SOURCE_DIR);
+}
 fs::path golden_dir() { return source_dir() / "tests" / "golden"; }
 
 }  // namespace difftx::test

@@ -28,6 +28,8 @@ struct RunResult {
   std::string err;  // stderr
 };
 
+// The difftx binary under test: $DIFFTX_BINARY, else the one built beside the tests.
+std::string difftx_binary();
 // Runs the difftx binary with the given arguments (each shell-quoted).
 RunResult run_difftx(const std::vector<std::string>& args);
 // Runs `program` with the arguments (each shell-quoted), after `env` assignments ("NAME=value").

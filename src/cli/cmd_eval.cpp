@@ -1,10 +1,10 @@
-// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--weight-dtype f32|bf16] [--json]
+// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16] [--json]
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
-#include "cli/weight_dtype.h"
+#include "cli/inference_options.h"
 #include "common/error.h"
 #include "infer/evaluate.h"
 #include "infer/text_model.h"
@@ -16,7 +16,7 @@ namespace difftx::cli {
 
 Command add_eval(CLI::App& root) {
   struct Options {
-    std::string weight_dtype;
+    InferenceOptions inference;
     std::string dir, text, tokenizer;
     EvaluateOptions eval;
     int64_t max_tokens = 0;
@@ -30,13 +30,13 @@ Command add_eval(CLI::App& root) {
   app->add_option("--context", o->eval.context, "Tokens per window")->capture_default_str();
   app->add_option("--stride", o->eval.stride, "Tokens between window starts")->capture_default_str();
   app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
-  add_weight_dtype_option(app, o->weight_dtype);
+  add_inference_options(app, o->inference);
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
             if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0 (0 = all), got {}", o->max_tokens);
             const std::string text = read_text_file(o->text);
             // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.
-            Model model = load_for_inference(o->dir, o->weight_dtype);
+            Model model = load_for_inference(o->dir, o->inference);
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             EncodeOptions encode;
             encode.add_special_tokens = true;
@@ -59,7 +59,8 @@ Command add_eval(CLI::App& root) {
             });
             if (progress) fmt::print(stderr, "\n");
             if (o->json) {
-              ordered_json j = {{"model", o->dir},          {"weight_dtype", o->weight_dtype},
+              ordered_json j = {{"model", o->dir},          {"weight_dtype", o->inference.resolved_weight_dtype()},
+                                {"device", model.backend()->name()},
                                 {"text", o->text},
                                 {"tokens", r.tokens},       {"scored_tokens", r.scored},
                                 {"context", o->eval.context}, {"stride", o->eval.stride},

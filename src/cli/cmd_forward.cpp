@@ -1,8 +1,8 @@
-// difftx forward DIR --ids 1,2,3 [--top 5] [--weight-dtype f32|bf16] [--json]
+// difftx forward DIR --ids 1,2,3 [--top 5] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16] [--json]
 #include <chrono>
 
 #include "cli/command.h"
-#include "cli/weight_dtype.h"
+#include "cli/inference_options.h"
 #include "cli/id_list.h"
 #include "common/error.h"
 #include "infer/topk.h"
@@ -13,7 +13,7 @@ namespace difftx::cli {
 
 Command add_forward(CLI::App& root) {
   struct Options {
-    std::string weight_dtype;
+    InferenceOptions inference;
     std::string dir, ids;
     int64_t top = 5;
     bool json = false;
@@ -25,13 +25,13 @@ Command add_forward(CLI::App& root) {
   app->add_option("--top", o->top, "How many logits to show per position")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  add_weight_dtype_option(app, o->weight_dtype);
+  add_inference_options(app, o->inference);
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
             std::vector<int32_t> ids;
             parse_ids(o->ids, "--ids", ids);
             if (ids.empty()) fail<ConfigError>("--ids: no token ids given");
-            Model model = load_for_inference(o->dir, o->weight_dtype);
+            Model model = load_for_inference(o->dir, o->inference);
             TokenBatch batch;
             batch.batch = 1;
             batch.seq_len = static_cast<int64_t>(ids.size());

@@ -1,9 +1,9 @@
 // difftx generate MODEL_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
-//   [--top-p P] [--seed S] [--no-cache] [--weight-dtype f32|bf16]
+//   [--top-p P] [--seed S] [--no-cache] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16]
 #include <cstdio>
 
 #include "cli/command.h"
-#include "cli/weight_dtype.h"
+#include "cli/inference_options.h"
 #include "infer/generate.h"
 #include "infer/text_model.h"
 #include "common/error.h"
@@ -15,7 +15,7 @@ namespace difftx::cli {
 
 Command add_generate(CLI::App& root) {
   struct Options {
-    std::string weight_dtype;
+    InferenceOptions inference;
     std::string dir, prompt, tokenizer;
     GenerateOptions generate;
     bool no_cache = false, no_special = false;
@@ -33,7 +33,7 @@ Command add_generate(CLI::App& root) {
   app->add_option("--seed", o->generate.sampling.seed, "Sampling seed")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  add_weight_dtype_option(app, o->weight_dtype);
+  add_inference_options(app, o->inference);
   app->add_flag("--no-cache", o->no_cache, "Re-run the whole sequence each step instead of using the KV cache");
   app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
   return {app, [o]() {
@@ -41,7 +41,7 @@ Command add_generate(CLI::App& root) {
               fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o->generate.max_new_tokens);
             Sampler check(o->generate.sampling);  // option errors before any work
             // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.
-            Model model = load_for_inference(o->dir, o->weight_dtype);
+            Model model = load_for_inference(o->dir, o->inference);
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             EncodeOptions encode;
             encode.add_special_tokens = !o->no_special;

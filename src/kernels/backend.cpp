@@ -50,7 +50,7 @@ std::shared_ptr<Backend> cpu_backend() {
 
 bool built_with_cuda() { return DIFFTX_HAVE_CUDA != 0; }
 
-std::shared_ptr<Backend> make_backend(std::string_view device) {
+std::shared_ptr<Backend> make_backend(std::string_view device, MathMode math) {
   if (device == "cpu") return cpu_backend();
   if (device.substr(0, 4) != "cuda")
     fail<ConfigError>("--device \"{}\" is not one of cpu, cuda, cuda:N", device);
@@ -62,8 +62,9 @@ std::shared_ptr<Backend> make_backend(std::string_view device) {
       fail<ConfigError>("--device \"{}\" is not one of cpu, cuda, cuda:N (N = 0, 1, ...)", device);
   }
 #if DIFFTX_HAVE_CUDA
-  return make_cuda_backend(index);
+  return make_cuda_backend(index, math);
 #else
+  (void)math;
   fail<DeviceError>("--device {}: this difftx was built without CUDA (configure with -DDIFFTX_CUDA=ON on a machine "
                     "with the CUDA toolkit)", device);
 #endif

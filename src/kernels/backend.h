@@ -132,9 +132,16 @@ class Backend {
 // The process's CPU backend (stateless; OpenMP threads and OpenBLAS).
 std::shared_ptr<Backend> cpu_backend();
 
+// How a GPU backend may round inside its operations. f32: float32 arithmetic throughout (no TF32;
+// bfloat16 weights are widened exactly), for comparisons with the CPU. bf16: the matrix products
+// and the attention scores and values take bfloat16 operands with float32 accumulation on the
+// tensor cores (PyTorch AMP's rule); norms, softmax statistics, RoPE and the residual stream stay
+// float32. The CPU backend always computes in float32.
+enum class MathMode { f32, bf16 };
+
 // "cpu", "cuda" (= "cuda:0") or "cuda:N". Throws ConfigError for another name, and DeviceError
 // saying why when CUDA is asked for but difftx was built without it or no such GPU is visible.
-std::shared_ptr<Backend> make_backend(std::string_view device);
+std::shared_ptr<Backend> make_backend(std::string_view device, MathMode math = MathMode::f32);
 
 // Whether this build has the CUDA backend (CMake option DIFFTX_CUDA).
 bool built_with_cuda();
