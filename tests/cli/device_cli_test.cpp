@@ -50,7 +50,7 @@ TEST(DeviceCli, CudaRunsOrSaysWhyNot) {
   for (const char* command : {"generate", "eval"}) {
     std::vector<std::string> args = {command, embedded_model(), "--device", "gpu"};
     const std::vector<std::string> input = command == std::string("generate") ? std::vector<std::string>{"--prompt", "x"}
-                                                                              : std::vector<std::string>{"--text", "/dev/null"};
+                                                                              : std::vector<std::string>{"--text", (test::source_dir() / "README.md").string()};
     args.insert(args.end(), input.begin(), input.end());
     auto bad = run_difftx(args);
     EXPECT_EQ(bad.exit_code, 2) << command;

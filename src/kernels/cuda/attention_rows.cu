@@ -180,6 +180,7 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, i
     for (int p = 0; p < MAPS * R; ++p)
 #pragma unroll
       for (int cc = 0; cc < kMaxCols; ++cc) o[p][cc] *= alpha_s[p];
+#pragma unroll 4
     for (int j = 0; j < n; ++j) {
 #pragma unroll
       for (int cc = 0; cc < kMaxCols; ++cc) {
