@@ -126,11 +126,21 @@ if ((bench)); then
       --out "$raw/hf-diffllama.json"
   fi
   if ((profile && !dry)) && command -v ncu >/dev/null; then
-    # Where a decoding step's time goes: every kernel's duration (Nsight Compute, clocks left alone)
-    # over a short run (prefill of 128, then 4 decoding steps after a 512-token prompt).
-    stage "profile: ncu kernel times (base)" 150 ncu --clock-control none --print-summary per-kernel \
+    # Where the time goes: every kernel's duration (Nsight Compute, clocks left alone) over short
+    # runs without warm-up: decoding (3 steps after a 512-token prompt) of the base model, and a
+    # 2048-token prefill of the diffllama model.
+    stage "profile: ncu decode (base)" 100 ncu --clock-control none --print-summary per-kernel \
       --metrics gpu__time_duration.sum env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/infer_bench" "$work/base" \
-      --prefill 128 --prompt 512 --decode 4 --batch 1 --repeats 1 >"$raw/ncu-base.txt"
+      --prefill 16 --prompt 512 --decode 3 --batch 1 --repeats 1 --no-warmup >"$raw/ncu-decode-base.txt"
+    stage "profile: ncu prefill (diffllama)" 100 ncu --clock-control none --print-summary per-kernel \
+      --metrics gpu__time_duration.sum env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/infer_bench" \
+      "$work/diffllama" --prefill 2048 --prompt 8 --decode 1 --batch 1 --repeats 1 --no-warmup \
+      >"$raw/ncu-prefill-diffllama.txt"
+    # The tensor-core attention kernel in detail (throughput, occupancy, why warps stall): 3 launches.
+    stage "profile: ncu flash kernel (diffllama)" 100 ncu --clock-control none -k regex:flash -c 3 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+      env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/infer_bench" "$work/diffllama" --prefill 2048 --prompt 8 \
+      --decode 1 --batch 1 --repeats 1 --no-warmup >"$raw/ncu-flash-diffllama.txt"
   fi
   stage "bench: report" 30 python3 bench/cuda/report.py "$raw" "$OUT/RESULTS-cuda.md" "bash scripts/device_check.sh" \
     "$revision"

@@ -4,7 +4,7 @@
 // next ids chosen where the logits are). Prints one JSON object.
 //
 // Usage: infer_bench MODEL_DIR [--device cuda] [--weight-dtype bf16] [--prefill 2048]
-//                   [--prompt 512] [--decode 128] [--batch 1,16] [--repeats 5]
+//                   [--prompt 512] [--decode 128] [--batch 1,16] [--repeats 5] [--no-warmup]
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -57,8 +57,10 @@ double prefill_seconds(const Model& model, const TokenBatch& batch) {
 }
 
 // Seconds of `steps` greedy decoding steps of B sequences after a P-token prompt (the prompt's
-// prefill is not timed).
-double decode_seconds(const Model& model, std::mt19937& rng, int64_t B, int64_t P, int64_t steps) {
+// prefill is not timed). host_seconds: the part spent before each step's forward call returned
+// (queueing its work); the rest is waiting for the device. Near the total: the host is the limit.
+double decode_seconds(const Model& model, std::mt19937& rng, int64_t B, int64_t P, int64_t steps,
+                      double* host_seconds = nullptr) {
   Backend& be = *model.backend();
   const int64_t V = model.config().vocab_size;
   KVCache cache(model.config(), B, P + steps, model.backend());
@@ -68,14 +70,18 @@ double decode_seconds(const Model& model, std::mt19937& rng, int64_t B, int64_t 
     be.argmax_host(logits.as<const float>(), B, V, ids.data());
   }
   const auto t0 = Clock::now();
+  double host = 0;
   for (int64_t s = 0; s < steps; ++s) {
+    const auto t1 = Clock::now();
     TokenBatch step;
     step.batch = B;
     step.seq_len = 1;
     step.ids = ids;
     const difftx::Buffer logits = model.forward_on_backend(step, &cache, LogitsMode::last);
+    host += seconds_since(t1);
     be.argmax_host(logits.as<const float>(), B, V, ids.data());
   }
+  if (host_seconds != nullptr) *host_seconds = host;
   return seconds_since(t0);
 }
 
@@ -113,8 +119,19 @@ int main(int argc, char** argv) {
   }
   std::string dir = argv[1], device = "cuda", dtype = "bf16", batches = "1,16";
   int64_t prefill = 2048, prompt = 512, decode = 128, repeats = 5;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  bool warmup = true;
+  for (int i = 2; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--no-warmup") {  // for profilers: only the measured runs
+      warmup = false;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      fmt::print(stderr, "infer_bench: {} needs a value\n", k);
+      return 2;
+    }
+    const std::string v = argv[i + 1];
     if (k == "--device") device = v;
     else if (k == "--weight-dtype") dtype = v;
     else if (k == "--prefill") prefill = std::stoll(v);
@@ -149,23 +166,28 @@ int main(int argc, char** argv) {
     out["load_seconds"] = load;
 
     const TokenBatch long_batch = random_batch(rng, 1, prefill, V);
-    prefill_seconds(model, long_batch);  // warm-up: allocations, cuBLASLt plans
+    if (warmup) prefill_seconds(model, long_batch);  // allocations, cuBLASLt plans
     std::vector<double> times;
     for (int64_t r = 0; r < repeats; ++r) times.push_back(prefill_seconds(model, long_batch));
     out["prefill"] = {{"tokens", prefill}, {"seconds", median(times)}, {"tokens_per_second", prefill / median(times)}};
 
     out["decode"] = nlohmann::ordered_json::array();
     for (int64_t B : parse_list(batches)) {
-      decode_seconds(model, rng, B, prompt, std::min<int64_t>(decode, 8));  // warm-up
-      std::vector<double> d;
-      for (int64_t r = 0; r < std::max<int64_t>(1, repeats / 2); ++r) d.push_back(decode_seconds(model, rng, B, prompt, decode));
+      if (warmup) decode_seconds(model, rng, B, prompt, std::min<int64_t>(decode, 8));
+      std::vector<double> d, h;
+      for (int64_t r = 0; r < std::max<int64_t>(1, repeats / 2); ++r) {
+        double host = 0;
+        d.push_back(decode_seconds(model, rng, B, prompt, decode, &host));
+        h.push_back(host);
+      }
       const double s = median(d);
       out["decode"].push_back({{"batch", B},
                                {"prompt", prompt},
                                {"steps", decode},
                                {"seconds", s},
                                {"tokens_per_second", static_cast<double>(B * decode) / s},
-                               {"ms_per_step", 1e3 * s / static_cast<double>(decode)}});
+                               {"ms_per_step", 1e3 * s / static_cast<double>(decode)},
+                               {"host_ms_per_step", 1e3 * median(h) / static_cast<double>(decode)}});
     }
     fmt::print("{}\n", out.dump(2));
   } catch (const std::exception& e) {

@@ -74,8 +74,9 @@ def main():
                 share = f"; {100 * pct:.0f}% of the HBM bound {bound:,.0f}"
                 target = ">= 70% of the HBM bound, ahead of transformers"
                 met = "yes" if pct >= 0.7 and (ratio is None or ratio > 1) else "no"
+            host = f", {dd['host_ms_per_step']:.2f} of them queueing on the host" if "host_ms_per_step" in dd else ""
             lines.append(f"| {label} | decode batch {B} tokens/s ({dd['steps']} after {dd['prompt']}; "
-                         f"{dd['ms_per_step']:.2f} ms/step{share}) | {fmt(dd['tokens_per_second'])} | {fmt(ht)} | | "
+                         f"{dd['ms_per_step']:.2f} ms/step{host}{share}) | {fmt(dd['tokens_per_second'])} | {fmt(ht)} | | "
                          f"{fmt(ratio, 2) + 'x' if ratio else ''} | {target} | {met} |")
     lines += ["", "transformers loads no llama-differential model (the seed's own modeling code is not in transformers), "
               "so that row has difftx alone; its layout does twice the attention work of the base model's.", ""]

@@ -7,6 +7,7 @@
 // (kernels/backend.h); the host prepares token ids, positions, RoPE tables and segment ids.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -217,7 +218,16 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   const RopeFreqs freqs = rope_freqs(c, max_position + 1);
   std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
   rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
-  const Buffer cos_b = to_backend(be, cos), sin_b = to_backend(be, sin), ids = to_backend(be, batch.ids);
+  // The host inputs cross over in one copy: [cos | sin | ids] (each part 64-byte aligned).
+  const int64_t table = (N * d / 2 + 15) / 16 * 16, id_words = (N + 15) / 16 * 16;
+  std::vector<float> inputs(static_cast<size_t>(2 * table + id_words));
+  std::copy(cos.begin(), cos.end(), inputs.begin());
+  std::copy(sin.begin(), sin.end(), inputs.begin() + table);
+  std::memcpy(inputs.data() + 2 * table, batch.ids.data(), sizeof(int32_t) * N);
+  const Buffer inputs_b = to_backend(be, inputs);
+  const float* cos_b = inputs_b.as<const float>();
+  const float* sin_b = cos_b + table;
+  const int32_t* ids = reinterpret_cast<const int32_t*>(cos_b + 2 * table);
   if (trace) {
     trace->batch = B;
     trace->seq_len = T;
@@ -233,9 +243,9 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
   Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
   LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
-                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b.as<float>(),
-                 sin_b.as<float>(), segment_cache, cache, scratch_k.as<float>(), scratch_v.as<float>(), trace};
-  be.embedding_forward(ids.as<int32_t>(), N, embed_, D, pass.x);
+                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b, sin_b, segment_cache, cache,
+                 scratch_k.as<float>(), scratch_v.as<float>(), trace};
+  be.embedding_forward(ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, max_position);
 

@@ -112,8 +112,10 @@ TEST_P(BackendOps, Linear) {
 
 TEST_P(BackendOps, RmsNormLinear) {
   DIFFTX_REQUIRE_CUDA(gpu, mode());
-  // (m, k): staged decoding products, one too wide to stage (8 x 2048 floats), and GEMMs.
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 48}, {4, 50}, {8, 256}, {8, 2048}, {12, 48}, {40, 256}};
+  // (m, k): staged decoding products (up to 64 KiB of input rows: 6 x 2048 and 8 x 2048 floats),
+  // one too wide to stage (8 x 4096), and GEMMs.
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 48}, {4, 50}, {8, 256}, {6, 2048}, {8, 2048}, {8, 4096},
+                                                {12, 48}, {40, 256}};
   for (auto [m, k] : shapes)
     for (bool bf16 : {false, true}) {
       const int64_t ns[] = {24, 8, 8};

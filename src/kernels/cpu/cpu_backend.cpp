@@ -20,13 +20,14 @@ namespace {
 
 constexpr std::align_val_t kAlignment{64};  // every buffer starts on a cache line
 
-// Copies rows of a [B*T, heads*d] projection into the cache layout [B, heads, capacity, d] at `past`.
-void scatter_kv(const float* src, int64_t B, int64_t T, int64_t heads, int64_t d, float* dst, int64_t capacity,
-                int64_t past) {
+// Copies rows of a [B*T, heads*d] projection (rows src_stride floats apart) into the cache layout
+// [B, heads, capacity, d] at `past`.
+void scatter_kv(const float* src, int64_t src_stride, int64_t B, int64_t T, int64_t heads, int64_t d, float* dst,
+                int64_t capacity, int64_t past) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < heads; ++h)
-        std::memcpy(dst + ((b * heads + h) * capacity + past + t) * d, src + ((b * T + t) * heads + h) * d,
+        std::memcpy(dst + ((b * heads + h) * capacity + past + t) * d, src + (b * T + t) * src_stride + h * d,
                     sizeof(float) * d);
 }
 
@@ -77,8 +78,8 @@ class CpuBackend final : public Backend {
                         const float* sin, float* k_cache, float* v_cache, int64_t capacity, int64_t past) override {
     rope_apply(q, B * T, q_heads, d, q_stride, cos, sin);
     rope_apply(k, B * T, k_heads, d, k_stride, cos, sin);
-    scatter_kv(k, B, T, k_heads, d, k_cache, capacity, past);
-    scatter_kv(v, B, T, v_heads, d, v_cache, capacity, past);
+    scatter_kv(k, k_stride, B, T, k_heads, d, k_cache, capacity, past);
+    scatter_kv(v, v_heads * d, B, T, v_heads, d, v_cache, capacity, past);
   }
   void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
                          const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,

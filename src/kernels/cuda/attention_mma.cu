@@ -265,9 +265,6 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(const AttentionArgs a, 
 template <int D, int WS, int MAPS>
 void launch(cudaStream_t stream, const AttentionArgs& a, const uint16_t* kb, const uint16_t* vb) {
   using L = Tile<D, WS, MAPS>;
-  // Per call: the attribute belongs to the current device.
-  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<D, WS, MAPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(L::bytes)));
   const int64_t slices = a.value_heads * a.d / WS;
   const dim3 grid(static_cast<unsigned>((a.T + kRows - 1) / kRows), static_cast<unsigned>(a.units),
                   static_cast<unsigned>(a.B * slices));
@@ -275,7 +272,20 @@ void launch(cudaStream_t stream, const AttentionArgs& a, const uint16_t* kb, con
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 
+template <int D, int WS, int MAPS>
+void configure() {
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<D, WS, MAPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(Tile<D, WS, MAPS>::bytes)));
+}
+
 }  // namespace
+
+void configure_attention_mma() {
+  configure<64, 64, 1>();
+  configure<128, 128, 1>();
+  configure<64, 64, 2>();
+  configure<128, 64, 2>();
+}
 
 bool attention_mma_supported(const AttentionArgs& a) {
   const bool no_stats = a.stat_m[0] == nullptr && a.stat_m[1] == nullptr && a.stat_a[0] == nullptr &&

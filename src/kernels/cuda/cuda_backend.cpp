@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/cuda/cublaslt_gemm.h"
@@ -22,6 +23,10 @@ using cuda::kGemvMaxRows;
 
 // Below this many query rows attention runs on the CUDA cores even in bf16 mode (decoding).
 constexpr int64_t kMmaMinRows = 16;
+
+// The CUDA runtime's current device is per host thread: the one this thread set last through a
+// backend (a cudaSetDevice per operation costs more than the operation's launch on a slow host).
+thread_local int current_device = -1;
 
 class CudaBackend final : public Backend {
  public:
@@ -42,13 +47,17 @@ class CudaBackend final : public Backend {
     uint64_t keep = UINT64_MAX;  // freed blocks stay in the pool for the next forward call
     DIFFTX_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     gemm_ = std::make_unique<cuda::LtGemm>();
+    cuda::configure_gemv();
+    cuda::configure_attention_mma();
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
+    current_device = device_;
     for (auto& s : scratch_) s = Buffer();
     heads_.clear();
     gemm_.reset();
     cudaStreamSynchronize(stream_);
+    flush_cached_blocks();
     cudaStreamDestroy(stream_);
   }
 
@@ -124,16 +133,12 @@ class CudaBackend final : public Backend {
       cuda::gemv(stream_, a);
       return;
     }
-    cuda::rmsnorm(stream_, xn, x, norm_weight, m, k, eps);
-    const uint16_t* xn_bf16 = nullptr;  // rounded once for every bf16 product of xn
-    for (const LinearOut& o : outs) {
-      if (o.w.bf16 != nullptr && math_ == MathMode::bf16 && xn_bf16 == nullptr) {
-        uint16_t* dst = scratch_as<uint16_t>(kScratchInput, m * k);
-        cuda::f32_to_bf16(stream_, dst, xn, m, k, k);
-        xn_bf16 = dst;
-      }
-      gemm(xn, k, m, k, o.w, o.bias, o.n, o.y, o.n, false, xn_bf16);
-    }
+    // In bf16 mode the norm also writes the products' bf16 input (one pass instead of two).
+    bool bf16_input = false;
+    for (const LinearOut& o : outs) bf16_input = bf16_input || (o.w.bf16 != nullptr && math_ == MathMode::bf16);
+    uint16_t* xn_bf16 = bf16_input ? scratch_as<uint16_t>(kScratchInput, m * k) : nullptr;
+    cuda::rmsnorm(stream_, xn, x, norm_weight, m, k, eps, 1.0f, 0, 1, xn_bf16);
+    for (const LinearOut& o : outs) gemm(xn, k, m, k, o.w, o.bias, o.n, o.y, o.n, false, xn_bf16);
   }
   void swiglu_linear_forward(float* gate, const float* up, int64_t m, int64_t k, LinearWeight w, const float* bias,
                              int64_t n, float* y, bool accumulate) override {
@@ -149,6 +154,12 @@ class CudaBackend final : public Backend {
       a.n_out = 1;
       a.accumulate = accumulate;
       cuda::gemv(stream_, a);
+      return;
+    }
+    if (w.bf16 != nullptr && math_ == MathMode::bf16) {  // the activation straight into the product's bf16 input
+      uint16_t* act = scratch_as<uint16_t>(kScratchInput, m * k);
+      cuda::swiglu_to_bf16(stream_, act, gate, up, m * k);
+      gemm(gate, k, m, k, w, bias, n, y, n, accumulate, act);
       return;
     }
     cuda::swiglu(stream_, gate, gate, up, m * k);
@@ -235,20 +246,38 @@ class CudaBackend final : public Backend {
   }
 
  protected:
+  // A caching allocator: a freed block waits in a list for the next request of its (rounded) size,
+  // as a decoding step asks for the same sizes every token. Safe because every user of a block is
+  // on the one stream, in order. When the device is full the cached blocks are returned and the
+  // request retried.
   void* allocate(size_t bytes) override {
     activate();
-    void* p = nullptr;
-    const cudaError_t e = cudaMallocAsync(&p, std::max<size_t>(bytes, 1), stream_);
-    if (e == cudaErrorMemoryAllocation) {
-      cudaGetLastError();  // clear it: the caller reports the size
-      return nullptr;
+    const size_t size = rounded(bytes);
+    auto& list = cached_[size];
+    if (!list.empty()) {
+      void* p = list.back();
+      list.pop_back();
+      sizes_[p] = size;
+      return p;
     }
-    DIFFTX_CUDA_CHECK(e);
-    return p;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      void* p = nullptr;
+      const cudaError_t e = cudaMallocAsync(&p, size, stream_);
+      if (e == cudaSuccess) {
+        sizes_[p] = size;
+        return p;
+      }
+      if (e != cudaErrorMemoryAllocation) DIFFTX_CUDA_CHECK(e);
+      cudaGetLastError();  // clear it; give the cached blocks back and try once more
+      flush_cached_blocks();
+    }
+    return nullptr;  // the caller reports the size
   }
-  void release(void* data) noexcept override {
-    cudaSetDevice(device_);
-    cudaFreeAsync(data, stream_);
+  void release(void* data) noexcept override {  // the block is reused on this backend's stream only
+    const auto it = sizes_.find(data);
+    if (it == sizes_.end()) return;
+    cached_[it->second].push_back(data);
+    sizes_.erase(it);
   }
 
  private:
@@ -256,7 +285,25 @@ class CudaBackend final : public Backend {
   enum ScratchSlot { kScratchInput, kScratchWeight, kScratchKeys, kScratchValues, kScratchAttention, kScratchIds,
                      kScratchResults, kScratchSlots };
 
-  void activate() const { DIFFTX_CUDA_CHECK(cudaSetDevice(device_)); }
+  // The CUDA runtime's current device is per host thread; remember which one this thread set last
+  // (a call per operation costs more than the operation's launch on a slow host).
+  void activate() const {
+    if (current_device != device_) {
+      DIFFTX_CUDA_CHECK(cudaSetDevice(device_));
+      current_device = device_;
+    }
+  }
+
+  static size_t rounded(size_t bytes) {
+    const size_t unit = bytes <= (size_t{1} << 20) ? 512 : (size_t{1} << 20);
+    return (std::max<size_t>(bytes, 1) + unit - 1) / unit * unit;
+  }
+  void flush_cached_blocks() noexcept {
+    for (auto& [size, list] : cached_)
+      for (void* p : list) cudaFreeAsync(p, stream_);
+    cached_.clear();
+    cudaStreamSynchronize(stream_);
+  }
 
   template <class T>
   T* scratch_as(ScratchSlot slot, int64_t count) {
@@ -352,6 +399,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::LtGemm> gemm_;
   Buffer scratch_[kScratchSlots];
   std::map<std::vector<int32_t>, Buffer> heads_;
+  std::map<size_t, std::vector<void*>> cached_;   // free blocks by rounded size
+  std::unordered_map<void*, size_t> sizes_;        // blocks in use and their rounded size
 };
 
 }  // namespace

@@ -29,7 +29,7 @@ __global__ void embedding_kernel(const int32_t* ids, const float* table_f32, con
 }
 
 __global__ void rmsnorm_kernel(float* out, const float* x, const float* weight, int64_t dim, float eps, float scale,
-                               int64_t stride, int64_t group) {
+                               int64_t stride, int64_t group, uint16_t* out_bf16) {
   const int64_t at = (blockIdx.x / group) * stride + (blockIdx.x % group) * dim;
   const float* xr = x + at;
   float* yr = out + at;
@@ -39,7 +39,9 @@ __global__ void rmsnorm_kernel(float* out, const float* x, const float* weight, 
   const float inv = 1.0f / sqrtf(ss / static_cast<float>(dim) + eps);
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
     const float v = xr[c] * inv;
-    yr[c] = (weight != nullptr ? weight[c] * v : v) * scale;
+    const float y = (weight != nullptr ? weight[c] * v : v) * scale;
+    yr[c] = y;
+    if (out_bf16 != nullptr) out_bf16[blockIdx.x * dim + c] = float_to_bf16(y);
   }
 }
 
@@ -48,16 +50,18 @@ __global__ void rope_cache_kernel(float* q, int64_t q_heads, int64_t q_stride, f
                                   int64_t k_stride, const float* v, int64_t v_heads, int64_t T, int64_t d,
                                   const float* cos, const float* sin, float* k_cache, float* v_cache, int64_t capacity,
                                   int64_t past) {
-  const int64_t row = blockIdx.x, b = row / T, t = row % T, half = d / 2;
+  const int64_t row = blockIdx.x, b = row / T, t = row % T;
+  const int half = static_cast<int>(d / 2);  // 32-bit index arithmetic below: no 64-bit divisions
   const float* c = cos + row * half;
   const float* s = sin + row * half;
-  for (int64_t j = threadIdx.x; j < q_heads * half; j += blockDim.x) {
-    float* a = q + row * q_stride + (j / half) * d + j % half;
-    const float x1 = a[0], x2 = a[half], ci = c[j % half], si = s[j % half];
+  for (int j = threadIdx.x; j < static_cast<int>(q_heads) * half; j += blockDim.x) {
+    const int i = j % half;
+    float* a = q + row * q_stride + static_cast<int64_t>(j / half) * d + i;
+    const float x1 = a[0], x2 = a[half], ci = c[i], si = s[i];
     a[0] = x1 * ci - x2 * si;
     a[half] = x2 * ci + x1 * si;
   }
-  for (int64_t j = threadIdx.x; j < k_heads * half; j += blockDim.x) {
+  for (int j = threadIdx.x; j < static_cast<int>(k_heads) * half; j += blockDim.x) {
     const int64_t h = j / half, i = j % half;
     float* a = k + row * k_stride + h * d + i;
     const float x1 = a[0], x2 = a[half], ci = c[i], si = s[i];
@@ -68,8 +72,8 @@ __global__ void rope_cache_kernel(float* q, int64_t q_heads, int64_t q_stride, f
     dst[0] = y1;
     dst[half] = y2;
   }
-  for (int64_t j = threadIdx.x; j < v_heads * d; j += blockDim.x) {
-    const int64_t h = j / d, i = j % d;
+  for (int j = threadIdx.x; j < static_cast<int>(v_heads * d); j += blockDim.x) {
+    const int64_t h = j / static_cast<int>(d), i = j % static_cast<int>(d);
     v_cache[((b * v_heads + h) * capacity + past + t) * d + i] = v[row * v_heads * d + j];
   }
 }
@@ -79,15 +83,21 @@ __global__ void swiglu_kernel(float* out, const float* gate, const float* up, in
     out[i] = silu(gate[i]) * up[i];
 }
 
+__global__ void swiglu_bf16_kernel(uint16_t* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = float_to_bf16(silu(gate[i]) * up[i]);
+}
+
 __global__ void gather_rows_kernel(float* dst, const float* src, int64_t dim, int64_t step, int64_t offset) {
   const int64_t r = blockIdx.x;
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) dst[r * dim + c] = src[(r * step + offset) * dim + c];
 }
 
+// Rows on grid.y (and beyond, in steps of gridDim.y), columns on grid.x: no index divisions.
 __global__ void f32_to_bf16_kernel(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t src_stride) {
-  const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    dst[i] = float_to_bf16(src[(i / cols) * src_stride + i % cols]);
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols; c += int64_t{gridDim.x} * blockDim.x)
+      dst[r * cols + c] = float_to_bf16(src[r * src_stride + c]);
 }
 
 __global__ void bf16_to_f32_kernel(float* dst, const uint16_t* src, int64_t n) {
@@ -97,11 +107,9 @@ __global__ void bf16_to_f32_kernel(float* dst, const uint16_t* src, int64_t n) {
 
 __global__ void cache_to_bf16_kernel(uint16_t* dst, const float* src, int64_t BH, int64_t S, int64_t capacity,
                                      int64_t d) {
-  const int64_t n = BH * S * d;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t bh = i / (S * d), rest = i % (S * d);
-    dst[i] = float_to_bf16(src[bh * capacity * d + rest]);
-  }
+  for (int64_t bh = blockIdx.y; bh < BH; bh += gridDim.y)
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < S * d; i += int64_t{gridDim.x} * blockDim.x)
+      dst[bh * S * d + i] = float_to_bf16(src[bh * capacity * d + i]);
 }
 
 __global__ void argmax_kernel(const float* logits, int64_t V, int32_t* ids) {
@@ -166,11 +174,11 @@ void embedding(cudaStream_t stream, const int32_t* ids, int64_t n, const float* 
 }
 
 void rmsnorm(cudaStream_t stream, float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
-             float scale, int64_t row_stride, int64_t group) {
+             float scale, int64_t row_stride, int64_t group, uint16_t* out_bf16) {
   if (rows == 0) return;
   const int threads = dim >= 1024 ? 1024 : (dim >= 256 ? 256 : 128);
   rmsnorm_kernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(out, x, weight, dim, eps, scale,
-                                                                      row_stride == 0 ? dim : row_stride, group);
+                                                                      row_stride == 0 ? dim : row_stride, group, out_bf16);
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 
@@ -190,6 +198,12 @@ void swiglu(cudaStream_t stream, float* out, const float* gate, const float* up,
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 
+void swiglu_to_bf16(cudaStream_t stream, uint16_t* out, const float* gate, const float* up, int64_t n) {
+  if (n == 0) return;
+  swiglu_bf16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, gate, up, n);
+  DIFFTX_CUDA_CHECK_LAUNCH();
+}
+
 void gather_rows(cudaStream_t stream, float* dst, const float* src, int64_t rows, int64_t dim, int64_t step,
                  int64_t offset) {
   if (rows == 0) return;
@@ -199,7 +213,8 @@ void gather_rows(cudaStream_t stream, float* dst, const float* src, int64_t rows
 
 void f32_to_bf16(cudaStream_t stream, uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t src_stride) {
   if (rows * cols == 0) return;
-  f32_to_bf16_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(dst, src, rows, cols, src_stride);
+  const dim3 grid(blocks_for(cols), static_cast<unsigned>(rows < 65535 ? rows : 65535));
+  f32_to_bf16_kernel<<<grid, kThreads, 0, stream>>>(dst, src, rows, cols, src_stride);
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 
@@ -212,7 +227,8 @@ void bf16_to_f32(cudaStream_t stream, float* dst, const uint16_t* src, int64_t n
 void cache_to_bf16(cudaStream_t stream, uint16_t* dst, const float* src, int64_t BH, int64_t S, int64_t capacity,
                    int64_t d) {
   if (BH * S * d == 0) return;
-  cache_to_bf16_kernel<<<blocks_for(BH * S * d), kThreads, 0, stream>>>(dst, src, BH, S, capacity, d);
+  const dim3 grid(blocks_for(S * d), static_cast<unsigned>(BH < 65535 ? BH : 65535));
+  cache_to_bf16_kernel<<<grid, kThreads, 0, stream>>>(dst, src, BH, S, capacity, d);
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 

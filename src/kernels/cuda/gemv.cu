@@ -17,7 +17,7 @@ namespace {
 
 constexpr int kWarps = 8;                   // output rows per block
 constexpr int kThreads = kWarps * 32;
-constexpr int64_t kStageBytes = 48 * 1024;  // shared memory for staged input rows
+constexpr int64_t kStageBytes = 64 * 1024;  // shared memory for staged input rows (configure_gemv)
 
 // Loads 8 consecutive weights of a row as float32.
 template <bool BF16>
@@ -157,6 +157,14 @@ void launch(cudaStream_t stream, const GemvArgs& a, bool staged, bool vec, unsig
 }
 
 }  // namespace
+
+void configure_gemv() {
+  const int bytes = static_cast<int>(kStageBytes);
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<true, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<true, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<false, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<false, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
 
 void gemv(cudaStream_t stream, const GemvArgs& args) {
   if (args.m < 1 || args.m > kGemvMaxRows || args.n_out < 1 || args.n_out > 3)

@@ -17,9 +17,10 @@ void embedding(cudaStream_t stream, const int32_t* ids, int64_t n, const float* 
                int64_t dim, float* out);
 // out = scale * weight * x / sqrt(mean(x^2) + eps) per row of dim (kernels/cpu/rmsnorm.h); weight
 // may be nullptr. Row r starts at (r / group) * row_stride + (r % group) * dim floats (row_stride 0:
-// dim, so rows are contiguous; group > 1: groups of adjacent rows, row_stride apart).
+// dim, so rows are contiguous; group > 1: groups of adjacent rows, row_stride apart). out_bf16
+// (optional, dense [rows, dim]) receives the result rounded to bfloat16 too (a product's input).
 void rmsnorm(cudaStream_t stream, float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
-             float scale = 1.0f, int64_t row_stride = 0, int64_t group = 1);
+             float scale = 1.0f, int64_t row_stride = 0, int64_t group = 1, uint16_t* out_bf16 = nullptr);
 // RoPE on q and k in place, then k and v written into the caches (Backend::rope_cache_write).
 void rope_cache_write(cudaStream_t stream, float* q, int64_t q_heads, int64_t q_stride, float* k, int64_t k_heads,
                       int64_t k_stride, const float* v, int64_t v_heads, int64_t B, int64_t T, int64_t d,
@@ -27,6 +28,8 @@ void rope_cache_write(cudaStream_t stream, float* q, int64_t q_heads, int64_t q_
                       int64_t past);
 // out = silu(gate) * up, n elements (kernels/cpu/swiglu.h); out may alias gate.
 void swiglu(cudaStream_t stream, float* out, const float* gate, const float* up, int64_t n);
+// out[n] = bfloat16(silu(gate) * up): the down projection's input in bf16 mode.
+void swiglu_to_bf16(cudaStream_t stream, uint16_t* out, const float* gate, const float* up, int64_t n);
 // dst[r, :] = src[r * step + offset, :], rows of dim floats.
 void gather_rows(cudaStream_t stream, float* dst, const float* src, int64_t rows, int64_t dim, int64_t step,
                  int64_t offset);
@@ -78,6 +81,11 @@ struct GemvArgs {
 // streams each weight row once (16-byte loads when k % 8 == 0 and the rows are aligned; a scalar
 // loop otherwise). Requires m <= kGemvMaxRows.
 void gemv(cudaStream_t stream, const GemvArgs& args);
+
+// Raises the shared-memory limits of the kernels that stage more than 48 KiB (gemv, the tensor-core
+// attention) on the current device; once per device, before their first launch.
+void configure_gemv();
+void configure_attention_mma();
 
 // ---- attention.cu: standard and differential attention ----
 
