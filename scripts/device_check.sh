@@ -111,6 +111,10 @@ if ((bench)); then
       --device "$device" --prefill $prefill --prompt $prompt --decode $decode --batch $batches --repeats $repeats \
       >"$raw/difftx-$m.json"
   done
+  # The decoding products through difftx's GEMV instead of cuBLASLt (the choice in cuda_backend.cpp).
+  stage "bench: difftx base, decoding GEMV" 120 env DIFFTX_CUDA_DECODE_GEMV=1 LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" \
+    "$bin/infer_bench" "$work/base" --device "$device" --prefill 16 --prompt $prompt --decode $decode \
+    --batch $batches --repeats $repeats >"$raw/difftx-base-gemv.json"
   stage "bench: difftx generate (diffllama)" 60 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/difftx" generate \
     "$work/diffllama" --device "$device" --prompt "The quick brown fox" --max-new-tokens 64
   if ((dry)); then

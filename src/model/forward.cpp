@@ -72,7 +72,7 @@ struct LayerPass {
   float* gate;     // [N, I]
   float* up;       // [N, I]
   const float *cos, *sin;   // [N, d/2]
-  const int32_t* segments;  // [B, capacity]
+  const int32_t* segments;  // [B, capacity], or nullptr when every position is in segment 1
   KVCache* cache;
   float *scratch_k, *scratch_v;  // [B, KH, T, d], [B, KV, T, d] without a cache
   ForwardTrace* trace;
@@ -199,16 +199,22 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   }
   Buffer scratch_segments, scratch_k, scratch_v;
   int32_t* segment_cache = nullptr;
+  bool uniform = std::all_of(segments.begin(), segments.end(), [](int32_t s) { return s == 1; });
   if (cache) {
     segment_cache = cache->segments();
     be.upload_rows(segment_cache + past, sizeof(int32_t) * capacity, segments.data(), sizeof(int32_t) * T,
                    sizeof(int32_t) * T, B);
+    cache->note_segments(uniform);
+    uniform = cache->uniform_segments();
   } else {
     scratch_segments = to_backend(be, segments);
     segment_cache = scratch_segments.as<int32_t>();
     scratch_k = be.alloc_array<float>(B * KH * T * d);
     scratch_v = be.alloc_array<float>(B * KV * T * d);
   }
+  // One segment and no padding anywhere in view: the kernels take no mask (the same values; the
+  // tensor-core kernel then masks only the tiles on the diagonal). Training keeps the array.
+  const int32_t* attention_segments = uniform && !trace ? nullptr : segment_cache;
 
   // Positions and RoPE tables.
   std::vector<int64_t> positions(static_cast<size_t>(N));
@@ -243,7 +249,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
   Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
   LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
-                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b, sin_b, segment_cache, cache,
+                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b, sin_b, attention_segments, cache,
                  scratch_k.as<float>(), scratch_v.as<float>(), trace};
   be.embedding_forward(ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);

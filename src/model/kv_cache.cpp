@@ -30,6 +30,7 @@ void KVCache::advance(int64_t tokens, int64_t max_position) {
 void KVCache::clear() {
   length_ = 0;
   max_position_ = -1;
+  uniform_segments_ = true;
   backend_->zero(segments_.as<void>(), segments_.bytes());
 }
 

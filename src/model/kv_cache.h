@@ -33,6 +33,11 @@ class KVCache {
   float* values(int64_t layer) { return values_.as<float>() + layer * value_floats_; }
   int32_t* segments() { return segments_.as<int32_t>(); }
 
+  // Whether every position cached so far is in segment 1 (no padding, no packed documents): the
+  // attention then needs no segment mask. Model::forward records each batch's segments.
+  bool uniform_segments() const { return uniform_segments_; }
+  void note_segments(bool uniform) { uniform_segments_ = uniform_segments_ && uniform; }
+
   // Called by Model::forward after all layers have written `tokens` new positions.
   void advance(int64_t tokens, int64_t max_position);
   void clear();
@@ -41,6 +46,7 @@ class KVCache {
   std::shared_ptr<Backend> backend_;
   int64_t batch_, capacity_, length_ = 0, max_position_ = -1;
   int64_t key_heads_, key_floats_, value_floats_;
+  bool uniform_segments_ = true;
   Buffer keys_, values_, segments_;
 };
 

@@ -1,12 +1,14 @@
 // Standard and differential attention on CUDA cores in float32 (kernels/cuda/kernels.h:
 // attention_rows). Decoding, float32 mode, and the head sizes the tensor-core kernel does not take.
 //
-// A block takes R query rows (R = 1 when T = 1, else 4) of one unit over a range of keys, 128 keys
-// at a time (one key per thread for the scores, then one value column per thread for P·V), with
-// the online softmax of each (map, row) in shared memory. When the rows alone give fewer blocks
-// than twice the multiprocessors, the keys are split among blocks (flash-decoding); the second
-// kernel merges the splits exactly (rescaling by their maxima) and writes the output: the map's
-// output for standard attention, out_scale * norm(A1 - lambda A2) for differential attention.
+// A block takes R query rows (R = 1 when T = 1, else 4) of one unit over a range of keys, in tiles
+// of kt keys (64, or fewer for wide heads) that the whole block copies into shared memory with
+// coalesced loads: keys (rows padded by one float so that one thread per key reads without bank
+// conflicts) and values. Scores: one key per thread; the online softmax of each (map, row): one
+// warp per pair; P·V: one value column per thread. When the rows alone give fewer blocks than
+// twice the multiprocessors, the keys are split among blocks (flash-decoding); the second kernel
+// merges the splits exactly (rescaling by their maxima) and writes the output: the map's output
+// for standard attention, out_scale * norm(A1 - lambda A2) for differential attention.
 #include <algorithm>
 #include <cmath>
 
@@ -18,23 +20,39 @@ namespace difftx::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;   // = keys per tile
+constexpr int kThreads = 128;
 constexpr int kMaxDim = 256;    // head_dim
 constexpr int kMaxCols = 4;     // value columns per thread: width <= 512
+constexpr int kMaxTile = 64;    // keys per tile
+constexpr size_t kSmemLimit = 96 * 1024;  // configure_attention_rows()
 
 __host__ __device__ inline int64_t row_blocks(const AttentionArgs& a, int R) { return (a.T + R - 1) / R; }
 
+// Shared memory of a block, in floats: queries [maps][R][d], keys [maps][kt][d + 1], values
+// [kt][w], probabilities [maps * R][kt], then m, l, alpha [maps * R].
+__host__ __device__ inline int64_t smem_floats(const AttentionArgs& a, int R, int kt) {
+  const int64_t pairs = int64_t{a.maps} * R;
+  return pairs * a.d + a.maps * kt * (a.d + 1) + int64_t{kt} * a.value_heads * a.d + pairs * kt + 3 * pairs;
+}
+
+// The largest key tile (64, 32 or 16) whose shared memory fits.
+int key_tile(const AttentionArgs& a, int R) {
+  int kt = kMaxTile;
+  while (kt > 16 && smem_floats(a, R, kt) * sizeof(float) > kSmemLimit) kt /= 2;
+  return kt;
+}
+
 struct Split {
   int count = 1;
-  int64_t keys = 0;  // per split, a multiple of kThreads
+  int64_t keys = 0;  // per split, a multiple of the key tile
 };
 
-Split choose_split(const AttentionArgs& a, int R, int sm_count) {
+Split choose_split(const AttentionArgs& a, int R, int kt, int sm_count) {
   const int64_t blocks = a.B * row_blocks(a, R) * a.units;
-  const int64_t tiles = std::max<int64_t>(1, (a.S + kThreads - 1) / kThreads);
+  const int64_t tiles = std::max<int64_t>(1, (a.S + kt - 1) / kt);
   Split s;
   if (blocks < 2 * sm_count) s.count = static_cast<int>(std::min<int64_t>(tiles, (2 * sm_count + blocks - 1) / blocks));
-  s.keys = (tiles + s.count - 1) / s.count * kThreads;
+  s.keys = (tiles + s.count - 1) / s.count * kt;
   return s;
 }
 
@@ -60,28 +78,35 @@ __host__ __device__ inline Partials partials(float* ws, const AttentionArgs& a, 
 
 template <int R, int MAPS>
 __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, int splits, int64_t keys_per_split,
-                                                        float* ws) {
-  __shared__ float q_s[MAPS][R][kMaxDim];
-  __shared__ float p_s[MAPS * R][kThreads];
-  __shared__ float m_s[MAPS * R], l_s[MAPS * R], alpha_s[MAPS * R];
+                                                        int kt, float* ws) {
+  extern __shared__ float smem[];
+  constexpr int P = MAPS * R;  // (map, row) pairs
+  const int d = static_cast<int>(a.d), w = a.value_heads * d;
+  float* q_s = smem;                      // [P][d], pair p = m * R + r
+  float* k_s = q_s + P * d;               // [MAPS][kt][d + 1]
+  float* v_s = k_s + MAPS * kt * (d + 1);  // [kt][w]
+  float* p_s = v_s + kt * w;              // [P][kt]
+  float* m_s = p_s + P * kt;              // [P]
+  float* l_s = m_s + P;
+  float* alpha_s = l_s + P;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int split = blockIdx.x, unit = blockIdx.y;
   const int64_t nrb = row_blocks(a, R), b = blockIdx.z / nrb, t0 = (blockIdx.z % nrb) * R;
   const int rows = a.T - t0 < R ? static_cast<int>(a.T - t0) : R;
-  const int64_t d = a.d, w = a.value_heads * d, off = a.S - a.T;
+  const int64_t off = a.S - a.T;
 
-  int qh[MAPS], kh[MAPS];
+  int qh[MAPS];
+  const float* kbase[MAPS];
 #pragma unroll
   for (int m = 0; m < MAPS; ++m) {
     qh[m] = a.heads[m * a.units + unit];
-    kh[m] = a.heads[(2 + m) * a.units + unit];
+    kbase[m] = a.k + (b * a.n_k_heads + a.heads[(2 + m) * a.units + unit]) * a.capacity * a.d;
   }
-  for (int64_t i = tid; i < MAPS * R * d; i += kThreads) {
-    const int m = static_cast<int>(i / (R * d)), r = static_cast<int>(i / d % R);
-    const int64_t c = i % d;
-    q_s[m][r][c] = r < rows ? a.q[(b * a.T + t0 + r) * a.q_stride + qh[m] * d + c] : 0.0f;
+  for (int i = tid; i < P * d; i += kThreads) {
+    const int p = i / d, c = i % d, m = p / R, r = p % R;
+    q_s[i] = r < rows ? a.q[(b * a.T + t0 + r) * a.q_stride + qh[m] * a.d + c] : 0.0f;
   }
-  if (tid < MAPS * R) {
+  if (tid < P) {
     m_s[tid] = -INFINITY;
     l_s[tid] = 0.0f;
   }
@@ -95,77 +120,54 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, i
   const int64_t begin = lo + split * keys_per_split;
   const int64_t end = hi + 1 < begin + keys_per_split ? hi + 1 : begin + keys_per_split;
 
-  const float* kbase[MAPS];
+  float o[P][kMaxCols];
 #pragma unroll
-  for (int m = 0; m < MAPS; ++m) kbase[m] = a.k + (b * a.n_k_heads + kh[m]) * a.capacity * d;
-  const float* vbase[kMaxCols];
-#pragma unroll
-  for (int cc = 0; cc < kMaxCols; ++cc) {
-    const int64_t c = tid + cc * kThreads;
-    vbase[cc] = nullptr;
-    if (c < w) {
-      const int vh = a.heads[4 * a.units + unit * a.value_heads + static_cast<int>(c / d)];
-      vbase[cc] = a.v + (b * a.n_v_heads + vh) * a.capacity * d + c % d;
-    }
-  }
-  float o[MAPS * R][kMaxCols];
-#pragma unroll
-  for (int p = 0; p < MAPS * R; ++p)
+  for (int p = 0; p < P; ++p)
 #pragma unroll
     for (int cc = 0; cc < kMaxCols; ++cc) o[p][cc] = 0.0f;
   __syncthreads();
 
-  const bool vec = d % 4 == 0;
-  for (int64_t s0 = begin; s0 < end; s0 += kThreads) {
-    // Scores: one key per thread, every (map, row).
-    const int64_t s = s0 + tid;
+  for (int64_t s0 = begin; s0 < end; s0 += kt) {
+    const int n = end - s0 < kt ? static_cast<int>(end - s0) : kt;  // keys in this tile
+    // Copy the tile: keys of every map, then the values (coalesced: consecutive threads read
+    // consecutive floats of a row).
 #pragma unroll
-    for (int m = 0; m < MAPS; ++m) {
-      float dot[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r) dot[r] = 0.0f;
-      if (s < end) {
-        const float* krow = kbase[m] + s * d;
-        if (vec) {
-          for (int64_t c = 0; c < d; c += 4) {
-            const float4 kv = *reinterpret_cast<const float4*>(krow + c);
-#pragma unroll
-            for (int r = 0; r < R; ++r)
-              dot[r] += q_s[m][r][c] * kv.x + q_s[m][r][c + 1] * kv.y + q_s[m][r][c + 2] * kv.z + q_s[m][r][c + 3] * kv.w;
-          }
-        } else {
-          for (int64_t c = 0; c < d; ++c) {
-            const float kv = krow[c];
-#pragma unroll
-            for (int r = 0; r < R; ++r) dot[r] += q_s[m][r][c] * kv;
-          }
-        }
+    for (int m = 0; m < MAPS; ++m)
+      for (int i = tid; i < n * d; i += kThreads) {
+        const int key = i / d, c = i % d;
+        k_s[(m * kt + key) * (d + 1) + c] = kbase[m][(s0 + key) * a.d + c];
       }
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        p_s[m * R + r][tid] = (s < end && r < rows && visible(a, b, off + t0 + r, s, seg_q[r])) ? dot[r] * a.scale
-                                                                                                 : -INFINITY;
+    for (int i = tid; i < n * w; i += kThreads) {
+      const int key = i / w, c = i % w;
+      const int vh = a.heads[4 * a.units + unit * a.value_heads + c / d];
+      v_s[key * w + c] = a.v[((b * a.n_v_heads + vh) * a.capacity + s0 + key) * a.d + c % d];
     }
     __syncthreads();
-    // Online softmax of each (map, row): one warp per pair.
-    for (int p = warp; p < MAPS * R; p += kThreads / 32) {
-      float v[kThreads / 32];
-      float mx = -INFINITY;
-#pragma unroll
-      for (int e = 0; e < kThreads / 32; ++e) {
-        v[e] = p_s[p][lane + 32 * e];
-        mx = fmaxf(mx, v[e]);
+    // Scores: thread -> (key j, pairs p = g, g + kThreads / kt, ...).
+    for (int i = tid; i < P * kt; i += kThreads) {
+      const int j = i % kt, p = i / kt, m = p / R, r = p % R;
+      float v = -INFINITY;
+      if (j < n && r < rows && visible(a, b, off + t0 + r, s0 + j, seg_q[r])) {
+        const float* kr = k_s + (m * kt + j) * (d + 1);
+        const float* qr = q_s + p * d;
+        float dot = 0.0f;
+        for (int c = 0; c < d; ++c) dot += qr[c] * kr[c];
+        v = dot * a.scale;
       }
-      mx = warp_max(mx);
+      p_s[p * kt + j] = v;
+    }
+    __syncthreads();
+    // Online softmax of each pair: one warp per pair.
+    for (int p = warp; p < P; p += kThreads / 32) {
+      const float v0 = lane < kt ? p_s[p * kt + lane] : -INFINITY;
+      const float v1 = lane + 32 < kt ? p_s[p * kt + lane + 32] : -INFINITY;
+      const float mx = warp_max(fmaxf(v0, v1));
       const float m_old = m_s[p], m_new = fmaxf(m_old, mx);
-      float sum = 0.0f;
-#pragma unroll
-      for (int e = 0; e < kThreads / 32; ++e) {
-        const float pe = m_new == -INFINITY ? 0.0f : expf(v[e] - m_new);
-        p_s[p][lane + 32 * e] = pe;
-        sum += pe;
-      }
-      sum = warp_sum(sum);
+      const float e0 = m_new == -INFINITY ? 0.0f : expf(v0 - m_new);
+      const float e1 = m_new == -INFINITY ? 0.0f : expf(v1 - m_new);
+      if (lane < kt) p_s[p * kt + lane] = e0;
+      if (lane + 32 < kt) p_s[p * kt + lane + 32] = e1;
+      const float sum = warp_sum(e0 + e1);
       if (lane == 0) {
         const float alpha = m_new == -INFINITY ? 1.0f : expf(m_old - m_new);
         alpha_s[p] = alpha;
@@ -174,20 +176,17 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, i
       }
     }
     __syncthreads();
-    // Values: one column per thread (and kThreads apart), every (map, row).
-    const int n = end - s0 < kThreads ? static_cast<int>(end - s0) : kThreads;
+    // Values: one column per thread (and kThreads apart), every pair.
 #pragma unroll
-    for (int p = 0; p < MAPS * R; ++p)
+    for (int cc = 0; cc < kMaxCols; ++cc) {
+      const int c = tid + cc * kThreads;
+      if (c >= w) break;
 #pragma unroll
-      for (int cc = 0; cc < kMaxCols; ++cc) o[p][cc] *= alpha_s[p];
-#pragma unroll 4
-    for (int j = 0; j < n; ++j) {
+      for (int p = 0; p < P; ++p) o[p][cc] *= alpha_s[p];
+      for (int j = 0; j < n; ++j) {
+        const float vv = v_s[j * w + c];
 #pragma unroll
-      for (int cc = 0; cc < kMaxCols; ++cc) {
-        if (vbase[cc] == nullptr) continue;
-        const float vv = vbase[cc][(s0 + j) * d];
-#pragma unroll
-        for (int p = 0; p < MAPS * R; ++p) o[p][cc] += p_s[p][j] * vv;
+        for (int p = 0; p < P; ++p) o[p][cc] += p_s[p * kt + j] * vv;
       }
     }
     __syncthreads();
@@ -207,8 +206,10 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, i
         part.l[slot] = l_s[m * R + r];
       }
 #pragma unroll
-      for (int cc = 0; cc < kMaxCols; ++cc)
-        if (vbase[cc] != nullptr) part.o[slot * w + tid + cc * kThreads] = o[m * R + r][cc];
+      for (int cc = 0; cc < kMaxCols; ++cc) {
+        const int c = tid + cc * kThreads;
+        if (c < w) part.o[slot * w + c] = o[m * R + r][cc];
+      }
     }
   }
 }
@@ -279,10 +280,12 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const AttentionArgs a
 
 template <int R, int MAPS>
 void launch(cudaStream_t stream, const AttentionArgs& a, float* ws, int sm_count) {
-  const Split s = choose_split(a, R, sm_count);
+  const int kt = key_tile(a, R);
+  const Split s = choose_split(a, R, kt, sm_count);
   const dim3 grid(static_cast<unsigned>(s.count), static_cast<unsigned>(a.units),
                   static_cast<unsigned>(a.B * row_blocks(a, R)));
-  rows_kernel<R, MAPS><<<grid, kThreads, 0, stream>>>(a, s.count, s.keys, ws);
+  const size_t smem = static_cast<size_t>(smem_floats(a, R, kt)) * sizeof(float);
+  rows_kernel<R, MAPS><<<grid, kThreads, smem, stream>>>(a, s.count, s.keys, kt, ws);
   DIFFTX_CUDA_CHECK_LAUNCH();
   combine_kernel<MAPS><<<static_cast<unsigned>(a.B * a.T * a.units), kThreads, 0, stream>>>(a, s.count, ws);
   DIFFTX_CUDA_CHECK_LAUNCH();
@@ -290,13 +293,23 @@ void launch(cudaStream_t stream, const AttentionArgs& a, float* ws, int sm_count
 
 }  // namespace
 
+void configure_attention_rows() {
+  const int bytes = static_cast<int>(kSmemLimit);
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(rows_kernel<1, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(rows_kernel<1, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(rows_kernel<4, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(rows_kernel<4, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
 int64_t attention_rows_workspace(const AttentionArgs& a, int sm_count) {
-  const Split s = choose_split(a, a.T == 1 ? 1 : 4, sm_count);
+  const int R = a.T == 1 ? 1 : 4;
+  const Split s = choose_split(a, R, key_tile(a, R), sm_count);
   return s.count * a.B * a.T * a.units * a.maps * (a.value_heads * a.d + 2);
 }
 
 void attention_rows(cudaStream_t stream, const AttentionArgs& a, float* ws, int sm_count) {
-  if (a.d > kMaxDim || a.value_heads * a.d > kMaxCols * kThreads)
+  if (a.d > kMaxDim || a.value_heads * a.d > kMaxCols * kThreads ||
+      smem_floats(a, a.T == 1 ? 1 : 4, 16) * sizeof(float) > kSmemLimit)
     fail<DeviceError>("CUDA attention: head_dim {} with {} value heads is more than this kernel takes (head_dim <= {}, "
                       "width <= {})", a.d, a.value_heads, kMaxDim, kMaxCols * kThreads);
   if (a.B * a.T * a.units == 0) return;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -49,6 +51,7 @@ class CudaBackend final : public Backend {
     gemm_ = std::make_unique<cuda::LtGemm>();
     cuda::configure_gemv();
     cuda::configure_attention_mma();
+    cuda::configure_attention_rows();
   }
   ~CudaBackend() override {
     cudaSetDevice(device_);
@@ -103,7 +106,7 @@ class CudaBackend final : public Backend {
     activate();
     if (x_stride == 0) x_stride = k;
     if (y_stride == 0) y_stride = n;
-    if (m <= kGemvMaxRows) {
+    if (use_gemv(m, w)) {
       GemvArgs a;
       a.x = x;
       a.x_stride = x_stride;
@@ -120,7 +123,7 @@ class CudaBackend final : public Backend {
   void rmsnorm_linear_forward(const float* x, int64_t m, int64_t k, const float* norm_weight, float eps, float* xn,
                               std::span<const LinearOut> outs) override {
     activate();
-    if (m <= kGemvMaxRows && outs.size() <= 3 && same_weight_dtype(outs)) {
+    if (outs.size() <= 3 && same_weight_dtype(outs) && use_gemv(m, outs[0].w)) {
       GemvArgs a;
       a.input = GemvInput::rmsnorm;
       a.x = x;
@@ -143,7 +146,7 @@ class CudaBackend final : public Backend {
   void swiglu_linear_forward(float* gate, const float* up, int64_t m, int64_t k, LinearWeight w, const float* bias,
                              int64_t n, float* y, bool accumulate) override {
     activate();
-    if (m <= kGemvMaxRows) {
+    if (use_gemv(m, w)) {
       GemvArgs a;
       a.input = GemvInput::swiglu;
       a.x = gate;
@@ -315,6 +318,15 @@ class CudaBackend final : public Backend {
     return scratch_[slot].as<T>();
   }
 
+  // Products of at most kGemvMaxRows rows take difftx's GEMV (float32 arithmetic), except bf16
+  // weights in bf16 mode: cuBLASLt streams them faster even for one row (measured on an H200:
+  // bench/cuda/NOTES.md), with the input rounded to bf16 as in every other bf16-mode product.
+  // DIFFTX_CUDA_DECODE_GEMV=1 keeps the GEMV there too (for comparisons).
+  bool use_gemv(int64_t m, LinearWeight w) const {
+    if (m > kGemvMaxRows) return false;
+    return !(w.bf16 != nullptr && math_ == MathMode::bf16) || force_gemv_;
+  }
+
   static bool same_weight_dtype(std::span<const LinearOut> outs) {
     for (const LinearOut& o : outs)
       if ((o.w.bf16 != nullptr) != (outs[0].w.bf16 != nullptr)) return false;
@@ -394,6 +406,10 @@ class CudaBackend final : public Backend {
 
   int device_;
   MathMode math_;
+  const bool force_gemv_ = [] {
+    const char* e = std::getenv("DIFFTX_CUDA_DECODE_GEMV");
+    return e != nullptr && std::string_view(e) == "1";
+  }();
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::LtGemm> gemm_;

@@ -86,6 +86,7 @@ void gemv(cudaStream_t stream, const GemvArgs& args);
 // attention) on the current device; once per device, before their first launch.
 void configure_gemv();
 void configure_attention_mma();
+void configure_attention_rows();
 
 // ---- attention.cu: standard and differential attention ----
 
