@@ -18,7 +18,7 @@ shared=${DIFFTX_SHARED:-"$root/../shared"}
 build="$root/build-fuzz"
 
 bash scripts/deps.sh --fuzz
-CXX=clang++ CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIFFTX_FUZZ=ON \
+CXX=clang++ CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIFFTX_FUZZ=ON -DDIFFTX_CUDA=OFF \
   -DDIFFTX_BUILD_TESTS=OFF -DDIFFTX_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" $(printf -- '--target fuzz_%s ' "${targets[@]}")
 
