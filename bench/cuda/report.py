@@ -79,7 +79,11 @@ def main():
                          f"{dd['ms_per_step']:.2f} ms/step{host}{share}) | {fmt(dd['tokens_per_second'])} | {fmt(ht)} | | "
                          f"{fmt(ratio, 2) + 'x' if ratio else ''} | {target} | {met} |")
     lines += ["", "transformers loads no llama-differential model (the seed's own modeling code is not in transformers), "
-              "so that row has difftx alone; its layout does twice the attention work of the base model's.", ""]
+              "so that row has difftx alone; its layout does twice the attention work of the base model's. "
+              "The torch.compile column is empty when the run had `--no-compile` (its compilation takes minutes of "
+              "a 15-minute device budget). \"queueing on the host\": the part of a decoding step spent before "
+              "difftx's forward call returned; near the whole step, the host's launches are the limit, not the GPU. "
+              "bench/cuda/NOTES.md has the kernel times behind these numbers.", ""]
     with open(out_path, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
