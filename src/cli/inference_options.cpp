@@ -16,7 +16,7 @@ void add_inference_options(CLI::App* app, InferenceOptions& options) {
   app->add_option("--weight-dtype", options.weight_dtype,
                   "Matrices kept as f32 or bf16 (half the memory, faster decoding). auto: f32 on the CPU, bf16 on a "
                   "GPU. On the CPU the arithmetic stays float32 (exact for a BF16 checkpoint); on a GPU bf16 also "
-                  "means bf16 tensor-core products with float32 accumulation, f32 exact float32")
+                  "means bf16 tensor-core products with float32 accumulation, f32 float32 throughout (no TF32)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
 }

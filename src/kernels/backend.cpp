@@ -58,7 +58,9 @@ std::shared_ptr<Backend> make_backend(std::string_view device, MathMode math) {
   if (device.size() > 4) {
     const std::string_view n = device.substr(4);
     const char* end = n.data() + n.size();
-    if (n.size() < 2 || n[0] != ':' || std::from_chars(n.data() + 1, end, index).ptr != end || index < 0)
+    const auto parsed = n.size() < 2 || n[0] != ':' ? std::from_chars_result{n.data(), std::errc::invalid_argument}
+                                                     : std::from_chars(n.data() + 1, end, index);
+    if (parsed.ec != std::errc() || parsed.ptr != end || index < 0)  // out of range too: never a silent cuda:0
       fail<ConfigError>("--device \"{}\" is not one of cpu, cuda, cuda:N (N = 0, 1, ...)", device);
   }
 #if DIFFTX_HAVE_CUDA

@@ -376,6 +376,8 @@ TEST(BackendChoice, NamesAreCheckedAndAMissingGpuIsADeviceError) {
   EXPECT_THROW(make_backend("tpu"), ConfigError);
   EXPECT_THROW(make_backend("cuda:x"), ConfigError);
   EXPECT_THROW(make_backend("cuda:-1"), ConfigError);
+  EXPECT_THROW(make_backend("cuda:4294967296"), ConfigError);  // beyond int: not read as cuda:0
+  EXPECT_THROW(make_backend("cuda:"), ConfigError);
   try {
     make_backend("cuda:64");
     FAIL() << "cuda:64 should not exist";
