@@ -1,5 +1,5 @@
 // difftx convert-diff-transformer CONFIG.yml [--zero-init] [--sublayer-norm|--no-sublayer-norm]
-//   [--split-heads] [--mirror-weights] [--format llama-differential|diffllama] [--output-dir DIR]
+//   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama] [--output-dir DIR]
 //   [--dtype f32|bf16|f16] [--seed N] [--overwrite] [--debug] [--json]
 #include "cli/command.h"
 #include "common/error.h"
@@ -31,6 +31,9 @@ Command add_convert(CLI::App& root) {
                 "Split the model's heads into positive and negative halves instead of doubling q/k");
   app->add_flag("--mirror-weights", o->convert.mirror_weights,
                 "Copy the positive q/k rows to the negative component (double mode)");
+  app->add_flag("--plain-o-proj", o->convert.plain_o_proj,
+                "Copy o_proj unchanged (the seed's conversion) instead of reordering its input columns to follow "
+                "the value heads paired by --split-heads / --format diffllama");
   app->add_option("--format", o->format, "Output layout: llama-differential (the seed's) or diffllama (transformers')")
       ->capture_default_str();
   o->output_dir_option =

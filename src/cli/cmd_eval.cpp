@@ -40,12 +40,15 @@ Command add_eval(CLI::App& root) {
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
             EncodeOptions encode;
             encode.add_special_tokens = true;
+            DroppedText dropped;
+            encode.dropped = &dropped;
             std::vector<int32_t> ids;
             try {
               ids = tokenizer.encode(text, encode);
             } catch (const TextError& e) {
               fail<FileError>("{}: {}", o->text, e.what());
             }
+            if (const std::string w = dropped.warning(); !w.empty()) spdlog::warn("{}: {}", o->text, w);
             if (o->max_tokens > 0 && static_cast<int64_t>(ids.size()) > o->max_tokens) ids.resize(o->max_tokens);
             if (ids.size() < 2)
               fail<FileError>("{}: gives {} token(s); evaluation needs at least 2", o->text, ids.size());

@@ -5,6 +5,7 @@
 #include "cli/inference_options.h"
 #include "cli/id_list.h"
 #include "common/error.h"
+#include "model/finite_logits.h"
 #include "infer/topk.h"
 #include "io/json_file.h"
 
@@ -41,6 +42,8 @@ Command add_forward(CLI::App& root) {
             model.forward(batch, nullptr, LogitsMode::all, logits);
             double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             const int64_t V = model.config().vocab_size;
+            if (const int64_t bad = first_non_finite_row(logits.data(), batch.seq_len, V); bad >= 0)
+              fail_non_finite(model, "the logits", bad);
             ordered_json out = ordered_json::array();
             if (!o->json) fmt::print("{:>5} {:>8}  top-{} next tokens (id: logit)\n", "pos", "id", o->top);
             for (size_t t = 0; t < ids.size(); ++t) {

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/command.h"
 #include "cli/id_list.h"
 #include "io/text_file.h"
@@ -63,6 +65,8 @@ Command add_tokenize(CLI::App& root) {
             EncodeOptions options;
             options.add_special_tokens = o->add_special;
             if (o->no_parse_special) options.parse_special = false;
+            DroppedText dropped;
+            options.dropped = &dropped;
             std::vector<int32_t> ids;
             try {
               ids = tokenizer.encode(input, options);
@@ -70,6 +74,7 @@ Command add_tokenize(CLI::App& root) {
               if (file->count()) fail<TextError>("{}: {}", o->file, e.what());
               throw;
             }
+            if (const std::string w = dropped.warning(); !w.empty()) spdlog::warn("{}", w);
             if (o->json) {
               nlohmann::json out;
               out["ids"] = ids;

@@ -18,7 +18,7 @@ Command add_train(CLI::App& root) {
   app->add_option("--max-steps", o->max_steps, "Stop after N optimizer steps (overrides the config)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app->add_option("--resume-from-checkpoint", o->resume, "Continue from output_dir/checkpoint-N");
-  app->add_flag("--overwrite", o->overwrite, "Start over in an output_dir that holds an earlier run's checkpoints");
+  app->add_flag("--overwrite", o->overwrite, "Replace the earlier run in output_dir (its files are set aside in output_dir/.overwritten-run until this run saves its first checkpoint)");
   app->add_flag("--json", o->json, "Print the summary as JSON");
   return {app, [o]() {
             TrainConfig config = train_config_load(o->config);

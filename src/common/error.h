@@ -43,6 +43,14 @@ class DeviceError : public Error {
   using Error::Error;
 };
 
+// A computation from valid-looking input produced NaN or infinity (logits, a derived lambda, a
+// loss): the weights are finite but out of any trained model's range. The message names the
+// first non-finite position or layer and the likely cause.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Formats the message and throws E. Usage: fail<FileError>("{}: header is not JSON", path).
 template <class E, class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {

@@ -12,7 +12,8 @@ namespace {
 // axolotl keys difftx recognises but does not act on.
 const std::set<std::string>& ignored_keys() {
   static const std::set<std::string> keys = {
-      "bf16", "fp16", "tf32", "float16", "bfloat16", "flash_attention", "sdp_attention", "xformers_attention",
+      "bf16", "fp16", "tf32", "float16", "bfloat16", "attn_implementation", "flash_attention", "sdp_attention",
+      "xformers_attention", "flex_attention", "sage_attention", "s2_attention", "eager_attention",
       "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_qkv", "flash_attn_fuse_mlp",
       "gradient_checkpointing", "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
       "wandb_name", "wandb_run_id", "wandb_log_model", "wandb_mode", "mlflow_tracking_uri", "mlflow_experiment_name",

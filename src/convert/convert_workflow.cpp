@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/json_file.h"
 #include "model/checkpoint_io.h"
+#include "model/diff_checks.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -110,6 +111,12 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   // Everything that can be checked without the weights, before any work.
   ModelConfig base_config = model_config_load(r.base_model / "config.json");
   convert_options_check(base_config, req.options);
+  if (base_config.sliding_window > 0)
+    spdlog::warn("{}: sliding_window {} is kept: difftx's differential attention lets a token see only the last {} "
+                 "tokens, as the base model does, but the seed's Python LlamaDifferential and transformers' DiffLlama "
+                 "ignore sliding_window, so in Python the converted model gives other logits past {} tokens",
+                 (r.base_model / "config.json").string(), base_config.sliding_window, base_config.sliding_window,
+                 base_config.sliding_window);
   fs::path tokenizer_dir = r.base_model;
   if (auto t = yaml.string("tokenizer_config")) tokenizer_dir = resolve_local_dir("tokenizer_config", *t, req.config_yaml);
   std::optional<Tokenizer> tokenizer;
@@ -124,6 +131,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   t0 = std::chrono::steady_clock::now();
   Model converted = convert_model(base, req.options);
   r.convert_seconds = seconds_since(t0);
+  if (const std::string stuck = stuck_negative_component(converted); !stuck.empty()) spdlog::warn("{}", stuck);
   r.base_model_type = std::string(model_family_name(base.config().family));
   r.layout = std::string(diff_format_name(req.options.format));
   r.base_parameters = base.table().parameter_count();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/model_files.h"
 #include "convert/convert_debug.h"
 #include "config/local_dir.h"
 #include "convert/diff_convert.h"
@@ -45,10 +46,5 @@ ConvertResult convert_diff_transformer(const ConvertRequest& request);
 
 ordered_json convert_result_json(const ConvertResult& r);
 
-// Tokenizer and generation files copied from the base model directory when present.
-inline constexpr const char* kTokenizerFiles[] = {
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-    "added_tokens.json", "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja",
-};
 
 }  // namespace difftx

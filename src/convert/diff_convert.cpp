@@ -35,6 +35,9 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
       fail<ConfigError>("--no-sublayer-norm does not apply to --format diffllama: DiffLlama always normalises each "
                         "head (RMSNorm without weight)");
   }
+  if (o.plain_o_proj && !halves)
+    fail<ConfigError>("--plain-o-proj applies to --split-heads and --format diffllama only: in double mode the "
+                      "value heads keep their order and o_proj is copied unchanged anyway");
   if (o.split_heads && o.mirror_weights)
     fail<ConfigError>("--mirror-weights applies to double mode only: with --split-heads the negative heads are the "
                       "model's own pretrained heads (the seed ignores the flag there)");
@@ -86,6 +89,17 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+// o_proj [D, H*d] of the base with its input column blocks paired as the regrouped value heads
+// are: block 2i <- block i, block 2i+1 <- block i + H/2.
+void paired_o_proj_copy(const float* src, float* dst, int64_t rows, int64_t heads, int64_t head_dim) {
+  const int64_t cols = heads * head_dim;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < heads / 2; ++i) {
+      std::copy_n(src + r * cols + i * head_dim, head_dim, dst + r * cols + 2 * i * head_dim);
+      std::copy_n(src + r * cols + (i + heads / 2) * head_dim, head_dim, dst + r * cols + (2 * i + 1) * head_dim);
+    }
+}
+
 }  // namespace
 
 Model convert_model(const Model& base, const ConvertOptions& o) {
@@ -93,10 +107,16 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
   Model out(convert_config(base.config(), o));
   const ModelConfig& c = out.config();
   const float bound = 1.0f / std::sqrt(static_cast<float>(c.hidden_size));
+  const bool paired_values = o.split_heads || o.format == DiffFormat::diffllama;
 
   for (const ParamSpec& p : out.table().params()) {
     float* dst = out.weights().data() + p.offset;
     const ParamSpec* src_spec = base.table().find(p.name);
+    if (src_spec != nullptr && src_spec->shape == p.shape && paired_values && !o.plain_o_proj &&
+        ends_with(p.name, "self_attn.o_proj.weight")) {
+      paired_o_proj_copy(base.weights().data() + src_spec->offset, dst, p.shape[0], c.num_attention_heads, c.head_dim);
+      continue;
+    }
     if (src_spec != nullptr && src_spec->shape == p.shape) {  // unchanged tensor
       std::copy_n(base.weights().data() + src_spec->offset, p.numel, dst);
       continue;

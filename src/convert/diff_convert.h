@@ -21,6 +21,10 @@ struct ConvertOptions {
   bool sublayer_norm_given = false;  // the user passed --sublayer-norm / --no-sublayer-norm explicitly
   bool split_heads = false;     // "split" mode instead of "double"
   bool mirror_weights = false;  // negative q/k rows copied from the positive rows
+  // Split mode and diffllama regroup the value heads in pairs (i, i + H/2); by default o_proj's input
+  // column blocks are permuted to follow them. plain_o_proj copies o_proj unchanged (the seed's and
+  // the earlier difftx conversion).
+  bool plain_o_proj = false;
   uint64_t seed = 0;            // for the freshly initialised negative rows and lambda vectors
 };
 
@@ -39,7 +43,10 @@ ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& option
 //     U(-1/sqrt(D), 1/sqrt(D)) (PyTorch's default Linear init, as the seed ends up with), 0 with
 //     zero_init, or a copy of the positive rows with mirror_weights; their biases (Qwen2, attention_bias)
 //     are 0, or copied with mirror_weights.
-//   split mode and diffllama: q_proj/k_proj copied whole (the seed forgets this in split mode).
+//   split mode and diffllama: q_proj/k_proj copied whole (the seed forgets this in split mode);
+//     o_proj's input columns, H blocks of d, reordered so that block 2i is the base's block i and
+//     block 2i+1 the base's block i + H/2 (diff-head i writes [value of head i ; value of head
+//     i + H/2] there), unless plain_o_proj.
 //   lambda vectors ~ N(0, 0.1) (0 with zero_init); lambda_init(l) stored (0 with zero_init);
 //   subln weights 1; every other tensor copied.
 Model convert_model(const Model& base, const ConvertOptions& options);

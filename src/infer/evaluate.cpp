@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/finite_logits.h"
 
 namespace difftx {
 
@@ -39,8 +40,14 @@ EvaluateResult evaluate_perplexity(const Model& model, std::span<const int32_t> 
     const int64_t first = std::max<int64_t>(scored_until - 1 - begin, 0), last = end - 1 - begin;
     for (int64_t p0 = first; p0 < last; p0 += kLogitRows) {
       const int64_t rows = std::min(kLogitRows, last - p0);
-      r.total_nll += model.next_token_nll(hidden.as<const float>() + p0 * model.config().hidden_size, rows,
-                                          &ids[begin + p0 + 1]);
+      const float* h = hidden.as<const float>() + p0 * model.config().hidden_size;
+      const double nll = model.next_token_nll(h, rows, &ids[begin + p0 + 1]);
+      if (!std::isfinite(nll))  // a finite row's loss is finite: find the first row that is not
+        for (int64_t k = 0; k < rows; ++k)
+          if (!std::isfinite(model.next_token_nll(h + k * model.config().hidden_size, 1, &ids[begin + p0 + 1 + k])))
+            fail_non_finite(model, "the logits", begin + p0 + k);
+      if (!std::isfinite(nll)) fail_non_finite(model, "the logits", begin + p0);
+      r.total_nll += nll;
     }
     r.scored += last - first;
     scored_until = end;

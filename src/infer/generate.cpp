@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "common/error.h"
+#include "model/finite_logits.h"
 #include "model/kv_cache.h"
 
 namespace difftx {
@@ -46,11 +48,18 @@ GenerateResult generate(const Model& model, std::span<const int32_t> prompt, con
                                                  cache.get(), LogitsMode::last);
     // Greedy choices are made where the logits are (only the id crosses to the host); sampling
     // takes the row to the host's Sampler.
+    // A NaN anywhere in the hidden state makes every logit NaN (weights are checked finite at
+    // load), so on the greedy path the chosen logit tells.
     int32_t id = 0;
     if (o.sampling.temperature == 0.0f) {
       backend.argmax_host(last.as<const float>(), 1, V, &id);
+      float chosen = 0;
+      backend.download(&chosen, last.as<const float>() + id, sizeof(float));
+      if (!std::isfinite(chosen)) fail_non_finite(model, "the logits", static_cast<int64_t>(all.size()) - 1);
     } else {
       backend.download(logits.data(), last.as<const float>(), logits.size() * sizeof(float));
+      if (first_non_finite_row(logits.data(), 1, V) >= 0)
+        fail_non_finite(model, "the logits", static_cast<int64_t>(all.size()) - 1);
       id = sampler.next(logits.data(), V);
     }
     if (step == 0) {

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "io/model_config.h"
+#include "model/diff_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +61,10 @@ Model model_load(const fs::path& dir) {
     if (!finite[i])
       fail<FileError>("{}: tensor \"{}\" holds NaN or infinite values; the checkpoint is corrupt or diverged",
                       entries[i].file->path().string(), params[i].name);
+  if (const std::string bad = non_finite_lambda(model); !bad.empty())
+    fail<FileError>("{}: {}; every stored tensor is finite, but this lambda makes every output NaN. The checkpoint "
+                    "comes from a diverged training run: use an earlier checkpoint",
+                    dir.string(), bad);
   return model;
 }
 

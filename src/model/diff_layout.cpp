@@ -31,14 +31,20 @@ DiffHeadMap diff_head_map(const ModelConfig& c) {
   return m;
 }
 
+DiffLambdaParts diff_lambda_parts(const float* lq1, const float* lk1, const float* lq2, const float* lk2, int64_t d,
+                                  float lambda_init) {
+  DiffLambdaParts p;
+  for (int64_t i = 0; i < d; ++i) {
+    p.dot1 += lq1[i] * lk1[i];
+    p.dot2 += lq2[i] * lk2[i];
+  }
+  p.lambda = std::exp(p.dot1) - std::exp(p.dot2) + lambda_init;
+  return p;
+}
+
 float diff_lambda(const float* lq1, const float* lk1, const float* lq2, const float* lk2, int64_t d,
                   float lambda_init) {
-  float s1 = 0.0f, s2 = 0.0f;
-  for (int64_t i = 0; i < d; ++i) {
-    s1 += lq1[i] * lk1[i];
-    s2 += lq2[i] * lk2[i];
-  }
-  return std::exp(s1) - std::exp(s2) + lambda_init;
+  return diff_lambda_parts(lq1, lk1, lq2, lk2, d, lambda_init).lambda;
 }
 
 }  // namespace difftx

@@ -226,7 +226,7 @@ int32_t BpeModel::symbol_id(std::string_view word, size_t begin, size_t end, std
   return id ? static_cast<int32_t>(*id) : -1;
 }
 
-void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
+bool BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out, DroppedText* dropped) const {
   struct Symbol {
     int32_t id;
     int32_t prev, next;  // neighbours in the list, -1 at the ends
@@ -245,6 +245,7 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
   // Characters to initial symbols (tokenizers' BPE::merge_word).
   thread_local std::string scratch;
   int32_t pending_unk_len = 0;  // bytes of unknown characters not yet emitted as unk
+  bool dropped_any = false;
   for (size_t i = 0; i < word.size();) {
     size_t begin = i;
     i += utf8_seq_len(static_cast<unsigned char>(word[i]));
@@ -283,9 +284,13 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
       pending_unk_len += static_cast<int32_t>(i - begin);
     }
     // No unk token and no byte fallback: the character is dropped (tokenizers does the same).
+    if (!unk_id_) {
+      dropped_any = true;
+      if (dropped) dropped->add(word.substr(begin, i - begin));
+    }
   }
   if (pending_unk_len > 0) add(*unk_id_, static_cast<uint32_t>(pending_unk_len));
-  if (syms.empty()) return;
+  if (syms.empty()) return dropped_any;
 
   if (syms.size() > 1) {
     struct Candidate {
@@ -332,24 +337,27 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     }
   }
   for (int32_t k = 0; k >= 0; k = syms[k].next) out.push_back(syms[k].id);
+  return dropped_any;
 }
 
-void BpeModel::tokenize(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache) const {
+void BpeModel::tokenize(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache,
+                        DroppedText* dropped) const {
   if (!cut_at_metaspace_) {
-    tokenize_part(piece, out, cache);
+    tokenize_part(piece, out, cache, dropped);
     return;
   }
   constexpr std::string_view kMeta = "\u2581";
   size_t start = 0;
   for (size_t at = piece.find(kMeta, 1); at != std::string_view::npos; at = piece.find(kMeta, at + kMeta.size())) {
     if (at >= kMeta.size() && piece.substr(at - kMeta.size(), kMeta.size()) == kMeta) continue;  // inside a run
-    tokenize_part(piece.substr(start, at - start), out, cache);
+    tokenize_part(piece.substr(start, at - start), out, cache, dropped);
     start = at;
   }
-  tokenize_part(piece.substr(start), out, cache);
+  tokenize_part(piece.substr(start), out, cache, dropped);
 }
 
-void BpeModel::tokenize_part(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache) const {
+void BpeModel::tokenize_part(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache,
+                             DroppedText* dropped) const {
   if (piece.empty()) return;
   // The cache holds whole results (ignore_merges included), so it is asked first: it is small and
   // hot, the vocab is large.
@@ -358,7 +366,7 @@ void BpeModel::tokenize_part(std::string_view piece, std::vector<int32_t>& out, 
   size_t before = out.size();
   const uint64_t* whole = ignore_merges_ ? token_to_id_.find(piece) : nullptr;
   if (whole) out.push_back(static_cast<int32_t>(*whole));
-  else merge_word(piece, out);
+  else if (merge_word(piece, out, dropped)) return;  // not cached: the next occurrence counts its drops too
   if (cacheable) cache->put(piece, out.data() + before, out.size() - before);
 }
 

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/dropped_text.h"
 #include "tokenizer/json_ref.h"
 #include "tokenizer/string_table.h"
 
@@ -107,8 +108,11 @@ class BpeModel {
   // or result are not in the vocab, unk_token not in the vocab.
   static std::unique_ptr<BpeModel> from_json(const JsonRef& model);
 
-  // Appends the ids of `piece` (valid UTF-8) to `out`. `cache` may be null.
-  void tokenize(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache) const;
+  // Appends the ids of `piece` (valid UTF-8) to `out`. `cache` may be null. Characters the model
+  // drops (no token, no unk, no byte fallback) are counted into `dropped` when it is not null
+  // (pieces that drop something are never cached, so every occurrence counts).
+  void tokenize(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache,
+                DroppedText* dropped = nullptr) const;
   // The same ids computed the plain way: no cut before "\u2581", no cache (for tests).
   void tokenize_reference(std::string_view piece, std::vector<int32_t>& out) const;
   bool cuts_at_metaspace() const { return cut_at_metaspace_; }
@@ -138,8 +142,9 @@ class BpeModel {
 
  private:
   BpeModel() = default;
-  void tokenize_part(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache) const;
-  void merge_word(std::string_view word, std::vector<int32_t>& out) const;
+  void tokenize_part(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache, DroppedText* dropped) const;
+  // Returns whether a character was dropped.
+  bool merge_word(std::string_view word, std::vector<int32_t>& out, DroppedText* dropped = nullptr) const;
   int32_t symbol_id(std::string_view word, size_t begin, size_t end, std::string& scratch) const;
 
   StringTable token_to_id_;  // token -> id

@@ -203,15 +203,17 @@ void Tokenizer::encode(std::string_view text, const EncodeOptions& options, std:
     const tok::BpeModel* model;
     tok::BpeCache* cache;
     std::vector<int32_t>* out;
-    void piece(std::string_view text, bool) override { model->tokenize(text, *out, cache); }
+    DroppedText* dropped;
+    void piece(std::string_view text, bool) override { model->tokenize(text, *out, cache, dropped); }
   } sink;
   sink.model = t.model.get();
   sink.cache = cache.get();
   sink.out = &out;
+  sink.dropped = options.dropped;
   auto run_pipeline = [&](std::string_view part, bool at_start) {
     if (part.empty()) return;
     if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(part, at_start, sink);
-    else t.model->tokenize(part, out, cache.get());
+    else t.model->tokenize(part, out, cache.get(), options.dropped);
   };
 
   std::vector<tok::Segment> segments, inner;

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/dropped_text.h"
 #include "tokenizer/text_error.h"
 
 namespace difftx {
@@ -43,6 +44,9 @@ struct EncodeOptions {
   // false they are tokenized as plain text (tokenizers' encode_special_tokens). Default: true,
   // unless tokenizer_config.json sets split_special_tokens.
   std::optional<bool> parse_special;
+  // When set, the characters the BPE model drops (no token, no unk token, no byte fallback; the
+  // ids are the tokenizers library's) are counted into it.
+  DroppedText* dropped = nullptr;
 };
 
 struct DecodeOptions {

@@ -105,10 +105,11 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 // axolotl's _tokenize: encode with special tokens, cut at max_length, append EOS when it is not
 // last and there is room, strip a leading BOS when asked.
 std::vector<int32_t> axolotl_tokenize(const Tokenizer& tok, const std::string& text, int64_t max_length, bool add_eos,
-                                      bool strip_bos, const std::string& where) {
+                                      bool strip_bos, const std::string& where, DroppedText* dropped) {
   if (text.empty()) return {};
   EncodeOptions o;
   o.add_special_tokens = true;
+  o.dropped = dropped;
   std::vector<int32_t> ids;
   try {
     ids = tok.encode(text, o);
@@ -142,9 +143,11 @@ void tokenize_alpaca(const Record& r, const TrainConfig& c, const Tokenizer& tok
                      DatasetReport& report) {
   const std::string prompt = alpaca_prompt(text_field(r, "instruction", true), text_field(r, "input", false));
   Sample s;
-  s.ids = axolotl_tokenize(tok, prompt, c.sequence_len, /*add_eos=*/false, /*strip_bos=*/false, r.where);
+  s.ids = axolotl_tokenize(tok, prompt, c.sequence_len, /*add_eos=*/false, /*strip_bos=*/false, r.where,
+                           &report.dropped);
   s.labels = c.train_on_inputs ? s.ids : std::vector<int32_t>(s.ids.size(), kIgnoreIndex);
-  const auto response = axolotl_tokenize(tok, text_field(r, "output", true), c.sequence_len, true, true, r.where);
+  const auto response = axolotl_tokenize(tok, text_field(r, "output", true), c.sequence_len, true, true, r.where,
+                                         &report.dropped);
   s.ids.insert(s.ids.end(), response.begin(), response.end());
   s.labels.insert(s.labels.end(), response.begin(), response.end());
   keep(out, std::move(s), c.sequence_len, report);
@@ -152,7 +155,8 @@ void tokenize_alpaca(const Record& r, const TrainConfig& c, const Tokenizer& tok
 
 void tokenize_completion(const Record& r, const DatasetSpec& d, const TrainConfig& c, const Tokenizer& tok,
                          std::vector<Sample>& out, DatasetReport& report) {
-  const auto ids = axolotl_tokenize(tok, text_field(r, d.field, true), 64 * c.sequence_len, true, false, r.where);
+  const auto ids = axolotl_tokenize(tok, text_field(r, d.field, true), 64 * c.sequence_len, true, false, r.where,
+                                    &report.dropped);
   for (size_t i = 0; i < ids.size(); i += static_cast<size_t>(c.sequence_len)) {
     Sample s;
     s.ids.assign(ids.begin() + i, ids.begin() + std::min(ids.size(), i + static_cast<size_t>(c.sequence_len)));
@@ -177,9 +181,11 @@ void tokenize_chat(const Record& r, const DatasetSpec& d, const TrainConfig& c, 
     return;
   }
   EncodeOptions raw;  // the rendered text holds its own special tokens
-  auto encode = [&](const std::string& text) {
+  auto encode = [&](const std::string& text, DroppedText* dropped = nullptr) {
     try {
-      return tok.encode(text, raw);
+      EncodeOptions o = raw;
+      o.dropped = dropped;  // counted once, on the whole conversation (the prefixes repeat it)
+      return tok.encode(text, o);
     } catch (const TextError& e) {
       fail<FileError>("{}: {}", r.where, e.what());
     }
@@ -191,7 +197,7 @@ void tokenize_chat(const Record& r, const DatasetSpec& d, const TrainConfig& c, 
     fail<FileError>("{}: {}", r.where, e.what());
   }
   Sample s;
-  s.ids = encode(full);
+  s.ids = encode(full, &report.dropped);
   s.labels.assign(s.ids.size(), kIgnoreIndex);
   const bool has_generation_prompt = format == ChatFormat::chatml || format == ChatFormat::llama3;
   for (size_t i = 0; i < messages.size(); ++i) {

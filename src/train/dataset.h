@@ -40,6 +40,7 @@ struct DatasetReport {
   int64_t dropped_long = 0;  // longer than sequence_len
   int64_t dropped_untrained = 0;  // no trained token (e.g. empty output)
   int64_t tokens = 0;        // in kept samples
+  DroppedText dropped;       // characters the tokenizer dropped (no token, no unk, no byte fallback)
 };
 
 // The axolotl Alpaca prompt text for one record.

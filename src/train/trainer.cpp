@@ -11,8 +11,11 @@
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
+#include "io/model_files.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "model/finite_logits.h"
 #include "model/checkpoint_io.h"
+#include "model/diff_checks.h"
 #include "model/trace.h"
 #include "tokenizer/tokenizer.h"
 #include "train/batches.h"
@@ -20,6 +23,7 @@
 #include "train/dataset.h"
 #include "train/diff_monitor.h"
 #include "train/optimizer.h"
+#include "train/run_output.h"
 
 namespace fs = std::filesystem;
 
@@ -64,7 +68,9 @@ Prepared prepare(const TrainConfig& c) {
     p.report.records += held_out.records;
     p.report.dropped_long += held_out.dropped_long;
     p.report.dropped_untrained += held_out.dropped_untrained;
+    p.report.dropped.merge(held_out.dropped);
   }
+  if (const std::string w = p.report.dropped.warning(); !w.empty()) spdlog::warn("datasets: {}", w);
   std::optional<int32_t> pad;
   for (const auto& [key, token] : c.special_tokens)
     if (key == "pad_token") pad = p.tokenizer.token_to_id(token);
@@ -72,13 +78,34 @@ Prepared prepare(const TrainConfig& c) {
   return p;
 }
 
+// Each sample's positions count from 0 (packed samples too): a sample longer than the model's
+// max_position_embeddings reaches positions it was never trained on.
+void warn_beyond_max_positions(const Prepared& data, int64_t max_positions) {
+  int64_t longer = 0;
+  size_t longest = 0;
+  for (const auto* set : {&data.train, &data.val})
+    for (const Sample& s : *set) {
+      longer += static_cast<int64_t>(s.ids.size()) > max_positions;
+      longest = std::max(longest, s.ids.size());
+    }
+  if (longer > 0)
+    spdlog::warn("{} sample(s) are longer than the model's max_position_embeddings ({}; the longest has {} tokens): "
+                 "their positions past {} lie beyond what the model was trained for; lower sequence_len",
+                 longer, max_positions, longest, max_positions - 1);
+}
+
 // Mean loss per target of a set of micro-batches (no gradients).
 double mean_loss(const Model& model, const std::vector<MicroBatch>& batches) {
   double total = 0;
   int64_t count = 0;
-  for (const MicroBatch& mb : batches) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const MicroBatch& mb = batches[i];
     if (mb.target_count == 0) continue;
-    total += model.loss(mb.tokens, mb.targets);
+    const double loss = model.loss(mb.tokens, mb.targets);
+    if (!std::isfinite(loss))
+      fail<NumericError>("the loss of evaluation micro-batch {} of {} is {}. {}", i + 1, batches.size(), loss,
+                         non_finite_cause(model));
+    total += loss;
     count += mb.target_count;
   }
   return count > 0 ? total / static_cast<double>(count) : std::nan("");
@@ -176,15 +203,6 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
                         "replace or delete it. Choose another output_dir",
                         c.yaml_path.string(), out_dir.string(), key, input.string());
   }
-  if (resume.empty() && !checkpoint_list(out_dir).empty()) {
-    if (!o.overwrite)
-      fail<FileError>("{}: holds checkpoints of an earlier run; set resume_from_checkpoint to continue it, or pass "
-                      "--overwrite to start over",
-                      out_dir.string());
-    for (const auto& old : checkpoint_list(out_dir)) fs::remove_all(old, ec);
-    fs::remove(out_dir / "metrics.jsonl", ec);
-  }
-
   Prepared data = prepare(c);
   const fs::path resume_dir = resume.empty() ? fs::path() : fs::path(resume);
   if (!resume.empty() && !fs::exists(resume_dir / kTrainerStateFile))
@@ -195,6 +213,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     fail<ConfigError>("{}: diff_attention is true but base_model {} is a standard {} model; convert it first with "
                       "difftx convert-diff-transformer",
                       c.yaml_path.string(), c.base_model, model.config().model_type);
+
+  if (const std::string stuck = stuck_negative_component(model); !stuck.empty()) spdlog::warn("{}", stuck);
+  warn_beyond_max_positions(data, model.config().max_position_embeddings);
 
   DataStream stream(data.train, c, data.pad_id);
   const int64_t steps_per_epoch = (stream.epoch_size() + c.gradient_accumulation_steps - 1) / c.gradient_accumulation_steps;
@@ -225,6 +246,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   state.steps_per_epoch = steps_per_epoch;
   state.warmup_steps = warmup;
   state.seed = c.seed;
+  // Checked after the inputs were read (a bad config moves nothing aside).
+  std::optional<EarlierRun> earlier;
+  if (resume.empty()) earlier.emplace(out_dir, o.overwrite);
   fs::create_directories(out_dir, ec);
   if (ec) fail<FileError>("{}: cannot create the output directory: {}", out_dir.string(), ec.message());
   const fs::path metrics_file = out_dir / "metrics.jsonl";
@@ -289,9 +313,13 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     const double step_loss = targets > 0 ? loss_sum / static_cast<double>(targets) : 0.0;
     // Divergence stops the run before anything non-finite reaches the weights or a checkpoint.
     const auto diverged = [&](const std::string& what) {
-      return TrainingError(fmt::format("step {}: training diverged ({}); training stopped. {}", step + 1, what,
+      return TrainingError(fmt::format("step {}: training diverged ({}); training stopped. {}{}", step + 1, what,
                                        last_checkpoint ? "The last good checkpoint is " + last_checkpoint->string()
-                                                       : std::string("No checkpoint was written yet.")));
+                                                       : std::string("No checkpoint was written yet."),
+                                       earlier && !earlier->aside().empty()
+                                           ? " The earlier run replaced by --overwrite is kept in " +
+                                                 earlier->aside().string()
+                                           : std::string()));
     };
     if (!std::isfinite(step_loss)) throw diverged(fmt::format("the loss is {}", step_loss));
     const double grad_norm = clip_grad_norm(model.table(), grads, c.max_grad_norm);
@@ -300,6 +328,8 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     optimizer.step(model.weights(), grads, lr);
     if (const std::string bad = non_finite_parameter(model); !bad.empty())
       throw diverged(fmt::format("the update made {} non-finite", bad));
+    if (const std::string bad = non_finite_lambda(model); !bad.empty())
+      throw diverged(fmt::format("the update made a derived quantity non-finite: {}", bad));
     state.global_step += 1;
     state.micro_batches += c.gradient_accumulation_steps;
     state.epoch = stream.epoch();
@@ -350,6 +380,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     const bool saved_now = s % save_every == 0 && s < total_steps;
     if (saved_now) {
       last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
+      if (earlier) earlier->discard();
       checkpoint_prune(out_dir, c.save_total_limit);
       result.checkpoints.push_back(last_checkpoint->string());
     }
@@ -357,6 +388,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
       // Ctrl-C / SIGTERM: keep this step's state (once) and stop; a second signal kills at once.
       if (!saved_now) {
         last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
+        if (earlier) earlier->discard();
         checkpoint_prune(out_dir, c.save_total_limit);
       }
       throw Interrupted(fmt::format("interrupted by signal {} after step {}/{}; saved {}\nresume with: difftx train "
@@ -370,10 +402,11 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   // The final model: the input's layout and dtype, run with mix = 1 (the warm-up is training-only).
   model.set_diff_attn_mix(1.0f);
   last_checkpoint = checkpoint_save(out_dir, model, optimizer, state, data.tokenizer_dir);
+  if (earlier) earlier->discard();
   checkpoint_prune(out_dir, c.save_total_limit);
   result.checkpoints.push_back(last_checkpoint->string());
   model_save(model, out_dir, final_dtype);
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* name : kTokenizerFiles) {
     if (fs::is_regular_file(data.tokenizer_dir / name, ec) &&
         !fs::equivalent(data.tokenizer_dir / name, out_dir / name, ec)) {
       AtomicFile f(out_dir / name);

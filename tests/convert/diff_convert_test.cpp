@@ -8,6 +8,7 @@
 #include "../model/golden_util.h"
 #include "common/error.h"
 #include "model/checkpoint_io.h"
+#include "model/diff_checks.h"
 #include "model/kv_cache.h"
 #include "model/trace.h"
 #include "test_util.h"
@@ -120,12 +121,29 @@ TEST_P(ConvertTest, SplitModeAndDiffLlamaKeepTheProjections) {
   if (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2) GTEST_SKIP() << "odd head count";
   Model s = convert_model(*base, options(false, true, true));
   Model dl = convert_model(*base, options(false, true, false, false, DiffFormat::diffllama));
-  for (const auto& p : base->table().params())
+  ConvertOptions plain = options(false, true, false, false, DiffFormat::diffllama);
+  plain.plain_o_proj = true;
+  Model dl_plain = convert_model(*base, plain);
+  const int64_t H = bc.num_attention_heads, d = bc.head_dim, D = bc.hidden_size;
+  for (const auto& p : base->table().params()) {
+    const float* a = base->param(p.name);
+    ASSERT_TRUE(std::equal(a, a + p.numel, dl_plain.param(p.name))) << p.name << ": --plain-o-proj copies everything";
+    const bool o_proj = p.name.ends_with("self_attn.o_proj.weight");
     for (const Model* m : {&s, &dl}) {
-      const float* a = base->param(p.name);
       const float* b = m->param(p.name);
-      ASSERT_TRUE(std::equal(a, a + p.numel, b)) << p.name << " must be copied (the seed leaves q/k random in split mode)";
+      if (!o_proj) {
+        ASSERT_TRUE(std::equal(a, a + p.numel, b)) << p.name << " must be copied (the seed leaves q/k random in split mode)";
+        continue;
+      }
+      // Diff-head i writes [value of head i ; value of head i + H/2] into column blocks 2i, 2i+1.
+      for (int64_t r = 0; r < D; ++r)
+        for (int64_t i = 0; i < H / 2; ++i)
+          for (int64_t k = 0; k < d; ++k) {
+            ASSERT_EQ(b[r * H * d + 2 * i * d + k], a[r * H * d + i * d + k]) << p.name << " row " << r << " head " << i;
+            ASSERT_EQ(b[r * H * d + (2 * i + 1) * d + k], a[r * H * d + (i + H / 2) * d + k]) << p.name;
+          }
     }
+  }
   EXPECT_TRUE(s.config().split_heads);
   EXPECT_EQ(s.config().diff_value_width(), 2 * bc.head_dim);
   EXPECT_EQ(dl.config().layout, AttentionLayout::diffllama);
@@ -204,6 +222,9 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
   expect_error(c, options(true, false, false, true), "--zero-init and --mirror-weights");
   expect_error(c, options(false, true, true, true), "--mirror-weights applies to double mode");
   expect_error(c, options(true, true, false, false, DiffFormat::diffllama), "--zero-init does not apply");
+  ConvertOptions plain_double = options(false, true);
+  plain_double.plain_o_proj = true;
+  expect_error(c, plain_double, "--plain-o-proj applies to --split-heads and --format diffllama only");
   ConvertOptions no_norm = options(false, false, false, false, DiffFormat::diffllama);
   no_norm.sublayer_norm_given = true;
   expect_error(c, no_norm, "--no-sublayer-norm");
@@ -259,11 +280,21 @@ TEST(ConvertGradients, ZeroInitIsAFixedPointOfTraining) {
     }
     return sum;
   };
+  // stuck_negative_component says so exactly when those gradients are zero.
   for (bool subln : {false, true}) {
-    EXPECT_EQ(negative_grad_norm(convert_model(*&base, options(true, subln))), 0.0) << "subln " << subln;
+    const Model m = convert_model(*&base, options(true, subln));
+    EXPECT_EQ(negative_grad_norm(m), 0.0) << "subln " << subln;
+    const std::string stuck = stuck_negative_component(m);
+    EXPECT_NE(stuck.find("layers 0-1: lambda_q1, lambda_k1, lambda_q2, lambda_k2 and lambda_init are all zero"),
+              std::string::npos) << stuck;
+    EXPECT_NE(stuck.find("layers 0-1: the negative q_proj and k_proj rows are all zero"), std::string::npos) << stuck;
   }
-  EXPECT_GT(negative_grad_norm(convert_model(base, options(false, true))), 1e-3);
-  EXPECT_GT(negative_grad_norm(convert_model(base, options(false, false, false, true))), 1e-3);
+  for (const ConvertOptions& o : {options(false, true), options(false, false, false, true)}) {
+    const Model m = convert_model(base, o);
+    EXPECT_GT(negative_grad_norm(m), 1e-3);
+    EXPECT_EQ(stuck_negative_component(m), "");
+  }
+  EXPECT_EQ(stuck_negative_component(base), "") << "a standard model has no negative component";
 }
 
 }  // namespace

@@ -55,8 +55,33 @@ TEST(TokenizerBpe, MergesAsPairs) {
 TEST(TokenizerBpe, UnknownCharacters) {
   json j = tiny_tokenizer_json({"a", "b", "<unk>"}, {});
   EXPECT_EQ(from_json(j).encode("axyb"), (Ids{0, 1}));  // no unk_token, no byte fallback: dropped
+  {
+    // The dropped characters are counted, every occurrence (a word that drops is never cached);
+    // the ids stay the tokenizers library's.
+    DroppedText dropped;
+    EncodeOptions o;
+    o.dropped = &dropped;
+    json ws = j;
+    ws["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
+    EXPECT_EQ(from_json(ws).encode("axyb axyb ab \u00E9\u00E9 ab", o), (Ids{0, 1, 0, 1, 0, 1, 0, 1}));
+    EXPECT_EQ(dropped.characters, 6u);
+    EXPECT_EQ(dropped.bytes, 8u);
+    EXPECT_EQ(dropped.first, (std::vector<std::string>{"x", "y", "\u00E9"}));
+    EXPECT_NE(dropped.warning().find("dropped 8 bytes (6 characters, e.g. \"x\", \"y\", \"\u00E9\")"),
+              std::string::npos) << dropped.warning();
+    DroppedText none;
+    o.dropped = &none;
+    from_json(ws).encode("ab ab", o);
+    EXPECT_EQ(none.bytes, 0u);
+    EXPECT_EQ(none.warning(), "");
+  }
   j["model"]["unk_token"] = "<unk>";
   EXPECT_EQ(from_json(j).encode("axyb"), (Ids{0, 2, 2, 1}));
+  DroppedText with_unk;
+  EncodeOptions counted;
+  counted.dropped = &with_unk;
+  from_json(j).encode("axyb", counted);
+  EXPECT_EQ(with_unk.bytes, 0u) << "an unk token keeps the characters";
   j["model"]["fuse_unk"] = true;
   EXPECT_EQ(from_json(j).encode("axyb\u00E9"), (Ids{0, 2, 1, 2}));
 }
