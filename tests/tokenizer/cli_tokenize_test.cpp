@@ -31,6 +31,20 @@ TEST(TokenizerCli, MistralIdsRoundTripThroughFiles) {
   EXPECT_EQ(r.out, text);
 }
 
+TEST(TokenizerCli, DroppedCharactersAreReported) {
+  // No unk token, no byte fallback: the ids leave out what the vocabulary lacks (as the tokenizers
+  // library does) and tokenize says how much, and which characters.
+  TempDir tmp;
+  write_text(tmp / "tokenizer.json", tiny_tokenizer_json({"a", "b"}, {}).dump());
+  RunResult r = run_difftx({"tokenize", "--tokenizer", tmp.path().string(), "axyb\u00E9"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0,1\n");
+  EXPECT_NE(r.err.find("the tokenizer dropped 4 bytes (3 characters, e.g. \"x\", \"y\", \"\u00E9\")"), std::string::npos)
+      << r.err;
+  r = run_difftx({"tokenize", "--tokenizer", tmp.path().string(), "abba"});
+  EXPECT_EQ(r.err, "");
+}
+
 TEST(TokenizerCli, Llama3VerboseAndJson) {
   const std::string dir = tokenizer_fixture("llama3").string();
   RunResult r = run_difftx({"tokenize", "--tokenizer", dir, "--verbose", "Hello, world!<|eot_id|>"});
