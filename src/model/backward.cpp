@@ -22,12 +22,6 @@ namespace {
 
 constexpr int64_t kLossRows = 128;  // rows of logits held at once
 
-// Gradient pointer for parameter `name`, or nullptr when the model has no such parameter.
-float* grad_of(const ParamTable& table, float* grads, const std::string& name) {
-  const ParamSpec* p = table.find(name);
-  return p == nullptr ? nullptr : grads + p->offset;
-}
-
 // [B, heads, T, d] (cache layout) -> [B*T, heads*d] (projection layout), accumulating.
 void gather_heads_add(const float* src, int64_t B, int64_t T, int64_t heads, int64_t d, float* dst) {
   for (int64_t b = 0; b < B; ++b)
@@ -49,32 +43,31 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
   const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const std::string p = fmt::format("model.layers.{}.", l);
-  auto g = [&](const char* name) { return grad_of(table_, grads, p + name); };
+  const LayerGrads gr = layer_grads(layer_index_[l], grads);
 
   // MLP block: x = h + down(act), act = silu(gate) * up, gate/up = W xn2, xn2 = norm(h).
   // act is recomputed (bit-identical) rather than kept in the trace: 1/7 less trace per token; its
   // buffer then holds d_gate.
   std::vector<float> d_act(static_cast<size_t>(N * I), 0.0f), act_then_d_gate(d_act.size());
   swiglu_forward(act_then_d_gate.data(), a.gate.data(), a.up.data(), N * I);
-  linear_backward(act_then_d_gate.data(), N, I, w.down_proj.f32, D, dx.data(), d_act.data(), g("mlp.down_proj.weight"),
-                  g("mlp.down_proj.bias"));
+  linear_backward(act_then_d_gate.data(), N, I, w.down_proj.f32, D, dx.data(), d_act.data(), gr.down_proj,
+                  gr.down_bias);
   std::vector<float>& d_gate = act_then_d_gate;
   std::fill(d_gate.begin(), d_gate.end(), 0.0f);
   std::vector<float> d_up(d_act.size(), 0.0f);
   swiglu_backward(d_gate.data(), d_up.data(), d_act.data(), a.gate.data(), a.up.data(), N * I);
   std::vector<float> d_xn(static_cast<size_t>(N * D), 0.0f);
-  linear_backward(a.xn2.data(), N, D, w.gate_proj.f32, I, d_gate.data(), d_xn.data(), g("mlp.gate_proj.weight"),
-                  g("mlp.gate_proj.bias"));
-  linear_backward(a.xn2.data(), N, D, w.up_proj.f32, I, d_up.data(), d_xn.data(), g("mlp.up_proj.weight"),
-                  g("mlp.up_proj.bias"));
-  rmsnorm_backward(dx.data(), g("post_attention_layernorm.weight"), d_xn.data(), a.h.data(), w.post_norm, N, D, eps);
+  linear_backward(a.xn2.data(), N, D, w.gate_proj.f32, I, d_gate.data(), d_xn.data(), gr.gate_proj,
+                  gr.gate_bias);
+  linear_backward(a.xn2.data(), N, D, w.up_proj.f32, I, d_up.data(), d_xn.data(), gr.up_proj,
+                  gr.up_bias);
+  rmsnorm_backward(dx.data(), gr.post_norm, d_xn.data(), a.h.data(), w.post_norm, N, D, eps);
   // dx is now the gradient of h.
 
   // Attention block: h = x_in + o_proj(att).
   std::vector<float> d_att(static_cast<size_t>(N * H * d), 0.0f);
-  linear_backward(a.att.data(), N, H * d, w.o_proj.f32, D, dx.data(), d_att.data(), g("self_attn.o_proj.weight"),
-                  g("self_attn.o_proj.bias"));
+  linear_backward(a.att.data(), N, H * d, w.o_proj.f32, D, dx.data(), d_att.data(), gr.o_proj,
+                  gr.o_bias);
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
   std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
   AttentionBackwardArgs args;
@@ -117,7 +110,7 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
     if (norm) {
       std::vector<float> dy(d_att.size());
       for (size_t i = 0; i < dy.size(); ++i) dy[i] = d_att[i] * out_scale;
-      rmsnorm_backward(dz.data(), seed_layout ? g("self_attn.subln.weight") : nullptr, dy.data(), z.data(),
+      rmsnorm_backward(dz.data(), seed_layout ? gr.subln : nullptr, dy.data(), z.data(),
                        seed_layout ? w.subln : nullptr, N * Hd, wv, eps);
     } else {
       for (size_t i = 0; i < dz.size(); ++i) dz[i] = d_att[i] * out_scale;
@@ -170,8 +163,8 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
       s2 += w.lambda_q2[i] * w.lambda_k2[i];
     }
     const float e1 = std::exp(s1) * d_lambda, e2 = -std::exp(s2) * d_lambda;
-    float *gq1 = g("self_attn.lambda_q1"), *gk1 = g("self_attn.lambda_k1");
-    float *gq2 = g("self_attn.lambda_q2"), *gk2 = g("self_attn.lambda_k2");
+    float *gq1 = gr.lambda_q1, *gk1 = gr.lambda_k1;
+    float *gq2 = gr.lambda_q2, *gk2 = gr.lambda_k2;
     for (int64_t i = 0; i < d; ++i) {
       gq1[i] += e1 * w.lambda_k1[i];
       gk1[i] += e1 * w.lambda_q1[i];
@@ -188,19 +181,19 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
   rope_backward(dk.data(), N, KH, d, KH * d, tr.cos.data(), tr.sin.data());
   if (w.q_norm) {
     std::vector<float> dq_lin(dq.size(), 0.0f), dk_lin(dk.size(), 0.0f);
-    rmsnorm_backward(dq_lin.data(), g("self_attn.q_norm.weight"), dq.data(), a.q_lin.data(), w.q_norm, N * QH, d, eps);
-    rmsnorm_backward(dk_lin.data(), g("self_attn.k_norm.weight"), dk.data(), a.k_lin.data(), w.k_norm, N * KH, d, eps);
+    rmsnorm_backward(dq_lin.data(), gr.q_norm, dq.data(), a.q_lin.data(), w.q_norm, N * QH, d, eps);
+    rmsnorm_backward(dk_lin.data(), gr.k_norm, dk.data(), a.k_lin.data(), w.k_norm, N * KH, d, eps);
     dq.swap(dq_lin);
     dk.swap(dk_lin);
   }
   std::fill(d_xn.begin(), d_xn.end(), 0.0f);
-  linear_backward(a.xn1.data(), N, D, w.q_proj.f32, QH * d, dq.data(), d_xn.data(), g("self_attn.q_proj.weight"),
-                  g("self_attn.q_proj.bias"));
-  linear_backward(a.xn1.data(), N, D, w.k_proj.f32, KH * d, dk.data(), d_xn.data(), g("self_attn.k_proj.weight"),
-                  g("self_attn.k_proj.bias"));
-  linear_backward(a.xn1.data(), N, D, w.v_proj.f32, KV * d, dv.data(), d_xn.data(), g("self_attn.v_proj.weight"),
-                  g("self_attn.v_proj.bias"));
-  rmsnorm_backward(dx.data(), g("input_layernorm.weight"), d_xn.data(), a.x_in.data(), w.input_norm, N, D, eps);
+  linear_backward(a.xn1.data(), N, D, w.q_proj.f32, QH * d, dq.data(), d_xn.data(), gr.q_proj,
+                  gr.q_bias);
+  linear_backward(a.xn1.data(), N, D, w.k_proj.f32, KH * d, dk.data(), d_xn.data(), gr.k_proj,
+                  gr.k_bias);
+  linear_backward(a.xn1.data(), N, D, w.v_proj.f32, KV * d, dv.data(), d_xn.data(), gr.v_proj,
+                  gr.v_bias);
+  rmsnorm_backward(dx.data(), gr.input_norm, d_xn.data(), a.x_in.data(), w.input_norm, N, D, eps);
   // dx is now the gradient of x_in.
 }
 
@@ -252,14 +245,14 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
   if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
   std::vector<float> hidden;
   forward(batch, nullptr, LogitsMode::hidden, hidden, &trace);
-  float* g_head = grad_of(table_, grads.data(), c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  float* g_head = grads.data() + head_index_.lm_head->offset;
   std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f);
   const double loss = head_loss(trace.xnf.data(), targets, grad_scale, d_xnf.data(), g_head);
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
-  rmsnorm_backward(dx.data(), grad_of(table_, grads.data(), "model.norm.weight"), d_xnf.data(), trace.x_final.data(),
+  rmsnorm_backward(dx.data(), grads.data() + head_index_.final_norm->offset, d_xnf.data(), trace.x_final.data(),
                    final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, trace, dx, grads.data());
-  float* g_embed = grad_of(table_, grads.data(), "model.embed_tokens.weight");
+  float* g_embed = grads.data() + head_index_.embed->offset;
   for (int64_t i = 0; i < N; ++i) {
     float* row = g_embed + static_cast<int64_t>(batch.ids[i]) * D;
     for (int64_t x = 0; x < D; ++x) row[x] += dx[i * D + x];

@@ -64,8 +64,8 @@ Model::Model(ModelConfig config)
 namespace {
 
 // The parameters kept in bfloat16 by keep_matrices_in_bf16(): the embedding, the projections and
-// lm_head (every rank-2 parameter of the table).
-bool is_matrix(const ParamSpec& p) { return p.shape.size() == 2; }
+// lm_head (ParamKind::matrix).
+bool is_matrix(const ParamSpec& p) { return p.kind == ParamKind::matrix; }
 
 constexpr uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
@@ -154,49 +154,23 @@ void Model::place_on(std::shared_ptr<Backend> backend) {
 void Model::bind() {
   const float* f32 = on_device() ? device_weights_.as<const float>() : weights_.data();
   const uint16_t* bf16 = on_device() ? device_weights_bf16_.as<const uint16_t>() : weights_bf16_.data();
-  auto get = [&](const std::string& name) -> const float* {
-    const ParamSpec* p = table_.find(name);
-    return p == nullptr ? nullptr : f32 + float_offset(*p);
-  };
-  auto matrix = [&](const std::string& name) -> LinearWeight {
-    const ParamSpec* p = table_.find(name);
+  if (layer_index_.empty()) {
+    for (int64_t l = 0; l < config_.num_hidden_layers; ++l) layer_index_.push_back(layer_index(table_, l));
+    head_index_ = {table_.find("model.embed_tokens.weight"), table_.find("model.norm.weight"),
+                   table_.find(config_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight")};
+  }
+  auto vector_at = [&](const ParamSpec* p) -> const float* { return p == nullptr ? nullptr : f32 + float_offset(*p); };
+  auto matrix_at = [&](const ParamSpec* p) -> LinearWeight {
     if (p == nullptr) return {};
     if (!matrices_in_bf16()) return {f32 + p->offset, nullptr};
     return {nullptr, bf16 + compact_offsets_[static_cast<size_t>(p - table_.params().data())]};
   };
-  embed_ = matrix("model.embed_tokens.weight");
-  final_norm_ = get("model.norm.weight");
-  lm_head_ = config_.tie_word_embeddings ? embed_ : matrix("lm_head.weight");
+  embed_ = matrix_at(head_index_.embed);
+  final_norm_ = vector_at(head_index_.final_norm);
+  lm_head_ = matrix_at(head_index_.lm_head);
   layers_.clear();
-  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    LayerWeights w{};
-    w.input_norm = get(p + "input_layernorm.weight");
-    w.q_proj = matrix(p + "self_attn.q_proj.weight");
-    w.q_bias = get(p + "self_attn.q_proj.bias");
-    w.k_proj = matrix(p + "self_attn.k_proj.weight");
-    w.k_bias = get(p + "self_attn.k_proj.bias");
-    w.v_proj = matrix(p + "self_attn.v_proj.weight");
-    w.v_bias = get(p + "self_attn.v_proj.bias");
-    w.o_proj = matrix(p + "self_attn.o_proj.weight");
-    w.o_bias = get(p + "self_attn.o_proj.bias");
-    w.q_norm = get(p + "self_attn.q_norm.weight");
-    w.k_norm = get(p + "self_attn.k_norm.weight");
-    w.lambda_init = get(p + "self_attn.lambda_init");
-    w.lambda_q1 = get(p + "self_attn.lambda_q1");
-    w.lambda_k1 = get(p + "self_attn.lambda_k1");
-    w.lambda_q2 = get(p + "self_attn.lambda_q2");
-    w.lambda_k2 = get(p + "self_attn.lambda_k2");
-    w.subln = get(p + "self_attn.subln.weight");
-    w.post_norm = get(p + "post_attention_layernorm.weight");
-    w.gate_proj = matrix(p + "mlp.gate_proj.weight");
-    w.gate_bias = get(p + "mlp.gate_proj.bias");
-    w.up_proj = matrix(p + "mlp.up_proj.weight");
-    w.up_bias = get(p + "mlp.up_proj.bias");
-    w.down_proj = matrix(p + "mlp.down_proj.weight");
-    w.down_bias = get(p + "mlp.down_proj.bias");
-    layers_.push_back(w);
-  }
+  for (const LayerIndex& index : layer_index_)
+    layers_.push_back(map_layer<LinearWeight, const float*>(index, matrix_at, vector_at));
 }
 
 }  // namespace difftx

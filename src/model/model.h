@@ -15,6 +15,7 @@
 #include "common/aligned_vector.h"
 #include "io/model_config.h"
 #include "kernels/backend.h"
+#include "model/layer_tensors.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -23,25 +24,11 @@ class KVCache;
 struct ForwardTrace;
 struct LayerPass;
 
-// Pointers into the weight buffers for one decoder layer; nullptr where the config has no such
-// parameter (biases, q/k norms). Linear weights are float32 or, after keep_matrices_in_bf16(), bfloat16.
-// They address the model's backend memory (host memory unless the model was placed on a device).
-struct LayerWeights {
-  const float* input_norm;                 // [D]
-  LinearWeight q_proj; const float* q_bias;  // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
-  LinearWeight k_proj; const float* k_bias;  // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
-  LinearWeight v_proj; const float* v_bias;  // [KV*d, D], [KV*d]
-  LinearWeight o_proj; const float* o_bias;  // [D, H*d], [D]
-  const float *q_norm, *k_norm;            // [d] (qwen3)
-  const float* lambda_init;                // [] (llama-differential; diffllama recomputes it)
-  const float *lambda_q1, *lambda_k1;      // [d] (differential layouts)
-  const float *lambda_q2, *lambda_k2;      // [d]
-  const float* subln;                      // [w] (llama-differential with sublayer_norm)
-  const float* post_norm;                  // [D]
-  LinearWeight gate_proj; const float* gate_bias;  // [I, D], [I]
-  LinearWeight up_proj; const float* up_bias;      // [I, D], [I]
-  LinearWeight down_proj; const float* down_bias;  // [D, I], [D]
-};
+// Pointers into the weight buffers for one decoder layer (layer_tensors.h); nullptr where the config
+// has no such parameter (biases, q/k norms). Linear weights are float32 or, after
+// keep_matrices_in_bf16(), bfloat16. They address the model's backend memory (host memory unless
+// the model was placed on a device).
+using LayerWeights = LayerTensors<LinearWeight, const float*>;
 
 // A batch of token ids with optional padding and explicit positions.
 struct TokenBatch {
@@ -168,6 +155,11 @@ class Model {
   LinearWeight embed_;              // [V, D]
   const float* final_norm_ = nullptr;
   LinearWeight lm_head_;            // [V, D]; the embedding when tied
+  // Table entries by role, built once from the table's names (no lookup by name per step).
+  struct HeadIndex {
+    const ParamSpec *embed, *final_norm, *lm_head;  // lm_head: the embedding when tied
+  } head_index_{};
+  std::vector<LayerIndex> layer_index_;
   std::vector<LayerWeights> layers_;
   float diff_attn_mix_ = 1.0f;
 };

@@ -13,6 +13,13 @@ void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit ini
   p.name = std::move(name);
   p.shape = std::move(shape);
   p.init = init;
+  switch (init) {
+    case ParamInit::normal: p.kind = ParamKind::matrix; break;
+    case ParamInit::zeros: p.kind = ParamKind::bias; break;
+    case ParamInit::ones: p.kind = ParamKind::norm; break;
+    case ParamInit::lambda: p.kind = ParamKind::lambda; break;
+    case ParamInit::lambda_init: p.kind = ParamKind::constant; break;
+  }
   p.layer = layer;
   constexpr uint64_t kAlign = 16;  // floats = 64 bytes
   p.offset = (end_ + kAlign - 1) / kAlign * kAlign;

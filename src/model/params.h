@@ -20,10 +20,27 @@ enum class ParamInit {
   lambda_init,  // the constant lambda_init(layer) of spec §2, stored as a 0-dim tensor
 };
 
+// What a parameter is. It decides how the parameter is trained (weight decay, trainability), kept
+// for inference (keep_matrices_in_bf16) and initialised; the table sets it from ParamInit.
+enum class ParamKind {
+  matrix,    // Linear and embedding weights (rank 2): decayed; kept in bf16 for inference
+  bias,      // Linear biases: not decayed
+  norm,      // RMSNorm weights (layer norms, model.norm, q/k norms, subln): not decayed
+  lambda,    // the lambda vectors of differential attention: decayed
+  constant,  // lambda_init: stored, never trained
+  // (adapters, e.g. LoRA A/B, will be a kind of their own)
+};
+
+// Weight decay applies to matrices and lambda vectors: the Hugging Face Trainer's rule (no decay
+// for biases and norm layers), which by name misses the seed's subln; by kind it is the norm it is.
+inline bool weight_decay_applies(ParamKind k) { return k == ParamKind::matrix || k == ParamKind::lambda; }
+inline bool is_trainable(ParamKind k) { return k != ParamKind::constant; }
+
 struct ParamSpec {
   std::string name;            // Hugging Face tensor name, e.g. "model.layers.0.self_attn.q_proj.weight"
   std::vector<int64_t> shape;  // PyTorch shape ([out, in] for Linear weights)
   ParamInit init = ParamInit::normal;
+  ParamKind kind = ParamKind::matrix;
   uint64_t offset = 0;         // in floats, into the buffer; 64-byte aligned
   uint64_t numel = 0;
   int64_t layer = -1;          // decoder layer, or -1

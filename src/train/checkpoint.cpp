@@ -45,7 +45,7 @@ fs::path checkpoint_save(const fs::path& output_dir, const Model& model, AdamW& 
   model_save(model, out.staging(), DType::F32);
   std::vector<TensorWrite> moments;
   for (const auto& p : model.table().params()) {
-    if (!is_trainable(p.name)) continue;
+    if (!is_trainable(p.kind)) continue;
     moments.push_back({"exp_avg." + p.name, p.shape, optimizer.exp_avg().data() + p.offset, DType::F32});
     moments.push_back({"exp_avg_sq." + p.name, p.shape, optimizer.exp_avg_sq().data() + p.offset, DType::F32});
   }
@@ -92,7 +92,7 @@ TrainerState checkpoint_load_state(const fs::path& dir, AdamW& optimizer, const 
   TrainerState s = trainer_state_parse(json_read_file(dir / kTrainerStateFile), (dir / kTrainerStateFile).string());
   SafetensorsFile moments(dir / kOptimizerFile);
   for (const auto& p : table.params()) {
-    if (!is_trainable(p.name)) continue;
+    if (!is_trainable(p.kind)) continue;
     for (auto [prefix, buffer] : {std::pair{"exp_avg.", &optimizer.exp_avg()}, {"exp_avg_sq.", &optimizer.exp_avg_sq()}}) {
       const TensorInfo* t = moments.find(prefix + p.name);
       if (t == nullptr || t->shape != p.shape)

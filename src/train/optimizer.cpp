@@ -8,10 +8,6 @@ namespace difftx {
 
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // The trainable tensors' elements in pieces of at most kPieceFloats, in table order: the unit the
 // threads share (whole tensors balanced badly: SmolLM2-135M's embedding is a fifth of it), and
 // the order in which the gradient norm's partial sums are added, so the norm does not depend on
@@ -25,7 +21,7 @@ constexpr uint64_t kPieceFloats = uint64_t{1} << 16;
 std::vector<Piece> trainable_pieces(const ParamTable& table) {
   std::vector<Piece> pieces;
   for (const ParamSpec& p : table.params()) {
-    if (!is_trainable(p.name)) continue;
+    if (!is_trainable(p.kind)) continue;
     for (uint64_t b = 0; b < p.numel; b += kPieceFloats) pieces.push_back({&p, b, std::min(p.numel, b + kPieceFloats)});
   }
   return pieces;
@@ -33,19 +29,11 @@ std::vector<Piece> trainable_pieces(const ParamTable& table) {
 
 }  // namespace
 
-bool weight_decay_applies(std::string_view name) {
-  if (ends_with(name, ".bias")) return false;
-  if (name.find("layernorm") != std::string_view::npos) return false;
-  if (name == "model.norm.weight" || ends_with(name, "_norm.weight") || ends_with(name, "subln.weight")) return false;
-  return true;
-}
-
-bool is_trainable(std::string_view name) { return !ends_with(name, ".lambda_init"); }
 
 AdamW::AdamW(const ParamTable& table, const AdamWOptions& options)
     : table_(table), options_(options), m_(table.buffer_floats(), 0.0f), v_(table.buffer_floats(), 0.0f) {
   for (const auto& p : table.params()) {
-    decay_.push_back(weight_decay_applies(p.name));
+    decay_.push_back(weight_decay_applies(p.kind));
   }
 }
 

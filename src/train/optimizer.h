@@ -20,15 +20,8 @@ struct AdamWOptions {
   double weight_decay = 0.0;
 };
 
-// Which parameters weight decay applies to (difftx's rule, README "Training"): every trainable
-// tensor except biases (names ending ".bias") and norm weights (names containing "layernorm",
-// "model.norm.weight", q_norm / k_norm ("_norm.weight") and llama-differential's "subln.weight").
-// The lambda vectors, embeddings, lm_head and projection weights are decayed. (The Hugging Face
-// Trainer's own name rule misses "subln"; difftx treats it as the norm it is.)
-bool weight_decay_applies(std::string_view name);
-
-// Parameters that are trained: all but llama-differential's lambda_init (a constant).
-bool is_trainable(std::string_view name);
+// Which parameters train and decay follows their kind (model/params.h: weight_decay_applies,
+// is_trainable): every trainable tensor decays except biases and norm weights; lambda_init never trains.
 
 // AdamW state: first and second moments in the parameter table's layout, and the step count.
 class AdamW {

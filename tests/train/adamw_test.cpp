@@ -74,8 +74,25 @@ TEST_P(AdamWTest, TenStepsFollowTheReference) {
   // lambda_init never moves.
   Model initial = test::golden_model_load(g);
   for (const auto& p : model.table().params()) {
-    if (!is_trainable(p.name)) {
+    if (!is_trainable(p.kind)) {
       EXPECT_EQ(*model.param(p.name), *initial.param(p.name)) << p.name;
+    }
+  }
+}
+
+// The kinds reproduce the rule by name that README states (the Hugging Face Trainer's: no decay
+// for biases and norm layers, with subln counted as a norm), lambda_init alone is not trained, and
+// the matrices kept in bf16 are exactly the rank-2 tensors, on every golden model's table.
+TEST(ParamKinds, DecayTrainingAndBf16FollowTheNameRule) {
+  for (const std::string& name : test::golden_case_names()) {
+    const ParamTable t = llama_param_table(model_config_load(test::golden_dir() / name / "config.json"));
+    for (const ParamSpec& p : t.params()) {
+      const std::string& n = p.name;
+      const bool norm_or_bias = n.ends_with(".bias") || n.find("layernorm") != std::string::npos ||
+                                n.ends_with("norm.weight") || n.ends_with("subln.weight");
+      EXPECT_EQ(is_trainable(p.kind), !n.ends_with(".lambda_init")) << name << " " << n;
+      EXPECT_EQ(weight_decay_applies(p.kind), is_trainable(p.kind) && !norm_or_bias) << name << " " << n;
+      EXPECT_EQ(p.kind == ParamKind::matrix, p.shape.size() == 2) << name << " " << n;
     }
   }
 }
@@ -122,7 +139,7 @@ TEST(AdamW, LargeTensorsFollowThePlainFormulasAndRepeatOverThreadCounts) {
     std::vector<double> g(grad0.begin(), grad0.end());
     double sq = 0;
     for (const ParamSpec& p : table.params())
-      if (is_trainable(p.name))
+      if (is_trainable(p.kind))
         for (uint64_t j = 0; j < p.numel; ++j) {
           g[p.offset + j] *= s + 1;
           sq += g[p.offset + j] * g[p.offset + j];
@@ -131,8 +148,8 @@ TEST(AdamW, LargeTensorsFollowThePlainFormulasAndRepeatOverThreadCounts) {
     EXPECT_NEAR(norms_one[static_cast<size_t>(s)], norm, 1e-9 * norm) << "step " << s;
     const double bias1 = 1 - std::pow(o.beta1, s + 1), bias2 = 1 - std::pow(o.beta2, s + 1);
     for (const ParamSpec& p : table.params()) {
-      if (!is_trainable(p.name)) continue;
-      const double decay = weight_decay_applies(p.name) ? lr * o.weight_decay : 0.0;
+      if (!is_trainable(p.kind)) continue;
+      const double decay = weight_decay_applies(p.kind) ? lr * o.weight_decay : 0.0;
       for (uint64_t j = p.offset; j < p.offset + p.numel; ++j) {
         const double gj = g[j] * coef;
         x[j] -= decay * x[j];
@@ -156,16 +173,18 @@ INSTANTIATE_TEST_SUITE_P(Cases, AdamWTest, ::testing::ValuesIn(test::training_ca
 TEST(WeightDecayRule, MatchesTheReferenceLists) {
   for (const auto& name : test::training_case_names()) {
     auto train = json_read_file(test::golden_dir() / name / "train.json");
+    const ParamTable table = llama_param_table(model_config_load(test::golden_dir() / name / "config.json"));
     std::set<std::string> no_decay;
     for (const auto& n : train["no_decay"]) no_decay.insert(n.get<std::string>());
     for (const auto& n : train["trainable"]) {
-      EXPECT_TRUE(is_trainable(n.get<std::string>()));
-      EXPECT_EQ(weight_decay_applies(n.get<std::string>()), !no_decay.count(n.get<std::string>())) << n;
+      const ParamSpec& p = table.at(n.get<std::string>());
+      EXPECT_TRUE(is_trainable(p.kind)) << n;
+      EXPECT_EQ(weight_decay_applies(p.kind), !no_decay.count(n.get<std::string>())) << n;
     }
   }
-  EXPECT_FALSE(is_trainable("model.layers.3.self_attn.lambda_init"));
-  EXPECT_FALSE(weight_decay_applies("model.layers.0.self_attn.subln.weight"));
-  EXPECT_TRUE(weight_decay_applies("model.layers.0.self_attn.lambda_q1"));
+  EXPECT_FALSE(is_trainable(ParamKind::constant));     // lambda_init
+  EXPECT_FALSE(weight_decay_applies(ParamKind::norm));  // subln among them
+  EXPECT_TRUE(weight_decay_applies(ParamKind::lambda));
 }
 
 TEST(LrSchedule, TransformersFormulas) {

@@ -1,0 +1,31 @@
+#include "model/layer_tensors.h"
+
+#include <fmt/format.h>
+
+namespace difftx {
+
+LayerIndex layer_index(const ParamTable& t, int64_t layer) {
+  const std::string p = fmt::format("model.layers.{}.", layer);
+  auto at = [&](const char* name) { return t.find(p + name); };
+  return {.input_norm = at("input_layernorm.weight"),
+          .q_proj = at("self_attn.q_proj.weight"), .q_bias = at("self_attn.q_proj.bias"),
+          .k_proj = at("self_attn.k_proj.weight"), .k_bias = at("self_attn.k_proj.bias"),
+          .v_proj = at("self_attn.v_proj.weight"), .v_bias = at("self_attn.v_proj.bias"),
+          .o_proj = at("self_attn.o_proj.weight"), .o_bias = at("self_attn.o_proj.bias"),
+          .q_norm = at("self_attn.q_norm.weight"), .k_norm = at("self_attn.k_norm.weight"),
+          .lambda_init = at("self_attn.lambda_init"),
+          .lambda_q1 = at("self_attn.lambda_q1"), .lambda_k1 = at("self_attn.lambda_k1"),
+          .lambda_q2 = at("self_attn.lambda_q2"), .lambda_k2 = at("self_attn.lambda_k2"),
+          .subln = at("self_attn.subln.weight"),
+          .post_norm = at("post_attention_layernorm.weight"),
+          .gate_proj = at("mlp.gate_proj.weight"), .gate_bias = at("mlp.gate_proj.bias"),
+          .up_proj = at("mlp.up_proj.weight"), .up_bias = at("mlp.up_proj.bias"),
+          .down_proj = at("mlp.down_proj.weight"), .down_bias = at("mlp.down_proj.bias")};
+}
+
+LayerGrads layer_grads(const LayerIndex& index, float* grads) {
+  auto address = [grads](const ParamSpec* p) -> float* { return p == nullptr ? nullptr : grads + p->offset; };
+  return map_layer<float*, float*>(index, address, address);
+}
+
+}  // namespace difftx

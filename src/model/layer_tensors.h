@@ -1,0 +1,61 @@
+// One decoder layer's parameters by role (llm.c's ParamTensors, per layer): the same struct holds
+// the table entries (LayerIndex, built once from the names), the weights' addresses (LayerWeights)
+// and the gradients' addresses (LayerGrads), so that nothing is looked up by name per step.
+// M is the type for matrices, V for every other tensor; a role the config lacks holds M{} / V{}
+// (nullptr). Shapes (spec §1, §3, §4; H = num_attention_heads, KV = num_key_value_heads, d =
+// head_dim, D = hidden_size, I = intermediate_size, w = value width d or 2d):
+#pragma once
+
+#include <cstdint>
+
+#include "model/params.h"
+
+namespace difftx {
+
+template <class M, class V>
+struct LayerTensors {
+  V input_norm;             // [D]
+  M q_proj; V q_bias;       // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
+  M k_proj; V k_bias;       // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
+  M v_proj; V v_bias;       // [KV*d, D], [KV*d]
+  M o_proj; V o_bias;       // [D, H*d], [D]
+  V q_norm, k_norm;         // [d] (qwen3)
+  V lambda_init;            // [] (llama-differential; diffllama recomputes it)
+  V lambda_q1, lambda_k1;   // [d] (differential layouts)
+  V lambda_q2, lambda_k2;   // [d]
+  V subln;                  // [w] (llama-differential with sublayer_norm)
+  V post_norm;              // [D]
+  M gate_proj; V gate_bias; // [I, D], [I]
+  M up_proj; V up_bias;     // [I, D], [I]
+  M down_proj; V down_bias; // [D, I], [D]
+};
+
+// The same roles with each entry mapped: matrices through fm, the other tensors through fv.
+template <class M2, class V2, class M, class V, class FM, class FV>
+LayerTensors<M2, V2> map_layer(const LayerTensors<M, V>& in, FM&& fm, FV&& fv) {
+  return {.input_norm = fv(in.input_norm),
+          .q_proj = fm(in.q_proj), .q_bias = fv(in.q_bias),
+          .k_proj = fm(in.k_proj), .k_bias = fv(in.k_bias),
+          .v_proj = fm(in.v_proj), .v_bias = fv(in.v_bias),
+          .o_proj = fm(in.o_proj), .o_bias = fv(in.o_bias),
+          .q_norm = fv(in.q_norm), .k_norm = fv(in.k_norm),
+          .lambda_init = fv(in.lambda_init),
+          .lambda_q1 = fv(in.lambda_q1), .lambda_k1 = fv(in.lambda_k1),
+          .lambda_q2 = fv(in.lambda_q2), .lambda_k2 = fv(in.lambda_k2),
+          .subln = fv(in.subln),
+          .post_norm = fv(in.post_norm),
+          .gate_proj = fm(in.gate_proj), .gate_bias = fv(in.gate_bias),
+          .up_proj = fm(in.up_proj), .up_bias = fv(in.up_bias),
+          .down_proj = fm(in.down_proj), .down_bias = fv(in.down_bias)};
+}
+
+using LayerIndex = LayerTensors<const ParamSpec*, const ParamSpec*>;
+using LayerGrads = LayerTensors<float*, float*>;
+
+// The table entries of decoder layer `layer` (Hugging Face names, model.layers.<l>.*).
+LayerIndex layer_index(const ParamTable& table, int64_t layer);
+
+// The layer's gradient addresses in a buffer laid out like the table (nullptr where absent).
+LayerGrads layer_grads(const LayerIndex& index, float* grads);
+
+}  // namespace difftx
