@@ -69,12 +69,19 @@ Command add_generate(CLI::App& root) {
             stream.prime(shown);
             std::fputs(o->prompt.c_str(), stdout);
             std::fflush(stdout);
-            GenerateResult r = generate(model, prompt, g, [&](int32_t id) {
-              if (!is_decodable(tokenizer, id)) return;  // padded-vocabulary id: decodes as nothing
-              std::string piece = stream.step(id);
-              std::fputs(piece.c_str(), stdout);
+            GenerateResult r;
+            try {
+              r = generate(model, prompt, g, [&](int32_t id) {
+                if (!is_decodable(tokenizer, id)) return;  // padded-vocabulary id: decodes as nothing
+                std::string piece = stream.step(id);
+                std::fputs(piece.c_str(), stdout);
+                std::fflush(stdout);
+              });
+            } catch (const NumericError&) {  // the error starts on a line of its own, after the text so far
+              std::fputs("\n", stdout);
               std::fflush(stdout);
-            });
+              throw;
+            }
             std::fputs(stream.finish().c_str(), stdout);
             std::fputs("\n", stdout);
             std::fflush(stdout);

@@ -111,7 +111,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   // Everything that can be checked without the weights, before any work.
   ModelConfig base_config = model_config_load(r.base_model / "config.json");
   convert_options_check(base_config, req.options);
-  if (base_config.sliding_window > 0)
+  if (base_config.sliding_window > 0 && base_config.sliding_window < base_config.max_position_embeddings)
     spdlog::warn("{}: sliding_window {} is kept: difftx's differential attention lets a token see only the last {} "
                  "tokens, as the base model does, but the seed's Python LlamaDifferential and transformers' DiffLlama "
                  "ignore sliding_window, so in Python the converted model gives other logits past {} tokens",

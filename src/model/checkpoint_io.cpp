@@ -63,7 +63,7 @@ Model model_load(const fs::path& dir) {
                       entries[i].file->path().string(), params[i].name);
   if (const std::string bad = non_finite_lambda(model); !bad.empty())
     fail<FileError>("{}: {}; every stored tensor is finite, but this lambda makes every output NaN. The checkpoint "
-                    "comes from a diverged training run: use an earlier checkpoint",
+                    "most likely comes from a diverged training run: use an earlier checkpoint",
                     dir.string(), bad);
   return model;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/diff_layout.h"
+#include "model/finite_logits.h"
 
 namespace difftx {
 
@@ -53,15 +54,18 @@ std::string non_finite_lambda(const Model& model) {
         diff_lambda_parts(model.param(p + "lambda_q1"), model.param(p + "lambda_k1"), model.param(p + "lambda_q2"),
                           model.param(p + "lambda_k2"), c.head_dim, 0.0f);
     std::string why;
-    if (!std::isfinite(std::exp(parts.dot1)))
-      why += fmt::format("lambda_q1 · lambda_k1 = {:.6g} overflows float32 exp (past 88.72)", parts.dot1);
-    if (!std::isfinite(std::exp(parts.dot2)))
-      why += fmt::format("{}lambda_q2 · lambda_k2 = {:.6g} overflows float32 exp (past 88.72)", why.empty() ? "" : "; ",
-                         parts.dot2);
+    auto explain = [&](const char* dot, float value) {
+      if (std::isfinite(std::exp(value))) return;
+      if (!why.empty()) why += "; ";
+      why += std::isfinite(value) ? fmt::format("{} = {:.6g} overflows float32 exp (past 88.72)", dot, value)
+                                  : fmt::format("{} is {}", dot, number_text(value));
+    };
+    explain("lambda_q1 · lambda_k1", parts.dot1);
+    explain("lambda_q2 · lambda_k2", parts.dot2);
     if (why.empty()) why = "lambda_init is not finite";
     return fmt::format("layer {}: lambda = exp(lambda_q1 · lambda_k1) - exp(lambda_q2 · lambda_k2) + lambda_init is {} "
                        "({}) from {}lambda_q1, lambda_k1, lambda_q2, lambda_k2",
-                       l, std::isnan(lambda) ? "NaN" : lambda > 0 ? "+inf" : "-inf", why, p);
+                       l, number_text(lambda), why, p);
   }
   return {};
 }
@@ -97,7 +101,7 @@ std::string stuck_negative_component(const Model& model) {
                                 layer_list(uniform_map)));
   if (found.empty()) return {};
   return fmt::format("the negative (differential) component can never train: {}. Training leaves these tensors "
-                     "exactly as they are (the model keeps computing the base model). To get a differential model "
+                     "exactly as they are, so the model never becomes differential. To get a differential model "
                      "that trains, convert without --zero-init",
                      fmt::join(found, "; "));
 }

@@ -6,6 +6,12 @@
 
 namespace difftx {
 
+std::string number_text(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+inf" : "-inf";
+  return fmt::format("{:.6g}", v);
+}
+
 int64_t first_non_finite_row(const float* logits, int64_t rows, int64_t V) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t v = 0; v < V; ++v)

@@ -9,6 +9,9 @@
 
 namespace difftx {
 
+// "NaN", "+inf", "-inf", or the number with 6 significant digits (fmt prints NaN as "-nan").
+std::string number_text(double value);
+
 // Index of the first row of logits[rows, V] (host memory) holding a NaN or infinity, or -1.
 int64_t first_non_finite_row(const float* logits, int64_t rows, int64_t V);
 

@@ -31,11 +31,20 @@ struct DroppedText {
   std::string warning() const {
     if (bytes == 0) return {};
     std::vector<std::string> quoted;
-    for (const std::string& c : first) quoted.push_back("\"" + c + "\"");
-    return fmt::format("the tokenizer dropped {} bytes ({} characters, e.g. {}): its vocabulary lacks them and it has "
-                       "neither an unk token nor byte fallback, so they are left out of the ids (as the tokenizers "
-                       "library does)",
-                       bytes, characters, fmt::join(quoted, ", "));
+    for (const std::string& c : first) quoted.push_back(quote(c));
+    return fmt::format("the tokenizer dropped {} byte{} ({} character{}, e.g. {}): its vocabulary lacks them and it "
+                       "has neither an unk token nor byte fallback, so they are left out of the ids (as the "
+                       "tokenizers library does)",
+                       bytes, bytes == 1 ? "" : "s", characters, characters == 1 ? "" : "s", fmt::join(quoted, ", "));
+  }
+  // The character in double quotes, control characters escaped (\n, \t, \u0001), so the warning stays one line.
+  static std::string quote(const std::string& c) {
+    if (c == "\n") return "\"\\n\"";
+    if (c == "\t") return "\"\\t\"";
+    if (c == "\r") return "\"\\r\"";
+    if (c.size() == 1 && (static_cast<unsigned char>(c[0]) < 0x20 || c[0] == 0x7f))
+      return fmt::format("\"\\u{:04x}\"", static_cast<unsigned char>(c[0]));
+    return "\"" + c + "\"";
   }
   void merge(const DroppedText& other) {
     bytes += other.bytes;

@@ -12,9 +12,8 @@ namespace difftx {
 
 inline constexpr const char* kOverwrittenRunDir = ".overwritten-run";
 
-// The entries of out_dir that belong to a training run: checkpoint-N, metrics.jsonl, config.json,
-// model weights, tokenizer files, adapter_config.json / adapter_model.safetensors, runs/. Empty
-// when none of the entries that only a run writes (everything but the tokenizer files) is there.
+// The entries of out_dir that a training run writes: checkpoint-N, metrics.jsonl, config.json,
+// model weights, tokenizer files, adapter_config.json / adapter_model.safetensors, runs/.
 std::vector<std::filesystem::path> earlier_run_entries(const std::filesystem::path& out_dir);
 
 class EarlierRun {
@@ -23,7 +22,9 @@ class EarlierRun {
   // set aside by an --overwrite that never committed, and `overwrite` is false. With `overwrite`:
   // moves the earlier run's entries into out_dir/.overwritten-run (finishing a move that a killed
   // process left half done). When .overwritten-run is already complete, the entries beside it come
-  // from a run that never committed anything, and are deleted instead.
+  // from a run that never committed anything (only metrics.jsonl and the like), and are deleted
+  // instead; if a checkpoint or model is among them, that run committed after the set-aside one
+  // (resumed, or killed before deleting it): the set-aside run is deleted and this one set aside.
   EarlierRun(const std::filesystem::path& out_dir, bool overwrite);
   // The new run has committed an output: deletes .overwritten-run (once; later calls do nothing).
   void discard();

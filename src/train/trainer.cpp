@@ -95,7 +95,7 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions) {
 }
 
 // Mean loss per target of a set of micro-batches (no gradients).
-double mean_loss(const Model& model, const std::vector<MicroBatch>& batches) {
+double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split) {
   double total = 0;
   int64_t count = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
@@ -103,8 +103,8 @@ double mean_loss(const Model& model, const std::vector<MicroBatch>& batches) {
     if (mb.target_count == 0) continue;
     const double loss = model.loss(mb.tokens, mb.targets);
     if (!std::isfinite(loss))
-      fail<NumericError>("the loss of evaluation micro-batch {} of {} is {}. {}", i + 1, batches.size(), loss,
-                         non_finite_cause(model));
+      fail<NumericError>("the loss of micro-batch {} of {} of the {} is {}. {}", i + 1, batches.size(), split,
+                         number_text(loss), non_finite_cause(model));
     total += loss;
     count += mb.target_count;
   }
@@ -321,9 +321,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
                                                  earlier->aside().string()
                                            : std::string()));
     };
-    if (!std::isfinite(step_loss)) throw diverged(fmt::format("the loss is {}", step_loss));
+    if (!std::isfinite(step_loss)) throw diverged(fmt::format("the loss is {}", number_text(step_loss)));
     const double grad_norm = clip_grad_norm(model.table(), grads, c.max_grad_norm);
-    if (!std::isfinite(grad_norm)) throw diverged(fmt::format("the gradient norm is {}", grad_norm));
+    if (!std::isfinite(grad_norm)) throw diverged(fmt::format("the gradient norm is {}", number_text(grad_norm)));
     const double lr = c.learning_rate * lr_multiplier(c.lr_scheduler, step, warmup, total_steps);
     optimizer.step(model.weights(), grads, lr);
     if (const std::string bad = non_finite_parameter(model); !bad.empty())
@@ -365,7 +365,7 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
     if (eval_every > 0 && (s % eval_every == 0 || s == total_steps)) {
       const float mix = model.diff_attn_mix();
       const auto t_eval = Clock::now();
-      const double eval_loss = mean_loss(model, val_batches);
+      const double eval_loss = mean_loss(model, val_batches, "validation split");
       eval_seconds += seconds_since(t_eval);
       model.set_diff_attn_mix(mix);
       if (record.is_null()) record = {{"step", s}, {"epoch", state.epoch}};
@@ -428,9 +428,9 @@ EvaluateRunResult evaluate_run(const TrainConfig& c) {
   EvaluateRunResult r;
   r.train_samples = static_cast<int64_t>(data.train.size());
   r.eval_samples = static_cast<int64_t>(data.val.size());
-  r.train_loss = mean_loss(model, make_micro_batches(data.train, c, 0, data.pad_id, false));
+  r.train_loss = mean_loss(model, make_micro_batches(data.train, c, 0, data.pad_id, false), "training split");
   if (!data.val.empty()) {
-    r.eval_loss = mean_loss(model, make_micro_batches(data.val, c, 0, data.pad_id, false));
+    r.eval_loss = mean_loss(model, make_micro_batches(data.val, c, 0, data.pad_id, false), "validation split");
     r.has_eval = true;
   }
   r.seconds = seconds_since(t0);

@@ -91,11 +91,12 @@ TEST_F(HardeningCliTest, InferenceRefusesNonFiniteLambdasAndLogits) {
     EXPECT_TRUE(has(r.err, "activations overflowed float32")) << r.err;
   }
   auto gen = run_difftx({"generate", overflow.string(), "--prompt", "Hello", "--max-new-tokens", "3"});
-  EXPECT_EQ(gen.out, "Hello") << "nothing generated from NaN logits";
+  EXPECT_EQ(gen.out, "Hello\n") << "nothing generated from NaN logits; the error starts on its own line";
   // evaluate (a training config) names the micro-batch.
   auto ev = run_difftx({"evaluate", config("ev-overflow", "base_model: " + overflow.string()).string()});
   EXPECT_EQ(ev.exit_code, 2) << ev.err;
-  EXPECT_TRUE(has(ev.err, "the loss of evaluation micro-batch 1 of ")) << ev.err;
+  EXPECT_TRUE(has(ev.err, "the loss of micro-batch 1 of ")) << ev.err;
+  EXPECT_TRUE(has(ev.err, " of the training split is ")) << ev.err;
 }
 
 TEST_F(HardeningCliTest, AnOutputDirWithAnEarlierRunIsRefusedAndOverwriteSetsItAside) {
@@ -135,6 +136,37 @@ TEST_F(HardeningCliTest, AnOutputDirWithAnEarlierRunIsRefusedAndOverwriteSetsItA
   EXPECT_EQ(rows[1]["step"], 2);
   for (const auto& e : fs::directory_iterator(out))
     EXPECT_FALSE(e.path().filename().string().starts_with(".overwritten-run")) << e.path();
+}
+
+TEST_F(HardeningCliTest, ARunThatSavedBesideASetAsideRunIsNeverDeletedAsUncommitted) {
+  // A set-aside run, resumed into output_dir (it saves there), then an --overwrite that diverges:
+  // the resumed run is the earlier run now; it is set aside (the older one removed), not deleted.
+  const fs::path out = dir_->path() / "sa";
+  const std::string keys = "max_steps: 2\nsave_steps: 1\neval_steps: 100\n";
+  const std::string diverging = keys + "learning_rate: 1.0e+30\nmax_grad_norm: 0\nsave_steps: 100\n";
+  ASSERT_EQ(run_difftx({"train", config("sa", keys).string()}).exit_code, 0);
+  EXPECT_EQ(run_difftx({"train", config("sa", diverging).string(), "--overwrite"}).exit_code, 2);
+  ASSERT_TRUE(fs::exists(out / ".overwritten-run" / "checkpoint-1"));
+  auto resumed = run_difftx({"train", config("sa", keys).string(), "--resume-from-checkpoint",
+                             (out / ".overwritten-run" / "checkpoint-1").string()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const std::string resumed_model = test::read_text(out / "model.safetensors");
+  auto refused = run_difftx({"train", config("sa", keys).string()});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_TRUE(has(refused.err, "holds the files of an earlier run (checkpoint-2, config.json")) << refused.err;
+  EXPECT_TRUE(has(refused.err, "a run set aside by an earlier --overwrite")) << refused.err;
+  auto again = run_difftx({"train", config("sa", diverging).string(), "--overwrite"});
+  EXPECT_EQ(again.exit_code, 2) << again.err;
+  EXPECT_TRUE(has(again.err, "the run beside it has saved since it was set aside")) << again.err;
+  EXPECT_EQ(test::read_text(out / ".overwritten-run" / "model.safetensors"), resumed_model);
+  EXPECT_TRUE(fs::exists(out / ".overwritten-run" / "checkpoint-2" / "trainer_state.json"));
+  // Tokenizer files alone (yours, in a fresh output_dir) are not overwritten silently either.
+  fs::create_directories(dir_->path() / "tok-only");
+  test::write_text(dir_->path() / "tok-only" / "tokenizer.json", "{}");
+  auto tok = run_difftx({"train", config("tok-only", keys).string()});
+  EXPECT_EQ(tok.exit_code, 2);
+  EXPECT_TRUE(has(tok.err, "holds the files of an earlier run (tokenizer.json)")) << tok.err;
+  EXPECT_EQ(test::read_text(dir_->path() / "tok-only" / "tokenizer.json"), "{}");
 }
 
 TEST_F(HardeningCliTest, DeadEndsAndSilentChoicesAreWarnedAbout) {

@@ -69,6 +69,14 @@ TEST(TokenizerBpe, UnknownCharacters) {
     EXPECT_EQ(dropped.first, (std::vector<std::string>{"x", "y", "\u00E9"}));
     EXPECT_NE(dropped.warning().find("dropped 8 bytes (6 characters, e.g. \"x\", \"y\", \"\u00E9\")"),
               std::string::npos) << dropped.warning();
+    DroppedText controls;  // one line: control characters are escaped; one byte, one character
+    o.dropped = &controls;
+    from_json(j).encode("a\tb", o);
+    EXPECT_NE(controls.warning().find("dropped 1 byte (1 character, e.g. \"\\t\")"), std::string::npos)
+        << controls.warning();
+    from_json(j).encode("a\nb\x01", o);
+    EXPECT_NE(controls.warning().find("e.g. \"\\t\", \"\\n\", \"\\u0001\")"), std::string::npos)
+        << controls.warning();
     DroppedText none;
     o.dropped = &none;
     from_json(ws).encode("ab ab", o);
