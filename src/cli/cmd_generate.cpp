@@ -85,14 +85,19 @@ Command add_generate(CLI::App& root) {
             std::fputs(stream.finish().c_str(), stdout);
             std::fputs("\n", stdout);
             std::fflush(stdout);
-            const double gen_tokens = r.new_ids.empty() ? 0.0 : static_cast<double>(r.new_ids.size() - 1);
+            if (r.new_ids.empty()) {  // --max-new-tokens 0: nothing ran, so there is no speed to report
+              fmt::print(stderr, "generated: 0 tokens (--max-new-tokens 0)\n");
+              return 0;
+            }
+            const double gen_tokens = static_cast<double>(r.new_ids.size() - 1);
             fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} tokens/s); generated: {} tokens in {:.3f} s "
-                               "({:.1f} tokens/s){}{}\n",
+                               "({}){}{}\n",
                        prompt.size(), r.prompt_seconds,
                        r.prompt_seconds > 0 ? prompt.size() / r.prompt_seconds : 0.0,
                        r.new_ids.size(), r.prompt_seconds + r.generate_seconds,
-                       r.generate_seconds > 0 ? gen_tokens / r.generate_seconds : 0.0, r.stopped ? ", stopped at EOS" : "",
-                       g.use_cache ? "" : ", without KV cache");
+                       gen_tokens > 0 && r.generate_seconds > 0 ? fmt::format("{:.1f} tokens/s", gen_tokens / r.generate_seconds)
+                                              : std::string("one token: no decoding speed"),
+                       r.stopped ? ", stopped at EOS" : "", g.use_cache ? "" : ", without KV cache");
             return 0;
           }};
 }

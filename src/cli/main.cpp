@@ -75,6 +75,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Usage errors read like every other error: "error: ..." naming the option, then where to look.
+  app.failure_message([](const CLI::App* root, const CLI::Error& e) {
+    const auto chosen = root->get_subcommands();
+    return fmt::format("error: {}\nRun difftx{} --help for more information.\n", e.what(),
+                       chosen.empty() ? std::string() : " " + chosen.front()->get_name());
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
