@@ -108,6 +108,26 @@ TEST_F(TrainCliTest, DivergenceStopsWithTheLastGoodCheckpoint) {
   EXPECT_FALSE(fs::exists(dir_->path() / "nan2" / "model.safetensors")) << "no final model from a diverged run";
 }
 
+TEST_F(TrainCliTest, AccumulationAcrossEpochBoundaries) {
+  // A few micro-batches per epoch and 3 per step: several steps take micro-batches of two epochs
+  // (each reshuffled). That once read freed memory (the epoch's batches were rebuilt under the
+  // step's pointers); now every step trains on real tokens and the epoch counter follows.
+  const std::string text = test::read_text(dir_->path() / "text.txt");
+  test::write_text(dir_->path() / "small.txt", text.substr(0, text.find('\n', 1500) + 1));
+  const fs::path cfg = config("epochs", "datasets: [{path: " + (dir_->path() / "small.txt").string() +
+                                            ", type: completion}]\nval_set_size: 0\ngradient_accumulation_steps: 3\n"
+                                            "max_steps: 10\nsave_steps: 100\n");
+  auto r = run_difftx({"train", cfg.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto rows = metrics(dir_->path() / "epochs");
+  ASSERT_EQ(rows.size(), 10u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_TRUE(std::isfinite(rows[i]["loss"].get<double>())) << i;
+    if (i > 0) EXPECT_GT(rows[i]["epoch"].get<double>(), rows[i - 1]["epoch"].get<double>()) << i;
+  }
+  EXPECT_GT(rows.back()["epoch"].get<double>(), 2.0) << "the run went through several epochs";
+}
+
 // Waits (up to `seconds`) until the run's metrics.jsonl holds `lines` lines.
 bool wait_for_metrics(const fs::path& out, size_t lines, double seconds) {
   for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {

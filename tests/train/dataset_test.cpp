@@ -1,4 +1,5 @@
 // Datasets, tokenization as axolotl does it, validation split, micro-batches and packing.
+#include "train/data_stream.h"
 #include "train/dataset.h"
 
 #include <gtest/gtest.h>
@@ -172,6 +173,46 @@ TEST(Batches, PackingMarksDocumentsAndTargets) {
   auto e1 = make_micro_batches(many, c, 1, 0, true);
   EXPECT_EQ(e0[0].tokens.ids, e0b[0].tokens.ids);
   EXPECT_NE(e0[0].tokens.ids, e1[0].tokens.ids);
+}
+
+}  // namespace
+}  // namespace difftx
+
+namespace difftx {
+namespace {
+
+// The data stream is a function of (seed, position); with world_size ranks, rank r takes the
+// global micro-batches r, r + world_size, ... of the one-process stream, across epoch boundaries
+// (each epoch is reshuffled), and a stream that seeks to a position continues exactly.
+TEST(DataStreamTest, RanksInterleaveTheOneProcessStreamAcrossEpochs) {
+  TrainConfig c;
+  c.micro_batch_size = 2;
+  c.sequence_len = 16;
+  c.seed = 3;
+  std::vector<Sample> samples;
+  for (int32_t i = 0; i < 7; ++i) {  // 4 micro-batches per epoch
+    Sample s;
+    for (int32_t t = 0; t <= i % 3 + 2; ++t) s.ids.push_back(100 * i + t);
+    s.labels = s.ids;
+    samples.push_back(s);
+  }
+  DataStream one(samples, c, 0);
+  ASSERT_EQ(one.epoch_size(), 4);
+  std::vector<std::vector<int32_t>> global;
+  for (int k = 0; k < 20; ++k) global.push_back(one.next().tokens.ids);
+  EXPECT_EQ(one.position(), 20);
+  EXPECT_DOUBLE_EQ(one.epoch(), 5.0);
+  EXPECT_NE(global[0], global[4]) << "each epoch is reshuffled";
+  DataStream rank0(samples, c, 0, 0, 2), rank1(samples, c, 0, 1, 2);
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_EQ(rank0.next().tokens.ids, global[2 * k]) << k;
+    EXPECT_EQ(rank1.next().tokens.ids, global[2 * k + 1]) << k;
+  }
+  EXPECT_EQ(rank0.position(), 20);
+  DataStream resumed(samples, c, 0);
+  resumed.seek(9);
+  EXPECT_DOUBLE_EQ(resumed.epoch(), 2.25);
+  for (int k = 9; k < 20; ++k) EXPECT_EQ(resumed.next().tokens.ids, global[k]) << k;
 }
 
 }  // namespace
