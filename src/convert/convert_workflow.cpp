@@ -140,13 +140,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
 
   t0 = std::chrono::steady_clock::now();
   model_save(converted, out.staging(), r.dtype);
-  for (const char* name : kTokenizerFiles) {
-    std::error_code ec;
-    if (fs::is_regular_file(tokenizer_dir / name, ec)) {
-      fs::copy_file(tokenizer_dir / name, out.staging() / name, ec);
-      if (ec) fail<FileError>("{}: cannot copy into the output: {}", (tokenizer_dir / name).string(), ec.message());
-    }
-  }
+  copy_model_files(tokenizer_dir, out.staging());
   if (!special_tokens.empty()) write_special_tokens(out.staging(), special_tokens);
   {
     std::string text = updated_axolotl_yaml(yaml, r.output_dir);

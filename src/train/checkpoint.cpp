@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "io/atomic_file.h"
+#include "io/model_files.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
 #include "model/checkpoint_io.h"
@@ -50,10 +51,7 @@ fs::path checkpoint_save(const fs::path& output_dir, const Model& model, AdamW& 
     moments.push_back({"exp_avg_sq." + p.name, p.shape, optimizer.exp_avg_sq().data() + p.offset, DType::F32});
   }
   safetensors_write(out.staging() / kOptimizerFile, moments);
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
-    std::error_code ec;
-    if (fs::is_regular_file(tokenizer_dir / name, ec)) fs::copy_file(tokenizer_dir / name, out.staging() / name, ec);
-  }
+  copy_model_files(tokenizer_dir, out.staging());
   json_write_file(out.staging() / kTrainerStateFile, trainer_state_json(state));
   out.commit();
   return dir;

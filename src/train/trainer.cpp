@@ -9,7 +9,6 @@
 #include "common/interrupt.h"
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
-#include "io/mapped_file.h"
 #include "io/model_files.h"
 #include "model/checkpoint_io.h"
 #include "model/diff_checks.h"
@@ -82,18 +81,6 @@ AdamWOptions adamw_options(const TrainConfig& c) {
   ao.epsilon = c.adam_epsilon;
   ao.weight_decay = c.weight_decay;
   return ao;
-}
-
-// Copies the tokenizer and generation files that travel with a model into the final model.
-void copy_model_files(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  for (const char* name : kTokenizerFiles) {
-    if (!fs::is_regular_file(from / name, ec) || fs::equivalent(from / name, to / name, ec)) continue;
-    AtomicFile f(to / name);
-    MappedFile src(from / name);
-    f.write(src.data(), src.size());
-    f.commit();
-  }
 }
 
 // One training run: the state the loop carries between steps, and what each step logs and saves.

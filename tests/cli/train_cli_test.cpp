@@ -128,6 +128,21 @@ TEST_F(TrainCliTest, AccumulationAcrossEpochBoundaries) {
   EXPECT_GT(rows.back()["epoch"].get<double>(), 2.0) << "the run went through several epochs";
 }
 
+TEST_F(TrainCliTest, CheckpointsAndTheTrainedModelKeepTheModelFiles) {
+  // generation_config.json, chat_template.jinja, tokenizer.model ... travel with the model (one list
+  // for convert, checkpoints and the trained model).
+  const fs::path d = dir_->path();
+  fs::create_directories(d / "diff-files");
+  for (const auto& e : fs::directory_iterator(d / "diff")) fs::copy_file(e.path(), d / "diff-files" / e.path().filename());
+  test::write_text(d / "diff-files" / "generation_config.json", "{\"do_sample\": false}\n");
+  test::write_text(d / "diff-files" / "chat_template.jinja", "{{ messages }}\n");
+  auto r = run_difftx({"train", config("files", "max_steps: 2\nsave_steps: 1\n", "diff-files").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const fs::path& dir : {d / "files", d / "files" / "checkpoint-1"})
+    for (const char* name : {"generation_config.json", "chat_template.jinja", "tokenizer.json", "tokenizer_config.json"})
+      EXPECT_EQ(test::read_text(dir / name), test::read_text(d / "diff-files" / name)) << dir << " " << name;
+}
+
 // Waits (up to `seconds`) until the run's metrics.jsonl holds `lines` lines.
 bool wait_for_metrics(const fs::path& out, size_t lines, double seconds) {
   for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
