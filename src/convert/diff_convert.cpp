@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "model/attention/layout.h"
 #include "model/init.h"
 
 namespace difftx {

@@ -185,8 +185,6 @@ std::string_view attention_layout_name(AttentionLayout l) {
   return "?";
 }
 
-double lambda_init_for_layer(int64_t layer) { return 0.8 - 0.6 * std::exp(-0.3 * static_cast<double>(layer)); }
-
 void ModelConfig::set_dtype(DType t) {
   dtype = t;
   const char* key = (raw.contains("dtype") && !raw.contains("torch_dtype")) ? "dtype" : "torch_dtype";

@@ -102,6 +102,5 @@ std::string_view model_family_name(ModelFamily f);
 std::string_view attention_layout_name(AttentionLayout l);  // "standard", "llama-differential", "diffllama"
 
 // lambda_init(l) = 0.8 - 0.6 exp(-0.3 l) (spec §2; paper §2.1).
-double lambda_init_for_layer(int64_t layer);
 
 }  // namespace difftx

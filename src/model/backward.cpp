@@ -12,6 +12,7 @@
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "model/attention/layout.h"
 #include "model/diff_layout.h"
 #include "model/model.h"
 #include "model/trace.h"
@@ -99,19 +100,18 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
     // out_i = s * norm(z_i), z_i = A1_i - lambda_eff A2_i (spec §3, §4).
     const DiffHeadMap hm = diff_head_map(c);
     const int64_t Hd = hm.n_diff_heads(), wv = c.diff_value_width();
-    const bool seed_layout = c.layout == AttentionLayout::llama_differential;
-    const float mix = seed_layout ? diff_attn_mix_ : 1.0f;
+    const AttentionLayoutModule& layout = layout_module(c);
+    const float mix = layout.warmup_mix() ? diff_attn_mix_ : 1.0f;
     const float lambda_eff = mix * a.lambda;
-    const float lambda_init = seed_layout ? *w.lambda_init : static_cast<float>(lambda_init_for_layer(l));
-    const float out_scale = seed_layout ? 1.0f : 1.0f - lambda_init;
-    const bool norm = seed_layout ? c.sublayer_norm : true;
+    const AttentionLayoutModule::Output output = layout.output(c, l);
+    const float out_scale = output.scale;
+    const bool norm = output.norm;
     std::vector<float> z(static_cast<size_t>(N * Hd * wv)), dz(z.size(), 0.0f);
     for (size_t i = 0; i < z.size(); ++i) z[i] = a.a1[i] - lambda_eff * a.a2[i];
     if (norm) {
       std::vector<float> dy(d_att.size());
       for (size_t i = 0; i < dy.size(); ++i) dy[i] = d_att[i] * out_scale;
-      rmsnorm_backward(dz.data(), seed_layout ? gr.subln : nullptr, dy.data(), z.data(),
-                       seed_layout ? w.subln : nullptr, N * Hd, wv, eps);
+      rmsnorm_backward(dz.data(), gr.subln, dy.data(), z.data(), w.subln, N * Hd, wv, eps);  // subln, if any
     } else {
       for (size_t i = 0; i < dz.size(); ++i) dz[i] = d_att[i] * out_scale;
     }

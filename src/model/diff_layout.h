@@ -8,13 +8,7 @@
 
 namespace difftx {
 
-// Head selection for the fused kernel, G = H / KV:
-//   llama-differential, double: H diff-heads; q1 = head i, q2 = head H+i of the doubled q_proj;
-//     k1 = kv head i/G, k2 = kv head KV + i/G of the doubled k_proj; value = v head i/G (w = d).
-//   llama-differential, split: H/2 diff-heads; q1 = head i, q2 = head H/2+i; k1 = kv head i/G,
-//     k2 = kv head KV/2 + i/G; value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
-//   diffllama: H/2 diff-heads; q1 = head i, q2 = head i+H/2; k = kv head (query head)/G for both;
-//     value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
+// Head selection for the fused kernel: the layout module's head map (model/attention/).
 DiffHeadMap diff_head_map(const ModelConfig& config);
 
 // lambda = exp(sum(lambda_q1 * lambda_k1)) - exp(sum(lambda_q2 * lambda_k2)) + lambda_init, in float32,

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "common/error.h"
+#include "model/attention/layout.h"
 #include "model/diff_layout.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -81,9 +82,7 @@ struct LayerPass {
 float Model::layer_lambda(int64_t l) const {
   if (!placed_lambda_.empty()) return placed_lambda_[static_cast<size_t>(l)];
   const LayerWeights& w = layers_[l];
-  const float lambda_init = config_.layout == AttentionLayout::llama_differential
-                                ? *w.lambda_init
-                                : static_cast<float>(lambda_init_for_layer(l));
+  const auto lambda_init = static_cast<float>(layout_module(config_).lambda_init(w.lambda_init, l));
   return diff_lambda(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, config_.head_dim, lambda_init);
 }
 
@@ -91,15 +90,13 @@ DiffAttentionParams Model::diff_params(int64_t l) const {
   DiffAttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
   p.norm_eps = static_cast<float>(config_.rms_norm_eps);
-  if (config_.layout == AttentionLayout::llama_differential) {  // spec §3
-    p.lambda = diff_attn_mix_ * layer_lambda(l);
-    p.norm = config_.sublayer_norm;
-    p.norm_weight = layers_[l].subln;
-  } else {  // diffllama, spec §4
-    p.lambda = layer_lambda(l);
-    p.norm = true;
-    p.out_scale = 1.0f - static_cast<float>(lambda_init_for_layer(l));
-  }
+  const AttentionLayoutModule& layout = layout_module(config_);
+  const float lambda = layer_lambda(l);
+  p.lambda = layout.warmup_mix() ? diff_attn_mix_ * lambda : lambda;
+  const AttentionLayoutModule::Output out = layout.output(config_, l);
+  p.norm = out.norm;
+  p.norm_weight = layers_[l].subln;  // nullptr: RMSNorm without weight (or no norm)
+  p.out_scale = out.scale;
   return p;
 }
 

@@ -5,6 +5,8 @@
 #include <numbers>
 #include <string_view>
 
+#include "model/attention/layout.h"
+
 namespace difftx {
 
 namespace {

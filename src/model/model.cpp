@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "io/dtype.h"
+#include "model/attention/layout.h"
 
 namespace difftx {
 
@@ -30,13 +31,7 @@ ParamTable llama_param_table(const ModelConfig& c) {
       t.add(p + "self_attn.q_norm.weight", {d}, ParamInit::ones);
       t.add(p + "self_attn.k_norm.weight", {d}, ParamInit::ones);
     }
-    if (c.layout == AttentionLayout::llama_differential)
-      t.add(p + "self_attn.lambda_init", {}, ParamInit::lambda_init, l);  // 0-dim: the value is stored
-    if (c.is_differential())
-      for (const char* name : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
-        t.add(p + "self_attn." + name, {d}, ParamInit::lambda, l);
-    if (c.layout == AttentionLayout::llama_differential && c.sublayer_norm)
-      t.add(p + "self_attn.subln.weight", {c.diff_value_width()}, ParamInit::ones);
+    layout_module(c).add_layer_params(t, c, p, l);  // lambda_init, lambda vectors, subln
     t.add(p + "post_attention_layernorm.weight", {D}, ParamInit::ones);
     linear("mlp.gate_proj", I, D, c.mlp_bias);
     linear("mlp.up_proj", I, D, c.mlp_bias);

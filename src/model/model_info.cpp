@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "io/checkpoint.h"
+#include "model/attention/layout.h"
 #include "model/model.h"
 
 namespace difftx {
@@ -96,10 +97,7 @@ ordered_json model_info_json(const ModelInfo& info) {
   j["sliding_window"] = c.sliding_window;
   j["layout"] = std::string(attention_layout_name(c.layout));
   j["base_model_type"] = std::string(model_family_name(c.family));
-  if (c.layout == AttentionLayout::llama_differential) {
-    j["split_heads"] = c.split_heads;
-    j["sublayer_norm"] = c.sublayer_norm;
-  }
+  layout_module(c).describe(c, j);
   j["config_dtype"] = c.dtype ? ordered_json(std::string(dtype_torch_name(*c.dtype))) : ordered_json(nullptr);
   j["parameters"] = info.parameter_count;
   j["expected_parameters"] = info.expected_parameter_count;
@@ -131,13 +129,8 @@ std::string model_info_text(const ModelInfo& info, bool list_tensors) {
                    c.num_key_value_heads, c.num_attention_heads / c.num_key_value_heads, c.head_dim,
                    c.qkv_bias() ? ", qkv bias" : "", c.qk_norm() ? ", q/k norm" : "",
                    c.sliding_window > 0 ? fmt::format(", sliding window {}", c.sliding_window) : "");
-  if (c.layout == AttentionLayout::llama_differential) {
-    s += fmt::format("differential llama-differential, {} mode, sublayer norm {}, base family {}{}\n",
-                     c.split_heads ? "split" : "double", c.sublayer_norm ? "on" : "off", model_family_name(c.family),
-                     c.zero_init ? ", converted with zero-init" : (c.mirror_weights ? ", converted with mirror-weights" : ""));
-  } else if (c.layout == AttentionLayout::diffllama) {
-    s += fmt::format("differential diffllama (transformers' DiffLlama), base family {}\n", model_family_name(c.family));
-  }
+  if (const std::string layout = layout_module(c).summary(c); !layout.empty())
+    s += fmt::format("differential {}\n", layout);
   s += fmt::format("rope         {}\n", rope_summary(c));
   s += fmt::format("context      {} positions, rms_norm_eps {}\n", c.max_position_embeddings, c.rms_norm_eps);
   s += fmt::format("embeddings   {}\n", c.tie_word_embeddings ? "tied (lm_head = embed_tokens)" : "untied");

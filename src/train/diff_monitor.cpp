@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "kernels/cpu/attention_backward.h"
+#include "model/attention/layout.h"
 #include "model/diff_layout.h"
 
 namespace difftx {
@@ -89,15 +90,16 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
       s2 += static_cast<double>(q2[i]) * k2[i];
     }
     const double lambda1 = std::exp(s1), lambda2 = std::exp(s2);
-    const double lambda_init = c.layout == AttentionLayout::llama_differential ? *model.param(p + "lambda_init")
-                                                                                : lambda_init_for_layer(l);
+    const AttentionLayoutModule& layout = layout_module(c);
+    const float* stored = model.table().find(p + "lambda_init") ? model.param(p + "lambda_init") : nullptr;
+    const double lambda_init = layout.lambda_init(stored, l);
     q1n.push_back(norm(q1, d));
     q2n.push_back(norm(q2, d));
     k1n.push_back(norm(k1, d));
     k2n.push_back(norm(k2, d));
     l1s.push_back(lambda1);
     l2s.push_back(lambda2);
-    const double mix = c.layout == AttentionLayout::llama_differential ? model.diff_attn_mix() : 1.0;
+    const double mix = layout.warmup_mix() ? model.diff_attn_mix() : 1.0;
     full.push_back(mix * (lambda1 - lambda2 + lambda_init));
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) continue;
     const std::string k = fmt::format("layer_{}/", l);

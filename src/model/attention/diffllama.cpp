@@ -1,0 +1,55 @@
+// transformers' DiffLlama (spec §4): the model's own heads paired (H/2 diff-heads, value width 2d),
+// both maps of a diff-head on the kv head of its own query head, lambda_init from the layer index
+// (not stored), and always RMSNorm without weight followed by the scale (1 - lambda_init).
+#include <fmt/format.h>
+
+#include "model/attention/modules.h"
+
+namespace difftx {
+
+namespace {
+
+class DiffLlama final : public AttentionLayoutModule {
+ public:
+  AttentionLayout layout() const override { return AttentionLayout::diffllama; }
+
+  void add_layer_params(ParamTable& t, const ModelConfig& c, const std::string& prefix, int64_t layer) const override {
+    add_lambda_vectors(t, c, prefix, layer);
+  }
+
+  // H/2 diff-heads, G = H / KV; q1 = head i, q2 = head i+H/2; k = kv head (query head)/G for both;
+  // value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
+  DiffHeadMap head_map(const ModelConfig& c) const override {
+    const auto H = static_cast<int32_t>(c.num_attention_heads), KV = static_cast<int32_t>(c.num_key_value_heads);
+    const int32_t G = H / KV;
+    DiffHeadMap m;
+    m.value_heads = 2;
+    for (int32_t i = 0; i < H / 2; ++i) {
+      m.q1.push_back(i);
+      m.q2.push_back(H / 2 + i);
+      m.k1.push_back(i / G);
+      m.k2.push_back((i + H / 2) / G);
+      m.v.push_back(i / G);
+      m.v.push_back((i + H / 2) / G);
+    }
+    return m;
+  }
+
+  double lambda_init(const float*, int64_t layer) const override { return lambda_init_for_layer(layer); }
+  Output output(const ModelConfig&, int64_t layer) const override {
+    return {true, 1.0f - static_cast<float>(lambda_init_for_layer(layer))};
+  }
+
+  std::string summary(const ModelConfig& c) const override {
+    return fmt::format("diffllama (transformers' DiffLlama), base family {}", model_family_name(c.family));
+  }
+};
+
+}  // namespace
+
+const AttentionLayoutModule& diffllama_attention() {
+  static const DiffLlama module;
+  return module;
+}
+
+}  // namespace difftx

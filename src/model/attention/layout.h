@@ -1,0 +1,56 @@
+// One module per attention layout: everything that differs between the standard attention of a
+// Llama-family model (spec §1), the seed's llama-differential layout (spec §3) and transformers'
+// DiffLlama (spec §4). The parameter table, the forward and backward passes, the monitor and
+// inspect ask the model's layout module instead of switching on the layout; layout_module() is the
+// only switch. A new layout is one new file here plus its entry in layout.cpp and model_config's
+// parser (see docs/ARCHITECTURE.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "io/json_file.h"
+#include "io/model_config.h"
+#include "kernels/op_types.h"
+#include "model/layer_tensors.h"
+#include "model/params.h"
+
+namespace difftx {
+
+// lambda_init(l) = 0.8 - 0.6 exp(-0.3 l) (Ye et al., arXiv 2410.05258, eq. 2; l counts layers from 0).
+double lambda_init_for_layer(int64_t layer);
+
+class AttentionLayoutModule {
+ public:
+  virtual ~AttentionLayoutModule() = default;
+  virtual AttentionLayout layout() const = 0;
+  virtual bool differential() const { return true; }
+
+  // Appends the layout's own tensors of one decoder layer (names under `prefix`, e.g.
+  // "model.layers.3."), after the q/k norms: lambda_init, the lambda vectors, subln.
+  virtual void add_layer_params(ParamTable& table, const ModelConfig& config, const std::string& prefix,
+                                int64_t layer) const = 0;
+  // Which query, key and value heads each differential head uses (kernels/op_types.h).
+  virtual DiffHeadMap head_map(const ModelConfig& config) const = 0;
+  // lambda_init of a layer: stored in the checkpoint, or the formula of its index.
+  virtual double lambda_init(const float* stored_lambda_init, int64_t layer) const = 0;
+  // Whether the training warm-up mix scales lambda (lambda_eff = mix * lambda: the seed's warm-up).
+  virtual bool warmup_mix() const { return false; }
+  // What follows z = A1 - lambda_eff * A2 per differential head: an RMSNorm over the value width
+  // (with the layer's subln weight when the checkpoint has one) and a constant scale.
+  struct Output {
+    bool norm = false;
+    float scale = 1.0f;
+  };
+  virtual Output output(const ModelConfig& config, int64_t layer) const = 0;
+
+  // inspect: the layout's line of text ("" for standard attention) and its JSON keys.
+  virtual std::string summary(const ModelConfig& config) const = 0;
+  virtual void describe(const ModelConfig& config, ordered_json& json) const { (void)config, (void)json; }
+};
+
+// The module of a config's layout (a static instance per layout).
+const AttentionLayoutModule& layout_module(const ModelConfig& config);
+
+}  // namespace difftx
