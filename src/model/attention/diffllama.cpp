@@ -17,22 +17,10 @@ class DiffLlama final : public AttentionLayoutModule {
     add_lambda_vectors(t, c, prefix, layer);
   }
 
-  // H/2 diff-heads, G = H / KV; q1 = head i, q2 = head i+H/2; k = kv head (query head)/G for both;
-  // value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
+  // The paired heads; each map uses the kv head of its own query head: k2 = kv head (i + H/2)/G.
   DiffHeadMap head_map(const ModelConfig& c) const override {
-    const auto H = static_cast<int32_t>(c.num_attention_heads), KV = static_cast<int32_t>(c.num_key_value_heads);
-    const int32_t G = H / KV;
-    DiffHeadMap m;
-    m.value_heads = 2;
-    for (int32_t i = 0; i < H / 2; ++i) {
-      m.q1.push_back(i);
-      m.q2.push_back(H / 2 + i);
-      m.k1.push_back(i / G);
-      m.k2.push_back((i + H / 2) / G);
-      m.v.push_back(i / G);
-      m.v.push_back((i + H / 2) / G);
-    }
-    return m;
+    const auto H = static_cast<int32_t>(c.num_attention_heads), G = static_cast<int32_t>(H / c.num_key_value_heads);
+    return paired_heads_map(c, [&](int32_t i) { return (i + H / 2) / G; });
   }
 
   double lambda_init(const float*, int64_t layer) const override { return lambda_init_for_layer(layer); }

@@ -22,8 +22,7 @@ class LlamaDifferential final : public AttentionLayoutModule {
 
   // G = H / KV. double: H diff-heads; q1 = head i, q2 = head H+i of the doubled q_proj; k1 = kv head
   // i/G, k2 = kv head KV + i/G of the doubled k_proj; value = v head i/G (w = d).
-  // split: H/2 diff-heads; q1 = head i, q2 = head H/2+i; k1 = kv head i/G, k2 = kv head KV/2 + i/G;
-  // value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
+  // split: the paired heads (modules.h), with k2 = kv head KV/2 + i/G (the second half of the kv heads).
   DiffHeadMap head_map(const ModelConfig& c) const override {
     const auto H = static_cast<int32_t>(c.num_attention_heads), KV = static_cast<int32_t>(c.num_key_value_heads);
     const int32_t G = H / KV;
@@ -39,16 +38,7 @@ class LlamaDifferential final : public AttentionLayoutModule {
       }
       return m;
     }
-    m.value_heads = 2;
-    for (int32_t i = 0; i < H / 2; ++i) {
-      m.q1.push_back(i);
-      m.q2.push_back(H / 2 + i);
-      m.k1.push_back(i / G);
-      m.k2.push_back(KV / 2 + i / G);
-      m.v.push_back(i / G);
-      m.v.push_back((i + H / 2) / G);
-    }
-    return m;
+    return paired_heads_map(c, [&](int32_t i) { return KV / 2 + i / G; });
   }
 
   double lambda_init(const float* stored, int64_t) const override { return *stored; }

@@ -9,6 +9,24 @@ const AttentionLayoutModule& standard_attention();            // standard.cpp (s
 const AttentionLayoutModule& llama_differential_attention();  // llama_differential.cpp (spec §3)
 const AttentionLayoutModule& diffllama_attention();           // diffllama.cpp (spec §4)
 
+// The head map of layouts that pair the model's own heads: H/2 diff-heads, G = H / KV; q1 = head i,
+// q2 = head H/2 + i; k1 = kv head i/G, k2 = second_kv(i); value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
+template <class SecondKv>
+DiffHeadMap paired_heads_map(const ModelConfig& c, SecondKv second_kv) {
+  const auto H = static_cast<int32_t>(c.num_attention_heads), G = static_cast<int32_t>(c.num_attention_heads / c.num_key_value_heads);
+  DiffHeadMap m;
+  m.value_heads = 2;
+  for (int32_t i = 0; i < H / 2; ++i) {
+    m.q1.push_back(i);
+    m.q2.push_back(H / 2 + i);
+    m.k1.push_back(i / G);
+    m.k2.push_back(second_kv(i));
+    m.v.push_back(i / G);
+    m.v.push_back((i + H / 2) / G);
+  }
+  return m;
+}
+
 // The four lambda vectors [d] of a differential layer, in checkpoint order (spec §2).
 void add_lambda_vectors(ParamTable& table, const ModelConfig& config, const std::string& prefix, int64_t layer);
 
