@@ -56,8 +56,8 @@ Command add_convert(CLI::App& root) {
               req.dtype = dtype_from_cli_name(o->dtype);
               if (!req.dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
             }
-            if (o->format == "llama-differential") req.options.format = DiffFormat::llama_differential;
-            else if (o->format == "diffllama") req.options.format = DiffFormat::diffllama;
+            if (o->format == "llama-differential") req.options.layout = AttentionLayout::llama_differential;
+            else if (o->format == "diffllama") req.options.layout = AttentionLayout::diffllama;
             else fail<ConfigError>("--format \"{}\" is not one of llama-differential, diffllama", o->format);
             req.options.sublayer_norm = o->sublayer_off->count() == 0;
             req.options.sublayer_norm_given = o->sublayer_on->count() + o->sublayer_off->count() > 0;

@@ -8,7 +8,7 @@
 namespace difftx {
 
 bool debug_match_expected(const ConvertOptions& o) {
-  return o.format == DiffFormat::llama_differential && o.zero_init && !o.sublayer_norm;
+  return o.layout == AttentionLayout::llama_differential && o.zero_init && !o.sublayer_norm;
 }
 
 DebugReport convert_debug_compare(const Model& base, const Model& converted, const Tokenizer& tokenizer,

@@ -133,7 +133,7 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   r.convert_seconds = seconds_since(t0);
   if (const std::string stuck = stuck_negative_component(converted); !stuck.empty()) spdlog::warn("{}", stuck);
   r.base_model_type = std::string(model_family_name(base.config().family));
-  r.layout = std::string(diff_format_name(req.options.format));
+  r.layout = std::string(attention_layout_name(req.options.layout));
   r.base_parameters = base.table().parameter_count();
   r.parameters = converted.table().parameter_count();
   if (req.debug) r.debug = convert_debug_compare(base, converted, *tokenizer, req.options);

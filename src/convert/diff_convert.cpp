@@ -11,22 +11,18 @@
 
 namespace difftx {
 
-std::string_view diff_format_name(DiffFormat f) {
-  return f == DiffFormat::diffllama ? "diffllama" : "llama-differential";
-}
-
 void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
   if (base.is_differential())
     fail<ConfigError>("the base model is already differential (model_type \"{}\"); convert a standard model",
                       base.model_type);
-  const bool halves = o.split_heads || o.format == DiffFormat::diffllama;
+  const bool halves = o.split_heads || o.layout == AttentionLayout::diffllama;
   if (o.split_heads && o.zero_init)
     fail<ConfigError>("--split-heads and --zero-init cannot be used together: in split mode the negative component "
                       "is half of the model's own heads, so there are no new rows to zero");
   if (o.zero_init && o.mirror_weights)
     fail<ConfigError>("--zero-init and --mirror-weights cannot be used together: they set the negative rows to "
                       "zero and to a copy of the positive rows");
-  if (o.format == DiffFormat::diffllama) {
+  if (o.layout == AttentionLayout::diffllama) {
     if (o.zero_init)
       fail<ConfigError>("--zero-init does not apply to --format diffllama: DiffLlama pairs the model's own heads "
                         "(there are no new rows) and always applies (1 - lambda_init) * RMSNorm");
@@ -44,9 +40,9 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
                       "model's own pretrained heads (the seed ignores the flag there)");
   if (halves && base.num_attention_heads % 2 != 0)
     fail<ConfigError>("{} needs an even number of attention heads, but the model has {}",
-                      o.format == DiffFormat::diffllama ? "--format diffllama" : "--split-heads",
+                      o.layout == AttentionLayout::diffllama ? "--format diffllama" : "--split-heads",
                       base.num_attention_heads);
-  if (o.split_heads && o.format == DiffFormat::llama_differential && base.num_key_value_heads % 2 != 0)
+  if (o.split_heads && o.layout == AttentionLayout::llama_differential && base.num_key_value_heads % 2 != 0)
     fail<ConfigError>("--split-heads needs an even number of key/value heads, but the model has {}",
                       base.num_key_value_heads);
 }
@@ -54,7 +50,7 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
 ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& o) {
   ordered_json raw = base.raw;
   const bool llama_family = base.family == ModelFamily::llama;
-  if (o.format == DiffFormat::llama_differential) {
+  if (o.layout == AttentionLayout::llama_differential) {
     raw["model_type"] = "llama-differential";
     raw["architectures"] = {"LlamaDifferentialForCausalLM"};
     raw["split_heads"] = o.split_heads;
@@ -108,7 +104,7 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
   Model out(convert_config(base.config(), o));
   const ModelConfig& c = out.config();
   const float bound = 1.0f / std::sqrt(static_cast<float>(c.hidden_size));
-  const bool paired_values = o.split_heads || o.format == DiffFormat::diffllama;
+  const bool paired_values = o.split_heads || o.layout == AttentionLayout::diffllama;
 
   for (const ParamSpec& p : out.table().params()) {
     float* dst = out.weights().data() + p.offset;

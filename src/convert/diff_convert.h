@@ -9,13 +9,10 @@
 
 namespace difftx {
 
-enum class DiffFormat {
-  llama_differential,  // the seed's checkpoint format (spec §3), default
-  diffllama,           // transformers' DiffLlama (spec §4)
-};
-
 struct ConvertOptions {
-  DiffFormat format = DiffFormat::llama_differential;
+  // The output layout: llama_differential (the seed's checkpoint format, spec §3, default) or
+  // diffllama (transformers' DiffLlama, spec §4).
+  AttentionLayout layout = AttentionLayout::llama_differential;
   bool zero_init = false;       // negative q/k rows, lambda vectors and lambda_init = 0
   bool sublayer_norm = true;    // subln per head (llama-differential)
   bool sublayer_norm_given = false;  // the user passed --sublayer-norm / --no-sublayer-norm explicitly
@@ -51,6 +48,5 @@ ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& option
 //   subln weights 1; every other tensor copied.
 Model convert_model(const Model& base, const ConvertOptions& options);
 
-std::string_view diff_format_name(DiffFormat f);  // "llama-differential" / "diffllama"
 
 }  // namespace difftx

@@ -26,13 +26,13 @@ std::vector<float> logits_of(const Model& m, const TokenBatch& b) {
 }
 
 ConvertOptions options(bool zero_init, bool sublayer_norm, bool split = false, bool mirror = false,
-                       DiffFormat format = DiffFormat::llama_differential) {
+                       AttentionLayout layout = AttentionLayout::llama_differential) {
   ConvertOptions o;
   o.zero_init = zero_init;
   o.sublayer_norm = sublayer_norm;
   o.split_heads = split;
   o.mirror_weights = mirror;
-  o.format = format;
+  o.layout = layout;
   o.seed = 7;
   return o;
 }
@@ -120,8 +120,8 @@ TEST_P(ConvertTest, SplitModeAndDiffLlamaKeepTheProjections) {
   const ModelConfig& bc = base->config();
   if (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2) GTEST_SKIP() << "odd head count";
   Model s = convert_model(*base, options(false, true, true));
-  Model dl = convert_model(*base, options(false, true, false, false, DiffFormat::diffllama));
-  ConvertOptions plain = options(false, true, false, false, DiffFormat::diffllama);
+  Model dl = convert_model(*base, options(false, true, false, false, AttentionLayout::diffllama));
+  ConvertOptions plain = options(false, true, false, false, AttentionLayout::diffllama);
   plain.plain_o_proj = true;
   Model dl_plain = convert_model(*base, plain);
   const int64_t H = bc.num_attention_heads, d = bc.head_dim, D = bc.hidden_size;
@@ -168,13 +168,13 @@ TEST_P(ConvertTest, ConfigRecordsLayoutAndFlags) {
 }
 
 TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
-  for (auto format : {DiffFormat::llama_differential, DiffFormat::diffllama}) {
-    if (format == DiffFormat::diffllama && base->config().num_attention_heads % 2) continue;
-    Model m = convert_model(*base, options(false, true, false, false, format));
+  for (auto layout : {AttentionLayout::llama_differential, AttentionLayout::diffllama}) {
+    if (layout == AttentionLayout::diffllama && base->config().num_attention_heads % 2) continue;
+    Model m = convert_model(*base, options(false, true, false, false, layout));
     test::TempDir dir;
     model_save(m, dir.path(), DType::F32);
     Model back = model_load(dir.path());
-    EXPECT_EQ(logits_of(back, g.batch), logits_of(m, g.batch)) << diff_format_name(format);
+    EXPECT_EQ(logits_of(back, g.batch), logits_of(m, g.batch)) << attention_layout_name(layout);
   }
 }
 
@@ -221,11 +221,11 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
   expect_error(c, options(true, false, true), "--split-heads and --zero-init");
   expect_error(c, options(true, false, false, true), "--zero-init and --mirror-weights");
   expect_error(c, options(false, true, true, true), "--mirror-weights applies to double mode");
-  expect_error(c, options(true, true, false, false, DiffFormat::diffllama), "--zero-init does not apply");
+  expect_error(c, options(true, true, false, false, AttentionLayout::diffllama), "--zero-init does not apply");
   ConvertOptions plain_double = options(false, true);
   plain_double.plain_o_proj = true;
   expect_error(c, plain_double, "--plain-o-proj applies to --split-heads and --format diffllama only");
-  ConvertOptions no_norm = options(false, false, false, false, DiffFormat::diffllama);
+  ConvertOptions no_norm = options(false, false, false, false, AttentionLayout::diffllama);
   no_norm.sublayer_norm_given = true;
   expect_error(c, no_norm, "--no-sublayer-norm");
 
@@ -233,12 +233,12 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
   odd.num_attention_heads = 3;
   odd.num_key_value_heads = 3;
   expect_error(odd, options(false, true, true), "even number of attention heads, but the model has 3");
-  expect_error(odd, options(false, true, false, false, DiffFormat::diffllama), "even number of attention heads");
+  expect_error(odd, options(false, true, false, false, AttentionLayout::diffllama), "even number of attention heads");
   EXPECT_NO_THROW(convert_options_check(odd, options(false, true)));  // double mode takes any head count
   ModelConfig odd_kv = c;
   odd_kv.num_key_value_heads = 1;
   expect_error(odd_kv, options(false, true, true), "even number of key/value heads, but the model has 1");
-  EXPECT_NO_THROW(convert_options_check(odd_kv, options(false, true, false, false, DiffFormat::diffllama)));
+  EXPECT_NO_THROW(convert_options_check(odd_kv, options(false, true, false, false, AttentionLayout::diffllama)));
 
   auto diff = test::golden_case_load("diffllama_gqa");
   expect_error(model_config_load(diff.dir / "config.json"), options(false, true), "already differential");
