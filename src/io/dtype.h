@@ -1,7 +1,7 @@
 // Element types of safetensors files and conversions to and from float32.
 //
 // Names are the safetensors dtype strings. difftx computes in float32 and loads F32, BF16 and F16
-// (DESIGN.md, Numerics); the other names are known so that a file using them is recognised as a
+// (README, "Numerics and parity with PyTorch"); the other names are known so that a file using them is recognised as a
 // valid file with an unsupported tensor rather than as a corrupt one.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The named parameter table: every parameter of a model is a slice of one contiguous float32
-// buffer (DESIGN.md: one buffer per kind of state, so that gradients and optimizer state can use
+// buffer (one buffer per kind of state, so that gradients and optimizer state can use
 // the same table and offsets).
 #pragma once
 

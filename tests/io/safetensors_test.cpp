@@ -1,4 +1,4 @@
-// The strict safetensors reader: one test per way a file can lie (DESIGN.md, safetensors style).
+// The strict safetensors reader: one test per way a file can lie (the format of the safetensors README).
 #include "io/safetensors.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Dense layers through OpenBLAS cblas_sgemm (DESIGN.md: no hand-written GEMM); one row (decoding)
+// Dense layers through OpenBLAS cblas_sgemm (a library's GEMM, not a hand-written one); one row (decoding)
 // through a memory-bound matrix-vector loop of our own (kernels/cpu/gemv.h), faster than OpenBLAS
 // sgemv here. Weights may be kept in bfloat16 for inference (LinearWeight).
 #pragma once

@@ -1,4 +1,4 @@
-// Dense products through cuBLASLt (DESIGN.md: the GPU's GEMMs are a library's): y[m, n] (+)= x[m, k]
+// Dense products through cuBLASLt (the GPU's GEMMs come from a library, not from difftx): y[m, n] (+)= x[m, k]
 // · w[n, k]^T (+ bias[n]), row-major as PyTorch lays out Linear layers. x and w are both float32
 // (CUBLAS_COMPUTE_32F: exact float32, no TF32) or both bfloat16 (float32 accumulation); y and bias
 // are float32. The algorithm cuBLASLt's heuristic picks is cached per shape, type and alignment.
