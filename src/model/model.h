@@ -97,6 +97,9 @@ class Model {
   float diff_attn_mix() const { return diff_attn_mix_; }
   // lambda of layer l (spec §2), for differential layouts.
   float layer_lambda(int64_t layer) const;
+  // The addresses of layer l's tensors in the backend's memory (host memory unless placed on a
+  // device), by role (layer_tensors.h), without looking anything up by name.
+  const LayerWeights& layer_weights(int64_t layer) const { return layers_[static_cast<size_t>(layer)]; }
 
   // Runs the model on `batch`. With a cache, the batch's tokens are appended to it (and attend to
   // everything cached before); without, the batch is a whole sequence. logits: [B, T, V] or [B, V]

@@ -4,7 +4,7 @@
 #include <numeric>
 #include <random>
 
-#include "kernels/cpu/cross_entropy.h"
+#include "kernels/op_types.h"  // kIgnoreIndex
 
 namespace difftx {
 

@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "io/json_file.h"
 #include "io/text_file.h"
-#include "kernels/cpu/cross_entropy.h"
+#include "kernels/op_types.h"  // kIgnoreIndex
 #include "tokenizer/chat_template.h"
 
 namespace fs = std::filesystem;

@@ -81,9 +81,8 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
   std::vector<double> q1n, q2n, k1n, k2n, l1s, l2s, full;
   ordered_json m = ordered_json::object();
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.self_attn.", l);
-    const float *q1 = model.param(p + "lambda_q1"), *k1 = model.param(p + "lambda_k1");
-    const float *q2 = model.param(p + "lambda_q2"), *k2 = model.param(p + "lambda_k2");
+    const LayerWeights& w = model.layer_weights(l);
+    const float *q1 = w.lambda_q1, *k1 = w.lambda_k1, *q2 = w.lambda_q2, *k2 = w.lambda_k2;
     double s1 = 0, s2 = 0;
     for (int64_t i = 0; i < d; ++i) {
       s1 += static_cast<double>(q1[i]) * k1[i];
@@ -91,8 +90,7 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
     }
     const double lambda1 = std::exp(s1), lambda2 = std::exp(s2);
     const AttentionLayoutModule& layout = layout_module(c);
-    const float* stored = model.table().find(p + "lambda_init") ? model.param(p + "lambda_init") : nullptr;
-    const double lambda_init = layout.lambda_init(stored, l);
+    const double lambda_init = layout.lambda_init(w.lambda_init, l);
     q1n.push_back(norm(q1, d));
     q2n.push_back(norm(q2, d));
     k1n.push_back(norm(k1, d));
