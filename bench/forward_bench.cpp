@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/kv_cache.h"
 
 using namespace difftx;

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/backend.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 

@@ -5,7 +5,7 @@
 #include "cli/command.h"
 #include "cli/inference_options.h"
 #include "infer/generate.h"
-#include "infer/text_model.h"
+#include "infer/vocab_fit.h"
 #include "common/error.h"
 #include <spdlog/spdlog.h>
 #include "tokenizer/decode_stream.h"

@@ -6,9 +6,9 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "io/atomic_file.h"
-#include "io/checkpoint.h"
+#include "io/weight_files.h"
 #include "io/model_config.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/init.h"
 
 namespace difftx::cli {
@@ -33,7 +33,7 @@ Command add_init(CLI::App& root) {
   return {app, [o]() {
             auto dtype = dtype_from_cli_name(o->dtype);
             if (!dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
-            CheckpointWriteOptions write_options;
+            WeightFilesWriteOptions write_options;
             write_options.max_shard_bytes = parse_byte_size(o->max_shard_size);
             ModelConfig config = model_config_load(o->config);
             StagedDirectory out(o->out, o->overwrite, {o->config});

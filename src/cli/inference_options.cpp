@@ -1,6 +1,6 @@
 #include "cli/inference_options.h"
 
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 namespace difftx::cli {
 

@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "common/log.h"
-#include "kernels/cpu/blas_kernels.h"
+#include "kernels/cpu/blas_diagnostics.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "infer/generate.h"
-#include "infer/text_model.h"
+#include "infer/vocab_fit.h"
 
 namespace difftx {
 

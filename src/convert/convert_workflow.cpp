@@ -9,9 +9,9 @@
 #include "config/axolotl_yaml.h"
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
-#include "io/checkpoint.h"
+#include "io/weight_files.h"
 #include "io/json_file.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/diff_checks.h"
 #include "tokenizer/tokenizer.h"
 

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "io/checkpoint.h"
+#include "io/weight_files.h"
 #include "model/attention/layout.h"
 #include "model/model.h"
 
@@ -18,7 +18,7 @@ ModelInfo model_info(const std::filesystem::path& dir) {
   ModelInfo info;
   info.dir = dir;
   info.config = model_config_load(dir / "config.json");
-  Checkpoint checkpoint(dir);
+  WeightFiles checkpoint(dir);
   std::set<std::string> files;
   for (const auto& name : checkpoint.names()) {
     const auto* e = checkpoint.find(name);

@@ -10,7 +10,7 @@
 #include "io/model_files.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 namespace fs = std::filesystem;
 

@@ -10,7 +10,7 @@
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/model_files.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/diff_checks.h"
 #include "model/trace.h"
 #include "train/checkpoint.h"

@@ -8,9 +8,9 @@
 
 #include "../model/golden_util.h"
 #include "backend/backend_test_util.h"
-#include "infer/evaluate.h"
+#include "infer/perplexity.h"
 #include "infer/generate.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/init.h"
 #include "model/kv_cache.h"
 #include "test_util.h"

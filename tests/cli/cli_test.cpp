@@ -5,7 +5,7 @@
 #include <set>
 
 #include "io/json_file.h"
-#include "kernels/cpu/blas_kernels.h"
+#include "kernels/cpu/blas_diagnostics.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 

@@ -9,7 +9,7 @@
 
 #include "cli/train_fixture.h"
 #include "io/json_file.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "test_util.h"
 
 namespace difftx {

@@ -7,7 +7,7 @@
 #include "common/error.h"
 #include "config/axolotl_yaml.h"
 #include "io/json_file.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "test_util.h"
 
 namespace difftx {

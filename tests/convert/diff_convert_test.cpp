@@ -7,7 +7,7 @@
 
 #include "../model/golden_util.h"
 #include "common/error.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "model/diff_checks.h"
 #include "model/kv_cache.h"
 #include "model/trace.h"

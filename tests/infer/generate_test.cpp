@@ -8,7 +8,7 @@
 
 #include "../model/golden_util.h"
 #include "common/error.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 namespace difftx {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "golden_util.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "test_util.h"
 
 namespace difftx {

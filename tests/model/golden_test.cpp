@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "golden_util.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 namespace difftx {
 namespace {

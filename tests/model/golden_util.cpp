@@ -5,7 +5,7 @@
 
 #include "io/json_file.h"
 #include "io/safetensors.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "golden_util.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 namespace difftx {
 namespace {

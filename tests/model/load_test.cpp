@@ -8,7 +8,7 @@
 #include "common/error.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 #include "test_util.h"
 
 namespace difftx {

@@ -1,4 +1,4 @@
-#include "model/checkpoint_io.h"
+#include "model/model_dir.h"
 
 #include <spdlog/spdlog.h>
 
@@ -17,14 +17,14 @@ Model model_load(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
   ModelConfig config = model_config_load(dir / "config.json");
-  Checkpoint checkpoint(dir);
+  WeightFiles checkpoint(dir);
   Model model(std::move(config));
 
   // Check everything before converting anything.
   const auto& params = model.table().params();
-  std::vector<Checkpoint::Entry> entries;
+  std::vector<WeightFiles::Entry> entries;
   for (const auto& p : params) {
-    const Checkpoint::Entry* e = checkpoint.find(p.name);
+    const WeightFiles::Entry* e = checkpoint.find(p.name);
     if (e == nullptr)
       fail<FileError>("{}: tensor \"{}\" [{}] needed by config.json ({}, {} layers) is missing from the checkpoint",
                       dir.string(), p.name, fmt::join(p.shape, ", "), model.config().model_type,
@@ -69,17 +69,17 @@ Model model_load(const fs::path& dir) {
 }
 
 DType checkpoint_dtype(const fs::path& dir, const ModelConfig& config) {
-  Checkpoint checkpoint(dir);
+  WeightFiles checkpoint(dir);
   auto dtypes = checkpoint.dtypes();
   if (dtypes.size() == 1 && dtype_is_loadable(*dtypes.begin())) return *dtypes.begin();
   return config.dtype.value_or(DType::F32);
 }
 
-void model_save(const Model& model, const fs::path& dir, DType dtype, const CheckpointWriteOptions& options) {
+void model_save(const Model& model, const fs::path& dir, DType dtype, const WeightFilesWriteOptions& options) {
   std::vector<TensorWrite> tensors;
   for (const auto& p : model.table().params())
     tensors.push_back(TensorWrite{p.name, p.shape, model.weights().data() + p.offset, dtype});
-  checkpoint_write(dir, tensors, options);
+  weight_files_write(dir, tensors, options);
   ModelConfig config = model.config();
   config.set_dtype(dtype);
   model_config_save(dir / "config.json", config);

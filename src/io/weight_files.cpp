@@ -1,4 +1,4 @@
-#include "io/checkpoint.h"
+#include "io/weight_files.h"
 
 #include <cctype>
 #include <charconv>
@@ -26,7 +26,7 @@ void check_shard_name(const std::string& name, const fs::path& index_path, const
 
 }  // namespace
 
-Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
+WeightFiles::WeightFiles(const fs::path& dir) : dir_(dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
   fs::path single = dir / kWeightsFile;
@@ -66,30 +66,30 @@ Checkpoint::Checkpoint(const fs::path& dir) : dir_(dir) {
   }
 }
 
-const Checkpoint::Entry* Checkpoint::find(std::string_view name) const {
+const WeightFiles::Entry* WeightFiles::find(std::string_view name) const {
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-std::vector<std::string> Checkpoint::names() const {
+std::vector<std::string> WeightFiles::names() const {
   std::vector<std::string> out;
   for (const auto& [name, entry] : entries_) out.push_back(name);
   return out;
 }
 
-std::set<DType> Checkpoint::dtypes() const {
+std::set<DType> WeightFiles::dtypes() const {
   std::set<DType> out;
   for (const auto& [name, entry] : entries_) out.insert(entry.info->dtype);
   return out;
 }
 
-uint64_t Checkpoint::total_bytes() const {
+uint64_t WeightFiles::total_bytes() const {
   uint64_t total = 0;
   for (const auto& [name, entry] : entries_) total += entry.info->end - entry.info->begin;
   return total;
 }
 
-void Checkpoint::load_f32(std::string_view name, std::span<const int64_t> expected_shape, float* dst) const {
+void WeightFiles::load_f32(std::string_view name, std::span<const int64_t> expected_shape, float* dst) const {
   const Entry* e = find(name);
   if (e == nullptr) fail<FileError>("{}: tensor \"{}\" is missing from the checkpoint", dir_.string(), name);
   const auto& shape = e->info->shape;
@@ -117,8 +117,8 @@ void check_representable(const TensorWrite& t) {
 
 }  // namespace
 
-std::vector<std::string> checkpoint_write(const fs::path& dir, std::span<const TensorWrite> tensors,
-                                          const CheckpointWriteOptions& options) {
+std::vector<std::string> weight_files_write(const fs::path& dir, std::span<const TensorWrite> tensors,
+                                          const WeightFilesWriteOptions& options) {
   for (const auto& t : tensors) check_representable(t);
   // Group tensors into shards in order: a new shard starts when the next tensor would overflow.
   std::vector<std::vector<TensorWrite>> shards(1);

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "io/checkpoint.h"
+#include "io/weight_files.h"
 #include "io/dtype.h"
 #include "model/model.h"
 
@@ -21,6 +21,6 @@ DType checkpoint_dtype(const std::filesystem::path& dir, const ModelConfig& conf
 // Writes config.json (dtype recorded) and the weights in `dtype` into `dir`, which must exist
 // (use a StagedDirectory for a crash-safe output).
 void model_save(const Model& model, const std::filesystem::path& dir, DType dtype,
-                const CheckpointWriteOptions& options = {});
+                const WeightFilesWriteOptions& options = {});
 
 }  // namespace difftx

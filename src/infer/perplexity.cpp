@@ -1,4 +1,4 @@
-#include "infer/evaluate.h"
+#include "infer/perplexity.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,7 +1,7 @@
 // openblas_kernel_advice (kernels/cpu/blas_kernels.h): a warning exactly when OpenBLAS runs a kernel
 // set without AVX2 on a CPU that has AVX2, unless the user named the set; it suggests the best set
 // for the CPU's features.
-#include "kernels/cpu/blas_kernels.h"
+#include "kernels/cpu/blas_diagnostics.h"
 
 #include <gtest/gtest.h>
 

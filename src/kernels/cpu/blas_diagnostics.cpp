@@ -1,4 +1,4 @@
-#include "kernels/cpu/blas_kernels.h"
+#include "kernels/cpu/blas_diagnostics.h"
 
 #include <cblas.h>
 #include <fmt/format.h>

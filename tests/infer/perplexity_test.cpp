@@ -1,5 +1,5 @@
 // Sliding-window perplexity against a direct computation from full-window logits.
-#include "infer/evaluate.h"
+#include "infer/perplexity.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "infer/text_model.h"
+#include "infer/vocab_fit.h"
 
 #include "common/error.h"
 

@@ -23,12 +23,12 @@ namespace difftx {
 inline constexpr const char* kWeightsFile = "model.safetensors";
 inline constexpr const char* kWeightsIndexFile = "model.safetensors.index.json";
 
-class Checkpoint {
+class WeightFiles {
  public:
   // Opens and validates every file. Throws FileError naming the directory or file when neither
   // weights file exists, the index is malformed, a shard it names is absent (or escapes the
   // directory), or a tensor the index maps to a shard is not in that shard.
-  explicit Checkpoint(const std::filesystem::path& dir);
+  explicit WeightFiles(const std::filesystem::path& dir);
 
   struct Entry {
     const SafetensorsFile* file;
@@ -51,7 +51,7 @@ class Checkpoint {
   std::map<std::string, Entry, std::less<>> entries_;
 };
 
-struct CheckpointWriteOptions {
+struct WeightFilesWriteOptions {
   uint64_t max_shard_bytes = 5'000'000'000;  // transformers' default max_shard_size "5GB"
 };
 
@@ -59,8 +59,8 @@ struct CheckpointWriteOptions {
 // tensors exceed max_shard_bytes (a tensor larger than the limit gets a shard of its own, as in
 // transformers). `dir` must exist (normally a StagedDirectory's staging()). Returns the file names.
 // Throws ShapeError naming the tensor when a value is NaN/inf or does not fit the dtype (F16).
-std::vector<std::string> checkpoint_write(const std::filesystem::path& dir, std::span<const TensorWrite> tensors,
-                                          const CheckpointWriteOptions& options = {});
+std::vector<std::string> weight_files_write(const std::filesystem::path& dir, std::span<const TensorWrite> tensors,
+                                          const WeightFilesWriteOptions& options = {});
 
 // "5GB" -> 5e9, "500MB", "2GiB" -> 2^31, "123" -> 123 bytes. Throws ConfigError otherwise.
 uint64_t parse_byte_size(std::string_view text);
