@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "common/log.h"
-#include "kernels/cpu/blas_diagnostics.h"
+#include "kernels/backend.h"
 
 namespace {
 
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     set_threads(threads);
     for (auto& command : commands) {
       if (!command.app->parsed()) continue;
-      if (runs_dense_products(command.app->get_name())) difftx::warn_about_slow_openblas_kernels();
+      if (runs_dense_products(command.app->get_name())) difftx::warn_about_slow_cpu_kernels();
       return command.run();
     }
   } catch (const difftx::Interrupted& e) {  // stopped on Ctrl-C / SIGTERM after saving its state

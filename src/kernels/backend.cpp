@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "common/error.h"
+#include "kernels/cpu/blas_diagnostics.h"
 #include "kernels/cpu/cpu_backend.h"
 #if DIFFTX_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -42,6 +43,8 @@ Buffer Backend::alloc_zeroed(size_t bytes) {
   zero(b.as<void>(), bytes);
   return b;
 }
+
+void warn_about_slow_cpu_kernels() { warn_about_slow_openblas_kernels(); }
 
 std::shared_ptr<Backend> cpu_backend() {
   static const std::shared_ptr<Backend> backend = make_cpu_backend();

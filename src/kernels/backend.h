@@ -132,6 +132,10 @@ class Backend {
 // The process's CPU backend (stateless; OpenMP threads and OpenBLAS).
 std::shared_ptr<Backend> cpu_backend();
 
+// Logs a warning when the CPU's dense products run on kernels far slower than the machine allows
+// (OpenBLAS built for another CPU; kernels/cpu/blas_diagnostics.h), naming the setting to try.
+void warn_about_slow_cpu_kernels();
+
 // How a GPU backend may round inside its operations. f32: float32 arithmetic throughout (no TF32;
 // bfloat16 weights are widened exactly), for comparisons with the CPU. bf16: the matrix products
 // and the attention scores and values take bfloat16 operands with float32 accumulation on the
