@@ -31,6 +31,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_backward.h"
 #include "kernels/cpu/diff_attention.h"
+#include "kernels/cpu/diff_attention_backward.h"
 #include "model/diff_layout.h"
 
 using namespace difftx;
@@ -76,7 +77,7 @@ double forward_flops(const Case& c) {
 double backward_flops(const Case& c) { return 2.5 * forward_flops(c); }
 
 struct Buffers {
-  std::vector<float> q, k, v, out, norm_weight, m, l, a1, a2, dq, dk, dv, d_out;
+  std::vector<float> q, k, v, out, norm_weight, m, l, a, dq, dk, dv, d_out;
   explicit Buffers(const Case& c, bool backward) {
     std::mt19937 rng(7);
     std::normal_distribution<float> n(0.0f, 1.0f);
@@ -93,8 +94,7 @@ struct Buffers {
     if (!backward) return;
     m.assign(T * c.maps(), 0.0f);
     l.assign(m.size(), 0.0f);
-    a1.assign(out.size(), 0.0f);
-    a2.assign(out.size(), 0.0f);
+    a.assign(2 * out.size(), 0.0f);
     dq.assign(q.size(), 0.0f);
     dk.assign(k.size(), 0.0f);
     dv.assign(v.size(), 0.0f);
@@ -116,63 +116,39 @@ void run_forward(const Case& c, Buffers& b, bool with_stats) {
   p.lambda = 0.8f;
   p.norm = true;
   p.norm_weight = b.norm_weight.data();
-  const int64_t Hd = c.map.n_diff_heads();
-  DiffAttentionStats st{b.m.data(), b.l.data(), b.m.data() + Hd * c.T, b.l.data() + Hd * c.T, b.a1.data(), b.a2.data()};
+  DiffAttentionStats st{b.m.data(), b.l.data(), b.a.data()};
   diff_attention_forward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, b.out.data(),
                          c.out_width(), with_stats ? &st : nullptr);
 }
 
-// The backward of every map: standard heads, or the two maps of each diff-head (their outputs are
-// the forward's A1 / A2, laid out map after map per token as attention_maps_backward expects).
-void run_backward(const Case& c, Buffers& b, std::vector<float>& outs) {
-  AttentionMaps maps;
+// The backward: standard heads (attention_maps_backward), or the differential kernel
+// (diff_attention_backward: the difference, the norm and both maps of each diff-head).
+void run_backward(const Case& c, Buffers& b) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  const AttentionGrads grads{b.dq.data(), c.q_heads * kHeadDim, b.dk.data(), b.dv.data(), nullptr};
   if (c.kind == Kind::standard) {
-    for (int32_t h = 0; h < c.q_heads; ++h) {
-      maps.q.push_back(h);
-      maps.k.push_back(h / static_cast<int32_t>(c.q_heads / c.k_heads));
-      maps.v.push_back(maps.k.back());
-    }
-    outs = b.out;
-  } else {
-    maps.value_heads = c.map.value_heads;
-    maps.q = c.map.q1;
-    maps.q.insert(maps.q.end(), c.map.q2.begin(), c.map.q2.end());
-    maps.k = c.map.k1;
-    maps.k.insert(maps.k.end(), c.map.k2.begin(), c.map.k2.end());
-    maps.v = c.map.v;
-    maps.v.insert(maps.v.end(), c.map.v.begin(), c.map.v.end());
-    const int64_t row = c.out_width();
-    outs.resize(2 * b.a1.size());
-    for (int64_t t = 0; t < c.T; ++t) {
-      std::memcpy(&outs[t * 2 * row], &b.a1[t * row], row * sizeof(float));
-      std::memcpy(&outs[t * 2 * row + row], &b.a2[t * row], row * sizeof(float));
-    }
+    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, kHeadDim, 0};
+    attention_backward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.m.data(),
+                       b.l.data(), b.out.data(), b.d_out.data(), grads);
+    return;
   }
-  AttentionBackwardShape s{1, c.T, c.T, c.T, c.k_heads, c.v_heads, kHeadDim, 0};
-  AttentionBackwardArgs a;
-  a.q = b.q.data();
-  a.q_stride = c.q_heads * kHeadDim;
-  a.k = b.k.data();
-  a.v = b.v.data();
-  a.scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
-  a.m = b.m.data();
-  a.l = b.l.data();
-  a.out = outs.data();
-  a.d_out = b.d_out.data();
-  a.dq = b.dq.data();
-  a.dq_stride = a.q_stride;
-  a.dk = b.dk.data();
-  a.dv = b.dv.data();
-  attention_maps_backward(s, maps, a);
+  DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
+  DiffAttentionParams p;
+  p.scale = scale;
+  p.lambda = 0.8f;
+  p.norm = true;
+  p.norm_weight = b.norm_weight.data();
+  benchmark::DoNotOptimize(diff_attention_backward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(),
+                                                   b.v.data(), nullptr, {b.m.data(), b.l.data(), b.a.data()},
+                                                   b.d_out.data(), grads));
 }
 
 void BM_Attention(benchmark::State& state, Kind kind, bool backward) {
   const Case c = make_case(kind, state.range(0));
   Buffers b(c, backward);
-  std::vector<float> outs;
   for (auto _ : state) {
     run_forward(c, b, backward);
-    if (backward) run_backward(c, b, outs);
+    if (backward) run_backward(c, b);
     benchmark::DoNotOptimize(b.out.data());
     benchmark::ClobberMemory();
   }
@@ -203,10 +179,9 @@ int peak_memory(const std::string& kind_name, int64_t T) {
   }
   const Case c = make_case(kind, T);
   Buffers b(c, backward);
-  std::vector<float> outs(backward ? 2 * b.out.size() : 0, 0.0f);  // the backward's staging, allocated up front
   const int64_t before = status_bytes("VmRSS:");
   run_forward(c, b, backward);
-  if (backward) run_backward(c, b, outs);
+  if (backward) run_backward(c, b);
   const int64_t peak = status_bytes("VmHWM:");
   fmt::print("{{\"kind\": \"{}\", \"T\": {}, \"rss_before_bytes\": {}, \"extra_bytes\": {}}}\n", kind_name, T,
              before, std::max<int64_t>(0, peak - before));

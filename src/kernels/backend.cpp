@@ -44,6 +44,55 @@ Buffer Backend::alloc_zeroed(size_t bytes) {
   return b;
 }
 
+// The training operations of a backend that has none (the CUDA backend until it trains): each
+// says which backend lacks what.
+namespace {
+[[noreturn]] void no_training(const Backend& be, const char* op) {
+  fail<DeviceError>("{}: the {} backend has no training operations ({}); train on --device cpu", op, be.name(), op);
+}
+}  // namespace
+
+void Backend::linear_backward(const float*, int64_t, int64_t, const float*, int64_t, const float*, float*, float*,
+                              float*) {
+  no_training(*this, "linear_backward");
+}
+void Backend::rmsnorm_backward(float*, float*, const float*, const float*, const float*, int64_t, int64_t, float) {
+  no_training(*this, "rmsnorm_backward");
+}
+void Backend::swiglu_forward(float*, const float*, const float*, int64_t) { no_training(*this, "swiglu_forward"); }
+void Backend::swiglu_backward(float*, float*, const float*, const float*, const float*, int64_t) {
+  no_training(*this, "swiglu_backward");
+}
+void Backend::rope_backward(float*, int64_t, int64_t, int64_t, int64_t, const float*, const float*) {
+  no_training(*this, "rope_backward");
+}
+void Backend::cache_rows_add(const float*, int64_t, int64_t, int64_t, int64_t, float*) {
+  no_training(*this, "cache_rows_add");
+}
+void Backend::attention_backward(const AttentionShape&, const float*, int64_t, const float*, const float*,
+                                 const int32_t*, float, const float*, const float*, const float*, const float*,
+                                 const AttentionGrads&) {
+  no_training(*this, "attention_backward");
+}
+double Backend::diff_attention_backward(const DiffAttentionShape&, const DiffHeadMap&, const DiffAttentionParams&,
+                                        const float*, int64_t, const float*, const float*, const int32_t*,
+                                        const DiffAttentionStats&, const float*, const AttentionGrads&) {
+  no_training(*this, "diff_attention_backward");
+}
+void Backend::diff_attention_square_sums(const DiffAttentionShape&, const DiffHeadMap&, float, const float*, int64_t,
+                                         const float*, const int32_t*, const DiffAttentionStats&, float*) {
+  no_training(*this, "diff_attention_square_sums");
+}
+void Backend::embedding_backward(const int32_t*, int64_t, const float*, int64_t, float*) {
+  no_training(*this, "embedding_backward");
+}
+double Backend::cross_entropy_host(float*, const int32_t*, int64_t, int64_t, float, bool) {
+  no_training(*this, "cross_entropy_host");
+}
+void Backend::adamw_update(std::span<const AdamWPiece>, const AdamWStep&) { no_training(*this, "adamw_update"); }
+void Backend::sum_squares_host(std::span<const AdamWPiece>, double*) { no_training(*this, "sum_squares_host"); }
+void Backend::scale_grads(std::span<const AdamWPiece>, float) { no_training(*this, "scale_grads"); }
+
 void warn_about_slow_cpu_kernels() { warn_about_slow_openblas_kernels(); }
 
 std::shared_ptr<Backend> cpu_backend() {

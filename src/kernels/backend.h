@@ -1,7 +1,7 @@
-// The backend seam: every operation the model's forward pass needs, behind one interface, with one
+// The backend seam: every operation the model's forward and backward passes and the optimizer need, behind one interface, with one
 // implementation per backend (kernels/cpu/cpu_backend.h; kernels/cuda/cuda_backend.h when difftx is
 // built with CUDA). src/model calls these operations and never a backend's kernels directly, so the
-// forward pass is written once for every backend.
+// passes are written once for every backend.
 //
 // Memory: the buffers an operation reads and writes (weights, activations, KV cache) belong to the
 // backend that runs it: host memory for the CPU, device memory for CUDA. Pointers passed to an
@@ -12,7 +12,8 @@
 // download(), the *_host functions and synchronize() return when their results are on the host.
 //
 // Shapes follow the CPU kernels' headers, which state the formula of each operation:
-// kernels/cpu/{linear,rmsnorm,rope,swiglu,attention,diff_attention,cross_entropy}.h. Errors: a
+// kernels/cpu/{linear,rmsnorm,rope,swiglu,attention,diff_attention,cross_entropy}.h and their
+// backward halves (attention_backward.h, diff_attention_backward.h). Errors: a
 // backend throws difftx::DeviceError (common/error.h) when its device fails or runs out of memory.
 #pragma once
 
@@ -115,6 +116,54 @@ class Backend {
   // (the last position of each sequence: src_row_step = T, offset = T - 1).
   virtual void gather_rows(float* dst, const float* src, int64_t rows, int64_t dim, int64_t src_row_step,
                            int64_t src_row_offset) = 0;
+
+  // ---- training operations (float32 weights; host memory on the CPU backend) ----
+  // Each accumulates (+=) into its gradient outputs, as the CPU kernels' headers state. A backend
+  // without training support throws DeviceError naming itself (the defaults in backend.cpp).
+  // kernels/cpu/linear.h: dx += dy · w, dw += dy^T · x, db += column sums of dy (each skipped when nullptr).
+  virtual void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy,
+                               float* dx, float* dw, float* db);
+  // kernels/cpu/rmsnorm.h; weight and dweight may be nullptr.
+  virtual void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,
+                                int64_t rows, int64_t dim, float eps);
+  // kernels/cpu/swiglu.h: out = silu(gate) * up (the backward recomputes it), and its backward.
+  virtual void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+  virtual void swiglu_backward(float* d_gate, float* d_up, const float* d_out, const float* gate, const float* up,
+                               int64_t n);
+  // kernels/cpu/rope.h: the gradient of the rotated rows back to the unrotated ones, in place.
+  virtual void rope_backward(float* dx, int64_t rows, int64_t heads, int64_t d, int64_t stride, const float* cos,
+                             const float* sin);
+  // rows[b * T + t, h * d + x] += cache[b, h, t, x] for a cache of capacity T: key and value
+  // gradients from the cache layout back to the projections' layout [B*T, heads * d].
+  virtual void cache_rows_add(const float* cache, int64_t B, int64_t T, int64_t heads, int64_t d, float* rows);
+  // kernels/cpu/attention_backward.h: m, l the forward's statistics; out, d_out [B, T, H, d].
+  virtual void attention_backward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k,
+                                  const float* v, const int32_t* segments, float scale, const float* m,
+                                  const float* l, const float* out, const float* d_out, const AttentionGrads& grads);
+  // kernels/cpu/diff_attention_backward.h; returns dLoss/dlambda (of params.lambda) to the host.
+  virtual double diff_attention_backward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+                                         const DiffAttentionParams& params, const float* q, int64_t q_stride,
+                                         const float* k, const float* v, const int32_t* segments,
+                                         const DiffAttentionStats& stats, const float* d_out,
+                                         const AttentionGrads& grads);
+  // For the monitor: sum over keys of P^2 per row of the 2 * Hd maps, [B, 2 * Hd, T].
+  virtual void diff_attention_square_sums(const DiffAttentionShape& shape, const DiffHeadMap& map, float scale,
+                                          const float* q, int64_t q_stride, const float* k, const int32_t* segments,
+                                          const DiffAttentionStats& stats, float* square_sums);
+  // d_table[ids[i], :] += dy[i, :] for i < n (ids on the backend; repeated ids add up in order).
+  virtual void embedding_backward(const int32_t* ids, int64_t n, const float* dy, int64_t dim, float* d_table);
+  // kernels/cpu/cross_entropy.h: returns the loss summed over counted rows (host targets) and, when
+  // want_grad, overwrites logits with grad_scale * dLoss/dlogits.
+  virtual double cross_entropy_host(float* logits, const int32_t* targets, int64_t rows, int64_t V, float grad_scale,
+                                    bool want_grad);
+  // The optimizer's element-wise work over pieces of the parameter buffer (train/optimizer.h
+  // states the formulas). Pieces run in parallel; within a piece elements run in order, so results
+  // do not depend on the thread count.
+  virtual void adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& step);
+  // sums[i] = sum of x^2 over pieces[i], in double.
+  virtual void sum_squares_host(std::span<const AdamWPiece> pieces, double* sums);
+  // grad *= factor over every piece.
+  virtual void scale_grads(std::span<const AdamWPiece> pieces, float factor);
 
   // ---- results for the host ----
   // Sum over rows of -log softmax(logits[r])[targets[r]] (kernels/cpu/cross_entropy.h: token_nll),

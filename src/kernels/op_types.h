@@ -68,13 +68,49 @@ struct DiffAttentionParams {
   float out_scale = 1.0f;              // 1, or (1 - lambda_init) for diffllama
 };
 
-// Per-row softmax statistics, float32, [B, n_diff_heads, T] each: running max m and sum l of
-// exp(score - m) of each map (for the backward pass and monitoring). A row that sees no key has
-// m = -inf and l = 0, and its map contributes zeros.
+// What the forward pass keeps of the two softmaxes for the backward pass and the monitor, laid out
+// as the backward reads them: the 2 * n_diff_heads maps in one list, maps [0, Hd) the first
+// softmaxes (A1) and [Hd, 2Hd) the second (A2).
+//   m, l: [B, 2 * Hd, T] float32 row statistics: running max m and sum l of exp(score - m). A row
+//         that sees no key has m = -inf and l = 0, and its map contributes zeros.
+//   a:    optional (nullptr: not kept), [B, T, 2 * Hd, w]: each map's output A = P V before the
+//         difference.
 struct DiffAttentionStats {
-  float *m1 = nullptr, *l1 = nullptr, *m2 = nullptr, *l2 = nullptr;
-  // Optional: the two maps' outputs A1, A2 before the difference, [B, T, n_diff_heads, w] each.
-  float *a1 = nullptr, *a2 = nullptr;
+  float* m = nullptr;
+  float* l = nullptr;
+  float* a = nullptr;
+};
+
+// Where an attention backward accumulates its gradients (backend memory). dq: like the queries
+// (rows dq_stride floats apart); dk, dv: like the key and value caches [B, heads, S_cap, d];
+// d_norm_weight: [w], the differential layouts' subln weight, or nullptr.
+struct AttentionGrads {
+  float* dq = nullptr;
+  int64_t dq_stride = 0;
+  float* dk = nullptr;
+  float* dv = nullptr;
+  float* d_norm_weight = nullptr;
+};
+
+// One contiguous piece of the parameter buffer for the optimizer: elements [0, count) of the
+// parameter x, its gradient g and AdamW's moments m and v (backend memory), and whether it decays.
+struct AdamWPiece {
+  float* x = nullptr;
+  float* g = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  uint64_t count = 0;
+  bool decay = false;
+};
+
+// One AdamW update's constants (train/optimizer.h): x -= decay * x (decayed pieces), m = b1 m + (1 - b1) g,
+// v = b2 v + (1 - b2) g^2, x -= step_size * m / (sqrt(v) * inv_sqrt_bias2 + eps).
+struct AdamWStep {
+  float decay = 0.0f;  // lr * weight_decay
+  float step_size = 0.0f;
+  float inv_sqrt_bias2 = 1.0f;
+  float eps = 0.0f;
+  float beta1 = 0.0f, beta2 = 0.0f;
 };
 
 }  // namespace difftx

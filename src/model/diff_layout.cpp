@@ -24,4 +24,16 @@ float diff_lambda(const float* lq1, const float* lk1, const float* lq2, const fl
   return diff_lambda_parts(lq1, lk1, lq2, lk2, d, lambda_init).lambda;
 }
 
+void diff_lambda_backward(const float* lq1, const float* lk1, const float* lq2, const float* lk2, int64_t d,
+                          float d_lambda, float* g_q1, float* g_k1, float* g_q2, float* g_k2) {
+  const DiffLambdaParts parts = diff_lambda_parts(lq1, lk1, lq2, lk2, d, 0.0f);
+  const float e1 = std::exp(parts.dot1) * d_lambda, e2 = -std::exp(parts.dot2) * d_lambda;
+  for (int64_t i = 0; i < d; ++i) {
+    g_q1[i] += e1 * lk1[i];
+    g_k1[i] += e1 * lq1[i];
+    g_q2[i] += e2 * lk2[i];
+    g_k2[i] += e2 * lq2[i];
+  }
+}
+
 }  // namespace difftx

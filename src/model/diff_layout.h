@@ -22,4 +22,11 @@ DiffLambdaParts diff_lambda_parts(const float* lambda_q1, const float* lambda_k1
 float diff_lambda(const float* lambda_q1, const float* lambda_k1, const float* lambda_q2, const float* lambda_k2,
                   int64_t d, float lambda_init);
 
+// The gradient of lambda with respect to its four vectors, accumulated into g_*, given
+// d_lambda = dLoss/dlambda: d lambda_q1 += exp(dot1) d_lambda lambda_k1, d lambda_k1 += exp(dot1)
+// d_lambda lambda_q1, and the same with -exp(dot2) for the second pair (lambda_init is a constant).
+void diff_lambda_backward(const float* lambda_q1, const float* lambda_k1, const float* lambda_q2,
+                          const float* lambda_k2, int64_t d, float d_lambda, float* g_q1, float* g_k1, float* g_q2,
+                          float* g_k2);
+
 }  // namespace difftx

@@ -136,10 +136,10 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
     const DiffAttentionShape shape{B, T, s.past + T, s.capacity, QH, KH, KV, d, c.sliding_window};
     DiffAttentionStats stats;
     if (tr) {  // the trace needs the CPU backend (checked by the caller): host pointers are valid
-      for (auto* st : {&tr->m1, &tr->l1, &tr->m2, &tr->l2}) st->resize(static_cast<size_t>(B * Hd * T));
-      tr->a1.resize(static_cast<size_t>(N * Hd * w_diff));
-      tr->a2.resize(tr->a1.size());
-      stats = {tr->m1.data(), tr->l1.data(), tr->m2.data(), tr->l2.data(), tr->a1.data(), tr->a2.data()};
+      tr->m.resize(static_cast<size_t>(B * 2 * Hd * T));
+      tr->l.resize(tr->m.size());
+      tr->a.resize(static_cast<size_t>(N * 2 * Hd * w_diff));
+      stats = {tr->m.data(), tr->l.data(), tr->a.data()};
       tr->lambda = layer_lambda(l);
     }
     be.diff_attention_forward(shape, map, diff_params(l), s.q, QH * d, kc, vc, s.segments, s.att, H * d,
@@ -147,11 +147,11 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   } else {
     const AttentionShape shape{B, T, s.past + T, s.capacity, H, KV, d, c.sliding_window};
     if (tr) {
-      tr->m1.resize(static_cast<size_t>(B * H * T));
-      tr->l1.resize(tr->m1.size());
+      tr->m.resize(static_cast<size_t>(B * H * T));
+      tr->l.resize(tr->m.size());
     }
     be.attention_forward(shape, s.q, H * d, kc, vc, s.segments, 1.0f / std::sqrt(static_cast<float>(d)), s.att, H * d,
-                         tr ? tr->m1.data() : nullptr, tr ? tr->l1.data() : nullptr);
+                         tr ? tr->m.data() : nullptr, tr ? tr->l.data() : nullptr);
   }
   if (tr) keep(be, tr->att, s.att, N * H * d);
   be.linear_forward(s.att, N, H * d, w.o_proj, w.o_bias, D, s.x, /*accumulate=*/true);

@@ -17,10 +17,10 @@ struct LayerTrace {
   std::vector<float> q;             // [N, QH*d] queries after norm and RoPE
   std::vector<float> kc, vc;        // [B, KH, T, d], [B, KV, T, d] keys after RoPE, values
   std::vector<float> att;           // [N, H*d] attention output, o_proj's input
-  // Softmax statistics [B, maps, T]: maps = H for standard attention; for differential layers
-  // m1/l1 (first maps) and m2/l2 (second maps) with maps = diff-heads.
-  std::vector<float> m1, l1, m2, l2;
-  std::vector<float> a1, a2;        // [N, Hd, w] the two maps' outputs (differential only)
+  // Softmax statistics [B, maps, T] (row max m, row sum l): maps = H for standard attention,
+  // 2 * Hd for differential layers (first maps, then second: kernels/op_types.h DiffAttentionStats).
+  std::vector<float> m, l;
+  std::vector<float> a;             // [N, 2 * Hd, w] the maps' outputs before the difference (differential only)
   float lambda = 0.0f;              // lambda of the layer (differential only), before mix
   std::vector<float> h;             // [N, D] residual after the attention block
   std::vector<float> xn2;           // [N, D] post_attention_layernorm output

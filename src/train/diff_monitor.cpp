@@ -4,7 +4,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "kernels/cpu/attention_backward.h"
+#include "kernels/backend.h"
 #include "model/attention/layout.h"
 #include "model/diff_layout.h"
 
@@ -39,37 +39,31 @@ MeanStd mean_std(const std::vector<double>& xs) {
   return {mean, xs.size() > 1 ? std::sqrt(v / static_cast<double>(xs.size() - 1)) : std::nan("")};
 }
 
-// mean and unbiased std over all B * maps * T * T weights of one component's softmax maps.
-MeanStd map_statistics(const Model& model, const ForwardTrace& tr, int64_t l, bool second) {
+// mean and unbiased std over all B * Hd * T * T weights of each component's softmax maps
+// (first: A1's maps, second: A2's), from the square sums the backend recomputes.
+std::pair<MeanStd, MeanStd> map_statistics(const Model& model, const ForwardTrace& tr, int64_t l) {
   const ModelConfig& c = model.config();
   const LayerTrace& a = tr.layers[l];
   const DiffHeadMap hm = diff_head_map(c);
-  AttentionMaps maps;
-  maps.value_heads = hm.value_heads;
-  maps.q = second ? hm.q2 : hm.q1;
-  maps.k = second ? hm.k2 : hm.k1;
-  maps.v = hm.v;
-  const int64_t B = tr.batch, T = tr.seq_len, d = c.head_dim, M = maps.count();
-  AttentionBackwardArgs args;
-  args.q = a.q.data();
-  args.q_stride = c.q_proj_rows();
-  args.k = a.kc.data();
-  args.v = a.vc.data();
-  args.segments = tr.segments.data();
-  args.scale = 1.0f / std::sqrt(static_cast<float>(d));
-  args.m = second ? a.m2.data() : a.m1.data();
-  args.l = second ? a.l2.data() : a.l1.data();
-  std::vector<float> sq(static_cast<size_t>(B * M * T));
-  attention_maps_square_sums({B, T, T, T, c.k_proj_rows() / d, c.num_key_value_heads, d, c.sliding_window}, maps, args,
-                             sq.data());
-  double sum = 0, sum_sq = 0;
-  for (size_t i = 0; i < sq.size(); ++i) {
-    sum += args.l[i] > 0.0f ? 1.0 : 0.0;  // each row that sees a key sums to 1
-    sum_sq += sq[i];
-  }
-  const double n = static_cast<double>(B * M) * static_cast<double>(T) * static_cast<double>(T);
-  const double mean = sum / n;
-  return {mean, n > 1 ? std::sqrt(std::max(0.0, (sum_sq - n * mean * mean) / (n - 1))) : 0.0};
+  const int64_t B = tr.batch, T = tr.seq_len, d = c.head_dim, Hd = hm.n_diff_heads();
+  const DiffAttentionStats stats{const_cast<float*>(a.m.data()), const_cast<float*>(a.l.data()), nullptr};
+  std::vector<float> sq(static_cast<size_t>(B * 2 * Hd * T));
+  model.backend()->diff_attention_square_sums(
+      {B, T, T, T, c.q_proj_rows() / d, c.k_proj_rows() / d, c.num_key_value_heads, d, c.sliding_window}, hm,
+      1.0f / std::sqrt(static_cast<float>(d)), a.q.data(), c.q_proj_rows(), a.kc.data(), tr.segments.data(), stats,
+      sq.data());
+  auto component = [&](int64_t first_map) {
+    double sum = 0, sum_sq = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = (b * 2 * Hd + first_map) * T; i < (b * 2 * Hd + first_map + Hd) * T; ++i) {
+        sum += a.l[i] > 0.0f ? 1.0 : 0.0;  // each row that sees a key sums to 1
+        sum_sq += sq[i];
+      }
+    const double n = static_cast<double>(B * Hd) * static_cast<double>(T) * static_cast<double>(T);
+    const double mean = sum / n;
+    return MeanStd{mean, n > 1 ? std::sqrt(std::max(0.0, (sum_sq - n * mean * mean) / (n - 1))) : 0.0};
+  };
+  return {component(0), component(Hd)};
 }
 
 }  // namespace
@@ -109,8 +103,8 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
     m[k + "lambda2"] = lambda2;
     m[k + "lambda_init"] = lambda_init;
     m[k + "lambda_full"] = lambda1 - lambda2 + lambda_init;
-    if (static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m1.empty()) {
-      const MeanStd a1 = map_statistics(model, last, l, false), a2 = map_statistics(model, last, l, true);
+    if (static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m.empty()) {
+      const auto [a1, a2] = map_statistics(model, last, l);
       m[k + "attn1_mean"] = a1.mean;
       m[k + "attn2_mean"] = a2.mean;
       m[k + "attn1_std"] = a1.std;

@@ -10,6 +10,7 @@
 
 #include "common/aligned_vector.h"
 #include "config/train_config.h"
+#include "kernels/backend.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -24,9 +25,11 @@ struct AdamWOptions {
 // is_trainable): every trainable tensor decays except biases and norm weights; lambda_init never trains.
 
 // AdamW state: first and second moments in the parameter table's layout, and the step count.
+// The element-wise update runs on `backend` (Backend::adamw_update); the moments are host memory
+// today, as the CPU backend trains (a device backend will keep them in its Buffers).
 class AdamW {
  public:
-  AdamW(const ParamTable& table, const AdamWOptions& options);
+  AdamW(const ParamTable& table, const AdamWOptions& options, Backend& backend = *cpu_backend());
   // One update at learning rate `lr` (torch.optim.AdamW semantics): for each trainable tensor,
   // p -= lr * weight_decay * p (decayed tensors only), m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
   // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the step number from 1.
@@ -39,16 +42,17 @@ class AdamW {
  private:
   const ParamTable& table_;
   AdamWOptions options_;
+  Backend& backend_;
   AlignedVector<float> m_, v_;  // [buffer_floats()], the table's layout, 64-byte aligned
-  std::vector<char> decay_;  // by table index
   int64_t steps_ = 0;
 };
 
 // Global L2 norm of the gradients of trainable tensors; when it exceeds max_norm (> 0), scales
 // them by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping.
 // The squares are summed in double over fixed pieces of 65536 floats, added in table order: the
-// same bits for any thread count. AdamW::step shares the same pieces among the threads.
-double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm);
+// same bits for any thread count. AdamW::step shares the same pieces among the threads. Runs on `backend`.
+double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm,
+                      Backend& backend = *cpu_backend());
 
 // transformers' schedules (get_constant_schedule_with_warmup, get_linear_schedule_with_warmup,
 // get_cosine_schedule_with_warmup with num_cycles 0.5): the multiplier of the learning rate for

@@ -303,15 +303,15 @@ TEST_P(BackendOps, DiffAttention) {
     const std::vector<float> v = random_floats(rng, c.B * VH * capacity * c.d);
     const std::vector<float> nw = random_floats(rng, w);
     const std::vector<int32_t> seg = random_segments(rng, c.B, capacity);
-    const int64_t out_floats = c.B * c.T * Hd * w, stat_floats = c.B * Hd * c.T;
+    const int64_t out_floats = c.B * c.T * Hd * w, stat_floats = c.B * 2 * Hd * c.T, map_floats = 2 * out_floats;
     std::vector<std::vector<float>> results[2];
     int i = 0;
     for (Backend* be : {cpu.get(), gpu.get()}) {
       Buffer dq = on(*be, q), dk = on(*be, k), dv = on(*be, v), ds = on(*be, seg), dnw = on(*be, nw);
       Buffer out = be->alloc_array<float>(out_floats);
       std::vector<Buffer> st;
-      for (int j = 0; j < 4; ++j) st.push_back(be->alloc_array<float>(stat_floats));
-      for (int j = 0; j < 2; ++j) st.push_back(be->alloc_array<float>(out_floats));
+      for (int j = 0; j < 2; ++j) st.push_back(be->alloc_array<float>(stat_floats));
+      st.push_back(be->alloc_array<float>(map_floats));
       poison(*be, out);
       DiffAttentionParams p;
       p.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
@@ -320,15 +320,14 @@ TEST_P(BackendOps, DiffAttention) {
       p.norm_weight = c.norm_weight ? dnw.as<float>() : nullptr;
       p.norm_eps = 1e-5f;
       p.out_scale = c.layout == diffllama ? 0.8f : 1.0f;
-      const DiffAttentionStats stats{st[0].as<float>(), st[1].as<float>(), st[2].as<float>(),
-                                     st[3].as<float>(), st[4].as<float>(), st[5].as<float>()};
+      const DiffAttentionStats stats{st[0].as<float>(), st[1].as<float>(), st[2].as<float>()};
       be->diff_attention_forward(sh, map, p, dq.as<float>(), qs, dk.as<float>(), dv.as<float>(),
                                  c.segments ? ds.as<int32_t>() : nullptr, out.as<float>(), Hd * w,
                                  c.stats ? &stats : nullptr);
       results[i].push_back(back<float>(*be, out, out_floats));
       if (c.stats)
-        for (int j = 0; j < 6; ++j) {
-          std::vector<float> s = back<float>(*be, st[j], j < 4 ? stat_floats : out_floats);
+        for (int j = 0; j < 3; ++j) {
+          std::vector<float> s = back<float>(*be, st[j], j < 2 ? stat_floats : map_floats);
           for (float& x : s) x = std::isinf(x) ? 0.0f : x;
           results[i].push_back(s);
         }

@@ -106,12 +106,12 @@ TEST(AttentionMapsBackward, TwoValueHeads) {
   DiffAttentionParams p;
   p.scale = 0.5f;
   p.lambda = 0.0f;
-  std::vector<float> out(B * T * Hd * w), m1(B * Hd * T), l1(m1.size()), m2(m1.size()), l2(m1.size());
+  std::vector<float> out(B * T * Hd * w), m(B * 2 * Hd * T), l(m.size());
   auto loss = [&] {
     diff_attention_forward(sh, map, p, q.data(), H * d, k.data(), v.data(), nullptr, out.data(), Hd * w);
     return dot(out, cw);
   };
-  DiffAttentionStats st{m1.data(), l1.data(), m2.data(), l2.data()};
+  DiffAttentionStats st{m.data(), l.data()};
   diff_attention_forward(sh, map, p, q.data(), H * d, k.data(), v.data(), nullptr, out.data(), Hd * w, &st);
   AttentionMaps maps;
   maps.value_heads = 2;
@@ -125,8 +125,8 @@ TEST(AttentionMapsBackward, TwoValueHeads) {
   a.k = k.data();
   a.v = v.data();
   a.scale = 0.5f;
-  a.m = m1.data();
-  a.l = l1.data();
+  a.m = m.data();  // B = 1: the first Hd * T statistics are the first maps'
+  a.l = l.data();
   a.out = out.data();
   a.d_out = cw.data();
   a.dq = dq.data();

@@ -195,4 +195,34 @@ void attention_maps_square_sums(const AttentionBackwardShape& sh, const Attentio
   }
 }
 
+void attention_backward(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
+                        const int32_t* segments, float scale, const float* m, const float* l, const float* out,
+                        const float* d_out, const AttentionGrads& grads) {
+  AttentionMaps maps;
+  const int64_t group = sh.n_heads / sh.n_kv_heads;
+  for (int64_t h = 0; h < sh.n_heads; ++h) {
+    maps.q.push_back(static_cast<int32_t>(h));
+    maps.k.push_back(static_cast<int32_t>(h / group));
+    maps.v.push_back(static_cast<int32_t>(h / group));
+  }
+  AttentionBackwardArgs args;
+  args.q = q;
+  args.q_stride = q_stride;
+  args.k = k;
+  args.v = v;
+  args.segments = segments;
+  args.scale = scale;
+  args.m = m;
+  args.l = l;
+  args.out = out;
+  args.d_out = d_out;
+  args.dq = grads.dq;
+  args.dq_stride = grads.dq_stride;
+  args.dk = grads.dk;
+  args.dv = grads.dv;
+  attention_maps_backward({sh.batch, sh.q_len, sh.kv_len, sh.kv_capacity, sh.n_kv_heads, sh.n_kv_heads, sh.head_dim,
+                           sh.window},
+                          maps, args);
+}
+
 }  // namespace difftx

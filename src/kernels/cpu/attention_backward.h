@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/op_types.h"
+
 namespace difftx {
 
 struct AttentionMaps {
@@ -63,5 +65,13 @@ void attention_maps_backward(const AttentionBackwardShape& shape, const Attentio
 // key, the mean and variance of all attention weights follow (spec §6, attn_mean / attn_std).
 void attention_maps_square_sums(const AttentionBackwardShape& shape, const AttentionMaps& maps,
                                 const AttentionBackwardArgs& args, float* square_sums);
+
+// Backward of attention_forward (attention.h): one map per query head h reading kv head
+// h / (H / KV). q, k, v, segments, shape and scale as given to the forward; m, l: its statistics
+// [B, H, T]; out, d_out: [B, T, H, d] contiguous (the forward's output and its gradient).
+// Accumulates into grads.dq, dk, dv.
+void attention_backward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
+                        const int32_t* segments, float scale, const float* m, const float* l, const float* out,
+                        const float* d_out, const AttentionGrads& grads);
 
 }  // namespace difftx

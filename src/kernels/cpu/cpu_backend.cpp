@@ -5,9 +5,13 @@
 #include <new>
 
 #include "common/parallel.h"
+#include <cmath>
+
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_backward.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/diff_attention.h"
+#include "kernels/cpu/diff_attention_backward.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -96,6 +100,100 @@ class CpuBackend final : public Backend {
                    int64_t src_row_offset) override {
     for (int64_t r = 0; r < rows; ++r)
       std::memcpy(dst + r * dim, src + (r * src_row_step + src_row_offset) * dim, sizeof(float) * dim);
+  }
+
+  void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
+                       float* dw, float* db) override {
+    difftx::linear_backward(x, m, k, w, n, dy, dx, dw, db);
+  }
+  void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,
+                        int64_t dim, float eps) override {
+    difftx::rmsnorm_backward(dx, dweight, dy, x, weight, rows, dim, eps);
+  }
+  void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) override {
+    difftx::swiglu_forward(out, gate, up, n);
+  }
+  void swiglu_backward(float* d_gate, float* d_up, const float* d_out, const float* gate, const float* up,
+                       int64_t n) override {
+    difftx::swiglu_backward(d_gate, d_up, d_out, gate, up, n);
+  }
+  void rope_backward(float* dx, int64_t rows, int64_t heads, int64_t d, int64_t stride, const float* cos,
+                     const float* sin) override {
+    difftx::rope_backward(dx, rows, heads, d, stride, cos, sin);
+  }
+  void cache_rows_add(const float* cache, int64_t B, int64_t T, int64_t heads, int64_t d, float* rows) override {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+          const float* s = cache + ((b * heads + h) * T + t) * d;
+          float* o = rows + ((b * T + t) * heads + h) * d;
+          for (int64_t x = 0; x < d; ++x) o[x] += s[x];
+        }
+  }
+  void attention_backward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
+                          const int32_t* segments, float scale, const float* m, const float* l, const float* out,
+                          const float* d_out, const AttentionGrads& grads) override {
+    difftx::attention_backward(shape, q, q_stride, k, v, segments, scale, m, l, out, d_out, grads);
+  }
+  double diff_attention_backward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+                                 const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
+                                 const float* v, const int32_t* segments, const DiffAttentionStats& stats,
+                                 const float* d_out, const AttentionGrads& grads) override {
+    return difftx::diff_attention_backward(shape, map, params, q, q_stride, k, v, segments, stats, d_out, grads);
+  }
+  void diff_attention_square_sums(const DiffAttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
+                                  int64_t q_stride, const float* k, const int32_t* segments,
+                                  const DiffAttentionStats& stats, float* square_sums) override {
+    difftx::diff_attention_square_sums(shape, map, scale, q, q_stride, k, segments, stats, square_sums);
+  }
+  void embedding_backward(const int32_t* ids, int64_t n, const float* dy, int64_t dim, float* d_table) override {
+    for (int64_t i = 0; i < n; ++i) {
+      float* row = d_table + static_cast<int64_t>(ids[i]) * dim;
+      for (int64_t x = 0; x < dim; ++x) row[x] += dy[i * dim + x];
+    }
+  }
+  double cross_entropy_host(float* logits, const int32_t* targets, int64_t rows, int64_t V, float grad_scale,
+                            bool want_grad) override {
+    return cross_entropy_forward_backward(logits, targets, rows, V, grad_scale, want_grad);
+  }
+  void adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& st) override {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const AdamWPiece& p = pieces[i];
+      const float decay = p.decay ? st.decay : 0.0f;
+      float* x = p.x;
+      const float* g = p.g;
+      float* m = p.m;
+      float* v = p.v;
+      const float fb1 = st.beta1, fb2 = st.beta2;
+#pragma omp simd  // four separate buffers
+      for (uint64_t j = 0; j < p.count; ++j) {
+        const float xj = x[j] - decay * x[j];
+        const float mj = fb1 * m[j] + (1.0f - fb1) * g[j];
+        const float vj = fb2 * v[j] + (1.0f - fb2) * g[j] * g[j];
+        m[j] = mj;
+        v[j] = vj;
+        x[j] = xj - st.step_size * mj / (std::sqrt(vj) * st.inv_sqrt_bias2 + st.eps);
+      }
+    }
+  }
+  void sum_squares_host(std::span<const AdamWPiece> pieces, double* sums) override {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const float* g = pieces[i].g;
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (uint64_t j = 0; j < pieces[i].count; ++j) s += static_cast<double>(g[j]) * g[j];
+      sums[i] = s;
+    }
+  }
+  void scale_grads(std::span<const AdamWPiece> pieces, float factor) override {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      float* g = pieces[i].g;
+#pragma omp simd
+      for (uint64_t j = 0; j < pieces[i].count; ++j) g[j] *= factor;
+    }
   }
 
   double nll_sum_host(const float* logits, int64_t rows, int64_t V, const int32_t* targets) override {

@@ -221,20 +221,20 @@ void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map
             const float* a1 = c1.acc.data() + r * w;
             const float* a2 = c2.acc.data() + r * w;
             finish_row(p, a1, inv1, a2, inv2, w, row.data(), out + (b * T + t0 + r) * out_stride + i * w);
-            if (stats != nullptr && stats->a1 != nullptr) {
-              float* o1 = stats->a1 + ((b * T + t0 + r) * Hd + i) * w;
-              float* o2 = stats->a2 + ((b * T + t0 + r) * Hd + i) * w;
+            if (stats != nullptr && stats->a != nullptr) {
+              float* o1 = stats->a + ((b * T + t0 + r) * 2 * Hd + i) * w;
+              float* o2 = o1 + Hd * w;
               for (int64_t x = 0; x < w; ++x) {
                 o1[x] = a1[x] * inv1;
                 o2[x] = a2[x] * inv2;
               }
             }
-            if (stats != nullptr && stats->m1 != nullptr) {
-              const int64_t at = (b * Hd + i) * T + t0 + r;
-              stats->m1[at] = c1.m[r];
-              stats->l1[at] = c1.l[r];
-              stats->m2[at] = c2.m[r];
-              stats->l2[at] = c2.l[r];
+            if (stats != nullptr && stats->m != nullptr) {
+              const int64_t at1 = (b * 2 * Hd + i) * T + t0 + r, at2 = at1 + Hd * T;
+              stats->m[at1] = c1.m[r];
+              stats->l[at1] = c1.l[r];
+              stats->m[at2] = c2.m[r];
+              stats->l[at2] = c2.l[r];
             }
           }
         }

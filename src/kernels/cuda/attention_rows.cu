@@ -243,14 +243,14 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const AttentionArgs a
 #pragma unroll
     for (int cc = 0; cc < kMaxCols; ++cc) out[m][cc] = acc[cc] * inv;
     if (a.stat_m[m] != nullptr && threadIdx.x == 0) {
-      a.stat_m[m][(b * a.units + unit) * a.T + t] = mx;
-      a.stat_l[m][(b * a.units + unit) * a.T + t] = sum;
+      a.stat_m[m][(b * a.stat_units + unit) * a.T + t] = mx;
+      a.stat_l[m][(b * a.stat_units + unit) * a.T + t] = sum;
     }
     if (a.stat_a[m] != nullptr)
 #pragma unroll
       for (int cc = 0; cc < kMaxCols; ++cc) {
         const int64_t c = threadIdx.x + cc * kThreads;
-        if (c < w) a.stat_a[m][(bt * a.units + unit) * w + c] = out[m][cc];
+        if (c < w) a.stat_a[m][(bt * a.stat_units + unit) * w + c] = out[m][cc];
       }
   }
   float* dst = a.out + bt * a.out_stride + unit * w;

@@ -192,6 +192,7 @@ class CudaBackend final : public Backend {
     a.heads = device_heads(heads);
     a.stat_m[0] = stats_m;
     a.stat_l[0] = stats_l;
+    a.stat_units = a.units;
     run_attention(a);
   }
   void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
@@ -214,12 +215,14 @@ class CudaBackend final : public Backend {
     a.norm_eps = p.norm_eps;
     a.norm_weight = p.norm_weight;
     if (stats != nullptr) {
-      a.stat_m[0] = stats->m1;
-      a.stat_l[0] = stats->l1;
-      a.stat_m[1] = stats->m2;
-      a.stat_l[1] = stats->l2;
-      a.stat_a[0] = stats->a1;
-      a.stat_a[1] = stats->a2;
+      const int64_t w = map.value_heads * sh.head_dim;
+      a.stat_units = static_cast<int>(2 * units);
+      a.stat_m[0] = stats->m;
+      a.stat_l[0] = stats->l;
+      a.stat_m[1] = stats->m ? stats->m + units * sh.q_len : nullptr;
+      a.stat_l[1] = stats->l ? stats->l + units * sh.q_len : nullptr;
+      a.stat_a[0] = stats->a;
+      a.stat_a[1] = stats->a ? stats->a + units * w : nullptr;
     }
     run_attention(a);
   }

@@ -112,8 +112,10 @@ struct AttentionArgs {
   float lambda = 0.0f, out_scale = 1.0f, norm_eps = 1e-6f;
   bool norm = false;
   const float* norm_weight = nullptr;  // [w] or nullptr
-  // Optional statistics as the CPU kernels lay them out: m, l [B, units, T] per map, and for
-  // differential attention the maps' outputs a [B, T, units, w].
+  // Optional statistics as the CPU kernels lay them out: m, l [B, stat_units, T] per map, and for
+  // differential attention the maps' outputs a [B, T, stat_units, w] (map j's pointers start at its
+  // first unit: differential attention keeps both maps in one list of 2 * units, op_types.h).
+  int stat_units = 0;  // units per batch row of the statistics arrays (units, or 2 * units)
   float* stat_m[2] = {nullptr, nullptr};
   float* stat_l[2] = {nullptr, nullptr};
   float* stat_a[2] = {nullptr, nullptr};
