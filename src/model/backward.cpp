@@ -116,7 +116,8 @@ void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vec
 
 }  // namespace
 
-void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>& dx, float* grads) const {
+void Model::layer_backward(int64_t l, const ForwardTrace& tr, float diff_attn_mix, std::vector<float>& dx,
+                           float* grads) const {
   const ModelConfig& c = config_;
   const int64_t B = tr.batch, T = tr.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
@@ -134,8 +135,8 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, std::vector<float>
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
   std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
   if (c.is_differential()) {
-    const DiffAttentionParams diff = diff_params(l);
-    const float mix = layout_module(c).warmup_mix() ? diff_attn_mix_ : 1.0f;
+    const DiffAttentionParams diff = diff_params(l, diff_attn_mix);
+    const float mix = layout_module(c).warmup_mix() ? diff_attn_mix : 1.0f;
     attention_core_backward(p, &diff, mix, d_att.data(), dq, dkc, dvc);
   } else {
     attention_core_backward(p, nullptr, 1.0f, d_att.data(), dq, dkc, dvc);
@@ -167,10 +168,10 @@ double Model::head_loss(const float* hidden, std::span<const int32_t> targets, f
   return loss;
 }
 
-double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets) const {
+double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets, const ForwardOptions& options) const {
   if (static_cast<int64_t>(targets.size()) != batch.batch * batch.seq_len)
     fail<ShapeError>("loss: {} targets for {} positions", targets.size(), batch.batch * batch.seq_len);
-  const Buffer hidden = forward_on_backend(batch, nullptr, LogitsMode::hidden);
+  const Buffer hidden = forward_on_backend(batch, nullptr, LogitsMode::hidden, nullptr, options);
   const int64_t N = static_cast<int64_t>(targets.size()), D = config_.hidden_size;
   double loss = 0.0;
   for (int64_t r0 = 0; r0 < N; r0 += kLossRows) {  // lm_head in chunks of rows: no [N, V] buffer
@@ -182,7 +183,7 @@ double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets) co
 }
 
 double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
-                                std::span<float> grads, ForwardTrace& trace) const {
+                                std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options) const {
   if (matrices_in_bf16())
     throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
   if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
@@ -192,14 +193,14 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
     fail<ShapeError>("loss_and_backward: {} targets for {} positions", targets.size(), N);
   if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
   std::vector<float> hidden;
-  forward(batch, nullptr, LogitsMode::hidden, hidden, &trace);
+  forward(batch, nullptr, LogitsMode::hidden, hidden, &trace, options);
   float* g_head = grads.data() + head_index_.lm_head->offset;
   std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f);
   const double loss = head_loss(trace.xnf.data(), targets, grad_scale, d_xnf.data(), g_head);
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
   backend_->rmsnorm_backward(dx.data(), grads.data() + head_index_.final_norm->offset, d_xnf.data(),
                              trace.x_final.data(), final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, trace, dx, grads.data());
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, trace, options.diff_attn_mix, dx, grads.data());
   backend_->embedding_backward(batch.ids.data(), N, dx.data(), D, grads.data() + head_index_.embed->offset);
   return loss;
 }

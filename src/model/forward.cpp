@@ -77,6 +77,7 @@ struct LayerPass {
   KVCache* cache;
   float *scratch_k, *scratch_v;  // [B, KH, T, d], [B, KV, T, d] without a cache
   ForwardTrace* trace;
+  float diff_attn_mix;
 };
 
 float Model::layer_lambda(int64_t l) const {
@@ -86,13 +87,13 @@ float Model::layer_lambda(int64_t l) const {
   return diff_lambda(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, config_.head_dim, lambda_init);
 }
 
-DiffAttentionParams Model::diff_params(int64_t l) const {
+DiffAttentionParams Model::diff_params(int64_t l, float diff_attn_mix) const {
   DiffAttentionParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(config_.head_dim));
   p.norm_eps = static_cast<float>(config_.rms_norm_eps);
   const AttentionLayoutModule& layout = layout_module(config_);
   const float lambda = layer_lambda(l);
-  p.lambda = layout.warmup_mix() ? diff_attn_mix_ * lambda : lambda;
+  p.lambda = layout.warmup_mix() ? diff_attn_mix * lambda : lambda;
   const AttentionLayoutModule::Output out = layout.output(config_, l);
   p.norm = out.norm;
   p.norm_weight = layers_[l].subln;  // nullptr: RMSNorm without weight (or no norm)
@@ -142,7 +143,7 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
       stats = {tr->m.data(), tr->l.data(), tr->a.data()};
       tr->lambda = layer_lambda(l);
     }
-    be.diff_attention_forward(shape, map, diff_params(l), s.q, QH * d, kc, vc, s.segments, s.att, H * d,
+    be.diff_attention_forward(shape, map, diff_params(l, s.diff_attn_mix), s.q, QH * d, kc, vc, s.segments, s.att, H * d,
                               tr ? &stats : nullptr);
   } else {
     const AttentionShape shape{B, T, s.past + T, s.capacity, H, KV, d, c.sliding_window};
@@ -168,7 +169,8 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   be.swiglu_linear_forward(s.gate, s.up, N, I, w.down_proj, w.down_bias, D, s.x, /*accumulate=*/true);
 }
 
-Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode, ForwardTrace* trace) const {
+Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode, ForwardTrace* trace,
+                                 const ForwardOptions& options) const {
   const ModelConfig& c = config_;
   Backend& be = *backend_;
   check_batch(batch, c);
@@ -247,7 +249,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
   LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
                  v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b, sin_b, attention_segments, cache,
-                 scratch_k.as<float>(), scratch_v.as<float>(), trace};
+                 scratch_k.as<float>(), scratch_v.as<float>(), trace, options.diff_attn_mix};
   be.embedding_forward(ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, max_position);
@@ -273,8 +275,8 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
 }
 
 void Model::forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
-                    ForwardTrace* trace) const {
-  const Buffer out = forward_on_backend(batch, cache, mode, trace);
+                    ForwardTrace* trace, const ForwardOptions& options) const {
+  const Buffer out = forward_on_backend(batch, cache, mode, trace, options);
   const int64_t rows = mode == LogitsMode::last ? batch.batch : batch.batch * batch.seq_len;
   const int64_t width = mode == LogitsMode::hidden ? config_.hidden_size : config_.vocab_size;
   logits.resize(static_cast<size_t>(rows * width));

@@ -42,6 +42,13 @@ struct TokenBatch {
   std::vector<int32_t> segment_ids;
 };
 
+// Options of one forward (or forward-and-backward) call.
+struct ForwardOptions {
+  // The warm-up mix of llama-differential (docs/FORMATS.md §3): lambda_eff = mix * lambda. 1 at
+  // inference; training passes min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
+  float diff_attn_mix = 1.0f;
+};
+
 enum class LogitsMode {
   all,     // logits for every position: [B, T, V]
   last,    // only the last position of each row: [B, V] (generation)
@@ -91,10 +98,6 @@ class Model {
   const std::shared_ptr<Backend>& backend() const { return backend_; }
   bool on_device() const { return !backend_->host_memory(); }
 
-  // The warm-up mix of llama-differential (spec §3): lambda_eff = mix * lambda. 1 at inference;
-  // training sets min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
-  void set_diff_attn_mix(float mix) { diff_attn_mix_ = mix; }
-  float diff_attn_mix() const { return diff_attn_mix_; }
   // lambda of layer l (spec §2), for differential layouts.
   float layer_lambda(int64_t layer) const;
   // The addresses of layer l's tensors in the backend's memory (host memory unless placed on a
@@ -107,11 +110,11 @@ class Model {
   // that does not match the cache, or a cache that is full.
   // With a trace (training, CPU; no cache), the activations the backward pass needs are kept in it.
   void forward(const TokenBatch& batch, KVCache* cache, LogitsMode mode, std::vector<float>& logits,
-               ForwardTrace* trace = nullptr) const;
+               ForwardTrace* trace = nullptr, const ForwardOptions& options = {}) const;
   // The same, leaving the result in the backend's memory: logits [B, T, V] or [B, V], or for
   // LogitsMode::hidden the final-normed hidden states [B, T, D].
   Buffer forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode,
-                            ForwardTrace* trace = nullptr) const;
+                            ForwardTrace* trace = nullptr, const ForwardOptions& options = {}) const;
 
   // Next-token cross-entropy of the batch and its gradient (training). targets: [B, T], the id
   // position t should predict (kIgnoreIndex where it does not count). Returns the SUM of the
@@ -119,10 +122,10 @@ class Model {
   // (the layout of weights(); tied embeddings get both uses). grad_scale is normally
   // 1 / (counted positions of the whole optimizer step). `trace` is working memory (reused).
   double loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
-                           std::span<float> grads, ForwardTrace& trace) const;
+                           std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options = {}) const;
 
   // The same sum of losses without gradients (evaluation).
-  double loss(const TokenBatch& batch, std::span<const int32_t> targets) const;
+  double loss(const TokenBatch& batch, std::span<const int32_t> targets, const ForwardOptions& options = {}) const;
 
   // logits[rows, V] = hidden[rows, D] · lm_head^T, for hidden states from LogitsMode::hidden.
   // Both pointers address the backend's memory.
@@ -134,7 +137,7 @@ class Model {
 
  private:
   void bind();
-  DiffAttentionParams diff_params(int64_t layer) const;
+  DiffAttentionParams diff_params(int64_t layer, float diff_attn_mix) const;
   void layer_forward(int64_t l, LayerPass& pass) const;
   ModelConfig config_;
   ParamTable table_;
@@ -150,7 +153,8 @@ class Model {
   Buffer device_weights_, device_weights_bf16_;
   std::vector<float> placed_lambda_;
   uint64_t float_offset(const ParamSpec& p) const;
-  void layer_backward(int64_t l, const ForwardTrace& trace, std::vector<float>& dx, float* grads) const;
+  void layer_backward(int64_t l, const ForwardTrace& trace, float diff_attn_mix, std::vector<float>& dx,
+                      float* grads) const;
   // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates
   // grad_scale * its gradient into d_hidden and g_head (the lm_head or tied embedding gradient).
   double head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
@@ -164,7 +168,6 @@ class Model {
   } head_index_{};
   std::vector<LayerIndex> layer_index_;
   std::vector<LayerWeights> layers_;
-  float diff_attn_mix_ = 1.0f;
 };
 
 }  // namespace difftx

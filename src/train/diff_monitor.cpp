@@ -69,7 +69,7 @@ std::pair<MeanStd, MeanStd> map_statistics(const Model& model, const ForwardTrac
 }  // namespace
 
 ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last, const std::vector<int64_t>& layers,
-                                    bool with_mix) {
+                                    float diff_attn_mix, bool with_mix) {
   const ModelConfig& c = model.config();
   const int64_t d = c.head_dim;
   std::vector<double> q1n, q2n, k1n, k2n, l1s, l2s, full;
@@ -91,7 +91,7 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
     k2n.push_back(norm(k2, d));
     l1s.push_back(lambda1);
     l2s.push_back(lambda2);
-    const double mix = layout.warmup_mix() ? model.diff_attn_mix() : 1.0;
+    const double mix = layout.warmup_mix() ? diff_attn_mix : 1.0;
     full.push_back(mix * (lambda1 - lambda2 + lambda_init));
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) continue;
     const std::string k = fmt::format("layer_{}/", l);
@@ -117,7 +117,7 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
     m[fmt::format("aggregate/{}_mean", name)] = s.mean;
     m[fmt::format("aggregate/{}_std", name)] = s.std;
   }
-  if (with_mix) m["aggregate/diff_attn_mix"] = model.diff_attn_mix();
+  if (with_mix) m["aggregate/diff_attn_mix"] = diff_attn_mix;
   return m;
 }
 

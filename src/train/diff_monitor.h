@@ -19,10 +19,10 @@ std::vector<int64_t> monitored_layers(int64_t num_layers, int64_t k);
 // lambda_init, lambda_full, attn1_mean, attn2_mean, attn1_std, attn2_std for the monitored layers,
 // and aggregate/{lambda_q1_norm,lambda_q2_norm,lambda_k1_norm,lambda_k2_norm,lambda1,lambda2,
 // lambda_full}_{mean,std} over all layers (std with n - 1, as torch; aggregate lambda_full is the
-// mix-scaled value the last forward used, as the seed logs it), plus aggregate/diff_attn_mix when
-// with_mix. attn*_mean/std are over every entry of the [batch, heads, queries, keys] weights,
+// mix-scaled value the last forward used, as the seed logs it; diff_attn_mix is that forward's
+// warm-up mix), plus aggregate/diff_attn_mix when with_mix. attn*_mean/std are over every entry of the [batch, heads, queries, keys] weights,
 // masked entries counting as 0, as torch's mean()/std() of the seed's attention tensors.
 ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last, const std::vector<int64_t>& layers,
-                                    bool with_mix);
+                                    float diff_attn_mix, bool with_mix);
 
 }  // namespace difftx

@@ -59,13 +59,14 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions) {
 }
 
 // Mean loss per target of a set of micro-batches (no gradients).
-double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split) {
+double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
+                 const ForwardOptions& options) {
   double total = 0;
   int64_t count = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
     const MicroBatch& mb = batches[i];
     if (mb.target_count == 0) continue;
-    const double loss = model.loss(mb.tokens, mb.targets);
+    const double loss = model.loss(mb.tokens, mb.targets, options);
     if (!std::isfinite(loss))
       fail<NumericError>("the loss of micro-batch {} of {} of the {} is {}. {}", i + 1, batches.size(), split,
                          number_text(loss), non_finite_cause(model));

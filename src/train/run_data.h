@@ -31,6 +31,7 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions);
 
 // Mean loss per target of the micro-batches (no gradients). NumericError naming the micro-batch and
 // `split` when a loss is not finite; NaN when there are no targets.
-double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split);
+double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
+                 const ForwardOptions& options = {});
 
 }  // namespace difftx

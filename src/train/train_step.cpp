@@ -33,7 +33,8 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
   double loss_sum = 0;
   for (const MicroBatch& mb : micro_batches) {
     if (mb.target_count == 0) continue;
-    loss_sum += model.loss_and_backward(mb.tokens, mb.targets, 1.0f / static_cast<float>(targets), grads, trace);
+    loss_sum += model.loss_and_backward(mb.tokens, mb.targets, 1.0f / static_cast<float>(targets), grads, trace,
+                                        {o.diff_attn_mix});
     for (uint8_t m : mb.tokens.attention_mask) r.tokens += m;
   }
   collective.all_reduce_sum(grads);
@@ -45,7 +46,7 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     r.diverged = "the loss is " + number_text(r.loss);
     return r;
   }
-  r.grad_norm = clip_grad_norm(model.table(), grads, o.max_grad_norm);
+  r.grad_norm = clip_grad_norm(model.table(), grads, o.max_grad_norm, *model.backend());
   if (!std::isfinite(r.grad_norm)) {
     r.diverged = "the gradient norm is " + number_text(r.grad_norm);
     return r;

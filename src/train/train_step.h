@@ -20,6 +20,7 @@ namespace difftx {
 struct StepOptions {
   double learning_rate = 0;  // of this step (after the schedule)
   double max_grad_norm = 0;  // <= 0: no clipping
+  float diff_attn_mix = 1.0f;  // the warm-up mix of this step's forward passes (model.h ForwardOptions)
 };
 
 struct StepResult {

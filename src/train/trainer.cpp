@@ -117,6 +117,7 @@ class Trainer {
   ForwardTrace trace_;
   TrainResult result_;
   int64_t first_step_ = 0;
+  float diff_attn_mix_ = 1.0f;  // the warm-up mix of the current step (ForwardOptions)
   double eval_seconds_ = 0;
   // The logging window: the steps since the last logged one.
   double window_loss_ = 0;
@@ -137,7 +138,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       }()),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
       schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty())),
-      optimizer_(model_.table(), adamw_options(c)),
+      optimizer_(model_.table(), adamw_options(c), *model_.backend()),
       metrics_(out_dir_ / "metrics.jsonl"),
       grads_(model_.weights().size()) {
   if (c.diff_attention && !model_.config().is_differential())
@@ -226,11 +227,10 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
 
 void Trainer::evaluate(ordered_json& record) {
   const int64_t s = state_.global_step;
-  const float mix = model_.diff_attn_mix();
   const auto t_eval = Clock::now();
-  const double eval_loss = mean_loss(model_, val_batches_, "validation split");
+  // With the step's warm-up mix, as the seed evaluates.
+  const double eval_loss = mean_loss(model_, val_batches_, "validation split", {diff_attn_mix_});
   eval_seconds_ += seconds_since(t_eval);
-  model_.set_diff_attn_mix(mix);
   if (record.is_null()) record = {{"step", s}, {"epoch", state_.epoch}};
   record["eval_loss"] = eval_loss;
   result_.eval_loss = eval_loss;
@@ -251,11 +251,11 @@ TrainResult Trainer::run() {
   while (state_.global_step < schedule_.total_steps) {
     const int64_t step = state_.global_step;  // steps already taken
     if (differential && c_.diff_attn_warmup_steps > 0)
-      model_.set_diff_attn_mix(static_cast<float>(std::min(1.0, static_cast<double>(step) / c_.diff_attn_warmup_steps)));
+      diff_attn_mix_ = static_cast<float>(std::min(1.0, static_cast<double>(step) / c_.diff_attn_warmup_steps));
     std::vector<MicroBatch> micro_batches;
     for (int64_t k = 0; k < c_.gradient_accumulation_steps; ++k) micro_batches.push_back(stream_.next());
     const double lr = c_.learning_rate * lr_multiplier(c_.lr_scheduler, step, schedule_.warmup, schedule_.total_steps);
-    const StepResult r = train_step(model_, optimizer_, micro_batches, {lr, c_.max_grad_norm}, grads_, trace_, collective_);
+    const StepResult r = train_step(model_, optimizer_, micro_batches, {lr, c_.max_grad_norm, diff_attn_mix_}, grads_, trace_, collective_);
     if (!r.diverged.empty()) throw diverged(r.diverged);
     state_.global_step += 1;
     state_.micro_batches = stream_.position();
@@ -267,7 +267,7 @@ TrainResult Trainer::run() {
     ordered_json record = log_step(r, lr);
     if (differential && s % c_.diff_attn_log_every == 0) {  // after the update, as the seed logs them
       if (record.is_null()) record = {{"step", s}, {"epoch", state_.epoch}};
-      const ordered_json metrics = diff_attention_metrics(model_, trace_, monitor_, c_.diff_attn_warmup_steps > 0);
+      const ordered_json metrics = diff_attention_metrics(model_, trace_, monitor_, diff_attn_mix_, c_.diff_attn_warmup_steps > 0);
       for (const auto& [k, v] : metrics.items()) record[k] = v;
     }
     if (schedule_.eval_every > 0 && (s % schedule_.eval_every == 0 || s == schedule_.total_steps)) evaluate(record);
@@ -291,8 +291,7 @@ TrainResult Trainer::run() {
     }
   }
   result_.train_seconds = seconds_since(t_loop) - eval_seconds_;
-  // The final model: the input's layout and dtype, run with mix = 1 (the warm-up is training-only).
-  model_.set_diff_attn_mix(1.0f);
+  // The final model: the input's layout and dtype (the warm-up mix is training-only: inference runs with 1).
   save_checkpoint();
   result_.checkpoints.push_back(last_checkpoint_->string());
   model_save(model_, out_dir_, checkpoint_dtype(data_.model_dir, model_config_load(data_.model_dir / "config.json")));

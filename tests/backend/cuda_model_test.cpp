@@ -32,8 +32,8 @@ TEST_P(CudaGolden, LogitsMatchTheCpuInF32) {
   DIFFTX_REQUIRE_CUDA(gpu, MathMode::f32);
   const GoldenCase g = golden_case_load(GetParam());
   std::vector<float> cpu, cuda;
-  golden_model_load(g).forward(g.batch, nullptr, LogitsMode::all, cpu);
-  placed(g, false, gpu).forward(g.batch, nullptr, LogitsMode::all, cuda);
+  golden_model_load(g).forward(g.batch, nullptr, LogitsMode::all, cpu, nullptr, g.options());
+  placed(g, false, gpu).forward(g.batch, nullptr, LogitsMode::all, cuda, nullptr, g.options());
   const int64_t V = static_cast<int64_t>(cpu.size()) / (g.batch.batch * g.batch.seq_len);
   EXPECT_LE(relative_error(g.batch, V, cuda, cpu), 1e-4);
   EXPECT_LE(relative_error(g.batch, V, cuda, g.logits), 1e-4) << "against the reference program's logits";
@@ -45,8 +45,8 @@ TEST_P(CudaGolden, LogitsMatchTheCpuInBf16) {
   std::vector<float> cpu, cuda;
   Model host = golden_model_load(g, true);
   host.keep_matrices_in_bf16();
-  host.forward(g.batch, nullptr, LogitsMode::all, cpu);
-  placed(g, true, gpu).forward(g.batch, nullptr, LogitsMode::all, cuda);
+  host.forward(g.batch, nullptr, LogitsMode::all, cpu, nullptr, g.options());
+  placed(g, true, gpu).forward(g.batch, nullptr, LogitsMode::all, cuda, nullptr, g.options());
   const int64_t V = static_cast<int64_t>(cpu.size()) / (g.batch.batch * g.batch.seq_len);
   EXPECT_LE(relative_error(g.batch, V, cuda, cpu), 5e-2) << "bf16 products against the CPU's float32 arithmetic";
 }

@@ -27,7 +27,7 @@ TEST_P(Bf16WeightsTest, Bf16CheckpointKeptInBf16MatchesTheReference) {
   EXPECT_TRUE(model.matrices_in_bf16());
   EXPECT_LT(model.weight_bytes(), f32_bytes * 6 / 10);
   std::vector<float> logits;
-  model.forward(g.batch, nullptr, LogitsMode::all, logits);
+  model.forward(g.batch, nullptr, LogitsMode::all, logits, nullptr, g.options());
   const int64_t V = model.config().vocab_size;
   EXPECT_LE(test::relative_error(g.batch, V, logits, g.logits_bf16), 1e-4);
 
@@ -46,7 +46,7 @@ TEST_P(Bf16WeightsTest, Bf16CheckpointKeptInBf16MatchesTheReference) {
       s.position_ids.push_back(g.batch.position_ids[b * T + t]);
       s.attention_mask.push_back(g.batch.attention_mask[b * T + t]);
     }
-    model.forward(s, &cache, LogitsMode::last, step);
+    model.forward(s, &cache, LogitsMode::last, step, nullptr, g.options());
     for (int64_t b = 0; b < B; ++b) {
       if (g.batch.attention_mask[b * T + t] == 0) continue;
       for (int64_t v = 0; v < V; ++v) {
@@ -79,9 +79,9 @@ TEST(Bf16Weights, EqualsRoundingTheMatricesByHand) {
     const float norm_before = exact.param("model.norm.weight")[3];
     EXPECT_EQ(kept.param("model.norm.weight")[3], norm_before);
     std::vector<float> a, b, c;
-    kept.forward(g.batch, nullptr, LogitsMode::all, a);
-    rounded.forward(g.batch, nullptr, LogitsMode::all, b);
-    exact.forward(g.batch, nullptr, LogitsMode::all, c);
+    kept.forward(g.batch, nullptr, LogitsMode::all, a, nullptr, g.options());
+    rounded.forward(g.batch, nullptr, LogitsMode::all, b, nullptr, g.options());
+    exact.forward(g.batch, nullptr, LogitsMode::all, c, nullptr, g.options());
     const int64_t V = kept.config().vocab_size;
     EXPECT_LE(test::relative_error(g.batch, V, a, b), 1e-5) << name;
     EXPECT_GT(test::relative_error(g.batch, V, a, c), 1e-4) << name << ": rounding had no effect";

@@ -16,7 +16,7 @@ TEST_P(GoldenTest, Float32LogitsMatchReference) {
   auto g = test::golden_case_load(GetParam());
   Model model = test::golden_model_load(g);
   std::vector<float> logits;
-  model.forward(g.batch, nullptr, LogitsMode::all, logits);
+  model.forward(g.batch, nullptr, LogitsMode::all, logits, nullptr, g.options());
   ASSERT_EQ(logits.size(), g.logits.size());
   double err = test::relative_error(g.batch, model.config().vocab_size, logits, g.logits);
   std::printf("[ golden   ] %-28s f32  max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
@@ -28,7 +28,7 @@ TEST_P(GoldenTest, Bf16CheckpointMatchesBf16RoundedReference) {
   auto g = test::golden_case_load(GetParam());
   Model model = test::golden_model_load(g, /*bf16=*/true);
   std::vector<float> logits;
-  model.forward(g.batch, nullptr, LogitsMode::all, logits);
+  model.forward(g.batch, nullptr, LogitsMode::all, logits, nullptr, g.options());
   double err = test::relative_error(g.batch, model.config().vocab_size, logits, g.logits_bf16);
   std::printf("[ golden   ] %-28s bf16 max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
   EXPECT_LE(err, 1e-4);
@@ -40,8 +40,8 @@ TEST_P(GoldenTest, LastPositionModeEqualsAllPositions) {
   auto g = test::golden_case_load(GetParam());
   Model model = test::golden_model_load(g);
   std::vector<float> all, last;
-  model.forward(g.batch, nullptr, LogitsMode::all, all);
-  model.forward(g.batch, nullptr, LogitsMode::last, last);
+  model.forward(g.batch, nullptr, LogitsMode::all, all, nullptr, g.options());
+  model.forward(g.batch, nullptr, LogitsMode::last, last, nullptr, g.options());
   const int64_t V = model.config().vocab_size, T = g.batch.seq_len;
   ASSERT_EQ(last.size(), size_t(g.batch.batch * V));
   // Equal up to float32 summation order (the lm_head GEMM runs on 1 row instead of T).

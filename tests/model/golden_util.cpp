@@ -45,9 +45,7 @@ GoldenCase golden_case_load(const std::string& name) {
 }
 
 Model golden_model_load(const GoldenCase& g, bool bf16) {
-  Model model = model_load(bf16 ? g.dir / "bf16" : g.dir);
-  model.set_diff_attn_mix(g.mix);
-  return model;
+  return model_load(bf16 ? g.dir / "bf16" : g.dir);
 }
 
 std::vector<std::string> training_case_names() {

@@ -15,10 +15,12 @@ struct GoldenCase {
   TokenBatch batch;                  // ids, attention_mask, position_ids from inputs.json
   std::vector<float> logits;         // [B, T, V] from the F32 weights
   std::vector<float> logits_bf16;    // [B, T, V] from the BF16-rounded weights
-  float mix = 1.0f;                  // diff_attn_mix for llama-differential cases (spec §3)
+  float mix = 1.0f;                  // diff_attn_mix for llama-differential cases (docs/FORMATS.md §3)
+  // The forward options the case's goldens were made with (its mix).
+  ForwardOptions options() const { return {mix}; }
 };
 
-// Loads the case's model (the F32 one, or bf16/ when bf16) with the case's mix applied.
+// Loads the case's model (the F32 one, or bf16/ when bf16); forward it with g.options().
 Model golden_model_load(const GoldenCase& g, bool bf16 = false);
 
 std::vector<std::string> golden_case_names();  // every folder of tests/golden, sorted

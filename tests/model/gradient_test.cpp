@@ -29,7 +29,7 @@ TEST_P(GradientTest, LossAndEveryGradientMatchReference) {
 
   std::vector<float> grads(model.weights().size(), 0.0f);
   ForwardTrace trace;
-  const double loss = model.loss_and_backward(g.batch, targets, 1.0f / counted, grads, trace) / counted;
+  const double loss = model.loss_and_backward(g.batch, targets, 1.0f / counted, grads, trace, g.options()) / counted;
   SafetensorsFile ref(g.dir / "grads.safetensors");
   std::vector<float> ref_loss(1);
   ref.load_f32(*ref.find("loss"), ref_loss.data());

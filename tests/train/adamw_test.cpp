@@ -44,7 +44,7 @@ TEST_P(AdamWTest, TenStepsFollowTheReference) {
   ForwardTrace trace;
   for (int64_t s = 0; s < steps; ++s) {
     std::fill(grads.begin(), grads.end(), 0.0f);
-    const double loss = model.loss_and_backward(g.batch, targets, 1.0f / counted, grads, trace) / counted;
+    const double loss = model.loss_and_backward(g.batch, targets, 1.0f / counted, grads, trace, g.options()) / counted;
     const double norm = clip_grad_norm(model.table(), grads, hp["max_grad_norm"]);
     const double lr = o.learning_rate * lr_multiplier(LrSchedule::cosine, s, warmup, steps);
     EXPECT_NEAR(loss, train["losses"][s].get<double>(), 1e-4 * train["losses"][s].get<double>()) << "step " << s;
