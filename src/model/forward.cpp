@@ -57,6 +57,55 @@ void keep(Backend& be, std::vector<float>& dst, const float* src, int64_t floats
   be.download(dst.data(), src, dst.size() * sizeof(float));
 }
 
+// Segment ids of the batch's positions [B, T] as the attention kernels take them: the batch's
+// segment ids (1 when it has none), 0 where the attention mask is 0.
+std::vector<int32_t> segment_ids(const TokenBatch& batch) {
+  const int64_t N = batch.batch * batch.seq_len;
+  std::vector<int32_t> segments(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    int32_t seg = batch.segment_ids.empty() ? 1 : batch.segment_ids[i];
+    if (!batch.attention_mask.empty() && batch.attention_mask[i] == 0) seg = 0;
+    segments[i] = seg;
+  }
+  return segments;
+}
+
+// The host inputs of one call in the backend's memory, crossing over in one copy:
+// [cos | sin | ids] (each part 64-byte aligned); the host RoPE tables (a trace keeps them) and the
+// largest position the cache will have seen.
+struct PassInputs {
+  Buffer buffer;
+  const float* cos = nullptr;  // [N, d/2], on the backend
+  const float* sin = nullptr;
+  const int32_t* ids = nullptr;  // [N], on the backend
+  std::vector<float> cos_host, sin_host;
+  int64_t max_position = 0;
+};
+
+PassInputs upload_inputs(Backend& be, const ModelConfig& c, const TokenBatch& batch, int64_t past,
+                         const KVCache* cache) {
+  const int64_t T = batch.seq_len, N = batch.batch * T, d = c.head_dim;
+  PassInputs in;
+  std::vector<int64_t> positions(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) positions[i] = batch.position_ids.empty() ? past + i % T : batch.position_ids[i];
+  in.max_position = *std::max_element(positions.begin(), positions.end());
+  if (cache) in.max_position = std::max(in.max_position, cache->max_position());
+  const RopeFreqs freqs = rope_freqs(c, in.max_position + 1);
+  in.cos_host.resize(static_cast<size_t>(N * d / 2));
+  in.sin_host.resize(in.cos_host.size());
+  rope_cos_sin(freqs, positions.data(), N, in.cos_host.data(), in.sin_host.data());
+  const int64_t table = (N * d / 2 + 15) / 16 * 16, id_words = (N + 15) / 16 * 16;
+  std::vector<float> inputs(static_cast<size_t>(2 * table + id_words));
+  std::copy(in.cos_host.begin(), in.cos_host.end(), inputs.begin());
+  std::copy(in.sin_host.begin(), in.sin_host.end(), inputs.begin() + table);
+  std::memcpy(inputs.data() + 2 * table, batch.ids.data(), sizeof(int32_t) * N);
+  in.buffer = to_backend(be, inputs);
+  in.cos = in.buffer.as<const float>();
+  in.sin = in.cos + table;
+  in.ids = reinterpret_cast<const int32_t*>(in.cos + 2 * table);
+  return in;
+}
+
 }  // namespace
 
 // Everything one forward call shares between its layers: sizes, the backend's activation
@@ -190,12 +239,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
       fail<ShapeError>("forward: KV cache full ({} cached + {} new > capacity {})", past, T, cache->capacity());
   }
   const int64_t capacity = cache ? cache->capacity() : T;
-  std::vector<int32_t> segments(static_cast<size_t>(N));  // of the new positions, [B, T]
-  for (int64_t i = 0; i < N; ++i) {
-    int32_t seg = batch.segment_ids.empty() ? 1 : batch.segment_ids[i];
-    if (!batch.attention_mask.empty() && batch.attention_mask[i] == 0) seg = 0;
-    segments[i] = seg;
-  }
+  const std::vector<int32_t> segments = segment_ids(batch);
   Buffer scratch_segments, scratch_k, scratch_v;
   int32_t* segment_cache = nullptr;
   bool uniform = std::all_of(segments.begin(), segments.end(), [](int32_t s) { return s == 1; });
@@ -215,31 +259,14 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   // tensor-core kernel then masks only the tiles on the diagonal). Training keeps the array.
   const int32_t* attention_segments = uniform && !trace ? nullptr : segment_cache;
 
-  // Positions and RoPE tables.
-  std::vector<int64_t> positions(static_cast<size_t>(N));
-  for (int64_t i = 0; i < N; ++i) positions[i] = batch.position_ids.empty() ? past + i % T : batch.position_ids[i];
-  int64_t max_position = *std::max_element(positions.begin(), positions.end());
-  if (cache) max_position = std::max(max_position, cache->max_position());
-  const RopeFreqs freqs = rope_freqs(c, max_position + 1);
-  std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
-  rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
-  // The host inputs cross over in one copy: [cos | sin | ids] (each part 64-byte aligned).
-  const int64_t table = (N * d / 2 + 15) / 16 * 16, id_words = (N + 15) / 16 * 16;
-  std::vector<float> inputs(static_cast<size_t>(2 * table + id_words));
-  std::copy(cos.begin(), cos.end(), inputs.begin());
-  std::copy(sin.begin(), sin.end(), inputs.begin() + table);
-  std::memcpy(inputs.data() + 2 * table, batch.ids.data(), sizeof(int32_t) * N);
-  const Buffer inputs_b = to_backend(be, inputs);
-  const float* cos_b = inputs_b.as<const float>();
-  const float* sin_b = cos_b + table;
-  const int32_t* ids = reinterpret_cast<const int32_t*>(cos_b + 2 * table);
+  PassInputs in = upload_inputs(be, c, batch, past, cache);
   if (trace) {
     trace->batch = B;
     trace->seq_len = T;
     trace->ids = batch.ids;
     trace->segments = segments;
-    trace->cos = cos;
-    trace->sin = sin;
+    trace->cos = std::move(in.cos_host);
+    trace->sin = std::move(in.sin_host);
     trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
   }
 
@@ -248,11 +275,11 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
   Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
   LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
-                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), cos_b, sin_b, attention_segments, cache,
+                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), in.cos, in.sin, attention_segments, cache,
                  scratch_k.as<float>(), scratch_v.as<float>(), trace, options.diff_attn_mix};
-  be.embedding_forward(ids, N, embed_, D, pass.x);
+  be.embedding_forward(in.ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
-  if (cache) cache->advance(T, max_position);
+  if (cache) cache->advance(T, in.max_position);
 
   // Final norm and lm_head, for every position or only the last of each row.
   const float eps = static_cast<float>(c.rms_norm_eps);
