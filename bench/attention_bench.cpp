@@ -102,6 +102,16 @@ struct Buffers {
   }
 };
 
+// The differential layers' parameters: lambda 0.8, an RMSNorm with weight (the seed's layout).
+DiffAttentionParams bench_params(const Buffers& b, float scale) {
+  DiffAttentionParams p;
+  p.scale = scale;
+  p.lambda = 0.8f;
+  p.norm = true;
+  p.norm_weight = b.norm_weight.data();
+  return p;
+}
+
 void run_forward(const Case& c, Buffers& b, bool with_stats) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   if (c.kind == Kind::standard) {
@@ -111,11 +121,7 @@ void run_forward(const Case& c, Buffers& b, bool with_stats) {
     return;
   }
   DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
-  DiffAttentionParams p;
-  p.scale = scale;
-  p.lambda = 0.8f;
-  p.norm = true;
-  p.norm_weight = b.norm_weight.data();
+  const DiffAttentionParams p = bench_params(b, scale);
   DiffAttentionStats st{b.m.data(), b.l.data(), b.a.data()};
   diff_attention_forward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, b.out.data(),
                          c.out_width(), with_stats ? &st : nullptr);
@@ -133,11 +139,7 @@ void run_backward(const Case& c, Buffers& b) {
     return;
   }
   DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
-  DiffAttentionParams p;
-  p.scale = scale;
-  p.lambda = 0.8f;
-  p.norm = true;
-  p.norm_weight = b.norm_weight.data();
+  const DiffAttentionParams p = bench_params(b, scale);
   benchmark::DoNotOptimize(diff_attention_backward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(),
                                                    b.v.data(), nullptr, {b.m.data(), b.l.data(), b.a.data()},
                                                    b.d_out.data(), grads));

@@ -205,24 +205,9 @@ void attention_backward(const AttentionShape& sh, const float* q, int64_t q_stri
     maps.k.push_back(static_cast<int32_t>(h / group));
     maps.v.push_back(static_cast<int32_t>(h / group));
   }
-  AttentionBackwardArgs args;
-  args.q = q;
-  args.q_stride = q_stride;
-  args.k = k;
-  args.v = v;
-  args.segments = segments;
-  args.scale = scale;
-  args.m = m;
-  args.l = l;
-  args.out = out;
-  args.d_out = d_out;
-  args.dq = grads.dq;
-  args.dq_stride = grads.dq_stride;
-  args.dk = grads.dk;
-  args.dv = grads.dv;
   attention_maps_backward({sh.batch, sh.q_len, sh.kv_len, sh.kv_capacity, sh.n_kv_heads, sh.n_kv_heads, sh.head_dim,
                            sh.window},
-                          maps, args);
+                          maps, backward_args(q, q_stride, k, v, segments, scale, m, l, out, d_out, grads));
 }
 
 }  // namespace difftx

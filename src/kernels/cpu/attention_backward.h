@@ -53,6 +53,28 @@ struct AttentionBackwardArgs {
   float* dv = nullptr;        // like v, accumulated
 };
 
+// The arguments of one backward from the forward's inputs, statistics and the gradient outputs.
+inline AttentionBackwardArgs backward_args(const float* q, int64_t q_stride, const float* k, const float* v,
+                                           const int32_t* segments, float scale, const float* m, const float* l,
+                                           const float* out, const float* d_out, const AttentionGrads& grads) {
+  AttentionBackwardArgs a;
+  a.q = q;
+  a.q_stride = q_stride;
+  a.k = k;
+  a.v = v;
+  a.segments = segments;
+  a.scale = scale;
+  a.m = m;
+  a.l = l;
+  a.out = out;
+  a.d_out = d_out;
+  a.dq = grads.dq;
+  a.dq_stride = grads.dq_stride;
+  a.dk = grads.dk;
+  a.dv = grads.dv;
+  return a;
+}
+
 // Requires that no two maps read the same query head (true for every layout), so dq rows are
 // written by one map only. One pass, parallel over (batch, map, query tile) with a static
 // schedule; dk and dv are summed per thread and the sums added in thread order, so results are

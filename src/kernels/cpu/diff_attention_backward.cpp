@@ -69,36 +69,17 @@ double diff_attention_backward(const DiffAttentionShape& sh, const DiffHeadMap& 
         d_lambda -= static_cast<double>(gz[x]) * a2[x];
       }
     }
-  AttentionBackwardArgs args;
-  args.q = q;
-  args.q_stride = q_stride;
-  args.k = k;
-  args.v = v;
-  args.segments = segments;
-  args.scale = p.scale;
-  args.m = stats.m;
-  args.l = stats.l;
-  args.out = stats.a;
-  args.d_out = d_maps.data();
-  args.dq = grads.dq;
-  args.dq_stride = grads.dq_stride;
-  args.dk = grads.dk;
-  args.dv = grads.dv;
-  attention_maps_backward(backward_shape(sh), both_components(hm), args);
+  attention_maps_backward(backward_shape(sh), both_components(hm),
+                          backward_args(q, q_stride, k, v, segments, p.scale, stats.m, stats.l, stats.a, d_maps.data(),
+                                        grads));
   return d_lambda;
 }
 
 void diff_attention_square_sums(const DiffAttentionShape& sh, const DiffHeadMap& hm, float scale, const float* q,
                                 int64_t q_stride, const float* k, const int32_t* segments,
                                 const DiffAttentionStats& stats, float* square_sums) {
-  AttentionBackwardArgs args;
-  args.q = q;
-  args.q_stride = q_stride;
-  args.k = k;
-  args.segments = segments;
-  args.scale = scale;
-  args.m = stats.m;
-  args.l = stats.l;
+  const AttentionBackwardArgs args =
+      backward_args(q, q_stride, k, nullptr, segments, scale, stats.m, stats.l, nullptr, nullptr, {});
   attention_maps_square_sums(backward_shape(sh), both_components(hm), args, square_sums);
 }
 
