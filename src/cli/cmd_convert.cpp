@@ -1,11 +1,30 @@
 // difftx convert-diff-transformer CONFIG.yml [--zero-init] [--sublayer-norm|--no-sublayer-norm]
 //   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama] [--output-dir DIR]
 //   [--dtype f32|bf16|f16] [--seed N] [--overwrite] [--debug] [--json]
+#include <fmt/ranges.h>
+
+#include <string>
+#include <vector>
+
 #include "cli/command.h"
 #include "common/error.h"
 #include "convert/convert_workflow.h"
 
 namespace difftx::cli {
+
+namespace {
+
+// --format NAME: one of the differential layouts (io/model_config.h kDifferentialLayouts).
+AttentionLayout format_layout(const std::string& name) {
+  std::vector<std::string> names;
+  for (AttentionLayout l : kDifferentialLayouts) {
+    if (attention_layout_name(l) == name) return l;
+    names.emplace_back(attention_layout_name(l));
+  }
+  fail<ConfigError>("--format \"{}\" is not one of {}", name, fmt::join(names, ", "));
+}
+
+}  // namespace
 
 Command add_convert(CLI::App& root) {
   struct Options {
@@ -56,9 +75,7 @@ Command add_convert(CLI::App& root) {
               req.dtype = dtype_from_cli_name(o->dtype);
               if (!req.dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
             }
-            if (o->format == "llama-differential") req.options.layout = AttentionLayout::llama_differential;
-            else if (o->format == "diffllama") req.options.layout = AttentionLayout::diffllama;
-            else fail<ConfigError>("--format \"{}\" is not one of llama-differential, diffllama", o->format);
+            req.options.layout = format_layout(o->format);
             req.options.sublayer_norm = o->sublayer_off->count() == 0;
             req.options.sublayer_norm_given = o->sublayer_on->count() + o->sublayer_off->count() > 0;
             if (o->output_dir_option->count() > 0 && o->output_dir.empty())

@@ -4,11 +4,12 @@
 
 #include "infer/generate.h"
 #include "infer/vocab_fit.h"
+#include "model/attention/layout.h"
 
 namespace difftx {
 
 bool debug_match_expected(const ConvertOptions& o) {
-  return o.layout == AttentionLayout::llama_differential && o.zero_init && !o.sublayer_norm;
+  return layout_module(o.layout).conversion_is_exact(o);
 }
 
 DebugReport convert_debug_compare(const Model& base, const Model& converted, const Tokenizer& tokenizer,

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <random>
 
+#include <fmt/format.h>
+
 #include "common/error.h"
 #include "model/attention/layout.h"
 #include "model/init.h"
@@ -15,23 +17,15 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
   if (base.is_differential())
     fail<ConfigError>("the base model is already differential (model_type \"{}\"); convert a standard model",
                       base.model_type);
-  const bool halves = o.split_heads || o.layout == AttentionLayout::diffllama;
+  const AttentionLayoutModule& layout = layout_module(o.layout);
+  if (!layout.differential()) throw std::logic_error("convert_options_check: the target layout is not differential");
+  const bool halves = layout.pairs_value_heads(o);
   if (o.split_heads && o.zero_init)
     fail<ConfigError>("--split-heads and --zero-init cannot be used together: in split mode the negative component "
                       "is half of the model's own heads, so there are no new rows to zero");
   if (o.zero_init && o.mirror_weights)
     fail<ConfigError>("--zero-init and --mirror-weights cannot be used together: they set the negative rows to "
                       "zero and to a copy of the positive rows");
-  if (o.layout == AttentionLayout::diffllama) {
-    if (o.zero_init)
-      fail<ConfigError>("--zero-init does not apply to --format diffllama: DiffLlama pairs the model's own heads "
-                        "(there are no new rows) and always applies (1 - lambda_init) * RMSNorm");
-    if (o.mirror_weights)
-      fail<ConfigError>("--mirror-weights does not apply to --format diffllama: the negative heads are the model's own");
-    if (o.sublayer_norm_given && !o.sublayer_norm)
-      fail<ConfigError>("--no-sublayer-norm does not apply to --format diffllama: DiffLlama always normalises each "
-                        "head (RMSNorm without weight)");
-  }
   if (o.plain_o_proj && !halves)
     fail<ConfigError>("--plain-o-proj applies to --split-heads and --format diffllama only: in double mode the "
                       "value heads keep their order and o_proj is copied unchanged anyway");
@@ -40,28 +34,16 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
                       "model's own pretrained heads (the seed ignores the flag there)");
   if (halves && base.num_attention_heads % 2 != 0)
     fail<ConfigError>("{} needs an even number of attention heads, but the model has {}",
-                      o.layout == AttentionLayout::diffllama ? "--format diffllama" : "--split-heads",
+                      layout.pairs_value_heads(ConvertOptions{}) ? fmt::format("--format {}", attention_layout_name(o.layout))
+                                                                 : std::string("--split-heads"),
                       base.num_attention_heads);
-  if (o.split_heads && o.layout == AttentionLayout::llama_differential && base.num_key_value_heads % 2 != 0)
-    fail<ConfigError>("--split-heads needs an even number of key/value heads, but the model has {}",
-                      base.num_key_value_heads);
+  layout.check_conversion(base, o);
 }
 
 ModelConfig convert_config(const ModelConfig& base, const ConvertOptions& o) {
   ordered_json raw = base.raw;
   const bool llama_family = base.family == ModelFamily::llama;
-  if (o.layout == AttentionLayout::llama_differential) {
-    raw["model_type"] = "llama-differential";
-    raw["architectures"] = {"LlamaDifferentialForCausalLM"};
-    raw["split_heads"] = o.split_heads;
-    raw["sublayer_norm"] = o.sublayer_norm;
-    raw["zero_init"] = o.zero_init;
-    raw["mirror_weights"] = o.mirror_weights;
-  } else {
-    raw["model_type"] = "diffllama";
-    raw["architectures"] = {"DiffLlamaForCausalLM"};
-    raw["lambda_std_dev"] = 0.1;
-  }
+  layout_module(o.layout).converted_config(raw, o);
   if (!llama_family) raw["base_model_type"] = std::string(model_family_name(base.family));
   return model_config_parse(raw, "converted config");
 }
@@ -104,7 +86,7 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
   Model out(convert_config(base.config(), o));
   const ModelConfig& c = out.config();
   const float bound = 1.0f / std::sqrt(static_cast<float>(c.hidden_size));
-  const bool paired_values = o.split_heads || o.layout == AttentionLayout::diffllama;
+  const bool paired_values = layout_module(o.layout).pairs_value_heads(o);
 
   for (const ParamSpec& p : out.table().params()) {
     float* dst = out.weights().data() + p.offset;

@@ -100,6 +100,9 @@ void model_config_save(const std::filesystem::path& path, const ModelConfig& con
 std::string_view rope_type_name(RopeType t);
 std::string_view model_family_name(ModelFamily f);
 std::string_view attention_layout_name(AttentionLayout l);  // "standard", "llama-differential", "diffllama"
+// The differential layouts, in the order the CLI lists them (convert's --format).
+inline constexpr AttentionLayout kDifferentialLayouts[] = {AttentionLayout::llama_differential,
+                                                           AttentionLayout::diffllama};
 
 // lambda_init(l) = 0.8 - 0.6 exp(-0.3 l) (spec §2; paper §2.1).
 

@@ -72,7 +72,7 @@ TEST(Backward, RopeIsTheTransposedRotation) {
   }
   auto loss = [&] {
     std::vector<float> y = x;
-    rope_apply(y.data(), rows, heads, d, stride, cos.data(), sin.data());
+    rope_forward(y.data(), rows, heads, d, stride, cos.data(), sin.data());
     return dot(y, c);
   };
   std::vector<float> dx = c;

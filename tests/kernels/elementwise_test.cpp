@@ -51,7 +51,7 @@ TEST(Rope, RotatesHalvesByTheGivenAngles) {
       cos[r * d / 2 + i] = float(std::cos(angle));
       sin[r * d / 2 + i] = float(std::sin(angle));
     }
-  rope_apply(x.data(), rows, heads, d, stride, cos.data(), sin.data());
+  rope_forward(x.data(), rows, heads, d, stride, cos.data(), sin.data());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < d / 2; ++i) {

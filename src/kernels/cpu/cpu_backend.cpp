@@ -80,8 +80,8 @@ class CpuBackend final : public Backend {
   void rope_cache_write(float* q, int64_t q_heads, int64_t q_stride, float* k, int64_t k_heads, int64_t k_stride,
                         const float* v, int64_t v_heads, int64_t B, int64_t T, int64_t d, const float* cos,
                         const float* sin, float* k_cache, float* v_cache, int64_t capacity, int64_t past) override {
-    rope_apply(q, B * T, q_heads, d, q_stride, cos, sin);
-    rope_apply(k, B * T, k_heads, d, k_stride, cos, sin);
+    rope_forward(q, B * T, q_heads, d, q_stride, cos, sin);
+    rope_forward(k, B * T, k_heads, d, k_stride, cos, sin);
     scatter_kv(k, k_stride, B, T, k_heads, d, k_cache, capacity, past);
     scatter_kv(v, v_heads * d, B, T, v_heads, d, v_cache, capacity, past);
   }

@@ -31,7 +31,7 @@ void rotate_halves(float* x, int64_t rows, int64_t n_heads, int64_t d, int64_t x
 
 }  // namespace
 
-void rope_apply(float* x, int64_t rows, int64_t n_heads, int64_t d, int64_t x_stride, const float* cos,
+void rope_forward(float* x, int64_t rows, int64_t n_heads, int64_t d, int64_t x_stride, const float* cos,
                 const float* sin) {
   rotate_halves(x, rows, n_heads, d, x_stride, cos, sin, 1.0f);
 }

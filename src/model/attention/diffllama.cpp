@@ -3,6 +3,7 @@
 // (not stored), and always RMSNorm without weight followed by the scale (1 - lambda_init).
 #include <fmt/format.h>
 
+#include "common/error.h"
 #include "model/attention/modules.h"
 
 namespace difftx {
@@ -27,6 +28,24 @@ class DiffLlama final : public AttentionLayoutModule {
   Output output(const ModelConfig&, int64_t layer) const override {
     return {true, 1.0f - static_cast<float>(lambda_init_for_layer(layer))};
   }
+
+  // DiffLlama pairs the model's own heads (no new rows) and always normalises each head.
+  void check_conversion(const ModelConfig&, const ConvertOptions& o) const override {
+    if (o.zero_init)
+      fail<ConfigError>("--zero-init does not apply to --format diffllama: DiffLlama pairs the model's own heads "
+                        "(there are no new rows) and always applies (1 - lambda_init) * RMSNorm");
+    if (o.mirror_weights)
+      fail<ConfigError>("--mirror-weights does not apply to --format diffllama: the negative heads are the model's own");
+    if (o.sublayer_norm_given && !o.sublayer_norm)
+      fail<ConfigError>("--no-sublayer-norm does not apply to --format diffllama: DiffLlama always normalises each "
+                        "head (RMSNorm without weight)");
+  }
+  void converted_config(ordered_json& raw, const ConvertOptions&) const override {
+    raw["model_type"] = "diffllama";
+    raw["architectures"] = {"DiffLlamaForCausalLM"};
+    raw["lambda_std_dev"] = 0.1;
+  }
+  bool pairs_value_heads(const ConvertOptions&) const override { return true; }
 
   std::string summary(const ModelConfig& c) const override {
     return fmt::format("diffllama (transformers' DiffLlama), base family {}", model_family_name(c.family));

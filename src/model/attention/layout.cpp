@@ -14,8 +14,10 @@ void add_lambda_vectors(ParamTable& t, const ModelConfig& c, const std::string& 
     t.add(prefix + "self_attn." + name, {c.head_dim}, ParamInit::lambda, layer);
 }
 
-const AttentionLayoutModule& layout_module(const ModelConfig& config) {
-  switch (config.layout) {
+const AttentionLayoutModule& layout_module(const ModelConfig& config) { return layout_module(config.layout); }
+
+const AttentionLayoutModule& layout_module(AttentionLayout layout) {
+  switch (layout) {
     case AttentionLayout::standard: return standard_attention();
     case AttentionLayout::llama_differential: return llama_differential_attention();
     case AttentionLayout::diffllama: return diffllama_attention();

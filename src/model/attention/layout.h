@@ -13,6 +13,7 @@
 #include "io/json_file.h"
 #include "io/model_config.h"
 #include "kernels/op_types.h"
+#include "model/attention/conversion.h"
 #include "model/layer_tensors.h"
 #include "model/params.h"
 
@@ -45,12 +46,26 @@ class AttentionLayoutModule {
   };
   virtual Output output(const ModelConfig& config, int64_t layer) const = 0;
 
+  // ---- conversion from a standard model (docs/FORMATS.md §5) ----
+  // Throws ConfigError naming the flag when `options` do not apply to this layout or to `base`
+  // (the checks common to every layout are convert_options_check's).
+  virtual void check_conversion(const ModelConfig& base, const ConvertOptions& options) const = 0;
+  // The layout's keys of the converted config.json (model_type, architectures, its flags).
+  virtual void converted_config(ordered_json& raw, const ConvertOptions& options) const = 0;
+  // Whether the converted model regroups the base's value heads in pairs (i, i + H/2), so that
+  // o_proj's input column blocks are permuted to follow them (unless options.plain_o_proj).
+  virtual bool pairs_value_heads(const ConvertOptions& options) const { return false; }
+  // Whether the converted model computes exactly the base model's function (convert --debug then
+  // expects "match").
+  virtual bool conversion_is_exact(const ConvertOptions& options) const { return false; }
+
   // inspect: the layout's line of text ("" for standard attention) and its JSON keys.
   virtual std::string summary(const ModelConfig& config) const = 0;
   virtual void describe(const ModelConfig& config, ordered_json& json) const { (void)config, (void)json; }
 };
 
-// The module of a config's layout (a static instance per layout).
+// The module of a layout, or of a config's layout (a static instance per layout).
+const AttentionLayoutModule& layout_module(AttentionLayout layout);
 const AttentionLayoutModule& layout_module(const ModelConfig& config);
 
 }  // namespace difftx

@@ -4,6 +4,7 @@
 // halved: H/2 diff-heads, value width 2d).
 #include <fmt/format.h>
 
+#include "common/error.h"
 #include "model/attention/modules.h"
 
 namespace difftx {
@@ -44,6 +45,24 @@ class LlamaDifferential final : public AttentionLayoutModule {
   double lambda_init(const float* stored, int64_t) const override { return *stored; }
   bool warmup_mix() const override { return true; }
   Output output(const ModelConfig& c, int64_t) const override { return {c.sublayer_norm, 1.0f}; }
+
+  // Split mode halves the kv heads too (k2 reads the second half).
+  void check_conversion(const ModelConfig& base, const ConvertOptions& o) const override {
+    if (o.split_heads && base.num_key_value_heads % 2 != 0)
+      fail<ConfigError>("--split-heads needs an even number of key/value heads, but the model has {}",
+                        base.num_key_value_heads);
+  }
+  void converted_config(ordered_json& raw, const ConvertOptions& o) const override {
+    raw["model_type"] = "llama-differential";
+    raw["architectures"] = {"LlamaDifferentialForCausalLM"};
+    raw["split_heads"] = o.split_heads;
+    raw["sublayer_norm"] = o.sublayer_norm;
+    raw["zero_init"] = o.zero_init;
+    raw["mirror_weights"] = o.mirror_weights;
+  }
+  bool pairs_value_heads(const ConvertOptions& o) const override { return o.split_heads; }
+  // Zero negative rows and lambda = 0 leave A1 alone; without subln that is the base's attention.
+  bool conversion_is_exact(const ConvertOptions& o) const override { return o.zero_init && !o.sublayer_norm; }
 
   std::string summary(const ModelConfig& c) const override {
     return fmt::format("llama-differential, {} mode, sublayer norm {}, base family {}{}", c.split_heads ? "split" : "double",

@@ -19,6 +19,12 @@ class Standard final : public AttentionLayoutModule {
     throw std::logic_error("standard attention has no lambda");
   }
   Output output(const ModelConfig&, int64_t) const override { return {}; }
+  void check_conversion(const ModelConfig&, const ConvertOptions&) const override {
+    throw std::logic_error("standard attention is not a conversion target");
+  }
+  void converted_config(ordered_json&, const ConvertOptions&) const override {
+    throw std::logic_error("standard attention is not a conversion target");
+  }
   std::string summary(const ModelConfig&) const override { return {}; }
 };
 
