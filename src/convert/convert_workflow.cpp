@@ -109,7 +109,8 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
     fail<ConfigError>("the output directory {} is the base model's directory; choose another", r.output_dir.string());
 
   // Everything that can be checked without the weights, before any work.
-  ModelConfig base_config = model_config_load(r.base_model / "config.json");
+  const ModelDir base_dir(r.base_model);  // config.json and the weights' headers, read once
+  const ModelConfig& base_config = base_dir.config();
   convert_options_check(base_config, req.options);
   if (base_config.sliding_window > 0 && base_config.sliding_window < base_config.max_position_embeddings)
     spdlog::warn("{}: sliding_window {} is kept: difftx's differential attention lets a token see only the last {} "
@@ -122,11 +123,11 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   std::optional<Tokenizer> tokenizer;
   if (req.debug || yaml.root["special_tokens"]) tokenizer = Tokenizer::load(tokenizer_dir);
   const auto special_tokens = checked_special_tokens(yaml, tokenizer, tokenizer_dir);
-  r.dtype = req.dtype.value_or(checkpoint_dtype(r.base_model, base_config));
+  r.dtype = req.dtype.value_or(base_dir.stored_dtype());
   StagedDirectory out(r.output_dir, req.overwrite, {r.base_model, tokenizer_dir, req.config_yaml});
 
   auto t0 = std::chrono::steady_clock::now();
-  Model base = model_load(r.base_model);
+  Model base = base_dir.load();
   r.load_seconds = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   Model converted = convert_model(base, req.options);

@@ -13,12 +13,25 @@ namespace fs = std::filesystem;
 
 namespace difftx {
 
-Model model_load(const fs::path& dir) {
+namespace {
+
+const fs::path& existing_dir(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
-  ModelConfig config = model_config_load(dir / "config.json");
-  WeightFiles checkpoint(dir);
-  Model model(std::move(config));
+  return dir;
+}
+
+}  // namespace
+
+ModelDir::ModelDir(const fs::path& dir)
+    : config_(model_config_load(existing_dir(dir) / "config.json")), files_(dir) {}
+
+Model model_load(const fs::path& dir) { return ModelDir(dir).load(); }
+
+Model ModelDir::load() const {
+  const fs::path& dir = path();
+  const WeightFiles& checkpoint = files_;
+  Model model(config_);
 
   // Check everything before converting anything.
   const auto& params = model.table().params();
@@ -68,11 +81,10 @@ Model model_load(const fs::path& dir) {
   return model;
 }
 
-DType checkpoint_dtype(const fs::path& dir, const ModelConfig& config) {
-  WeightFiles checkpoint(dir);
-  auto dtypes = checkpoint.dtypes();
+DType ModelDir::stored_dtype() const {
+  auto dtypes = files_.dtypes();
   if (dtypes.size() == 1 && dtype_is_loadable(*dtypes.begin())) return *dtypes.begin();
-  return config.dtype.value_or(DType::F32);
+  return config_.dtype.value_or(DType::F32);
 }
 
 void model_save(const Model& model, const fs::path& dir, DType dtype, const WeightFilesWriteOptions& options) {

@@ -9,14 +9,30 @@
 
 namespace difftx {
 
-// Reads dir/config.json and the weights (single file or sharded). Every tensor the config needs
-// must be present with the shape spec §1 gives; tensors it does not need are reported (warning)
-// and skipped. Throws FileError / ConfigError / ShapeError naming the file and tensor or key.
-Model model_load(const std::filesystem::path& dir);
+// A model directory opened once: config.json parsed and the weight files' headers read (single
+// file or sharded); what a command needs of it (config, stored dtype, the model) comes from here
+// without reading anything twice. Throws FileError / ConfigError naming the directory or file.
+class ModelDir {
+ public:
+  explicit ModelDir(const std::filesystem::path& dir);
+  const std::filesystem::path& path() const { return files_.dir(); }
+  const ModelConfig& config() const { return config_; }
+  const WeightFiles& weight_files() const { return files_; }
+  // The dtype the weights are stored in (all tensors alike), else config.json's, else F32: what
+  // outputs derived from this model are written in by default.
+  DType stored_dtype() const;
+  // The model. Every tensor the config needs must be present with the shape docs/FORMATS.md §1
+  // gives; tensors it does not need are reported (warning) and skipped. Throws FileError /
+  // ShapeError naming the file and tensor.
+  Model load() const;
 
-// The dtype a model directory's weights are stored in (all tensors alike), else config.json's,
-// else F32: what outputs derived from it are written in by default.
-DType checkpoint_dtype(const std::filesystem::path& dir, const ModelConfig& config);
+ private:
+  ModelConfig config_;
+  WeightFiles files_;
+};
+
+// ModelDir(dir).load().
+Model model_load(const std::filesystem::path& dir);
 
 // Writes config.json (dtype recorded) and the weights in `dtype` into `dir`, which must exist
 // (use a StagedDirectory for a crash-safe output).

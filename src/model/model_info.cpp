@@ -8,17 +8,16 @@
 #include "io/weight_files.h"
 #include "model/attention/layout.h"
 #include "model/model.h"
+#include "model/model_dir.h"
 
 namespace difftx {
 
 ModelInfo model_info(const std::filesystem::path& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    fail<FileError>("{}: not a model directory (does not exist or is not a directory)", dir.string());
+  const ModelDir model_dir(dir);
   ModelInfo info;
   info.dir = dir;
-  info.config = model_config_load(dir / "config.json");
-  WeightFiles checkpoint(dir);
+  info.config = model_dir.config();
+  const WeightFiles& checkpoint = model_dir.weight_files();
   std::set<std::string> files;
   for (const auto& name : checkpoint.names()) {
     const auto* e = checkpoint.find(name);

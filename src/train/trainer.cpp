@@ -103,6 +103,7 @@ class Trainer {
   const fs::path out_dir_;
   SingleProcess collective_;  // before stream_, which asks it for the rank
   Prepared data_;
+  ModelDir base_dir_;  // base_model, opened once: the model (unless resuming) and the output dtype
   Model model_;
   DataStream stream_;
   Schedule schedule_;
@@ -131,10 +132,12 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       resume_(o.resume_from_checkpoint.empty() ? c.resume_from_checkpoint : o.resume_from_checkpoint),
       out_dir_(c.output_dir),
       data_((check_inputs_outside(c, c.output_dir), prepare_run_data(c))),
+      base_dir_(data_.model_dir),
       model_([&] {
-        if (!resume_.empty() && !fs::exists(fs::path(resume_) / kTrainerStateFile))
+        if (resume_.empty()) return base_dir_.load();
+        if (!fs::exists(fs::path(resume_) / kTrainerStateFile))
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
-        return model_load(resume_.empty() ? data_.model_dir : fs::path(resume_));
+        return model_load(resume_);
       }()),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
       schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty())),
@@ -294,7 +297,7 @@ TrainResult Trainer::run() {
   // The final model: the input's layout and dtype (the warm-up mix is training-only: inference runs with 1).
   save_checkpoint();
   result_.checkpoints.push_back(last_checkpoint_->string());
-  model_save(model_, out_dir_, checkpoint_dtype(data_.model_dir, model_config_load(data_.model_dir / "config.json")));
+  model_save(model_, out_dir_, base_dir_.stored_dtype());
   copy_model_files(data_.tokenizer_dir, out_dir_);
   result_.steps = state_.global_step;
   result_.seconds = seconds_since(t_start_);
