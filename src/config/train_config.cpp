@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "config/model_keys.h"
 
 namespace difftx {
 
@@ -107,10 +108,10 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
                       "(remove the adapter key)",
                       label, *adapter);
 
-  auto base = y.string("base_model");
-  if (!base) fail<ConfigError>("{}: required key \"base_model\" is missing", label);
-  c.base_model = *base;
-  c.tokenizer_config = y.string("tokenizer_config").value_or("");
+  ModelKeys model_keys = model_keys_read(y);
+  c.base_model = std::move(model_keys.base_model);
+  c.tokenizer_config = std::move(model_keys.tokenizer_config);
+  c.special_tokens = std::move(model_keys.special_tokens);
 
   c.datasets = dataset_list(y, "datasets", c.unknown_keys);
   c.test_datasets = dataset_list(y, "test_datasets", c.unknown_keys);
@@ -175,14 +176,6 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
   if (c.output_dir.empty()) fail<ConfigError>("{}: key \"output_dir\" is empty", label);
   c.resume_from_checkpoint = y.string("resume_from_checkpoint").value_or("");
 
-  YAML::Node special = y.root["special_tokens"];
-  if (special && !special.IsNull()) {
-    if (!special.IsMap()) fail<ConfigError>("{}: key \"special_tokens\" must be a mapping", label);
-    for (const auto& kv : special) {
-      if (!kv.second.IsScalar()) fail<ConfigError>("{}: special_tokens.{} must be a token string", label, kv.first.as<std::string>());
-      c.special_tokens.emplace_back(kv.first.as<std::string>(), kv.second.Scalar());
-    }
-  }
 
   c.diff_attention = y.boolean("diff_attention").value_or(false);
   c.diff_attn_log_every = y.integer("diff_attn_log_every").value_or(100);

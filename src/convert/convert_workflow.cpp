@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "config/axolotl_yaml.h"
-#include "config/local_dir.h"
+#include "config/model_keys.h"
 #include "io/atomic_file.h"
 #include "io/weight_files.h"
 #include "io/json_file.h"
@@ -48,32 +48,15 @@ std::string updated_axolotl_yaml(const AxolotlYaml& yaml, const fs::path& output
   return axolotl_yaml_dump(root);
 }
 
-// The YAML's special_tokens ({bos_token: "<s>", pad_token: ...}), checked against the vocabulary:
-// axolotl would add a missing token and resize the embeddings, which a conversion must not do.
-std::vector<std::pair<std::string, std::string>> checked_special_tokens(const AxolotlYaml& yaml,
-                                                                        const std::optional<Tokenizer>& tokenizer,
-                                                                        const fs::path& tokenizer_dir) {
-  std::vector<std::pair<std::string, std::string>> out;
-  YAML::Node node = yaml.root["special_tokens"];
-  if (!node || node.IsNull()) return out;
-  if (!node.IsMap()) fail<ConfigError>("{}: key \"special_tokens\" must be a mapping such as {{pad_token: \"<pad>\"}}", yaml.path.string());
-  static const std::set<std::string> known = {"bos_token", "eos_token", "pad_token", "unk_token",
-                                              "sep_token", "cls_token", "mask_token"};
-  for (const auto& kv : node) {
-    const std::string key = kv.first.as<std::string>();
-    if (!known.count(key))
-      fail<ConfigError>("{}: special_tokens.{} is not a special token name (expected one of bos_token, eos_token, "
-                        "pad_token, unk_token, sep_token, cls_token, mask_token)", yaml.path.string(), key);
-    if (!kv.second.IsScalar())
-      fail<ConfigError>("{}: special_tokens.{} must be a token string", yaml.path.string(), key);
-    const std::string token = kv.second.Scalar();
-    if (!tokenizer->token_to_id(token))
+// special_tokens checked against the vocabulary: axolotl would add a missing token and resize the
+// embeddings, which a conversion must not do.
+void check_special_tokens(const ModelKeys& keys, const AxolotlYaml& yaml, const Tokenizer& tokenizer,
+                          const fs::path& tokenizer_dir) {
+  for (const auto& [key, token] : keys.special_tokens)
+    if (!tokenizer.token_to_id(token))
       fail<ConfigError>("{}: special_tokens.{} \"{}\" is not in the vocabulary of {}; adding tokens would resize the "
                         "embeddings, which convert-diff-transformer does not do", yaml.path.string(), key, token,
                         (tokenizer_dir / "tokenizer.json").string());
-    out.emplace_back(key, token);
-  }
-  return out;
 }
 
 // Writes the special tokens into tokenizer_config.json (and special_tokens_map.json when present),
@@ -93,10 +76,10 @@ void write_special_tokens(const fs::path& dir, const std::vector<std::pair<std::
 
 ConvertResult convert_diff_transformer(const ConvertRequest& req) {
   AxolotlYaml yaml = axolotl_yaml_load(req.config_yaml);
-  auto base_name = yaml.string("base_model");
-  if (!base_name) fail<ConfigError>("{}: required key \"base_model\" is missing", req.config_yaml.string());
+  const ModelKeys keys = model_keys_read(yaml);
+  const ModelKeyDirs dirs = model_keys_resolve(keys, req.config_yaml);
   ConvertResult r;
-  r.base_model = resolve_local_dir("base_model", *base_name, req.config_yaml);
+  r.base_model = dirs.model_dir;
   if (req.output_dir) {
     r.output_dir = *req.output_dir;
   } else if (auto out = yaml.string("output_dir")) {
@@ -118,11 +101,11 @@ ConvertResult convert_diff_transformer(const ConvertRequest& req) {
                  "ignore sliding_window, so in Python the converted model gives other logits past {} tokens",
                  (r.base_model / "config.json").string(), base_config.sliding_window, base_config.sliding_window,
                  base_config.sliding_window);
-  fs::path tokenizer_dir = r.base_model;
-  if (auto t = yaml.string("tokenizer_config")) tokenizer_dir = resolve_local_dir("tokenizer_config", *t, req.config_yaml);
+  const fs::path& tokenizer_dir = dirs.tokenizer_dir;
   std::optional<Tokenizer> tokenizer;
-  if (req.debug || yaml.root["special_tokens"]) tokenizer = Tokenizer::load(tokenizer_dir);
-  const auto special_tokens = checked_special_tokens(yaml, tokenizer, tokenizer_dir);
+  if (req.debug || !keys.special_tokens.empty()) tokenizer = Tokenizer::load(tokenizer_dir);
+  if (tokenizer) check_special_tokens(keys, yaml, *tokenizer, tokenizer_dir);
+  const auto& special_tokens = keys.special_tokens;
   r.dtype = req.dtype.value_or(base_dir.stored_dtype());
   StagedDirectory out(r.output_dir, req.overwrite, {r.base_model, tokenizer_dir, req.config_yaml});
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "config/local_dir.h"
+#include "config/model_keys.h"
 #include "model/finite_logits.h"
 
 namespace fs = std::filesystem;
@@ -14,10 +14,8 @@ namespace difftx {
 
 
 Prepared prepare_run_data(const TrainConfig& c) {
-  fs::path model_dir = resolve_local_dir("base_model", c.base_model, c.yaml_path);
-  fs::path tokenizer_dir =
-      c.tokenizer_config.empty() ? model_dir : resolve_local_dir("tokenizer_config", c.tokenizer_config, c.yaml_path);
-  Prepared p{model_dir, tokenizer_dir, Tokenizer::load(tokenizer_dir), {}, {}, {}, 0};
+  const ModelKeyDirs dirs = model_keys_resolve({c.base_model, c.tokenizer_config, c.special_tokens}, c.yaml_path);
+  Prepared p{dirs.model_dir, dirs.tokenizer_dir, Tokenizer::load(dirs.tokenizer_dir), {}, {}, {}, 0};
   for (const auto& [key, token] : c.special_tokens)
     if (!p.tokenizer.token_to_id(token))
       fail<ConfigError>("{}: special_tokens.{} \"{}\" is not in the vocabulary; adding tokens (and resizing the "
