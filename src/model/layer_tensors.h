@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/op_types.h"
 #include "model/params.h"
 
 namespace difftx {
@@ -50,6 +51,11 @@ LayerTensors<M2, V2> map_layer(const LayerTensors<M, V>& in, FM&& fm, FV&& fv) {
 }
 
 using LayerIndex = LayerTensors<const ParamSpec*, const ParamSpec*>;
+// Pointers into the weight buffers for one decoder layer; nullptr where the config has no such
+// parameter (biases, q/k norms). Linear weights are float32 or, after keep_matrices_in_bf16(),
+// bfloat16. They address the model's backend memory (host memory unless the model was placed on
+// a device).
+using LayerWeights = LayerTensors<LinearWeight, const float*>;
 using LayerGrads = LayerTensors<float*, float*>;
 
 // The table entries of decoder layer `layer` (Hugging Face names, model.layers.<l>.*).

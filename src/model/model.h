@@ -24,11 +24,6 @@ class KVCache;
 struct ForwardTrace;
 struct LayerPass;
 
-// Pointers into the weight buffers for one decoder layer (layer_tensors.h); nullptr where the config
-// has no such parameter (biases, q/k norms). Linear weights are float32 or, after
-// keep_matrices_in_bf16(), bfloat16. They address the model's backend memory (host memory unless
-// the model was placed on a device).
-using LayerWeights = LayerTensors<LinearWeight, const float*>;
 
 // A batch of token ids with optional padding and explicit positions.
 struct TokenBatch {

@@ -20,12 +20,6 @@ std::vector<int64_t> monitored_layers(int64_t num_layers, int64_t k) {
 
 namespace {
 
-double norm(const float* v, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(v[i]) * v[i];
-  return std::sqrt(s);
-}
-
 struct MeanStd {
   double mean, std;
 };
@@ -71,38 +65,17 @@ std::pair<MeanStd, MeanStd> map_statistics(const Model& model, const ForwardTrac
 ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last, const std::vector<int64_t>& layers,
                                     float diff_attn_mix, bool with_mix) {
   const ModelConfig& c = model.config();
-  const int64_t d = c.head_dim;
-  std::vector<double> q1n, q2n, k1n, k2n, l1s, l2s, full;
+  const AttentionLayoutModule& layout = layout_module(c);
+  std::vector<std::pair<std::string, std::vector<double>>> aggregated;  // in log order
   ordered_json m = ordered_json::object();
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const LayerWeights& w = model.layer_weights(l);
-    const float *q1 = w.lambda_q1, *k1 = w.lambda_k1, *q2 = w.lambda_q2, *k2 = w.lambda_k2;
-    double s1 = 0, s2 = 0;
-    for (int64_t i = 0; i < d; ++i) {
-      s1 += static_cast<double>(q1[i]) * k1[i];
-      s2 += static_cast<double>(q2[i]) * k2[i];
-    }
-    const double lambda1 = std::exp(s1), lambda2 = std::exp(s2);
-    const AttentionLayoutModule& layout = layout_module(c);
-    const double lambda_init = layout.lambda_init(w.lambda_init, l);
-    q1n.push_back(norm(q1, d));
-    q2n.push_back(norm(q2, d));
-    k1n.push_back(norm(k1, d));
-    k2n.push_back(norm(k2, d));
-    l1s.push_back(lambda1);
-    l2s.push_back(lambda2);
-    const double mix = layout.warmup_mix() ? diff_attn_mix : 1.0;
-    full.push_back(mix * (lambda1 - lambda2 + lambda_init));
+    const AttentionLayoutModule::LambdaMetrics lm = layout.lambda_metrics(c, model.layer_weights(l), l, diff_attn_mix);
+    if (aggregated.empty())
+      for (const auto& [name, v] : lm.aggregated) aggregated.emplace_back(name, std::vector<double>{});
+    for (size_t i = 0; i < lm.aggregated.size(); ++i) aggregated[i].second.push_back(lm.aggregated[i].second);
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) continue;
     const std::string k = fmt::format("layer_{}/", l);
-    m[k + "lambda_q1_norm"] = q1n.back();
-    m[k + "lambda_k1_norm"] = k1n.back();
-    m[k + "lambda_q2_norm"] = q2n.back();
-    m[k + "lambda_k2_norm"] = k2n.back();
-    m[k + "lambda1"] = lambda1;
-    m[k + "lambda2"] = lambda2;
-    m[k + "lambda_init"] = lambda_init;
-    m[k + "lambda_full"] = lambda1 - lambda2 + lambda_init;
+    for (const auto& [name, v] : lm.per_layer) m[k + name] = v;
     if (static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m.empty()) {
       const auto [a1, a2] = map_statistics(model, last, l);
       m[k + "attn1_mean"] = a1.mean;
@@ -111,9 +84,8 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
       m[k + "attn2_std"] = a2.std;
     }
   }
-  for (auto [name, values] : {std::pair{"lambda_q1_norm", &q1n}, {"lambda_q2_norm", &q2n}, {"lambda_k1_norm", &k1n},
-                              {"lambda_k2_norm", &k2n}, {"lambda1", &l1s}, {"lambda2", &l2s}, {"lambda_full", &full}}) {
-    const MeanStd s = mean_std(*values);
+  for (const auto& [name, values] : aggregated) {
+    const MeanStd s = mean_std(values);
     m[fmt::format("aggregate/{}_mean", name)] = s.mean;
     m[fmt::format("aggregate/{}_std", name)] = s.std;
   }

@@ -47,6 +47,11 @@ class DiffLlama final : public AttentionLayoutModule {
   }
   bool pairs_value_heads(const ConvertOptions&) const override { return true; }
 
+  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
+                               float diff_attn_mix) const override {
+    return lambda_vector_metrics(*this, c, w, layer, diff_attn_mix);
+  }
+
   std::string summary(const ModelConfig& c) const override {
     return fmt::format("diffllama (transformers' DiffLlama), base family {}", model_family_name(c.family));
   }

@@ -46,6 +46,17 @@ class AttentionLayoutModule {
   };
   virtual Output output(const ModelConfig& config, int64_t layer) const = 0;
 
+  // ---- the training monitor (train/diff_monitor; the seed's keys) ----
+  // One layer's lambda statistics: per_layer values are logged as layer_{l}/<name> for monitored
+  // layers; aggregated values are collected over all layers and logged as
+  // aggregate/<name>_{mean,std}. Both in the order they are logged. diff_attn_mix: the forward's
+  // warm-up mix (a layout without warm-up ignores it).
+  struct LambdaMetrics {
+    std::vector<std::pair<std::string, double>> per_layer, aggregated;
+  };
+  virtual LambdaMetrics lambda_metrics(const ModelConfig& config, const LayerWeights& weights, int64_t layer,
+                                       float diff_attn_mix) const = 0;
+
   // ---- conversion from a standard model (docs/FORMATS.md §5) ----
   // Throws ConfigError naming the flag when `options` do not apply to this layout or to `base`
   // (the checks common to every layout are convert_options_check's).

@@ -64,6 +64,11 @@ class LlamaDifferential final : public AttentionLayoutModule {
   // Zero negative rows and lambda = 0 leave A1 alone; without subln that is the base's attention.
   bool conversion_is_exact(const ConvertOptions& o) const override { return o.zero_init && !o.sublayer_norm; }
 
+  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
+                               float diff_attn_mix) const override {
+    return lambda_vector_metrics(*this, c, w, layer, diff_attn_mix);
+  }
+
   std::string summary(const ModelConfig& c) const override {
     return fmt::format("llama-differential, {} mode, sublayer norm {}, base family {}{}", c.split_heads ? "split" : "double",
                        c.sublayer_norm ? "on" : "off", model_family_name(c.family),

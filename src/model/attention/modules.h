@@ -27,6 +27,13 @@ DiffHeadMap paired_heads_map(const ModelConfig& c, SecondKv second_kv) {
   return m;
 }
 
+// The monitor's statistics of layouts with the four lambda vectors (the seed's keys):
+// lambda_{q1,k1,q2,k2}_norm, lambda1 = exp(q1 · k1), lambda2 = exp(q2 · k2) (dots in double),
+// lambda_init, lambda_full = lambda1 - lambda2 + lambda_init per layer; aggregated: the four norms,
+// lambda1, lambda2 and lambda_full scaled by the warm-up mix when the layout has one.
+AttentionLayoutModule::LambdaMetrics lambda_vector_metrics(const AttentionLayoutModule& layout, const ModelConfig& c,
+                                                           const LayerWeights& w, int64_t layer, float diff_attn_mix);
+
 // The four lambda vectors [d] of a differential layer, in checkpoint order (spec §2).
 void add_lambda_vectors(ParamTable& table, const ModelConfig& config, const std::string& prefix, int64_t layer);
 
