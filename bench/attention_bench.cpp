@@ -115,12 +115,12 @@ DiffAttentionParams bench_params(const Buffers& b, float scale) {
 void run_forward(const Case& c, Buffers& b, bool with_stats) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   if (c.kind == Kind::standard) {
-    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, kHeadDim, 0};
+    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.k_heads, kHeadDim, 0};
     attention_forward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.out.data(),
                       c.out_width(), with_stats ? b.m.data() : nullptr, with_stats ? b.l.data() : nullptr);
     return;
   }
-  DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
+  AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
   const DiffAttentionParams p = bench_params(b, scale);
   DiffAttentionStats st{b.m.data(), b.l.data(), b.a.data()};
   diff_attention_forward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, b.out.data(),
@@ -133,12 +133,12 @@ void run_backward(const Case& c, Buffers& b) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   const AttentionGrads grads{b.dq.data(), c.q_heads * kHeadDim, b.dk.data(), b.dv.data(), nullptr};
   if (c.kind == Kind::standard) {
-    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, kHeadDim, 0};
+    AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.k_heads, kHeadDim, 0};
     attention_backward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.m.data(),
                        b.l.data(), b.out.data(), b.d_out.data(), grads);
     return;
   }
-  DiffAttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
+  AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
   const DiffAttentionParams p = bench_params(b, scale);
   benchmark::DoNotOptimize(diff_attention_backward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(),
                                                    b.v.data(), nullptr, {b.m.data(), b.l.data(), b.a.data()},

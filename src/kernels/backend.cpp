@@ -74,12 +74,12 @@ void Backend::attention_backward(const AttentionShape&, const float*, int64_t, c
                                  const AttentionGrads&) {
   no_training(*this, "attention_backward");
 }
-double Backend::diff_attention_backward(const DiffAttentionShape&, const DiffHeadMap&, const DiffAttentionParams&,
+double Backend::diff_attention_backward(const AttentionShape&, const DiffHeadMap&, const DiffAttentionParams&,
                                         const float*, int64_t, const float*, const float*, const int32_t*,
                                         const DiffAttentionStats&, const float*, const AttentionGrads&) {
   no_training(*this, "diff_attention_backward");
 }
-void Backend::diff_attention_square_sums(const DiffAttentionShape&, const DiffHeadMap&, float, const float*, int64_t,
+void Backend::diff_attention_square_sums(const AttentionShape&, const DiffHeadMap&, float, const float*, int64_t,
                                          const float*, const int32_t*, const DiffAttentionStats&, float*) {
   no_training(*this, "diff_attention_square_sums");
 }

@@ -108,7 +108,7 @@ class Backend {
                                  const float* v, const int32_t* segments, float scale, float* out, int64_t out_stride,
                                  float* stats_m = nullptr, float* stats_l = nullptr) = 0;
   // kernels/cpu/diff_attention.h.
-  virtual void diff_attention_forward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+  virtual void diff_attention_forward(const AttentionShape& shape, const DiffHeadMap& map,
                                       const DiffAttentionParams& params, const float* q, int64_t q_stride,
                                       const float* k, const float* v, const int32_t* segments, float* out,
                                       int64_t out_stride, const DiffAttentionStats* stats = nullptr) = 0;
@@ -141,13 +141,13 @@ class Backend {
                                   const float* v, const int32_t* segments, float scale, const float* m,
                                   const float* l, const float* out, const float* d_out, const AttentionGrads& grads);
   // kernels/cpu/diff_attention_backward.h; returns dLoss/dlambda (of params.lambda) to the host.
-  virtual double diff_attention_backward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+  virtual double diff_attention_backward(const AttentionShape& shape, const DiffHeadMap& map,
                                          const DiffAttentionParams& params, const float* q, int64_t q_stride,
                                          const float* k, const float* v, const int32_t* segments,
                                          const DiffAttentionStats& stats, const float* d_out,
                                          const AttentionGrads& grads);
   // For the monitor: sum over keys of P^2 per row of the 2 * Hd maps, [B, 2 * Hd, T].
-  virtual void diff_attention_square_sums(const DiffAttentionShape& shape, const DiffHeadMap& map, float scale,
+  virtual void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale,
                                           const float* q, int64_t q_stride, const float* k, const int32_t* segments,
                                           const DiffAttentionStats& stats, float* square_sums);
   // d_table[ids[i], :] += dy[i, :] for i < n (ids on the backend; repeated ids add up in order).

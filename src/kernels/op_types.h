@@ -25,29 +25,19 @@ struct LinearOut {
   float* y = nullptr;
 };
 
-// Standard (softmax) attention: which queries see which cached keys (kernels/cpu/attention.h).
+// The shape of every attention operation (standard and differential, forward and backward):
+// which queries see which cached keys, and how many heads each tensor holds.
 struct AttentionShape {
   int64_t batch = 1;       // B
-  int64_t q_len = 0;       // T: queries (the newest T tokens of the cache)
-  int64_t kv_len = 0;      // S: keys in the cache, this step's included (S >= T)
-  int64_t kv_capacity = 0; // S_cap: allocated cache length per (batch, kv head)
-  int64_t n_heads = 0;     // H
-  int64_t n_kv_heads = 0;  // KV; query head h reads kv head h / (H / KV)
+  int64_t q_len = 0;       // T: queries, the newest T positions of the cache
+  int64_t kv_len = 0;      // S: cached positions, this step's included (S >= T)
+  int64_t kv_capacity = 0; // S_cap: allocated cache length per (batch, head)
+  int64_t n_q_heads = 0;   // heads in a q row (q_stride >= n_q_heads * d)
+  int64_t n_k_heads = 0;   // heads in the key cache
+  int64_t n_v_heads = 0;   // heads in the value cache (standard attention: = n_k_heads, and query
+                           // head h reads kv head h / (n_q_heads / n_k_heads))
   int64_t head_dim = 0;    // d
   int64_t window = 0;      // sliding window: key s visible to query i only if i - s < window; 0 = off
-};
-
-// Differential attention (kernels/cpu/diff_attention.h).
-struct DiffAttentionShape {
-  int64_t batch = 1;         // B
-  int64_t q_len = 0;         // T: queries, the newest T positions of the cache
-  int64_t kv_len = 0;        // S: cached positions, this step's included
-  int64_t kv_capacity = 0;   // S_cap
-  int64_t n_q_heads = 0;     // heads in a q row (q_stride >= n_q_heads * d)
-  int64_t n_k_heads = 0;     // heads in the key cache
-  int64_t n_v_heads = 0;     // heads in the value cache
-  int64_t head_dim = 0;      // d
-  int64_t window = 0;        // sliding window (0 = off), as in attention.h
 };
 
 // Head selection per diff-head i (all vectors have one entry per diff-head, v has value_heads).

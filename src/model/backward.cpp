@@ -66,14 +66,14 @@ void attention_core_backward(const LayerGradPass& p, const DiffAttentionParams* 
   const int64_t KV = c.num_key_value_heads;
   const AttentionGrads grads{dq.data(), QH * d, dkc.data(), dvc.data(), p.gr.subln};
   if (diff == nullptr) {
-    const AttentionShape shape{B, T, T, T, c.num_attention_heads, KV, d, c.sliding_window};
+    const AttentionShape shape{B, T, T, T, c.num_attention_heads, KV, KV, d, c.sliding_window};
     p.be.attention_backward(shape, a.q.data(), QH * d, a.kc.data(), a.vc.data(), p.tr.segments.data(),
                             1.0f / std::sqrt(static_cast<float>(d)), a.m.data(), a.l.data(), a.att.data(), d_att,
                             grads);
     return;
   }
   // out_i = s * norm(z_i), z_i = A1_i - lambda_eff A2_i (docs/FORMATS.md §3, §4); lambda_eff = mix * lambda.
-  const DiffAttentionShape shape{B, T, T, T, QH, KH, KV, d, c.sliding_window};
+  const AttentionShape shape{B, T, T, T, QH, KH, KV, d, c.sliding_window};
   const DiffAttentionStats stats{const_cast<float*>(a.m.data()), const_cast<float*>(a.l.data()),
                                  const_cast<float*>(a.a.data())};
   const double d_lambda_eff = p.be.diff_attention_backward(shape, diff_head_map(c), *diff, a.q.data(), QH * d,

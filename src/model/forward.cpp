@@ -183,7 +183,7 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   if (c.is_differential()) {
     const DiffHeadMap map = diff_head_map(c);
     const int64_t Hd = map.n_diff_heads(), w_diff = c.diff_value_width();
-    const DiffAttentionShape shape{B, T, s.past + T, s.capacity, QH, KH, KV, d, c.sliding_window};
+    const AttentionShape shape{B, T, s.past + T, s.capacity, QH, KH, KV, d, c.sliding_window};
     DiffAttentionStats stats;
     if (tr) {  // the trace needs the CPU backend (checked by the caller): host pointers are valid
       tr->m.resize(static_cast<size_t>(B * 2 * Hd * T));
@@ -195,7 +195,7 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
     be.diff_attention_forward(shape, map, diff_params(l, s.diff_attn_mix), s.q, QH * d, kc, vc, s.segments, s.att, H * d,
                               tr ? &stats : nullptr);
   } else {
-    const AttentionShape shape{B, T, s.past + T, s.capacity, H, KV, d, c.sliding_window};
+    const AttentionShape shape{B, T, s.past + T, s.capacity, H, KV, KV, d, c.sliding_window};
     if (tr) {
       tr->m.resize(static_cast<size_t>(B * H * T));
       tr->l.resize(tr->m.size());

@@ -225,7 +225,7 @@ TEST_P(BackendOps, Attention) {
       {1, 200, 0, 8, 2, 64, 50, false, false}, {1, 64, 64, 2, 1, 128, 0, false, false}};
   for (const AttentionCase& c : cases) {
     const int64_t S = c.past + c.T, capacity = S + 3, qs = c.H * c.d + 4;
-    AttentionShape sh{c.B, c.T, S, capacity, c.H, c.KV, c.d, c.window};
+    AttentionShape sh{c.B, c.T, S, capacity, c.H, c.KV, c.KV, c.d, c.window};
     const std::vector<float> q = random_floats(rng, c.B * c.T * qs);
     const std::vector<float> k = random_floats(rng, c.B * c.KV * capacity * c.d);
     const std::vector<float> v = random_floats(rng, c.B * c.KV * capacity * c.d);
@@ -297,7 +297,7 @@ TEST_P(BackendOps, DiffAttention) {
     const int64_t QH = cfg.q_proj_rows() / c.d, KH = cfg.k_proj_rows() / c.d, VH = c.KV;
     const int64_t Hd = map.n_diff_heads(), w = cfg.diff_value_width();
     const int64_t S = c.past + c.T, capacity = S + 2, qs = QH * c.d;
-    const DiffAttentionShape sh{c.B, c.T, S, capacity, QH, KH, VH, c.d, c.window};
+    const AttentionShape sh{c.B, c.T, S, capacity, QH, KH, VH, c.d, c.window};
     const std::vector<float> q = random_floats(rng, c.B * c.T * qs);
     const std::vector<float> k = random_floats(rng, c.B * KH * capacity * c.d);
     const std::vector<float> v = random_floats(rng, c.B * VH * capacity * c.d);

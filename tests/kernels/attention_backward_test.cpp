@@ -38,7 +38,7 @@ TEST_P(StandardAttentionBackward, MatchesFiniteDifferences) {
   if (c.packed)
     for (int64_t s = 0; s < c.S; ++s) valid[s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding) valid[(c.B - 1) * cap + 0] = valid[(c.B - 1) * cap + 1] = 0;
-  AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.d, c.window};
+  AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.KV, c.d, c.window};
   const float scale = 1.0f / std::sqrt(float(c.d));
   std::vector<float> out(q.size()), m(c.B * c.H * c.T), l(m.size());
   auto loss = [&] {
@@ -69,7 +69,7 @@ TEST_P(StandardAttentionBackward, MatchesFiniteDifferences) {
   a.dq_stride = c.H * c.d;
   a.dk = dk.data();
   a.dv = dv.data();
-  attention_maps_backward({c.B, c.T, c.S, cap, c.KV, c.KV, c.d, c.window}, maps, a);
+  attention_maps_backward({c.B, c.T, c.S, cap, c.H, c.KV, c.KV, c.d, c.window}, maps, a);
   double eq = fd_error(q, dq, loss, 2e-3f), ek = fd_error(k, dk, loss, 2e-3f), ev = fd_error(v, dv, loss, 2e-3f);
   std::printf("[ attn bwd ] %-16s dq %.2g dk %.2g dv %.2g\n", c.name, eq, ek, ev);
   EXPECT_LT(eq, 1e-2);
@@ -102,7 +102,7 @@ TEST(AttentionMapsBackward, TwoValueHeads) {
     map.v.push_back(i);
     map.v.push_back(1 - i);
   }
-  DiffAttentionShape sh{B, T, T, cap, H, KV, KV, d, 0};
+  AttentionShape sh{B, T, T, cap, H, KV, KV, d, 0};
   DiffAttentionParams p;
   p.scale = 0.5f;
   p.lambda = 0.0f;
@@ -133,7 +133,7 @@ TEST(AttentionMapsBackward, TwoValueHeads) {
   a.dq_stride = H * d;
   a.dk = dk.data();
   a.dv = dv.data();
-  attention_maps_backward({B, T, T, cap, KV, KV, d, 0}, maps, a);
+  attention_maps_backward({B, T, T, cap, H, KV, KV, d, 0}, maps, a);
   EXPECT_LT(fd_error(q, dq, loss, 2e-3f), 1e-2);
   EXPECT_LT(fd_error(k, dk, loss, 2e-3f), 1e-2);
   EXPECT_LT(fd_error(v, dv, loss, 2e-3f), 1e-2);

@@ -66,7 +66,7 @@ TEST_P(AttentionTest, MatchesDefinition) {
       for (int64_t s = 0; s < c.S; ++s) valid[b * cap + s] = 1 + int32_t(s * 3 / c.S);
   if (c.padding)
     for (int64_t s = 0; s < std::min<int64_t>(3, c.S); ++s) valid[(c.B - 1) * cap + s] = 0;  // left padding, last row
-  AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.d, c.window};
+  AttentionShape sh{c.B, c.T, c.S, cap, c.H, c.KV, c.KV, c.d, c.window};
   const float scale = 1.0f / std::sqrt(float(c.d));
   std::vector<float> out(q.size(), 123.0f);
   attention_forward(sh, q.data(), c.H * c.d, k.data(), v.data(), valid.data(), scale, out.data(), c.H * c.d);
@@ -96,7 +96,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Case{1, 37, 37, 2, 1, 32, 0, false}));  // d 32: scores path, plain value loop
 
 TEST(Attention, QueryThatSeesNoKeyGetsZeros) {
-  AttentionShape sh{1, 2, 2, 2, 1, 1, 4, 0};
+  AttentionShape sh{1, 2, 2, 2, 1, 1, 1, 4, 0};
   std::vector<float> q(8, 1.0f), k(8, 1.0f), v(8, 5.0f), out(8, -1.0f);
   std::vector<int32_t> valid = {0, 1};
   attention_forward(sh, q.data(), 4, k.data(), v.data(), valid.data(), 0.5f, out.data(), 4);

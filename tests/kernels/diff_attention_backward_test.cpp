@@ -53,7 +53,7 @@ TEST_P(DiffAttentionBackward, MatchesFiniteDifferences) {
   auto cw = randn(c.B * c.T * Hd * w, 15);
   std::vector<int32_t> segments(c.B * cap, 1);
   if (c.padding) segments[(c.B - 1) * cap] = 0;
-  const DiffAttentionShape sh{c.B, c.T, c.T, cap, c.H, c.KV, c.KV, c.d, c.window};
+  const AttentionShape sh{c.B, c.T, c.T, cap, c.H, c.KV, c.KV, c.d, c.window};
   DiffAttentionParams p;
   p.scale = 1.0f / std::sqrt(float(c.d));
   p.lambda = c.lambda;

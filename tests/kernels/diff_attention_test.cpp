@@ -94,7 +94,7 @@ TEST_P(DiffAttentionTest, MatchesNaiveTwoSoftmax) {
   if (c.padding)
     for (int64_t s = 0; s < std::min<int64_t>(4, c.S); ++s) valid[(c.B - 1) * cap + s] = 0;
   DiffHeadMap map = c.grouped ? grouped_map(c) : random_map(c, rng);
-  DiffAttentionShape sh{c.B, c.T, c.S, cap, c.n_q, c.n_kv, c.n_kv, c.d, c.window};
+  AttentionShape sh{c.B, c.T, c.S, cap, c.n_q, c.n_kv, c.n_kv, c.d, c.window};
   DiffAttentionParams p;
   p.scale = 1.0f / std::sqrt(float(c.d));
   p.lambda = c.lambda;

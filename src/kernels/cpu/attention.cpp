@@ -21,7 +21,7 @@ constexpr int64_t kQueryTile = 36;
 // visible keys are split into chunks merged exactly (tiles::split_keys).
 void attention_decode(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
                       const int32_t* segments, float scale, float* out, int64_t out_stride) {
-  const int64_t B = sh.batch, S = sh.kv_len, H = sh.n_heads, KV = sh.n_kv_heads, d = sh.head_dim;
+  const int64_t B = sh.batch, S = sh.kv_len, H = sh.n_q_heads, KV = sh.n_k_heads, d = sh.head_dim;
   const int64_t group = H / KV, past = S - 1;
   const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past - sh.window + 1) : 0;
   const tiles::KeyChunks chunks = tiles::split_keys(S - lo, B * KV, omp_get_max_threads());
@@ -74,12 +74,12 @@ void attention_decode(const AttentionShape& sh, const float* q, int64_t q_stride
 void attention_forward(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
                        const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,
                        float* stats_l) {
-  const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, H = sh.n_heads, d = sh.head_dim;
-  const int64_t group = H / sh.n_kv_heads;
+  const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, H = sh.n_q_heads, d = sh.head_dim;
+  const int64_t group = H / sh.n_k_heads;
   const int64_t past = S - T;
   if (T == 1 && stats_m == nullptr) return attention_decode(sh, q, q_stride, k, v, segments, scale, out, out_stride);
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
-  const tiles::TransposedKeys kt_all(k, B, sh.n_kv_heads, sh.kv_capacity, S, d, T);
+  const tiles::TransposedKeys kt_all(k, B, sh.n_k_heads, sh.kv_capacity, S, d, T);
 
 #pragma omp parallel
   {
@@ -97,8 +97,8 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past + t0 - sh.window + 1) : 0;
           const int64_t n = hi - lo;
           const float* qt = q + (b * T + t0) * q_stride + h * d;
-          const float* kt = k + ((b * sh.n_kv_heads + kvh) * sh.kv_capacity + lo) * d;
-          const float* vt = v + ((b * sh.n_kv_heads + kvh) * sh.kv_capacity + lo) * d;
+          const float* kt = k + ((b * sh.n_k_heads + kvh) * sh.kv_capacity + lo) * d;
+          const float* vt = v + ((b * sh.n_v_heads + kvh) * sh.kv_capacity + lo) * d;
           float* ot = out + (b * T + t0) * out_stride + h * d;
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 

@@ -9,6 +9,7 @@
 namespace difftx {
 
 
+// shape: H = n_q_heads, KV = n_k_heads = n_v_heads (query head h reads kv head h / (H / KV)).
 // q:   [B, T, H, d], token rows q_stride floats apart (q_stride >= H*d).
 // k,v: [B, KV, S_cap, d]; the first S positions of each (batch, kv head) are valid.
 // segments: [B, S_cap] segment id of each cached position: 0 = padding (never seen), and a query

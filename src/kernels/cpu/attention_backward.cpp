@@ -20,7 +20,7 @@ constexpr int64_t kKeyTile = 64;  // attention_maps_square_sums
 
 // The attention weights P [rows, n] of one tile, recomputed from the scores and the forward's row
 // statistics. Returns false when the whole tile is masked.
-bool recompute_weights(const AttentionBackwardShape& sh, const AttentionMaps& maps, const AttentionBackwardArgs& a,
+bool recompute_weights(const AttentionShape& sh, const AttentionMaps& maps, const AttentionBackwardArgs& a,
                        const tiles::TransposedKeys& kt, int64_t b, int64_t map, int64_t t0, int64_t rows, int64_t s0,
                        int64_t n, float* p) {
   const int64_t d = sh.head_dim, T = sh.q_len, past = sh.kv_len - sh.q_len, M = maps.count();
@@ -53,7 +53,7 @@ bool recompute_weights(const AttentionBackwardShape& sh, const AttentionMaps& ma
 // Recomputes one tile's weights P and turns them into dS = P ∘ (dP - delta) in `ds` (scale
 // included, ready for dq and dk). Returns false when the whole tile is masked.
 struct TileGrad {
-  const AttentionBackwardShape& sh;
+  const AttentionShape& sh;
   const AttentionMaps& maps;
   const AttentionBackwardArgs& a;
   const tiles::TransposedKeys& kt;  // keys and values, transposed where that pays
@@ -88,7 +88,7 @@ struct TileGrad {
 
 }  // namespace
 
-void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMaps& maps,
+void attention_maps_backward(const AttentionShape& sh, const AttentionMaps& maps,
                              const AttentionBackwardArgs& a) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim, M = maps.count();
   const int64_t w = maps.value_heads * d, past = S - T;
@@ -170,7 +170,7 @@ void attention_maps_backward(const AttentionBackwardShape& sh, const AttentionMa
   }
 }
 
-void attention_maps_square_sums(const AttentionBackwardShape& sh, const AttentionMaps& maps,
+void attention_maps_square_sums(const AttentionShape& sh, const AttentionMaps& maps,
                                 const AttentionBackwardArgs& a, float* square_sums) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, M = maps.count(), past = S - T;
   const int64_t q_tiles = (T + kQueryTile - 1) / kQueryTile;
@@ -199,15 +199,13 @@ void attention_backward(const AttentionShape& sh, const float* q, int64_t q_stri
                         const int32_t* segments, float scale, const float* m, const float* l, const float* out,
                         const float* d_out, const AttentionGrads& grads) {
   AttentionMaps maps;
-  const int64_t group = sh.n_heads / sh.n_kv_heads;
-  for (int64_t h = 0; h < sh.n_heads; ++h) {
+  const int64_t group = sh.n_q_heads / sh.n_k_heads;
+  for (int64_t h = 0; h < sh.n_q_heads; ++h) {
     maps.q.push_back(static_cast<int32_t>(h));
     maps.k.push_back(static_cast<int32_t>(h / group));
     maps.v.push_back(static_cast<int32_t>(h / group));
   }
-  attention_maps_backward({sh.batch, sh.q_len, sh.kv_len, sh.kv_capacity, sh.n_kv_heads, sh.n_kv_heads, sh.head_dim,
-                           sh.window},
-                          maps, backward_args(q, q_stride, k, v, segments, scale, m, l, out, d_out, grads));
+  attention_maps_backward(sh, maps, backward_args(q, q_stride, k, v, segments, scale, m, l, out, d_out, grads));
 }
 
 }  // namespace difftx

@@ -25,17 +25,6 @@ struct AttentionMaps {
   int64_t count() const { return static_cast<int64_t>(q.size()); }
 };
 
-struct AttentionBackwardShape {
-  int64_t batch = 1;       // B
-  int64_t q_len = 0;       // T: queries are the newest T positions
-  int64_t kv_len = 0;      // S (= T when training without a cache)
-  int64_t kv_capacity = 0; // S_cap
-  int64_t n_k_heads = 0;   // heads in the key cache
-  int64_t n_v_heads = 0;   // heads in the value cache
-  int64_t head_dim = 0;    // d
-  int64_t window = 0;      // sliding window, as in attention.h (0 = off)
-};
-
 struct AttentionBackwardArgs {
   const float* q = nullptr;   // [B, T, *, d], token rows q_stride apart
   int64_t q_stride = 0;
@@ -79,13 +68,13 @@ inline AttentionBackwardArgs backward_args(const float* q, int64_t q_stride, con
 // written by one map only. One pass, parallel over (batch, map, query tile) with a static
 // schedule; dk and dv are summed per thread and the sums added in thread order, so results are
 // the same on every run with the same thread count.
-void attention_maps_backward(const AttentionBackwardShape& shape, const AttentionMaps& maps,
+void attention_maps_backward(const AttentionShape& shape, const AttentionMaps& maps,
                              const AttentionBackwardArgs& args);
 
 // For monitoring: sum over keys of P^2 for every row, [B, maps, T], recomputed from the forward's
 // statistics (uses q, k, segments, scale, m, l of args). With sum P = 1 for every row that sees a
 // key, the mean and variance of all attention weights follow (spec §6, attn_mean / attn_std).
-void attention_maps_square_sums(const AttentionBackwardShape& shape, const AttentionMaps& maps,
+void attention_maps_square_sums(const AttentionShape& shape, const AttentionMaps& maps,
                                 const AttentionBackwardArgs& args, float* square_sums);
 
 // Backward of attention_forward (attention.h): one map per query head h reading kv head

@@ -90,7 +90,7 @@ class CpuBackend final : public Backend {
                          float* stats_l) override {
     difftx::attention_forward(shape, q, q_stride, k, v, segments, scale, out, out_stride, stats_m, stats_l);
   }
-  void diff_attention_forward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+  void diff_attention_forward(const AttentionShape& shape, const DiffHeadMap& map,
                               const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                               const float* v, const int32_t* segments, float* out, int64_t out_stride,
                               const DiffAttentionStats* stats) override {
@@ -135,13 +135,13 @@ class CpuBackend final : public Backend {
                           const float* d_out, const AttentionGrads& grads) override {
     difftx::attention_backward(shape, q, q_stride, k, v, segments, scale, m, l, out, d_out, grads);
   }
-  double diff_attention_backward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+  double diff_attention_backward(const AttentionShape& shape, const DiffHeadMap& map,
                                  const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                                  const float* v, const int32_t* segments, const DiffAttentionStats& stats,
                                  const float* d_out, const AttentionGrads& grads) override {
     return difftx::diff_attention_backward(shape, map, params, q, q_stride, k, v, segments, stats, d_out, grads);
   }
-  void diff_attention_square_sums(const DiffAttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
+  void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
                                   int64_t q_stride, const float* k, const int32_t* segments,
                                   const DiffAttentionStats& stats, float* square_sums) override {
     difftx::diff_attention_square_sums(shape, map, scale, q, q_stride, k, segments, stats, square_sums);

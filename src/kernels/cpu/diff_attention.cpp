@@ -96,7 +96,7 @@ std::vector<std::pair<int64_t, int64_t>> head_groups(const DiffHeadMap& map) {
 
 // One query per batch row (decoding): the diff-heads of a group share each loaded key and value,
 // and the visible keys are split into chunks merged exactly per map (tiles::split_keys).
-void diff_attention_decode(const DiffAttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
+void diff_attention_decode(const AttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
                            const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                            float* out, int64_t out_stride) {
   const int64_t B = sh.batch, S = sh.kv_len, d = sh.head_dim, nv = map.value_heads, w = nv * d, past = S - 1;
@@ -163,7 +163,7 @@ void diff_attention_decode(const DiffAttentionShape& sh, const DiffHeadMap& map,
 
 }  // namespace
 
-void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
+void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
                             const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                             float* out, int64_t out_stride, const DiffAttentionStats* stats) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim;

@@ -23,7 +23,7 @@ namespace difftx {
 // out: [B, T, n_diff_heads, w], token rows out_stride floats apart (out_stride >= n_diff_heads * w).
 // Query t sits at cache index S - T + t and sees keys s <= that index (and within the window).
 // stats may be nullptr.
-void diff_attention_forward(const DiffAttentionShape& shape, const DiffHeadMap& map, const DiffAttentionParams& params,
+void diff_attention_forward(const AttentionShape& shape, const DiffHeadMap& map, const DiffAttentionParams& params,
                             const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                             float* out, int64_t out_stride, const DiffAttentionStats* stats = nullptr);
 

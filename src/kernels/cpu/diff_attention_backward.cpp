@@ -24,13 +24,9 @@ AttentionMaps both_components(const DiffHeadMap& hm) {
   return maps;
 }
 
-AttentionBackwardShape backward_shape(const DiffAttentionShape& sh) {
-  return {sh.batch, sh.q_len, sh.kv_len, sh.kv_capacity, sh.n_k_heads, sh.n_v_heads, sh.head_dim, sh.window};
-}
-
 }  // namespace
 
-double diff_attention_backward(const DiffAttentionShape& sh, const DiffHeadMap& hm, const DiffAttentionParams& p,
+double diff_attention_backward(const AttentionShape& sh, const DiffHeadMap& hm, const DiffAttentionParams& p,
                                const float* q, int64_t q_stride, const float* k, const float* v,
                                const int32_t* segments, const DiffAttentionStats& stats, const float* d_out,
                                const AttentionGrads& grads) {
@@ -69,18 +65,18 @@ double diff_attention_backward(const DiffAttentionShape& sh, const DiffHeadMap& 
         d_lambda -= static_cast<double>(gz[x]) * a2[x];
       }
     }
-  attention_maps_backward(backward_shape(sh), both_components(hm),
+  attention_maps_backward(sh, both_components(hm),
                           backward_args(q, q_stride, k, v, segments, p.scale, stats.m, stats.l, stats.a, d_maps.data(),
                                         grads));
   return d_lambda;
 }
 
-void diff_attention_square_sums(const DiffAttentionShape& sh, const DiffHeadMap& hm, float scale, const float* q,
+void diff_attention_square_sums(const AttentionShape& sh, const DiffHeadMap& hm, float scale, const float* q,
                                 int64_t q_stride, const float* k, const int32_t* segments,
                                 const DiffAttentionStats& stats, float* square_sums) {
   const AttentionBackwardArgs args =
       backward_args(q, q_stride, k, nullptr, segments, scale, stats.m, stats.l, nullptr, nullptr, {});
-  attention_maps_square_sums(backward_shape(sh), both_components(hm), args, square_sums);
+  attention_maps_square_sums(sh, both_components(hm), args, square_sums);
 }
 
 }  // namespace difftx

@@ -21,14 +21,14 @@ namespace difftx {
 // effective lambda of the layer), stats as it filled them (m, l and a all required);
 // d_out: [B, T, Hd, w] contiguous. Accumulates into grads (dq, dk, dv; d_norm_weight when
 // params.norm_weight and it are given) and returns dLoss/dlambda (a sum over every element, in double).
-double diff_attention_backward(const DiffAttentionShape& shape, const DiffHeadMap& map,
+double diff_attention_backward(const AttentionShape& shape, const DiffHeadMap& map,
                                const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                                const float* v, const int32_t* segments, const DiffAttentionStats& stats,
                                const float* d_out, const AttentionGrads& grads);
 
 // For the monitor: sum over keys of P^2 for every row of the 2 * Hd maps, [B, 2 * Hd, T] (layout of
 // stats.m), recomputed from the forward's statistics (m and l used).
-void diff_attention_square_sums(const DiffAttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
+void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
                                 int64_t q_stride, const float* k, const int32_t* segments,
                                 const DiffAttentionStats& stats, float* square_sums);
 

@@ -180,14 +180,14 @@ class CudaBackend final : public Backend {
                          float* stats_l) override {
     activate();
     AttentionArgs a = geometry(sh.batch, sh.q_len, sh.kv_len, sh.kv_capacity, sh.head_dim, sh.window, q, q_stride, k,
-                               v, sh.n_kv_heads, sh.n_kv_heads, segments, out, out_stride);
+                               v, sh.n_k_heads, sh.n_v_heads, segments, out, out_stride);
     a.scale = scale;
-    a.units = static_cast<int>(sh.n_heads);
-    std::vector<int32_t> heads(static_cast<size_t>(5 * sh.n_heads));
-    const int64_t G = sh.n_heads / sh.n_kv_heads;
-    for (int64_t h = 0; h < sh.n_heads; ++h) {
-      heads[h] = heads[sh.n_heads + h] = static_cast<int32_t>(h);
-      heads[2 * sh.n_heads + h] = heads[3 * sh.n_heads + h] = heads[4 * sh.n_heads + h] = static_cast<int32_t>(h / G);
+    a.units = static_cast<int>(sh.n_q_heads);
+    std::vector<int32_t> heads(static_cast<size_t>(5 * sh.n_q_heads));
+    const int64_t G = sh.n_q_heads / sh.n_k_heads;
+    for (int64_t h = 0; h < sh.n_q_heads; ++h) {
+      heads[h] = heads[sh.n_q_heads + h] = static_cast<int32_t>(h);
+      heads[2 * sh.n_q_heads + h] = heads[3 * sh.n_q_heads + h] = heads[4 * sh.n_q_heads + h] = static_cast<int32_t>(h / G);
     }
     a.heads = device_heads(heads);
     a.stat_m[0] = stats_m;
@@ -195,7 +195,7 @@ class CudaBackend final : public Backend {
     a.stat_units = a.units;
     run_attention(a);
   }
-  void diff_attention_forward(const DiffAttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
+  void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
                               const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
                               float* out, int64_t out_stride, const DiffAttentionStats* stats) override {
     activate();
