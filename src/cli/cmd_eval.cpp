@@ -1,4 +1,5 @@
-// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16] [--json]
+// difftx eval MODEL_DIR --text FILE [--context N] [--stride S] [--max-tokens N] [--kl-base BASE_DIR]
+//   [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16] [--json]
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -6,6 +7,7 @@
 #include "cli/command.h"
 #include "cli/inference_options.h"
 #include "common/error.h"
+#include "infer/kl_divergence.h"
 #include "infer/perplexity.h"
 #include "infer/vocab_fit.h"
 #include "io/json_file.h"
@@ -14,10 +16,50 @@
 
 namespace difftx::cli {
 
+namespace {
+
+template <class Options>
+void print_kl_divergence(const Options& o, const KlDivergenceResult& r) {
+  if (o.json) {
+    const ordered_json j = {{"model", o.dir},
+                            {"base_model", o.kl_base},
+                            {"text", o.text},
+                            {"tokens", r.tokens},
+                            {"scored_tokens", r.scored},
+                            {"context", o.eval.context},
+                            {"stride", o.eval.stride},
+                            {"windows", r.windows},
+                            {"mean_loss", r.mean_loss},
+                            {"perplexity", r.perplexity},
+                            {"base_mean_loss", r.base_mean_loss},
+                            {"base_perplexity", r.base_perplexity},
+                            {"kld_mean", r.kld_mean},
+                            {"kld_median", r.kld_median},
+                            {"kld_p99_9", r.kld_p99_9},
+                            {"kld_max", r.kld_max},
+                            {"same_top1", r.same_top1},
+                            {"rms_delta_p", r.rms_delta_p},
+                            {"seconds", r.seconds}};
+    fmt::print("{}\n", j.dump(2));
+    return;
+  }
+  fmt::print("tokens       {} ({} scored, {} window{} of {} with stride {})\n", r.tokens, r.scored, r.windows,
+             r.windows == 1 ? "" : "s", o.eval.context, o.eval.stride);
+  fmt::print("             {:>12} {:>12}\n", "model", "base");
+  fmt::print("mean loss    {:>12.4f} {:>12.4f} nats/token\n", r.mean_loss, r.base_mean_loss);
+  fmt::print("perplexity   {:>12.3f} {:>12.3f}\n", r.perplexity, r.base_perplexity);
+  fmt::print("KLD          mean {:.6f}  median {:.6f}  99.9% {:.6f}  max {:.6f} nats (model from base)\n", r.kld_mean,
+             r.kld_median, r.kld_p99_9, r.kld_max);
+  fmt::print("same top-1   {:.2f}% of positions\n", 100.0 * r.same_top1);
+  fmt::print("RMS delta p  {:.3f}% (probability of the base's top token)\n", 100.0 * r.rms_delta_p);
+}
+
+}  // namespace
+
 Command add_eval(CLI::App& root) {
   struct Options {
     InferenceOptions inference;
-    std::string dir, text, tokenizer;
+    std::string dir, text, tokenizer, kl_base;
     EvaluateOptions eval;
     int64_t max_tokens = 0;
     bool json = false;
@@ -30,6 +72,9 @@ Command add_eval(CLI::App& root) {
   app->add_option("--context", o->eval.context, "Tokens per window")->capture_default_str();
   app->add_option("--stride", o->eval.stride, "Tokens between window starts")->capture_default_str();
   app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
+  app->add_option("--kl-base", o->kl_base,
+                  "Base model directory: also report the KL divergence of this model's next-token distributions "
+                  "from the base's on the same windows (conversion quality)");
   add_inference_options(app, o->inference);
   app->add_flag("--json", o->json, "Machine-readable output");
   return {app, [o]() {
@@ -57,6 +102,19 @@ Command add_eval(CLI::App& root) {
               spdlog::warn("--context {} is longer than the model's max_position_embeddings ({})", o->eval.context,
                            model.config().max_position_embeddings);
             const bool progress = !o->json && ::isatty(STDERR_FILENO);  // a live counter, not log noise
+            if (!o->kl_base.empty()) {
+              const Model base = load_for_inference(o->kl_base, o->inference);
+              if (base.config().vocab_size != model.config().vocab_size)
+                fail<ConfigError>("--kl-base {}: its vocabulary has {} entries but {} has {}; KL divergence compares "
+                                  "two models sharing one vocabulary",
+                                  o->kl_base, base.config().vocab_size, o->dir, model.config().vocab_size);
+              const KlDivergenceResult r = evaluate_kl_divergence(model, base, ids, o->eval, [&](int64_t done, int64_t total) {
+                if (progress) fmt::print(stderr, "\rwindow {}/{}", done, total);
+              });
+              if (progress) fmt::print(stderr, "\n");
+              print_kl_divergence(*o, r);
+              return 0;
+            }
             EvaluateResult r = evaluate_perplexity(model, ids, o->eval, [&](int64_t done, int64_t total) {
               if (progress) fmt::print(stderr, "\rwindow {}/{}", done, total);
             });

@@ -34,6 +34,17 @@ struct EvaluateResult {
   int64_t forward_tokens = 0;  // tokens run through the model (windows overlap)
 };
 
+// One window of the protocol above: tokens [begin, end) run through the model; positions p in
+// [first, last) (relative to begin) are scored, position p predicting token begin + p + 1.
+struct ScoredWindow {
+  int64_t begin = 0, end = 0, first = 0, last = 0;
+};
+
+// Calls fn(window, index, total) for each window of a sequence of n_tokens, in order. Throws
+// ConfigError for context < 2, stride < 1 or stride > context; ShapeError for fewer than 2 tokens.
+void sliding_windows(int64_t n_tokens, const EvaluateOptions& options,
+                     const std::function<void(const ScoredWindow&, int64_t, int64_t)>& fn);
+
 // on_window(done, total) after each window (progress). Throws ConfigError for context < 2,
 // stride < 1 or stride > context; ShapeError for fewer than 2 tokens or ids outside the vocabulary.
 EvaluateResult evaluate_perplexity(const Model& model, std::span<const int32_t> ids, const EvaluateOptions& options,

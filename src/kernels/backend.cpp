@@ -48,7 +48,8 @@ Buffer Backend::alloc_zeroed(size_t bytes) {
 // says which backend lacks what.
 namespace {
 [[noreturn]] void no_training(const Backend& be, const char* op) {
-  fail<DeviceError>("{}: the {} backend has no training operations ({}); train on --device cpu", op, be.name(), op);
+  fail<DeviceError>("{}: the {} backend has no training operations yet; training runs on the CPU backend", op,
+                    be.name());
 }
 }  // namespace
 

@@ -367,6 +367,22 @@ TEST_P(BackendOps, GatherNllArgmax) {
   EXPECT_EQ(ids[1][2], 7);
 }
 
+// The CUDA backend runs inference only: its training operations are refused by name (DeviceError),
+// never run as something else.
+TEST_P(BackendOps, TrainingOperationsAreRefusedByName) {
+  DIFFTX_REQUIRE_CUDA(gpu, mode());
+  Buffer x = gpu->alloc_array<float>(16), dx = gpu->alloc_array<float>(16);
+  try {
+    gpu->rmsnorm_backward(dx.as<float>(), nullptr, x.as<float>(), x.as<float>(), nullptr, 1, 16, 1e-6f);
+    FAIL() << "the CUDA backend ran rmsnorm_backward";
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("rmsnorm_backward"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no training operations"), std::string::npos) << e.what();
+  }
+  const AdamWPiece piece{x.as<float>(), dx.as<float>(), x.as<float>(), dx.as<float>(), 16, true};
+  EXPECT_THROW(gpu->adamw_update({&piece, 1}, AdamWStep{}), DeviceError);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, BackendOps, ::testing::Values(MathMode::f32, MathMode::bf16), mode_name);
 
 // Without a GPU (or without CUDA in the build) asking for one is a clear error, never a crash.

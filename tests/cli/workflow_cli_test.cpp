@@ -181,6 +181,48 @@ TEST_F(WorkflowCliTest, EvalReportsPerplexity) {
   EXPECT_EQ(stride.exit_code, 2);
 }
 
+// eval --kl-base: the conversion-quality report. A conversion that keeps the base function has
+// (numerically) zero divergence and the same top-1 everywhere; the seed's default conversion does not;
+// models with different vocabularies are refused.
+TEST_F(WorkflowCliTest, EvalKlBaseReportsTheConversionsDivergence) {
+  convert({"--zero-init", "--no-sublayer-norm"}, "zero");
+  convert({}, "diff");
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "It was the best of times, it was the worst of times. ";
+  test::write_text(dir_ / "t.txt", text);
+  auto kl = [&](const std::string& model) {
+    auto r = run_difftx({"eval", (dir_ / model).string(), "--text", (dir_ / "t.txt").string(), "--context", "64",
+                         "--stride", "32", "--kl-base", (dir_ / "base").string(), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_parse(r.out, "eval --kl-base --json");
+  };
+  const ordered_json zero = kl("zero"), diff = kl("diff");
+  EXPECT_LT(zero["kld_max"].get<double>(), 1e-9);
+  EXPECT_EQ(zero["same_top1"].get<double>(), 1.0);
+  EXPECT_NEAR(zero["mean_loss"].get<double>(), zero["base_mean_loss"].get<double>(), 1e-6);
+  EXPECT_GT(diff["kld_mean"].get<double>(), 1e-3);
+  EXPECT_LE(diff["kld_median"].get<double>(), diff["kld_p99_9"].get<double>());
+  EXPECT_LE(diff["kld_p99_9"].get<double>(), diff["kld_max"].get<double>());
+  EXPECT_EQ(diff["base_mean_loss"], zero["base_mean_loss"]);  // the same base on the same windows
+  EXPECT_EQ(diff["scored_tokens"].get<int64_t>(), diff["tokens"].get<int64_t>() - 1);
+  // The text report names both columns and the statistics.
+  auto plain = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--context", "64",
+                           "--stride", "64", "--kl-base", (dir_ / "base").string()});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  for (const char* s : {"base", "KLD", "same top-1", "RMS delta p"})
+    EXPECT_NE(plain.out.find(s), std::string::npos) << s << "\n" << plain.out;
+  // A base with another vocabulary, and one that is not a model directory.
+  const fs::path golden = fs::path(DIFFTX_SOURCE_DIR) / "tests" / "golden" / "llama_mha";
+  auto other = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--kl-base",
+                           golden.string()});
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("vocabulary has 96 entries"), std::string::npos) << other.err;
+  auto missing = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--kl-base",
+                             (dir_ / "nowhere").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("nowhere"), std::string::npos) << missing.err;
+}
+
 // --weight-dtype bf16 on the embedded model (a BF16 checkpoint, so keeping its matrices in bf16
 // loses nothing): forward, generate and eval agree with float32; other values are refused.
 TEST(WeightDtypeCli, Bf16OnABf16CheckpointAgreesWithFloat32) {
