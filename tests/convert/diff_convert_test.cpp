@@ -225,6 +225,8 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
   ConvertOptions plain_double = options(false, true);
   plain_double.plain_o_proj = true;
   expect_error(c, plain_double, "--plain-o-proj applies to --split-heads and --format diffllama only");
+  expect_error(c, options(false, true, true, false, AttentionLayout::diffllama),
+               "--split-heads does not apply to --format diffllama");
   ConvertOptions no_norm = options(false, false, false, false, AttentionLayout::diffllama);
   no_norm.sublayer_norm_given = true;
   expect_error(c, no_norm, "--no-sublayer-norm");

@@ -31,6 +31,9 @@ class DiffLlama final : public AttentionLayoutModule {
 
   // DiffLlama pairs the model's own heads (no new rows) and always normalises each head.
   void check_conversion(const ModelConfig&, const ConvertOptions& o) const override {
+    if (o.split_heads)
+      fail<ConfigError>("--split-heads does not apply to --format diffllama: DiffLlama always pairs the model's own "
+                        "heads (split mode is the llama-differential layout's)");
     if (o.zero_init)
       fail<ConfigError>("--zero-init does not apply to --format diffllama: DiffLlama pairs the model's own heads "
                         "(there are no new rows) and always applies (1 - lambda_init) * RMSNorm");
