@@ -1,5 +1,5 @@
-// difftx convert-diff-transformer CONFIG.yml [--zero-init] [--sublayer-norm|--no-sublayer-norm]
-//   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama] [--output-dir DIR]
+// difftx convert-diff-transformer CONFIG.yml [--zero-init] [--init random|identity] [--sublayer-norm|--no-sublayer-norm]
+//   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama|diff-v1] [--output-dir DIR]
 //   [--dtype f32|bf16|f16] [--seed N] [--overwrite] [--debug] [--json]
 #include <fmt/ranges.h>
 
@@ -28,7 +28,7 @@ AttentionLayout format_layout(const std::string& name) {
 
 Command add_convert(CLI::App& root) {
   struct Options {
-    std::string config, output_dir, format = "llama-differential", dtype;
+    std::string config, output_dir, format = "llama-differential", dtype, init = "random";
     ConvertOptions convert;
     bool overwrite = false, json = false, debug = false;
     CLI::Option *sublayer_on = nullptr, *sublayer_off = nullptr, *output_dir_option = nullptr;
@@ -41,6 +41,12 @@ Command add_convert(CLI::App& root) {
       ->required();
   app->add_flag("--zero-init", o->convert.zero_init,
                 "Initialise the negative component (new q/k rows, lambda vectors, lambda_init) to zero");
+  app->add_option("--init", o->init,
+                  "How the new parameters start: random (the seed's rule) or identity (exactly the base model's "
+                  "function, and every new parameter trains; llama-differential without subln; implies "
+                  "--no-sublayer-norm)")
+      ->check(CLI::IsMember({"random", "identity"}))
+      ->capture_default_str();
   CLI::Option* on = app->add_flag("--sublayer-norm")->description("Apply RMSNorm per head before o_proj (the default)");
   CLI::Option* off = app->add_flag("--no-sublayer-norm")->description("Do not apply RMSNorm per head before o_proj");
   on->excludes(off);
@@ -53,7 +59,7 @@ Command add_convert(CLI::App& root) {
   app->add_flag("--plain-o-proj", o->convert.plain_o_proj,
                 "Copy o_proj unchanged (the seed's conversion) instead of reordering its input columns to follow "
                 "the value heads paired by --split-heads / --format diffllama");
-  app->add_option("--format", o->format, "Output layout: llama-differential (the seed's) or diffllama (transformers')")
+  app->add_option("--format", o->format, "Output layout: llama-differential (the seed's), diffllama (transformers') or diff-v1 (the paper's)")
       ->capture_default_str();
   o->output_dir_option =
       app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");
@@ -76,8 +82,13 @@ Command add_convert(CLI::App& root) {
               if (!req.dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
             }
             req.options.layout = format_layout(o->format);
-            req.options.sublayer_norm = o->sublayer_off->count() == 0;
+            req.options.init = o->init == "identity" ? ConvertInit::identity : ConvertInit::random;
             req.options.sublayer_norm_given = o->sublayer_on->count() + o->sublayer_off->count() > 0;
+            // identity keeps the base function only without the per-head norm: unless the user asked
+            // for subln (refused with the reason), --init identity means no subln.
+            req.options.sublayer_norm = req.options.sublayer_norm_given
+                                            ? o->sublayer_off->count() == 0
+                                            : req.options.init != ConvertInit::identity;
             if (o->output_dir_option->count() > 0 && o->output_dir.empty())
               fail<ConfigError>("--output-dir is empty");
             req.overwrite = o->overwrite;

@@ -57,13 +57,14 @@ std::string debug_report_text(const DebugReport& r) {
   s += fmt::format("  base      ({:.2f} s): {}\n", r.base_seconds, r.base_text);
   s += fmt::format("  converted ({:.2f} s): {}\n", r.converted_seconds, r.converted_text);
   if (r.match) {
-    s += r.match_expected ? "  match (expected: --zero-init without sublayer norm keeps the base model's function)\n"
+    s += r.match_expected ? "  match (expected: --zero-init or --init identity without sublayer norm keeps the base "
+                            "model's function)\n"
                           : "  match (not expected: the negative component changed nothing on this prompt)\n";
   } else {
-    s += r.match_expected ? "  no match: UNEXPECTED, --zero-init without sublayer norm should keep the base "
-                            "model's function\n"
-                          : "  no match (expected: only --zero-init with --no-sublayer-norm preserves the base "
-                            "model's output)\n";
+    s += r.match_expected ? "  no match: UNEXPECTED, --zero-init or --init identity without sublayer norm should keep "
+                            "the base model's function\n"
+                          : "  no match (expected: only --zero-init or --init identity, without sublayer norm, preserve "
+                            "the base model's output)\n";
   }
   return s;
 }

@@ -1,6 +1,6 @@
 // The seed's --debug check: greedy-generate 20 new tokens from "The quick brown fox" with the
-// base and the converted model and compare the texts. A match is expected only for
-// --zero-init without sublayer norm (then the converted model computes the base model, spec §5).
+// base and the converted model and compare the texts. A match is expected only for --zero-init or
+// --init identity without sublayer norm (then the converted model computes the base model, spec §5, §9).
 #pragma once
 
 #include <string>

@@ -79,6 +79,15 @@ void paired_o_proj_copy(const float* src, float* dst, int64_t rows, int64_t head
     }
 }
 
+// The name whose random stream a lambda vector is drawn from: its own, except that an identity
+// conversion draws lambda_q2 / lambda_k2 as lambda_q1 / lambda_k1 (equal vectors: lambda = 0 exactly).
+std::string lambda_draw_name(std::string name, const ConvertOptions& o) {
+  if (o.init != ConvertInit::identity) return name;
+  for (auto [second, first] : {std::pair{"lambda_q2", "lambda_q1"}, {"lambda_k2", "lambda_k1"}})
+    if (ends_with(name, second)) name.replace(name.size() - std::strlen(second), std::strlen(second), first);
+  return name;
+}
+
 }  // namespace
 
 Model convert_model(const Model& base, const ConvertOptions& o) {
@@ -116,10 +125,10 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
     switch (p.init) {
       case ParamInit::lambda:
         if (o.zero_init) std::fill_n(dst, p.numel, 0.0f);
-        else normal_fill(dst, p.numel, static_cast<float>(c.lambda_std_dev), o.seed, name_stream(p.name));
+        else normal_fill(dst, p.numel, static_cast<float>(c.lambda_std_dev), o.seed, name_stream(lambda_draw_name(p.name, o)));
         break;
       case ParamInit::lambda_init:
-        dst[0] = o.zero_init ? 0.0f : static_cast<float>(lambda_init_for_layer(p.layer));
+        dst[0] = o.zero_init || o.init == ConvertInit::identity ? 0.0f : static_cast<float>(lambda_init_for_layer(p.layer));
         break;
       case ParamInit::ones:  // subln
         std::fill_n(dst, p.numel, 1.0f);

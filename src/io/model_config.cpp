@@ -181,6 +181,7 @@ std::string_view attention_layout_name(AttentionLayout l) {
     case AttentionLayout::standard: return "standard";
     case AttentionLayout::llama_differential: return "llama-differential";
     case AttentionLayout::diffllama: return "diffllama";
+    case AttentionLayout::diff_v1: return "diff-v1";
   }
   return "?";
 }
@@ -201,10 +202,11 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   if (!model_type) fail<ConfigError>("{}: required key \"model_type\" (a string) is missing", label);
   c.model_type = *model_type;
   std::string family_name = c.model_type;
-  if (c.model_type == "llama-differential" || c.model_type == "diffllama") {
-    c.layout = c.model_type == "diffllama" ? AttentionLayout::diffllama : AttentionLayout::llama_differential;
-    family_name = f.string("base_model_type").value_or("llama");
-  }
+  for (AttentionLayout l : kDifferentialLayouts)
+    if (c.model_type == attention_layout_name(l)) {
+      c.layout = l;
+      family_name = f.string("base_model_type").value_or("llama");
+    }
   if (family_name == "llama") c.family = ModelFamily::llama;
   else if (family_name == "mistral") c.family = ModelFamily::mistral;
   else if (family_name == "qwen2") c.family = ModelFamily::qwen2;
@@ -212,7 +214,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   else if (family_name == c.model_type)
     fail<ConfigError>(
         "{}: model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3, llama-differential, "
-        "diffllama)",
+        "diffllama, diff-v1)",
         label, c.model_type);
   else
     fail<ConfigError>("{}: base_model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3)", label,
@@ -311,12 +313,13 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   }
   if (c.is_differential()) {
     c.lambda_std_dev = f.number("lambda_std_dev").value_or(0.1);
-    // Split mode halves both the query and the key heads; diffllama halves the query heads only.
-    if ((c.split_heads || c.layout == AttentionLayout::diffllama) && c.num_attention_heads % 2 != 0)
-      fail<ConfigError>("{}: {} needs an even num_attention_heads, got {}", label,
-                        c.split_heads ? "split_heads" : "diffllama", c.num_attention_heads);
-    if (c.split_heads && c.num_key_value_heads % 2 != 0)
-      fail<ConfigError>("{}: split_heads needs an even num_key_value_heads, got {}", label, c.num_key_value_heads);
+    // Split mode and diff-v1 pair both the query and the key heads; diffllama pairs the query heads only.
+    const bool pairs_kv = c.split_heads || c.layout == AttentionLayout::diff_v1;
+    const std::string what = c.split_heads ? "split_heads" : std::string(attention_layout_name(c.layout));
+    if ((pairs_kv || c.layout == AttentionLayout::diffllama) && c.num_attention_heads % 2 != 0)
+      fail<ConfigError>("{}: {} needs an even num_attention_heads, got {}", label, what, c.num_attention_heads);
+    if (pairs_kv && c.num_key_value_heads % 2 != 0)
+      fail<ConfigError>("{}: {} needs an even num_key_value_heads, got {}", label, what, c.num_key_value_heads);
   }
 
   c.bos_token_id = f.integer("bos_token_id");

@@ -276,7 +276,7 @@ ModelConfig diff_config(const DiffCase& c) {
   return cfg;
 }
 
-// Differential attention in every layout's head map (double: w = d; split and diffllama: w = 2d),
+// Differential attention in every layout's head map (double: w = d; split, diffllama, diff-v1: w = 2d),
 // with and without the norm and its weight.
 TEST_P(BackendOps, DiffAttention) {
   DIFFTX_REQUIRE_CUDA(gpu, mode());
@@ -290,7 +290,9 @@ TEST_P(BackendOps, DiffAttention) {
       {llama_differential, true, 2, 70, 10, 4, 2, 64, 0, true, true, true, false},
       {diffllama, false, 1, 90, 0, 8, 2, 64, 40, false, true, false, false},
       {diffllama, false, 1, 65, 0, 4, 4, 128, 0, false, true, false, false},
-      {llama_differential, false, 1, 48, 16, 2, 2, 128, 0, false, false, false, false}};
+      {llama_differential, false, 1, 48, 16, 2, 2, 128, 0, false, false, false, false},
+      {diff_v1, false, 2, 9, 5, 8, 4, 16, 0, true, true, true, true},
+      {diff_v1, false, 1, 1, 40, 4, 2, 64, 0, false, true, true, false}};
   for (const DiffCase& c : cases) {
     const ModelConfig cfg = diff_config(c);
     const DiffHeadMap map = diff_head_map(cfg);
@@ -319,7 +321,7 @@ TEST_P(BackendOps, DiffAttention) {
       p.norm = c.norm;
       p.norm_weight = c.norm_weight ? dnw.as<float>() : nullptr;
       p.norm_eps = 1e-5f;
-      p.out_scale = c.layout == diffllama ? 0.8f : 1.0f;
+      p.out_scale = c.layout == diffllama || c.layout == diff_v1 ? 0.8f : 1.0f;
       const DiffAttentionStats stats{st[0].as<float>(), st[1].as<float>(), st[2].as<float>()};
       be->diff_attention_forward(sh, map, p, dq.as<float>(), qs, dk.as<float>(), dv.as<float>(),
                                  c.segments ? ds.as<int32_t>() : nullptr, out.as<float>(), Hd * w,

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "../model/golden_util.h"
@@ -59,6 +60,42 @@ TEST_P(ConvertTest, ZeroInitWithoutSublayerNormComputesTheBaseModel) {
     EXPECT_EQ(*m.param(fmt::format("model.layers.{}.self_attn.lambda_init", l)), 0.0f);
     EXPECT_EQ(m.layer_lambda(l), 0.0f);
   }
+}
+
+ConvertOptions identity_options() {
+  ConvertOptions o = options(false, false);
+  o.init = ConvertInit::identity;
+  return o;
+}
+
+// spec §9: lambda_q2 = lambda_q1, lambda_k2 = lambda_k1 and lambda_init 0 make lambda exactly 0,
+// so A1 alone remains: the base model's attention, for every base family.
+TEST_P(ConvertTest, IdentityInitComputesTheBaseModel) {
+  Model m = convert_model(*base, identity_options());
+  const double err = diff_from_base(m);
+  std::printf("[ convert  ] %-24s init identity: max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
+  EXPECT_LE(err, 1e-6);
+  const int64_t d = m.config().head_dim;
+  for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.self_attn.", l);
+    EXPECT_EQ(m.layer_lambda(l), 0.0f);
+    EXPECT_TRUE(std::equal(m.param(p + "lambda_q1"), m.param(p + "lambda_q1") + d, m.param(p + "lambda_q2")));
+    EXPECT_TRUE(std::equal(m.param(p + "lambda_k1"), m.param(p + "lambda_k1") + d, m.param(p + "lambda_k2")));
+    EXPECT_GT(std::abs(m.param(p + "lambda_q1")[0]), 0.0f) << "the lambda vectors are drawn, not zero";
+  }
+}
+
+// diff-v1 (spec §7) regroups the base's heads: every Llama tensor is copied, the function changes.
+TEST_P(ConvertTest, DiffV1KeepsEveryBaseTensor) {
+  const ModelConfig& bc = base->config();
+  if (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2) GTEST_SKIP() << "odd head count";
+  Model m = convert_model(*base, options(false, true, false, false, AttentionLayout::diff_v1));
+  EXPECT_EQ(m.config().layout, AttentionLayout::diff_v1);
+  for (const ParamSpec& p : base->table().params())
+    EXPECT_TRUE(std::equal(base->param(p.name), base->param(p.name) + p.numel, m.param(p.name))) << p.name;
+  const float* subln = m.param("model.layers.0.self_attn.subln.weight");
+  EXPECT_TRUE(std::all_of(subln, subln + 2 * bc.head_dim, [](float x) { return x == 1.0f; }));
+  EXPECT_GT(diff_from_base(m), 1e-3);
 }
 
 TEST_P(ConvertTest, DefaultAndMirrorChangeTheOutput) {
@@ -168,8 +205,10 @@ TEST_P(ConvertTest, ConfigRecordsLayoutAndFlags) {
 }
 
 TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
-  for (auto layout : {AttentionLayout::llama_differential, AttentionLayout::diffllama}) {
-    if (layout == AttentionLayout::diffllama && base->config().num_attention_heads % 2) continue;
+  const ModelConfig& bc = base->config();
+  for (auto layout : {AttentionLayout::llama_differential, AttentionLayout::diffllama, AttentionLayout::diff_v1}) {
+    if (layout == AttentionLayout::diffllama && bc.num_attention_heads % 2) continue;
+    if (layout == AttentionLayout::diff_v1 && (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2)) continue;
     Model m = convert_model(*base, options(false, true, false, false, layout));
     test::TempDir dir;
     model_save(m, dir.path(), DType::F32);
@@ -179,8 +218,10 @@ TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
 }
 
 TEST_P(ConvertTest, PrefillThenDecodeEqualsFullForward) {
-  for (auto opts : {options(false, true), options(false, true, true)}) {
-    if (opts.split_heads && (base->config().num_attention_heads % 2 || base->config().num_key_value_heads % 2)) continue;
+  for (auto opts : {options(false, true), options(false, true, true),
+                    options(false, true, false, false, AttentionLayout::diff_v1)}) {
+    const bool pairs_kv = opts.split_heads || opts.layout == AttentionLayout::diff_v1;
+    if (pairs_kv && (base->config().num_attention_heads % 2 || base->config().num_key_value_heads % 2)) continue;
     Model m = convert_model(*base, opts);
     const int64_t T = g.batch.seq_len, B = g.batch.batch, V = m.config().vocab_size;
     auto full = logits_of(m, g.batch);
@@ -242,6 +283,37 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
   expect_error(odd_kv, options(false, true, true), "even number of key/value heads, but the model has 1");
   EXPECT_NO_THROW(convert_options_check(odd_kv, options(false, true, false, false, AttentionLayout::diffllama)));
 
+  // diff-v1 pairs the model's own adjacent heads: no new rows, subln always on, even H and KV.
+  const AttentionLayout v1 = AttentionLayout::diff_v1;
+  expect_error(c, options(false, true, true, false, v1), "--split-heads does not apply to --format diff-v1");
+  expect_error(c, options(true, true, false, false, v1), "--zero-init does not apply to --format diff-v1");
+  expect_error(c, options(false, true, false, true, v1), "--mirror-weights does not apply to --format diff-v1");
+  ConvertOptions v1_no_norm = options(false, false, false, false, v1);
+  v1_no_norm.sublayer_norm_given = true;
+  expect_error(c, v1_no_norm, "--no-sublayer-norm does not apply to --format diff-v1");
+  expect_error(odd_kv, options(false, true, false, false, v1), "needs even numbers of attention and key/value heads");
+  EXPECT_NO_THROW(convert_options_check(c, options(false, true, false, false, v1)));
+
+  // --init identity: llama-differential double mode without subln only.
+  ConvertOptions ident = options(false, true);
+  ident.init = ConvertInit::identity;
+  expect_error(c, ident, "--init identity cannot be used with --sublayer-norm");
+  ident.sublayer_norm = false;
+  EXPECT_NO_THROW(convert_options_check(c, ident));
+  ident.mirror_weights = true;
+  EXPECT_NO_THROW(convert_options_check(c, ident)) << "q2/k2 may be copies";
+  ident.mirror_weights = false;
+  ident.split_heads = true;
+  expect_error(c, ident, "--init identity cannot be used with --split-heads");
+  ident.split_heads = false;
+  ident.zero_init = true;
+  expect_error(c, ident, "--init identity and --zero-init");
+  ident.zero_init = false;
+  for (AttentionLayout layout : {AttentionLayout::diffllama, v1}) {
+    ident.layout = layout;
+    expect_error(c, ident, "does not apply to --format");
+  }
+
   auto diff = test::golden_case_load("diffllama_gqa");
   expect_error(model_config_load(diff.dir / "config.json"), options(false, true), "already differential");
 }
@@ -291,7 +363,8 @@ TEST(ConvertGradients, ZeroInitIsAFixedPointOfTraining) {
               std::string::npos) << stuck;
     EXPECT_NE(stuck.find("layers 0-1: the negative q_proj and k_proj rows are all zero"), std::string::npos) << stuck;
   }
-  for (const ConvertOptions& o : {options(false, true), options(false, false, false, true)}) {
+  // An identity conversion (spec §9) starts at the base function, yet lambda's vectors get gradients.
+  for (const ConvertOptions& o : {options(false, true), options(false, false, false, true), identity_options()}) {
     const Model m = convert_model(base, o);
     EXPECT_GT(negative_grad_norm(m), 1e-3);
     EXPECT_EQ(stuck_negative_component(m), "");

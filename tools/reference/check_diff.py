@@ -37,11 +37,12 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
     """Written from spec 2-4 sentence by sentence; shares no code with diff_ref/llama_ref."""
     W = {k: v.double().numpy() for k, v in W.items()}
     lay = cfg["model_type"]
-    assert lay in ("llama-differential", "diffllama")
+    assert lay in ("llama-differential", "diffllama", "diff-v1")
     family = cfg.get("base_model_type", "llama")
     split = lay == "llama-differential" and bool(cfg.get("split_heads"))
     double = lay == "llama-differential" and not split
     subln = lay == "llama-differential" and cfg.get("sublayer_norm", True)
+    v1 = lay == "diff-v1"
     B, T = len(ids), len(ids[0])
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     d = cfg.get("head_dim") or D // H
@@ -144,6 +145,14 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
                         s2 = softmax_weights(i, Q[i][half + h], lambda j: K[j][kvhalf + g])
                         o = apply(s1, val, 2 * d) - mix * lam * apply(s2, val, 2 * d)
                         pieces.append(norm(o, W[A + "subln.weight"]) if subln else o)
+                elif v1:
+                    for h in range(H // 2):                  # diff-head h: query heads 2h and 2h + 1
+                        g = h // G                           # value: kv heads 2g and 2g + 1
+                        val = (lambda j, g=g: np.concatenate([Vh[j][2 * g], Vh[j][2 * g + 1]]))
+                        s1 = softmax_weights(i, Q[i][2 * h], lambda j, h=h: K[j][2 * h // G])
+                        s2 = softmax_weights(i, Q[i][2 * h + 1], lambda j, h=h: K[j][(2 * h + 1) // G])
+                        o = apply(s1, val, 2 * d) - mix * lam * apply(s2, val, 2 * d)
+                        pieces.append((1 - lam_init) * norm(o, W[A + "subln.weight"]))
                 else:                                        # diffllama
                     half = H // 2
                     per_head = []
@@ -261,6 +270,7 @@ def check_files(cdir, name, cfg, inp, w32, failures):
     split = bool(cfg.get("split_heads"))
     double = lay == "llama-differential" and not split
     subln = lay == "llama-differential" and cfg.get("sublayer_norm", True)
+    v1 = lay == "diff-v1"
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}.self_attn."
         want = {"q_proj.weight": [(2 if double else 1) * H * d, D],
@@ -269,7 +279,7 @@ def check_files(cdir, name, cfg, inp, w32, failures):
                 "lambda_q1": [d], "lambda_k1": [d], "lambda_q2": [d], "lambda_k2": [d]}
         if lay == "llama-differential":
             want["lambda_init"] = []
-        if subln:
+        if subln or v1:
             want["subln.weight"] = [d if double else 2 * d]
         if cfg.get("base_model_type") == "qwen2":
             want.update({"q_proj.bias": [want["q_proj.weight"][0]], "k_proj.bias": [want["k_proj.weight"][0]],
@@ -288,6 +298,9 @@ def check_files(cdir, name, cfg, inp, w32, failures):
               and all(isinstance(cfg.get(k), bool) for k in
                       ("split_heads", "sublayer_norm", "zero_init", "mirror_weights"))
               and isinstance(inp.get("mix"), float))
+    elif v1:
+        ok = (cfg["architectures"] == ["DiffV1ForCausalLM"] and isinstance(inp.get("mix"), float)
+              and "lambda_init" not in " ".join(w32))
     else:
         ok = (cfg["architectures"] == ["DiffLlamaForCausalLM"] and cfg.get("lambda_std_dev") == 0.1
               and "mix" not in inp and "lambda_init" not in " ".join(w32))
@@ -367,6 +380,10 @@ def check_case(cdir, entry, failures):
         if sub:
             parts.append(changed("subln=ones", cfg, replace(w32, sub, lambda n, t: torch.ones_like(t)),
                                  minimum=0.01))
+    if cfg["model_type"] == "diff-v1":
+        parts.append(changed("mix=0", cfg, w32, 0.0))
+        sub = attn_names(w32, "subln.weight")
+        parts.append(changed("subln=ones", cfg, replace(w32, sub, lambda n, t: torch.ones_like(t)), minimum=0.01))
     if cfg["model_type"] == "diffllama" and cfg["num_key_value_heads"] % 2 == 0:
         # the same weights as split mode with subln weight ones: diffllama without (1 - lambda_init)
         d = llama_ref.head_dim(cfg)
@@ -417,7 +434,11 @@ IDENTITIES = """
     == the base model with o_proj columns permuted and scaled by (1 - mix * lambda_l): diff-head i's
     features [d*2i, d*(2i+1)) are base head i, [d*(2i+1), d*(2i+2)) base head i + H/2.
 (g) naive == vectorised on synthetic configs not in the golden set (odd GQA groups, KV = 1,
-    Llama attention/mlp biases, Mistral sliding window, Qwen3 double, yarn split, mix 0.3).
+    Llama attention/mlp biases, Mistral sliding window, Qwen3 double, yarn split, mix 0.3, diff-v1
+    with G = 4 and with a sliding window).
+(h) diff-v1 with H = KV and subln weight ones == diffllama of the same weights with query, key and
+    value heads reordered (diffllama head i <- diff-v1 head 2i, head i + H/2 <- head 2i + 1), mix 1:
+    the two layouts differ only in which heads they pair.
 """
 
 
@@ -495,6 +516,27 @@ def identity_split_is_diffllama(cfg, w, ids, mask, pos):
     return rel_err(diff_ref.forward(c, nw, ids, mask, pos, 1.0), diff_ref.forward(cfg, w, ids, mask, pos))
 
 
+def identity_v1_is_diffllama(cfg, w, ids, mask, pos):
+    """(h) on a diff-v1 case's weights (H = KV only: with GQA the two layouts read different kv heads)."""
+    H, KV, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], llama_ref.head_dim(cfg)
+    if H != KV:
+        return None
+    order = [2 * i for i in range(H // 2)] + [2 * i + 1 for i in range(H // 2)]   # diffllama head -> v1 head
+    c = dict(cfg, model_type="diffllama", architectures=["DiffLlamaForCausalLM"], lambda_std_dev=0.1)
+    v1w = dict(w)
+    dl = dict(w)
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}.self_attn."
+        v1w[p + "subln.weight"] = torch.ones(2 * d)
+        del dl[p + "subln.weight"]
+        for leaf in ("q_proj", "k_proj", "v_proj"):
+            for kind in ("weight", "bias"):
+                if p + f"{leaf}.{kind}" in w:
+                    t = w[p + f"{leaf}.{kind}"]
+                    dl[p + f"{leaf}.{kind}"] = torch.cat([t[h * d:(h + 1) * d] for h in order], dim=0)
+    return rel_err(diff_ref.forward(cfg, v1w, ids, mask, pos, 1.0), diff_ref.forward(c, dl, ids, mask, pos))
+
+
 def identity_hand_diffllama(failures):
     """(c) diffllama attention block, H = KV = 2, d = 2, D = 4, 3 tokens, all at position 0.
 
@@ -567,6 +609,9 @@ def synthetic_cases():
         ("diffllama qwen3 v5 rope", mg.diff_config("diffllama", "qwen3", H=4, KV=2, D=16, head_dim=8,
                                                    rope_parameters={"rope_type": "linear",
                                                                     "rope_theta": 10000.0, "factor": 2.0}), 1.0),
+        ("diff-v1 H=8 KV=2 (G=4) mix 0.3", mg.diff_config("diff-v1", H=8, KV=2, D=32), 0.3),
+        ("diff-v1 mistral sliding 3", mg.diff_config("diff-v1", "mistral", H=4, KV=2, D=16, sliding_window=3), 1.0),
+        ("diff-v1 qwen2 biases", mg.diff_config("diff-v1", "qwen2", H=4, KV=4, D=16), 1.0),
     ]
     return out
 
@@ -595,12 +640,18 @@ def check_identities(golden, manifest, loaded, failures):
                 res.append(f"(f) {e:.0e}")
                 if e > 1e-12:
                     failures.append(f"{name}: identity (f) mirror split: {e:.2e}")
-        else:
+        elif cfg["model_type"] == "diffllama":
             e = identity_split_is_diffllama(cfg, w32, ids, mask, pos)
             if e is not None:
                 res.append(f"(d) {e:.0e}")
                 if e > 1e-12:
                     failures.append(f"{name}: identity (d) split == diffllama: {e:.2e}")
+        else:
+            e = identity_v1_is_diffllama(cfg, w32, ids, mask, pos)
+            if e is not None:
+                res.append(f"(h) {e:.0e}")
+                if e > 1e-12:
+                    failures.append(f"{name}: identity (h) diff-v1 == reordered diffllama: {e:.2e}")
         print(f"  {name:31s} " + ", ".join(res))
     # (a) on every base golden case, against its STORED logits
     worst = 0.0

@@ -1,10 +1,14 @@
-"""Reference forward pass of the differential-attention layouts (spec/DIFF_ATTENTION.md sections 2-4).
+"""Reference forward pass of the differential-attention layouts (spec/DIFF_ATTENTION.md sections 2-4, 7).
 
 Layouts (config.json `model_type`):
   "llama-differential"  the seed's format (section 3): mode "double" (split_heads false) or "split"
                         (split_heads true); stored lambda_init; optional learned subln; a mix factor.
   "diffllama"           Hugging Face transformers' DiffLlama (section 4): Llama shapes, recomputed
                         lambda_init, weightless RMSNorm over 2d times (1 - lambda_init).
+  "diff-v1"             the paper's layout (section 7, read as Microsoft's V1 code does for GQA):
+                        Llama shapes, diff-head i = query heads 2i and 2i+1, each reading the kv head
+                        of its own index (h // G, as in the base model), value [v_2g ; v_2g+1] with
+                        g = i // G, recomputed lambda_init, learned subln over 2d times (1 - lambda_init).
 Any other model_type is handed to llama_ref unchanged (section 1).
 
 The base family of a differential model is `base_model_type` (llama when absent): it decides biases
@@ -21,7 +25,7 @@ import torch
 import llama_ref
 from llama_ref import F64, apply_rope, linear, rms_norm
 
-LAYOUTS = ("llama-differential", "diffllama")
+LAYOUTS = ("llama-differential", "diffllama", "diff-v1")
 
 
 # ---------------------------------------------------------------- config helpers
@@ -40,7 +44,10 @@ def mode(cfg):
 
 
 def sublayer_norm(cfg):
-    """Whether a llama-differential model has the learned subln (spec 3: default true)."""
+    """Whether the model has the learned subln: llama-differential by its key (spec 3: default true),
+    diff-v1 always (spec 7)."""
+    if layout(cfg) == "diff-v1":
+        return True
     return layout(cfg) == "llama-differential" and bool(cfg.get("sublayer_norm", True))
 
 
@@ -64,6 +71,8 @@ def check_heads(cfg):
         raise ValueError(f"split mode needs even H and KV (H={H}, KV={KV})")
     if layout(cfg) == "diffllama" and H % 2:
         raise ValueError(f"diffllama needs even H (H={H})")
+    if layout(cfg) == "diff-v1" and (H % 2 or KV % 2):
+        raise ValueError(f"diff-v1 needs even H and KV (H={H}, KV={KV})")
 
 
 def tensor_shapes(cfg):
@@ -177,6 +186,14 @@ def attention(cfg, w, p, l, x, cos, sin, vis, mix=1.0):
         a = probs @ vcat.repeat(1, 2, 1, 1)              # query head h uses V_{h mod H/2}
         out = a[:, :h2] - lam * a[:, h2:]
         out = (1 - lam_init) * rms_norm(out, torch.ones((), dtype=F64), eps)
+    elif lay == "diff-v1":
+        qa = _qk_prepare(cfg, w, p, q, H, "q", cos, sin)
+        ka = _qk_prepare(cfg, w, p, k, KV, "k", cos, sin)
+        probs = softmax_masked(qa, ka.repeat_interleave(G, dim=1), vis, d)     # [B, H, T, T]
+        vpair = torch.cat([v[:, 0::2], v[:, 1::2]], dim=-1)                   # [B, KV/2, T, 2d]
+        vpair = vpair.repeat_interleave(G, dim=1)                              # [B, H/2, T, 2d]
+        out = probs[:, 0::2] @ vpair - (mix * lam) * (probs[:, 1::2] @ vpair)
+        out = (1 - lam_init) * rms_norm(out, w[p + "subln.weight"], eps)
     else:
         raise ValueError(f"not a differential layout: {cfg['model_type']}")
 
@@ -188,7 +205,7 @@ def attention(cfg, w, p, l, x, cos, sin, vis, mix=1.0):
 
 def forward(cfg, weights, input_ids, attention_mask, position_ids, mix=1.0):
     """Logits [B, T, V] in float64. weights: dict name -> tensor (any float dtype).
-    mix (llama-differential only) multiplies lambda: lambda_eff = mix * lambda (spec 3)."""
+    mix (llama-differential and diff-v1) multiplies lambda: lambda_eff = mix * lambda (spec 3)."""
     if layout(cfg) is None:
         return llama_ref.forward(cfg, weights, input_ids, attention_mask, position_ids)
     if layout(cfg) == "diffllama" and mix != 1.0:

@@ -130,6 +130,8 @@ def diff_config(lay, family="llama", *, split=False, subln=True, **kw):
                     "mirror_weights": False})
     elif lay == "diffllama":
         cfg.update({"model_type": lay, "architectures": ["DiffLlamaForCausalLM"], "lambda_std_dev": 0.1})
+    elif lay == "diff-v1":
+        cfg.update({"model_type": lay, "architectures": ["DiffV1ForCausalLM"]})
     else:
         raise ValueError(lay)
     if family != "llama":
@@ -202,6 +204,22 @@ DIFF_CASES = [
          cfg=diff_config("diffllama", D=32, I=32, H=8, KV=4, tied=True),
          covers="diffllama, GQA H=8 KV=4 (d=4, hidden 32, intermediate 32, tied): distinct values per "
                 "diff-head (V_i = [v_{i//2} ; v_{2+i//2}]), query head h uses V_{h mod 4}."),
+    # diff-v1 (spec 7): adjacent query heads 2i, 2i+1, each on the kv head of its own index (h // G).
+    dict(name="diff_v1_mha", seed=7102, T=8, mix=1.0,
+         cfg=diff_config("diff-v1", H=4, KV=4),
+         covers="diff-v1 (the paper's layout), MHA H=KV=4: diff-head i = query heads 2i, 2i+1 on kv heads 2i, "
+                "2i+1, value [v_2i ; v_2i+1] of width 2d, learned subln [2d], (1 - lambda_init(l)), untied."),
+    dict(name="diff_v1_gqa_tied_padded", seed=7202, T=9, B=2, pads=[0, 3], mix=0.5,
+         cfg=diff_config("diff-v1", H=4, KV=2, tied=True),
+         covers="diff-v1, GQA H=4 KV=2 (G=2: query heads 0,1 read kv head 0 and 2,3 kv head 1, as in the base; "
+                "both diff-heads use the value [v_0 ; v_1]), tied, B=2 with row 1 left-padded by 3, warm-up "
+                "mix 0.5."),
+    dict(name="diff_v1_gqa_h8", seed=7307, T=8, mix=1.0,
+         cfg=diff_config("diff-v1", "qwen3", D=32, I=32, H=8, KV=4, head_dim=8, eps=1e-6, theta=1000000.0,
+                         attention_bias=False, use_sliding_window=False, sliding_window=None,
+                         max_window_layers=2, attention_dropout=0.0),
+         covers="diff-v1 on base_model_type qwen3 (q_norm/k_norm before RoPE), GQA H=8 KV=4, head_dim 8 "
+                "(hidden 32): values [v_0 ; v_1] for diff-heads 0,1 and [v_2 ; v_3] for 2,3."),
 ]
 
 # Lambda vectors are drawn N(0, LAMBDA_STD) (the init is N(0, 0.1)) so that lambda varies meaningfully.
@@ -318,7 +336,7 @@ def build_case(case, out_root):
             "layout": lay,
             "base_model_type": cfg.get("base_model_type", "llama"),
             "mode": diff_ref.mode(cfg),                                   # null for diffllama
-            "sublayer_norm": diff_ref.sublayer_norm(cfg) if lay == "llama-differential" else None,
+            "sublayer_norm": diff_ref.sublayer_norm(cfg) if lay != "diffllama" else None,
             "mix": mix,                                                   # null for diffllama
             "lambda": [round(lam, 6) for lam, _ in lams],                 # per layer, F32 weights
             "lambda_init": [round(li, 6) for _, li in lams],
@@ -401,14 +419,14 @@ the training cases also hold `train.json`, `grads.safetensors` and `adamw_final.
 to re-verify (it runs `tools/reference/check_diff.py` for the differential cases and
 `tools/reference/check_train.py` for the training files too).
 
-## Differential cases (spec sections 2-4)
+## Differential cases (spec sections 2-4, 7)
 
-MANIFEST entries with a `layout` field (`llama-differential` or `diffllama`) also give `mode`
+MANIFEST entries with a `layout` field (`llama-differential`, `diffllama` or `diff-v1`) also give `mode`
 (`double`/`split`), `sublayer_norm`, `mix`, `base_model_type`, and the per-layer `lambda` /
 `lambda_init` values (rounded; for debugging). `mode`, `sublayer_norm` and `mix` are null for diffllama.
-llama-differential cases carry `"mix"` in `inputs.json` (lambda_eff = mix * lambda); their
+llama-differential and diff-v1 cases carry `"mix"` in `inputs.json` (lambda_eff = mix * lambda); the former's
 `lambda_init` is a 0-dim tensor whose stored value is used (in `bf16/` it is BF16 like every weight,
-so the BF16 logits use the rounded value); diffllama recomputes lambda_init = 0.8 - 0.6 exp(-0.3 l).
+so the BF16 logits use the rounded value); diffllama and diff-v1 recompute lambda_init = 0.8 - 0.6 exp(-0.3 l).
 
 | case | covers |
 | --- | --- |
@@ -425,16 +443,20 @@ so the BF16 logits use the rounded value); diffllama recomputes lambda_init = 0.
 | diffllama_mha_padded | diffllama, H=KV=4, B=2 with row 1 left-padded by 3 |
 | diffllama_rope_llama3 | diffllama with llama3 RoPE scaling, positions 40..49 |
 | diffllama_gqa_h8 | diffllama, H=8 KV=4 (hidden 32, tied): diff-heads read different values |
+| diff_v1_mha | diff-v1, H=KV=4: adjacent query heads 2i, 2i+1, value [v_2i ; v_2i+1], learned subln [2d], (1 - lambda_init) |
+| diff_v1_gqa_tied_padded | diff-v1, H=4 KV=2 (each query head on kv head h // G), tied, B=2 left-padded, mix 0.5 |
+| diff_v1_gqa_h8 | diff-v1 on qwen3 (q/k norms), H=8 KV=4, head_dim 8: values [v_0 ; v_1] and [v_2 ; v_3] |
 
 With H=4 KV=2, both diff-heads of split/diffllama read the same value [v_0 ; v_1]; the `_h8` cases
 are the ones that catch a wrong diff-head -> value mapping under GQA.
 
 ## Training goldens (tools/reference/train_ref.py)
 
-Fifteen cases (MANIFEST entries whose `train` list is not empty: llama_mha, llama_gqa_tied_padded,
+Eighteen cases (MANIFEST entries whose `train` list is not empty: llama_mha, llama_gqa_tied_padded,
 llama_bias, qwen2_bias, qwen3_qknorm, mistral_sliding, llama_rope_llama3, diff_double_subln_gqa,
 diff_double_nosubln_mha, diff_double_mix_half, diff_split_subln_gqa, diff_split_nosubln_mha,
-diff_qwen3_split, diffllama_gqa, diffllama_mha_padded) also hold three files, all computed in float64
+diff_qwen3_split, diffllama_gqa, diffllama_mha_padded, diff_v1_mha, diff_v1_gqa_tied_padded,
+diff_v1_gqa_h8) also hold three files, all computed in float64
 from the case's F32 weights and its `inputs.json` (input_ids, attention_mask, position_ids, and `mix`,
 which stays fixed for all steps):
 

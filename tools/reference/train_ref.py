@@ -56,7 +56,7 @@ TRAIN_CASES = (
     "llama_mha", "llama_gqa_tied_padded", "llama_bias", "qwen2_bias", "qwen3_qknorm", "mistral_sliding",
     "llama_rope_llama3", "diff_double_subln_gqa", "diff_double_nosubln_mha", "diff_double_mix_half",
     "diff_split_subln_gqa", "diff_split_nosubln_mha", "diff_qwen3_split", "diffllama_gqa",
-    "diffllama_mha_padded",
+    "diffllama_mha_padded", "diff_v1_mha", "diff_v1_gqa_tied_padded", "diff_v1_gqa_h8",
 )
 TRAIN_FILES = ["train.json", "grads.safetensors", "adamw_final.safetensors"]
 

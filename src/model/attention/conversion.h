@@ -9,10 +9,17 @@
 
 namespace difftx {
 
+// How the new parameters start (convert's --init): `random` is the seed's rule (docs/FORMATS.md §5);
+// `identity` starts exactly at the base model's function with every new parameter able to train
+// (spec §9): llama-differential without subln, lambda_init 0, lambda_q2 = lambda_q1 and
+// lambda_k2 = lambda_k1, so lambda = 0 exactly while d lambda / d lambda_q1 != 0.
+enum class ConvertInit { random, identity };
+
 struct ConvertOptions {
   // The output layout: llama_differential (the seed's checkpoint format, spec §3, default) or
   // diffllama (transformers' DiffLlama, spec §4).
   AttentionLayout layout = AttentionLayout::llama_differential;
+  ConvertInit init = ConvertInit::random;
   bool zero_init = false;       // negative q/k rows, lambda vectors and lambda_init = 0
   bool sublayer_norm = true;    // subln per head (llama-differential)
   bool sublayer_norm_given = false;  // the user passed --sublayer-norm / --no-sublayer-norm explicitly

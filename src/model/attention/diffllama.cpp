@@ -31,6 +31,7 @@ class DiffLlama final : public AttentionLayoutModule {
 
   // DiffLlama pairs the model's own heads (no new rows) and always normalises each head.
   void check_conversion(const ModelConfig&, const ConvertOptions& o) const override {
+    refuse_init_identity_with_head_norm(o);
     if (o.split_heads)
       fail<ConfigError>("--split-heads does not apply to --format diffllama: DiffLlama always pairs the model's own "
                         "heads (split mode is the llama-differential layout's)");

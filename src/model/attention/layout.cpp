@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/error.h"
 #include "model/attention/modules.h"
 
 namespace difftx {
@@ -12,6 +13,13 @@ double lambda_init_for_layer(int64_t layer) { return 0.8 - 0.6 * std::exp(-0.3 *
 void add_lambda_vectors(ParamTable& t, const ModelConfig& c, const std::string& prefix, int64_t layer) {
   for (const char* name : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
     t.add(prefix + "self_attn." + name, {c.head_dim}, ParamInit::lambda, layer);
+}
+
+void refuse_init_identity_with_head_norm(const ConvertOptions& o) {
+  if (o.init == ConvertInit::identity)
+    fail<ConfigError>("--init identity does not apply to --format {}: its RMSNorm over each head and the "
+                      "(1 - lambda_init) scale change the function, so the base model cannot be reproduced",
+                      attention_layout_name(o.layout));
 }
 
 namespace {
@@ -54,6 +62,7 @@ const AttentionLayoutModule& layout_module(AttentionLayout layout) {
     case AttentionLayout::standard: return standard_attention();
     case AttentionLayout::llama_differential: return llama_differential_attention();
     case AttentionLayout::diffllama: return diffllama_attention();
+    case AttentionLayout::diff_v1: return diff_v1_attention();
   }
   throw std::logic_error("layout_module: unknown attention layout");
 }

@@ -1,6 +1,6 @@
 // One module per attention layout: everything that differs between the standard attention of a
-// Llama-family model (spec §1), the seed's llama-differential layout (spec §3) and transformers'
-// DiffLlama (spec §4). The parameter table, the forward and backward passes, the monitor and
+// Llama-family model (spec §1), the seed's llama-differential layout (spec §3), transformers'
+// DiffLlama (spec §4) and the paper's diff-v1 (spec §7). The parameter table, the forward and backward passes, the monitor and
 // inspect ask the model's layout module instead of switching on the layout; layout_module() is the
 // only switch. A new layout is one new file here plus its entry in layout.cpp and model_config's
 // parser (see docs/ARCHITECTURE.md).

@@ -48,6 +48,18 @@ class LlamaDifferential final : public AttentionLayoutModule {
 
   // Split mode halves the kv heads too (k2 reads the second half).
   void check_conversion(const ModelConfig& base, const ConvertOptions& o) const override {
+    if (o.init == ConvertInit::identity) {
+      if (o.sublayer_norm)
+        fail<ConfigError>("--init identity cannot be used with --sublayer-norm: the per-head RMSNorm changes the "
+                          "function, so the base model cannot be reproduced (use --no-sublayer-norm)");
+      if (o.split_heads)
+        fail<ConfigError>("--init identity cannot be used with --split-heads: in split mode the negative "
+                          "component is half of the model's own heads, so the base function is not kept");
+      if (o.zero_init)
+        fail<ConfigError>("--init identity and --zero-init cannot be used together: zero-init is the seed's "
+                          "exact conversion whose new parameters never train; identity keeps the base function "
+                          "and trains");
+    }
     if (o.split_heads && base.num_key_value_heads % 2 != 0)
       fail<ConfigError>("--split-heads needs an even number of key/value heads, but the model has {}",
                         base.num_key_value_heads);
@@ -61,8 +73,11 @@ class LlamaDifferential final : public AttentionLayoutModule {
     raw["mirror_weights"] = o.mirror_weights;
   }
   bool pairs_value_heads(const ConvertOptions& o) const override { return o.split_heads; }
-  // Zero negative rows and lambda = 0 leave A1 alone; without subln that is the base's attention.
-  bool conversion_is_exact(const ConvertOptions& o) const override { return o.zero_init && !o.sublayer_norm; }
+  // lambda = 0 (zero-init, or identity's equal lambda vectors with lambda_init 0) leaves A1 alone;
+  // without subln that is the base's attention.
+  bool conversion_is_exact(const ConvertOptions& o) const override {
+    return (o.zero_init || o.init == ConvertInit::identity) && !o.sublayer_norm;
+  }
 
   LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
                                float diff_attn_mix) const override {

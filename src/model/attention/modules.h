@@ -8,6 +8,7 @@ namespace difftx {
 const AttentionLayoutModule& standard_attention();            // standard.cpp (spec §1)
 const AttentionLayoutModule& llama_differential_attention();  // llama_differential.cpp (spec §3)
 const AttentionLayoutModule& diffllama_attention();           // diffllama.cpp (spec §4)
+const AttentionLayoutModule& diff_v1_attention();             // diff_v1.cpp (spec §7)
 
 // The head map of layouts that pair the model's own heads: H/2 diff-heads, G = H / KV; q1 = head i,
 // q2 = head H/2 + i; k1 = kv head i/G, k2 = second_kv(i); value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).
@@ -33,6 +34,10 @@ DiffHeadMap paired_heads_map(const ModelConfig& c, SecondKv second_kv) {
 // lambda1, lambda2 and lambda_full scaled by the warm-up mix when the layout has one.
 AttentionLayoutModule::LambdaMetrics lambda_vector_metrics(const AttentionLayoutModule& layout, const ModelConfig& c,
                                                            const LayerWeights& w, int64_t layer, float diff_attn_mix);
+
+// Refuses --init identity for a layout whose per-head norm and (1 - lambda_init) scale make the base
+// function unreachable (spec §9), naming the layout's --format.
+void refuse_init_identity_with_head_norm(const ConvertOptions& options);
 
 // The four lambda vectors [d] of a differential layer, in checkpoint order (spec §2).
 void add_lambda_vectors(ParamTable& table, const ModelConfig& config, const std::string& prefix, int64_t layer);
