@@ -1,5 +1,5 @@
 // difftx convert-diff-transformer CONFIG.yml [--zero-init] [--init random|identity] [--sublayer-norm|--no-sublayer-norm]
-//   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama|diff-v1] [--output-dir DIR]
+//   [--split-heads] [--mirror-weights] [--plain-o-proj] [--format llama-differential|diffllama|diff-v1|diff-v2] [--output-dir DIR]
 //   [--dtype f32|bf16|f16] [--seed N] [--overwrite] [--debug] [--json]
 #include <fmt/ranges.h>
 
@@ -43,8 +43,8 @@ Command add_convert(CLI::App& root) {
                 "Initialise the negative component (new q/k rows, lambda vectors, lambda_init) to zero");
   app->add_option("--init", o->init,
                   "How the new parameters start: random (the seed's rule) or identity (exactly the base model's "
-                  "function, and every new parameter trains; llama-differential without subln; implies "
-                  "--no-sublayer-norm)")
+                  "function, and every new parameter trains; llama-differential without subln (implies "
+                  "--no-sublayer-norm) or diff-v2")
       ->check(CLI::IsMember({"random", "identity"}))
       ->capture_default_str();
   CLI::Option* on = app->add_flag("--sublayer-norm")->description("Apply RMSNorm per head before o_proj (the default)");
@@ -59,7 +59,7 @@ Command add_convert(CLI::App& root) {
   app->add_flag("--plain-o-proj", o->convert.plain_o_proj,
                 "Copy o_proj unchanged (the seed's conversion) instead of reordering its input columns to follow "
                 "the value heads paired by --split-heads / --format diffllama");
-  app->add_option("--format", o->format, "Output layout: llama-differential (the seed's), diffllama (transformers') or diff-v1 (the paper's)")
+  app->add_option("--format", o->format, "Output layout: llama-differential (the seed's), diffllama (transformers'), diff-v1 (the paper's) or diff-v2 (Microsoft's DIFF V2)")
       ->capture_default_str();
   o->output_dir_option =
       app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -68,6 +69,26 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+// q_proj rows (or its bias) of diff-v2 from the base's H heads of d rows (`row` floats each):
+// head 2i = base head i; head 2i+1 = base head i again (mirror-weights, init identity), or
+// U(-bound, bound) (weights) / 0 (biases).
+void interleaved_q_copy(const float* src, float* dst, int64_t heads, int64_t head_dim, int64_t row, bool copy,
+                        bool bias, float bound, uint64_t seed, const std::string& name) {
+  const int64_t block = head_dim * row;
+  std::vector<float> fresh;
+  if (!copy && !bias) {
+    fresh.resize(static_cast<size_t>(heads * block));
+    uniform_fill(fresh.data(), fresh.size(), bound, seed, name);
+  }
+  for (int64_t i = 0; i < heads; ++i) {
+    std::copy_n(src + i * block, block, dst + 2 * i * block);
+    float* second = dst + (2 * i + 1) * block;
+    if (copy) std::copy_n(src + i * block, block, second);
+    else if (bias) std::fill_n(second, block, 0.0f);
+    else std::copy_n(fresh.data() + i * block, block, second);
+  }
+}
+
 // o_proj [D, H*d] of the base with its input column blocks paired as the regrouped value heads
 // are: block 2i <- block i, block 2i+1 <- block i + H/2.
 void paired_o_proj_copy(const float* src, float* dst, int64_t rows, int64_t heads, int64_t head_dim) {
@@ -95,7 +116,10 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
   Model out(convert_config(base.config(), o));
   const ModelConfig& c = out.config();
   const float bound = 1.0f / std::sqrt(static_cast<float>(c.hidden_size));
-  const bool paired_values = layout_module(o.layout).pairs_value_heads(o);
+  const AttentionLayoutModule& layout = layout_module(o.layout);
+  const bool paired_values = layout.pairs_value_heads(o);
+  const float o_scale = layout.o_proj_scale(o);
+  const bool identity = o.init == ConvertInit::identity;
 
   for (const ParamSpec& p : out.table().params()) {
     float* dst = out.weights().data() + p.offset;
@@ -105,8 +129,18 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
       paired_o_proj_copy(base.weights().data() + src_spec->offset, dst, p.shape[0], c.num_attention_heads, c.head_dim);
       continue;
     }
-    if (src_spec != nullptr && src_spec->shape == p.shape) {  // unchanged tensor
-      std::copy_n(base.weights().data() + src_spec->offset, p.numel, dst);
+    if (src_spec != nullptr && src_spec->shape == p.shape) {  // unchanged tensor (o_proj maybe scaled)
+      const float* src = base.weights().data() + src_spec->offset;
+      if (o_scale != 1.0f && ends_with(p.name, "self_attn.o_proj.weight"))
+        std::transform(src, src + p.numel, dst, [o_scale](float x) { return o_scale * x; });
+      else
+        std::copy_n(src, p.numel, dst);
+      continue;
+    }
+    if (src_spec != nullptr && layout.new_query_rows() == AttentionLayoutModule::NewQueryRows::interleaved) {
+      const bool bias = ends_with(p.name, ".bias");  // q_proj with 2H heads: pairs of the base's heads
+      interleaved_q_copy(base.weights().data() + src_spec->offset, dst, c.num_attention_heads, c.head_dim,
+                         bias ? 1 : c.hidden_size, o.mirror_weights || identity, bias, bound, o.seed, p.name);
       continue;
     }
     if (src_spec != nullptr) {  // doubled q_proj / k_proj (weight or bias): positive half, then negative half
@@ -132,6 +166,10 @@ Model convert_model(const Model& base, const ConvertOptions& o) {
         break;
       case ParamInit::ones:  // subln
         std::fill_n(dst, p.numel, 1.0f);
+        break;
+      case ParamInit::normal:  // a new matrix (diff-v2's lambda_proj): PyTorch's Linear init, 0 for identity
+        if (identity) std::fill_n(dst, p.numel, 0.0f);
+        else uniform_fill(dst, p.numel, bound, o.seed, p.name);
         break;
       default:
         throw std::logic_error("convert_model: no rule for tensor " + p.name);

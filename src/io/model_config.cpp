@@ -182,6 +182,7 @@ std::string_view attention_layout_name(AttentionLayout l) {
     case AttentionLayout::llama_differential: return "llama-differential";
     case AttentionLayout::diffllama: return "diffllama";
     case AttentionLayout::diff_v1: return "diff-v1";
+    case AttentionLayout::diff_v2: return "diff-v2";
   }
   return "?";
 }
@@ -214,7 +215,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   else if (family_name == c.model_type)
     fail<ConfigError>(
         "{}: model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3, llama-differential, "
-        "diffllama, diff-v1)",
+        "diffllama, diff-v1, diff-v2)",
         label, c.model_type);
   else
     fail<ConfigError>("{}: base_model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3)", label,

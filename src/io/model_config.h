@@ -1,8 +1,8 @@
 // config.json of a Hugging Face Llama-family model -> typed configuration (spec §1, §3, §4).
 //
 // Supported model_type: llama, mistral, qwen2, qwen3, and the differential layouts
-// llama-differential (the seed's format, spec §3), diffllama (transformers' DiffLlama, spec §4) and
-// diff-v1 (the paper's formulation, spec §7), whose base family is read from "base_model_type" (default llama). Keys follow transformers' configuration
+// llama-differential (the seed's format, spec §3), diffllama (transformers' DiffLlama, spec §4),
+// diff-v1 (the paper's formulation, spec §7) and diff-v2 (Microsoft's DIFF V2, spec §8), whose base family is read from "base_model_type" (default llama). Keys follow transformers' configuration
 // classes; a key absent from the file takes that class's default, except the keys that fix the
 // model's shape (hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
 // vocab_size), which are required: a config without them is treated as broken rather than
@@ -22,8 +22,9 @@ namespace difftx {
 
 enum class ModelFamily { llama, mistral, qwen2, qwen3 };
 
-// How attention is computed (spec §1 standard; §3 llama-differential; §4 diffllama; §7 diff-v1).
-enum class AttentionLayout { standard, llama_differential, diffllama, diff_v1 };
+// How attention is computed (spec §1 standard; §3 llama-differential; §4 diffllama; §7 diff-v1;
+// §8 diff-v2).
+enum class AttentionLayout { standard, llama_differential, diffllama, diff_v1, diff_v2 };
 
 // RoPE frequency scaling (transformers' rope_scaling / rope_parameters, "rope_type" or legacy "type").
 enum class RopeType { none, linear, dynamic, llama3, yarn };
@@ -65,7 +66,7 @@ struct ModelConfig {
   std::optional<DType> dtype;          // torch_dtype / dtype
   ordered_json raw;                    // every key of the file, in order
 
-  // Differential attention (spec §3, §4, §7).
+  // Differential attention (spec §3, §4, §7, §8).
   AttentionLayout layout = AttentionLayout::standard;
   bool split_heads = false;      // llama-differential: "split" mode (else "double")
   bool sublayer_norm = true;     // llama-differential: subln RMSNorm (learned weight) per head
@@ -80,10 +81,13 @@ struct ModelConfig {
   bool double_heads() const { return layout == AttentionLayout::llama_differential && !split_heads; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }     // attention output width
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }    // v_proj rows
-  int64_t q_proj_rows() const { return (double_heads() ? 2 : 1) * q_dim(); }
+  // q_proj rows: doubled in double mode (q1 then q2) and in diff-v2 (2H query heads).
+  int64_t q_proj_rows() const { return (double_heads() || layout == AttentionLayout::diff_v2 ? 2 : 1) * q_dim(); }
   int64_t k_proj_rows() const { return (double_heads() ? 2 : 1) * kv_dim(); }
-  // Width of one differential head's value (and subln): d in double mode, 2d otherwise.
-  int64_t diff_value_width() const { return (double_heads() ? 1 : 2) * head_dim; }
+  // Width of one differential head's value (and subln): d in double mode and diff-v2, 2d otherwise.
+  int64_t diff_value_width() const {
+    return (double_heads() || layout == AttentionLayout::diff_v2 ? 1 : 2) * head_dim;
+  }
 
   // Records the dtype the weights are written in, under the key the file used
   // ("torch_dtype" unless the file used transformers v5's "dtype").
@@ -99,11 +103,12 @@ void model_config_save(const std::filesystem::path& path, const ModelConfig& con
 
 std::string_view rope_type_name(RopeType t);
 std::string_view model_family_name(ModelFamily f);
-// "standard", "llama-differential", "diffllama", "diff-v1": the model_type each layout is written as.
+// "standard", "llama-differential", "diffllama", "diff-v1", "diff-v2": the model_type of each layout.
 std::string_view attention_layout_name(AttentionLayout l);
 // The differential layouts, in the order the CLI lists them (convert's --format).
 inline constexpr AttentionLayout kDifferentialLayouts[] = {AttentionLayout::llama_differential,
-                                                           AttentionLayout::diffllama, AttentionLayout::diff_v1};
+                                                           AttentionLayout::diffllama, AttentionLayout::diff_v1,
+                                                           AttentionLayout::diff_v2};
 
 // lambda_init(l) = 0.8 - 0.6 exp(-0.3 l) (spec §2; paper §2.1).
 

@@ -75,6 +75,10 @@ void Backend::attention_backward(const AttentionShape&, const float*, int64_t, c
                                  const AttentionGrads&) {
   no_training(*this, "attention_backward");
 }
+void Backend::lambda_combine_backward(const float*, const float*, float, const float*, int64_t, int64_t, int64_t,
+                                      float*, float*) {
+  no_training(*this, "lambda_combine_backward");
+}
 double Backend::diff_attention_backward(const AttentionShape&, const DiffHeadMap&, const DiffAttentionParams&,
                                         const float*, int64_t, const float*, const float*, const int32_t*,
                                         const DiffAttentionStats&, const float*, const AttentionGrads&) {

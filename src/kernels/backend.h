@@ -112,6 +112,10 @@ class Backend {
                                       const DiffAttentionParams& params, const float* q, int64_t q_stride,
                                       const float* k, const float* v, const int32_t* segments, float* out,
                                       int64_t out_stride, const DiffAttentionStats* stats = nullptr) = 0;
+  // kernels/cpu/lambda_combine.h: diff-v2's out[t, i] = a[t, 2i] - mix * sigmoid(z[t, i]) a[t, 2i+1];
+  // a [n, 2 * heads, d], z [n, heads], out [n, heads, d].
+  virtual void lambda_combine_forward(const float* a, const float* z, float mix, int64_t n, int64_t heads, int64_t d,
+                                      float* out) = 0;
   // dst[r, :] = src[r * src_row_step + src_row_offset, :] for r < rows, rows of `dim` floats
   // (the last position of each sequence: src_row_step = T, offset = T - 1).
   virtual void gather_rows(float* dst, const float* src, int64_t rows, int64_t dim, int64_t src_row_step,
@@ -146,6 +150,9 @@ class Backend {
                                          const float* k, const float* v, const int32_t* segments,
                                          const DiffAttentionStats& stats, const float* d_out,
                                          const AttentionGrads& grads);
+  // kernels/cpu/lambda_combine.h: the gradients of lambda_combine_forward into d_a and d_z.
+  virtual void lambda_combine_backward(const float* a, const float* z, float mix, const float* d_out, int64_t n,
+                                       int64_t heads, int64_t d, float* d_a, float* d_z);
   // For the monitor: sum over keys of P^2 per row of the 2 * Hd maps, [B, 2 * Hd, T].
   virtual void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale,
                                           const float* q, int64_t q_stride, const float* k, const int32_t* segments,

@@ -86,9 +86,30 @@ void attention_core_backward(const LayerGradPass& p, const DiffAttentionParams* 
                        p.gr.lambda_k2);
 }
 
-// Back through RoPE, the q/k norms and the q/k/v projections to the gradient of x_in (into dx).
+// diff-v2 (spec §8): out_i = A_2i V - mix * sigmoid(z_i) A_2i+1 V over the 2H query heads'
+// ordinary attention. From d_att to dq, dkc, dvc (through the standard attention backward of the
+// 2H heads) and to d_z, the gradient of the lambda logits z = xn · lambda_proj^T.
+void paired_attention_backward(const LayerGradPass& p, float mix, const float* d_att, std::vector<float>& dq,
+                               std::vector<float>& dkc, std::vector<float>& dvc, std::vector<float>& d_z) {
+  const ModelConfig& c = p.c;
+  const LayerTrace& a = p.a;
+  const int64_t B = p.B, T = p.T, N = p.N, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d;
+  std::vector<float> d_pairs(static_cast<size_t>(N * QH * d), 0.0f);
+  d_z.assign(static_cast<size_t>(N * H), 0.0f);
+  p.be.lambda_combine_backward(a.a.data(), a.lambda_logits.data(), mix, d_att, N, H, d, d_pairs.data(), d_z.data());
+  const AttentionShape shape{B, T, T, T, QH, KV, KV, d, c.sliding_window};
+  const AttentionGrads grads{dq.data(), QH * d, dkc.data(), dvc.data(), nullptr};
+  p.be.attention_backward(shape, a.q.data(), QH * d, a.kc.data(), a.vc.data(), p.tr.segments.data(),
+                          1.0f / std::sqrt(static_cast<float>(d)), a.m.data(), a.l.data(), a.a.data(), d_pairs.data(),
+                          grads);
+}
+
+// Back through RoPE, the q/k norms and the q/k/v projections (and diff-v2's lambda_proj, given
+// d_z) to the gradient of x_in (into dx).
 void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vector<float>& dkc,
-                  const std::vector<float>& dvc, std::vector<float>& d_xn, std::vector<float>& dx) {
+                  const std::vector<float>& dvc, const std::vector<float>& d_z, std::vector<float>& d_xn,
+                  std::vector<float>& dx) {
   const ModelConfig& c = p.c;
   const LayerTrace& a = p.a;
   const LayerWeights& w = p.w;
@@ -111,6 +132,9 @@ void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vec
   p.be.linear_backward(a.xn1.data(), N, D, w.q_proj.f32, QH * d, dq.data(), d_xn.data(), gr.q_proj, gr.q_bias);
   p.be.linear_backward(a.xn1.data(), N, D, w.k_proj.f32, KH * d, dk.data(), d_xn.data(), gr.k_proj, gr.k_bias);
   p.be.linear_backward(a.xn1.data(), N, D, w.v_proj.f32, KV * d, dv.data(), d_xn.data(), gr.v_proj, gr.v_bias);
+  if (!d_z.empty())
+    p.be.linear_backward(a.xn1.data(), N, D, w.lambda_proj.f32, c.num_attention_heads, d_z.data(), d_xn.data(),
+                         gr.lambda_proj, nullptr);
   p.be.rmsnorm_backward(dx.data(), gr.input_norm, d_xn.data(), a.x_in.data(), w.input_norm, N, D, p.eps);
 }
 
@@ -134,14 +158,18 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, float diff_attn_mi
                             gr.o_bias);
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
   std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
-  if (c.is_differential()) {
+  const AttentionLayoutModule& layout = layout_module(c);
+  const float mix = layout.warmup_mix() ? diff_attn_mix : 1.0f;
+  std::vector<float> d_z;  // diff-v2: the gradient of the lambda logits
+  if (layout.per_token_lambda()) {
+    paired_attention_backward(p, mix, d_att.data(), dq, dkc, dvc, d_z);
+  } else if (c.is_differential()) {
     const DiffAttentionParams diff = diff_params(l, diff_attn_mix);
-    const float mix = layout_module(c).warmup_mix() ? diff_attn_mix : 1.0f;
     attention_core_backward(p, &diff, mix, d_att.data(), dq, dkc, dvc);
   } else {
     attention_core_backward(p, nullptr, 1.0f, d_att.data(), dq, dkc, dvc);
   }
-  qkv_backward(p, dq, dkc, dvc, d_xn, dx);  // dx is now the gradient of x_in
+  qkv_backward(p, dq, dkc, dvc, d_z, d_xn, dx);  // dx is now the gradient of x_in
 }
 
 double Model::head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "model/attention/layout.h"
 #include "model/diff_layout.h"
 #include "model/finite_logits.h"
 
@@ -45,7 +46,7 @@ std::string layer_list(const std::vector<int64_t>& layers) {
 
 std::string non_finite_lambda(const Model& model) {
   const ModelConfig& c = model.config();
-  if (!c.is_differential()) return {};
+  if (!layout_module(c).lambda_per_layer()) return {};
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const float lambda = model.layer_lambda(l);
     if (std::isfinite(lambda)) continue;
@@ -72,7 +73,7 @@ std::string non_finite_lambda(const Model& model) {
 
 std::string stuck_negative_component(const Model& model) {
   const ModelConfig& c = model.config();
-  if (!c.is_differential()) return {};
+  if (!layout_module(c).lambda_per_layer()) return {};
   const uint64_t d = static_cast<uint64_t>(c.head_dim);
   std::vector<int64_t> frozen_lambda, zero_lambda, uniform_map;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {

@@ -3,7 +3,8 @@
 //   per layer: h = x + o_proj(attention(rmsnorm_in(x)));  x = h + down(silu(gate(n)) * up(n)), n = rmsnorm_post(h)
 //   logits = lm_head(rmsnorm_final(x))
 // where attention is standard softmax attention or, for the differential layouts, the fused
-// differential attention of spec §2-§4. Every operation runs on the model's backend
+// differential attention of spec §2-§4 and §7, or diff-v2's ordinary attention over 2H query heads
+// combined in pairs with a per-token lambda (spec §8). Every operation runs on the model's backend
 // (kernels/backend.h); the host prepares token ids, positions, RoPE tables and segment ids.
 #include <algorithm>
 #include <cmath>
@@ -119,6 +120,8 @@ struct LayerPass {
   float* k;        // [N, KH*d]
   float* v;        // [N, KV*d]
   float* att;      // [N, H*d]
+  float* att_pairs;     // [N, QH*d] diff-v2: every query head's attention before the paired combine
+  float* lambda_logits; // [N, H] diff-v2: x · lambda_proj^T
   float* gate;     // [N, I]
   float* up;       // [N, I]
   const float *cos, *sin;   // [N, d/2]
@@ -128,6 +131,28 @@ struct LayerPass {
   ForwardTrace* trace;
   float diff_attn_mix;
 };
+
+// diff-v2 (spec §8): ordinary attention over the QH = 2H query heads (query head j on kv head
+// j / (QH / KV)), then out_i = A_2i V - mix * sigmoid(z_i) A_2i+1 V with z = xn · lambda_proj^T,
+// which rmsnorm_linear_forward computed beside q, k and v.
+void Model::paired_attention_forward(const LayerPass& s, const float* kc, const float* vc, LayerTrace* tr) const {
+  const ModelConfig& c = config_;
+  Backend& be = s.be;
+  const int64_t B = s.B, T = s.T, N = s.N, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d;
+  const AttentionShape shape{B, T, s.past + T, s.capacity, QH, KV, KV, d, c.sliding_window};
+  if (tr) {
+    tr->m.resize(static_cast<size_t>(B * QH * T));
+    tr->l.resize(tr->m.size());
+  }
+  be.attention_forward(shape, s.q, QH * d, kc, vc, s.segments, 1.0f / std::sqrt(static_cast<float>(d)), s.att_pairs,
+                       QH * d, tr ? tr->m.data() : nullptr, tr ? tr->l.data() : nullptr);
+  if (tr) {
+    keep(be, tr->a, s.att_pairs, N * QH * d);
+    keep(be, tr->lambda_logits, s.lambda_logits, N * H);
+  }
+  be.lambda_combine_forward(s.att_pairs, s.lambda_logits, s.diff_attn_mix, N, H, d, s.att);
+}
 
 float Model::layer_lambda(int64_t l) const {
   if (!placed_lambda_.empty()) return placed_lambda_[static_cast<size_t>(l)];
@@ -163,8 +188,9 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   // Attention block.
   if (tr) keep(be, tr->x_in, s.x, N * D);
   const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, s.q}, {w.k_proj, w.k_bias, KH * d, s.k},
-                           {w.v_proj, w.v_bias, KV * d, s.v}};
-  be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, qkv);
+                           {w.v_proj, w.v_bias, KV * d, s.v}, {w.lambda_proj, nullptr, H, s.lambda_logits}};
+  const bool per_token_lambda = s.lambda_logits != nullptr;
+  be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, std::span(qkv, per_token_lambda ? 4 : 3));
   if (tr) keep(be, tr->xn1, s.xn, N * D);
   if (tr && w.q_norm) {
     keep(be, tr->q_lin, s.q, N * QH * d);
@@ -180,7 +206,9 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
     keep(be, tr->kc, kc, B * KH * T * d);
     keep(be, tr->vc, vc, B * KV * T * d);
   }
-  if (c.is_differential()) {
+  if (per_token_lambda) {
+    paired_attention_forward(s, kc, vc, tr);
+  } else if (c.is_differential()) {
     const DiffHeadMap map = diff_head_map(c);
     const int64_t Hd = map.n_diff_heads(), w_diff = c.diff_value_width();
     const AttentionShape shape{B, T, s.past + T, s.capacity, QH, KH, KV, d, c.sliding_window};
@@ -274,9 +302,16 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   Buffer q = be.alloc_array<float>(N * QH * d), k = be.alloc_array<float>(N * KH * d);
   Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
   Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
+  const bool per_token_lambda = layout_module(c).per_token_lambda();
+  Buffer att_pairs, lambda_logits;
+  if (per_token_lambda) {
+    att_pairs = be.alloc_array<float>(N * QH * d);
+    lambda_logits = be.alloc_array<float>(N * H);
+  }
   LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
-                 v.as<float>(), att.as<float>(), gate.as<float>(), up.as<float>(), in.cos, in.sin, attention_segments, cache,
-                 scratch_k.as<float>(), scratch_v.as<float>(), trace, options.diff_attn_mix};
+                 v.as<float>(), att.as<float>(), att_pairs.as<float>(), lambda_logits.as<float>(), gate.as<float>(),
+                 up.as<float>(), in.cos, in.sin, attention_segments, cache, scratch_k.as<float>(), scratch_v.as<float>(),
+                 trace, options.diff_attn_mix};
   be.embedding_forward(in.ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, in.max_position);

@@ -17,6 +17,7 @@ LayerIndex layer_index(const ParamTable& t, int64_t layer) {
           .lambda_q1 = at("self_attn.lambda_q1"), .lambda_k1 = at("self_attn.lambda_k1"),
           .lambda_q2 = at("self_attn.lambda_q2"), .lambda_k2 = at("self_attn.lambda_k2"),
           .subln = at("self_attn.subln.weight"),
+          .lambda_proj = at("self_attn.lambda_proj.weight"),
           .post_norm = at("post_attention_layernorm.weight"),
           .gate_proj = at("mlp.gate_proj.weight"), .gate_bias = at("mlp.gate_proj.bias"),
           .up_proj = at("mlp.up_proj.weight"), .up_bias = at("mlp.up_proj.bias"),

@@ -2,7 +2,7 @@
 // the table entries (LayerIndex, built once from the names), the weights' addresses (LayerWeights)
 // and the gradients' addresses (LayerGrads), so that nothing is looked up by name per step.
 // M is the type for matrices, V for every other tensor; a role the config lacks holds M{} / V{}
-// (nullptr). Shapes (spec §1, §3, §4; H = num_attention_heads, KV = num_key_value_heads, d =
+// (nullptr). Shapes (spec §1, §3, §4, §7, §8; H = num_attention_heads, KV = num_key_value_heads, d =
 // head_dim, D = hidden_size, I = intermediate_size, w = value width d or 2d):
 #pragma once
 
@@ -16,7 +16,7 @@ namespace difftx {
 template <class M, class V>
 struct LayerTensors {
   V input_norm;             // [D]
-  M q_proj; V q_bias;       // [H*d, D], [H*d] (double mode: [2*H*d, D], [2*H*d])
+  M q_proj; V q_bias;       // [H*d, D], [H*d] (double mode and diff-v2: [2*H*d, D], [2*H*d])
   M k_proj; V k_bias;       // [KV*d, D], [KV*d] (double mode: [2*KV*d, D], [2*KV*d])
   M v_proj; V v_bias;       // [KV*d, D], [KV*d]
   M o_proj; V o_bias;       // [D, H*d], [D]
@@ -24,7 +24,8 @@ struct LayerTensors {
   V lambda_init;            // [] (llama-differential; diffllama recomputes it)
   V lambda_q1, lambda_k1;   // [d] (differential layouts)
   V lambda_q2, lambda_k2;   // [d]
-  V subln;                  // [w] (llama-differential with sublayer_norm)
+  V subln;                  // [w] (llama-differential with sublayer_norm, diff-v1)
+  M lambda_proj;            // [H, D] (diff-v2: lambda = sigmoid(x · lambda_proj[i]) per token)
   V post_norm;              // [D]
   M gate_proj; V gate_bias; // [I, D], [I]
   M up_proj; V up_bias;     // [I, D], [I]
@@ -44,6 +45,7 @@ LayerTensors<M2, V2> map_layer(const LayerTensors<M, V>& in, FM&& fm, FV&& fv) {
           .lambda_q1 = fv(in.lambda_q1), .lambda_k1 = fv(in.lambda_k1),
           .lambda_q2 = fv(in.lambda_q2), .lambda_k2 = fv(in.lambda_k2),
           .subln = fv(in.subln),
+          .lambda_proj = fm(in.lambda_proj),
           .post_norm = fv(in.post_norm),
           .gate_proj = fm(in.gate_proj), .gate_bias = fv(in.gate_bias),
           .up_proj = fm(in.up_proj), .up_bias = fv(in.up_bias),

@@ -130,7 +130,7 @@ void Model::place_on(std::shared_ptr<Backend> backend) {
     return;
   }
   std::vector<float> lambdas;
-  if (config_.is_differential())
+  if (layout_module(config_).lambda_per_layer())
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) lambdas.push_back(layer_lambda(l));
   Buffer f32 = backend->alloc(weights_.size() * sizeof(float));
   Buffer bf16 = backend->alloc(weights_bf16_.size() * sizeof(uint16_t));

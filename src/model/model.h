@@ -23,6 +23,7 @@ namespace difftx {
 class KVCache;
 struct ForwardTrace;
 struct LayerPass;
+struct LayerTrace;
 
 
 // A batch of token ids with optional padding and explicit positions.
@@ -134,6 +135,8 @@ class Model {
   void bind();
   DiffAttentionParams diff_params(int64_t layer, float diff_attn_mix) const;
   void layer_forward(int64_t l, LayerPass& pass) const;
+  void paired_attention_forward(const LayerPass& pass, const float* k_cache, const float* v_cache,
+                                LayerTrace* trace) const;
   ModelConfig config_;
   ParamTable table_;
   AlignedVector<float> weights_;  // 64-byte aligned: each parameter starts on a cache line

@@ -1,7 +1,7 @@
 // What a training forward keeps for the backward pass: the inputs of every operation whose
 // backward needs them, per layer. Memory per layer, N = B*T tokens:
-//   N * (4 D + (2 QH + KH + KV + H) d + 2 I) floats, plus 2 * N * Hd * w for differential layers
-// and the per-row softmax statistics; linear in T (attention weights and silu(gate) * up are
+//   N * (4 D + (2 QH + KH + KV + H) d + 2 I) floats, plus 2 * N * Hd * w for fused differential
+// layers (diff-v2: N * (2H d + H)) and the per-row softmax statistics; linear in T (attention weights and silu(gate) * up are
 // recomputed, never stored). Memory model of a training step: bench/NOTES.md.
 #pragma once
 
@@ -18,10 +18,14 @@ struct LayerTrace {
   std::vector<float> kc, vc;        // [B, KH, T, d], [B, KV, T, d] keys after RoPE, values
   std::vector<float> att;           // [N, H*d] attention output, o_proj's input
   // Softmax statistics [B, maps, T] (row max m, row sum l): maps = H for standard attention,
-  // 2 * Hd for differential layers (first maps, then second: kernels/op_types.h DiffAttentionStats).
+  // 2 * Hd for fused differential layers (first maps, then second: kernels/op_types.h
+  // DiffAttentionStats), the 2H query heads for diff-v2.
   std::vector<float> m, l;
-  std::vector<float> a;             // [N, 2 * Hd, w] the maps' outputs before the difference (differential only)
-  float lambda = 0.0f;              // lambda of the layer (differential only), before mix
+  // The maps' outputs before the difference: [N, 2 * Hd, w] (fused differential layers) or
+  // [N, 2H, d] (diff-v2: the ordinary attention of every query head).
+  std::vector<float> a;
+  float lambda = 0.0f;              // lambda of the layer (fused differential layers), before mix
+  std::vector<float> lambda_logits; // [N, H] x · lambda_proj[i] (diff-v2: lambda = sigmoid of it), before mix
   std::vector<float> h;             // [N, D] residual after the attention block
   std::vector<float> xn2;           // [N, D] post_attention_layernorm output
   std::vector<float> gate, up;      // [N, I] gate and up projections (before silu(gate) * up)

@@ -69,14 +69,14 @@ ordered_json diff_attention_metrics(const Model& model, const ForwardTrace& last
   std::vector<std::pair<std::string, std::vector<double>>> aggregated;  // in log order
   ordered_json m = ordered_json::object();
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const AttentionLayoutModule::LambdaMetrics lm = layout.lambda_metrics(c, model.layer_weights(l), l, diff_attn_mix);
+    const AttentionLayoutModule::LambdaMetrics lm = layout.lambda_metrics(c, model.layer_weights(l), l, diff_attn_mix, &last);
     if (aggregated.empty())
       for (const auto& [name, v] : lm.aggregated) aggregated.emplace_back(name, std::vector<double>{});
     for (size_t i = 0; i < lm.aggregated.size(); ++i) aggregated[i].second.push_back(lm.aggregated[i].second);
     if (std::find(layers.begin(), layers.end(), l) == layers.end()) continue;
     const std::string k = fmt::format("layer_{}/", l);
     for (const auto& [name, v] : lm.per_layer) m[k + name] = v;
-    if (static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m.empty()) {
+    if (layout.lambda_per_layer() && static_cast<int64_t>(last.layers.size()) > l && !last.layers[l].m.empty()) {
       const auto [a1, a2] = map_statistics(model, last, l);
       m[k + "attn1_mean"] = a1.mean;
       m[k + "attn2_mean"] = a2.mean;

@@ -1,7 +1,7 @@
 // The conversions beyond the seed end to end through the CLI, on the train fixture's tiny Mistral
 // (H=4, KV=2) with real text: `--init identity` (spec §9) starts exactly at the base model and every
-// new tensor trains; `--format diff-v1` (spec §7) converts, trains, evaluates and generates; bad
-// flag combinations exit 2 and write nothing.
+// new tensor trains; `--format diff-v1` (spec §7) and `--format diff-v2` (spec §8) convert, train,
+// evaluate and generate; bad flag combinations exit 2 and write nothing.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +12,7 @@
 
 #include "cli/train_fixture.h"
 #include "io/json_file.h"
+#include "io/safetensors_write.h"
 #include "model/model.h"
 #include "model/model_dir.h"
 #include "test_util.h"
@@ -135,6 +136,62 @@ TEST_F(ConversionCliTest, DiffV1ConvertsTrainsEvaluatesAndGenerates) {
   EXPECT_GT(kl["kld_mean"].get<double>(), 1e-4) << "diff-v1 changes the function (norm and pairing)";
 }
 
+TEST_F(ConversionCliTest, DiffV2IdentityStartsAtTheBaseTrainsAndLogsItsLambda) {
+  const ordered_json report = convert("v2", {"--format", "diff-v2", "--init", "identity"});
+  EXPECT_EQ(report["layout"], "diff-v2");
+  EXPECT_EQ(report["debug"]["match"], true);
+  EXPECT_EQ(report["debug"]["match_expected"], true);
+  const ordered_json start = kl_from_base("v2");
+  EXPECT_LT(start["kld_max"].get<double>(), 1e-9);
+  EXPECT_EQ(start["same_top1"].get<double>(), 1.0);
+  const ordered_json cfg_json = json_parse(test::read_text(dir_->path() / "v2" / "config.json"), "config.json");
+  EXPECT_EQ(cfg_json["model_type"], "diff-v2");
+  EXPECT_EQ(cfg_json["architectures"][0], "DiffV2ForCausalLM");
+  auto inspect = run_difftx({"inspect", (dir_->path() / "v2").string()});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("diff-v2"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("ok: every tensor"), std::string::npos) << inspect.out;
+
+  // Two AdamW steps without weight decay: lambda_proj and both copies of every query head move;
+  // the monitor logs the per-token lambda (1/2 at the start) and lambda_proj's norm.
+  const fs::path cfg = config("v2-run", "base_model: " + (dir_->path() / "v2").string() +
+                                            "\nmax_steps: 2\nwarmup_steps: 0\nweight_decay: 0.0\n"
+                                            "diff_attn_warmup_steps: 0\nval_set_size: 0\nsave_steps: 0\n"
+                                            "diff_attn_log_every: 1");
+  auto r = run_difftx({"train", cfg.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Model converted = model_load(dir_->path() / "v2"), trained = model_load(dir_->path() / "v2-run");
+  const ModelConfig& c = converted.config();
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.self_attn.", l);
+    for (const char* name : {"lambda_proj.weight", "q_proj.weight"}) {
+      const ParamSpec& spec = converted.table().at(p + name);
+      const float *a = converted.param(p + name), *b = trained.param(p + name);
+      int64_t moved = 0;
+      for (uint64_t i = 0; i < spec.numel; ++i) moved += a[i] != b[i];
+      EXPECT_GT(moved, static_cast<int64_t>(spec.numel) / 2) << p << name;
+    }
+  }
+  const auto rows = metrics(dir_->path() / "v2-run");
+  ASSERT_FALSE(rows.empty());
+  const ordered_json& first = rows.front();
+  for (const char* key : {"layer_0/lambda_mean", "layer_0/lambda_std", "layer_0/lambda_proj_norm",
+                          "aggregate/lambda_mean_mean", "aggregate/lambda_proj_norm_mean"})
+    EXPECT_TRUE(first.contains(key)) << key << " in " << first.dump();
+  EXPECT_FALSE(first.contains("layer_0/lambda_q1_norm")) << "diff-v2 has no lambda vectors";
+  EXPECT_NEAR(first["layer_0/lambda_mean"].get<double>(), 0.5, 0.05) << "lambda starts at sigmoid(0) = 1/2";
+  EXPECT_GT(first["layer_0/lambda_proj_norm"].get<double>(), 0.0);
+  const ordered_json after = kl_from_base("v2-run");
+  EXPECT_GT(after["kld_mean"].get<double>(), 1e-6);
+  auto gen = run_difftx({"generate", (dir_->path() / "v2-run").string(), "--prompt", "It was", "--max-new-tokens",
+                         "6", "--temperature", "0"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  auto nocache = run_difftx({"generate", (dir_->path() / "v2-run").string(), "--prompt", "It was",
+                             "--max-new-tokens", "6", "--temperature", "0", "--no-cache"});
+  ASSERT_EQ(nocache.exit_code, 0) << nocache.err;
+  EXPECT_EQ(gen.out, nocache.out) << "decoding with the KV cache gives the full forward's tokens";
+}
+
 TEST_F(ConversionCliTest, FlagsThatCannotApplyExitTwoAndWriteNothing) {
   const fs::path d = dir_->path();
   struct Case {
@@ -151,6 +208,9 @@ TEST_F(ConversionCliTest, FlagsThatCannotApplyExitTwoAndWriteNothing) {
       {{"--format", "diff-v1", "--zero-init"}, "--zero-init does not apply to --format diff-v1"},
       {{"--format", "diff-v1", "--split-heads"}, "--split-heads does not apply to --format diff-v1"},
       {{"--init", "zeros"}, "--init"},
+      {{"--format", "diff-v2", "--zero-init"}, "--zero-init does not apply to --format diff-v2"},
+      {{"--format", "diff-v2", "--sublayer-norm"}, "--sublayer-norm does not apply to --format diff-v2"},
+      {{"--format", "diff-v2", "--split-heads"}, "--split-heads does not apply to --format diff-v2"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = {"convert-diff-transformer", (d / "conv.yml").string(), "--output-dir",
@@ -176,6 +236,33 @@ TEST_F(ConversionCliTest, FlagsThatCannotApplyExitTwoAndWriteNothing) {
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(d / "odd-out"));
+}
+
+// A checkpoint of diff-v2 whose lambda_proj is missing or has another layout's shape: exit 2 with
+// the tensor named, for every command that loads it.
+TEST_F(ConversionCliTest, ATensorOfTheWrongLayoutIsNamed) {
+  convert("v2-bad-src", {"--format", "diff-v2"});
+  const fs::path d = dir_->path();
+  const Model m = model_load(d / "v2-bad-src");
+  const ModelConfig& c = m.config();
+  const std::string bad = "model.layers.1.self_attn.lambda_proj.weight";
+  const std::vector<float> wide(static_cast<size_t>(2 * c.num_attention_heads * c.hidden_size), 0.5f);
+  for (const bool drop : {true, false}) {
+    const fs::path out = d / (drop ? "v2-missing" : "v2-wide");
+    fs::create_directories(out);
+    fs::copy_file(d / "v2-bad-src" / "config.json", out / "config.json");
+    std::vector<TensorWrite> tensors;
+    for (const ParamSpec& p : m.table().params()) {
+      if (p.name == bad && drop) continue;
+      if (p.name == bad) tensors.push_back({p.name, {2 * c.num_attention_heads, c.hidden_size}, wide.data()});
+      else tensors.push_back({p.name, p.shape, m.param(p.name)});
+    }
+    safetensors_write(out / "model.safetensors", tensors);
+    auto r = run_difftx({"forward", out.string(), "--ids", "1,5,7"});
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+    if (!drop) EXPECT_NE(r.err.find(fmt::format("[{}, {}]", c.num_attention_heads, c.hidden_size)), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

@@ -98,6 +98,54 @@ TEST_P(ConvertTest, DiffV1KeepsEveryBaseTensor) {
   EXPECT_GT(diff_from_base(m), 1e-3);
 }
 
+// diff-v2's identity conversion (spec §9): query heads 2i and 2i+1 both the base's head i,
+// lambda_proj 0 (lambda = 1/2), o_proj doubled: out_i = A_i V / 2, doubled back.
+TEST_P(ConvertTest, DiffV2IdentityInitComputesTheBaseModel) {
+  ConvertOptions o = options(false, true, false, false, AttentionLayout::diff_v2);
+  o.init = ConvertInit::identity;
+  Model m = convert_model(*base, o);
+  const double err = diff_from_base(m);
+  std::printf("[ convert  ] %-24s diff-v2 init identity: max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
+  EXPECT_LE(err, 1e-6);
+  const ModelConfig& bc = base->config();
+  const int64_t D = bc.hidden_size, d = bc.head_dim, H = bc.num_attention_heads;
+  const float* bq = base->param("model.layers.0.self_attn.q_proj.weight");
+  const float* q = m.param("model.layers.0.self_attn.q_proj.weight");
+  for (int64_t i = 0; i < H; ++i) {
+    EXPECT_TRUE(std::equal(bq + i * d * D, bq + (i + 1) * d * D, q + 2 * i * d * D)) << "head " << 2 * i;
+    EXPECT_TRUE(std::equal(bq + i * d * D, bq + (i + 1) * d * D, q + (2 * i + 1) * d * D)) << "head " << 2 * i + 1;
+  }
+  const float* lp = m.param("model.layers.1.self_attn.lambda_proj.weight");
+  EXPECT_TRUE(std::all_of(lp, lp + H * D, [](float x) { return x == 0.0f; }));
+  EXPECT_EQ(m.param("model.layers.1.self_attn.o_proj.weight")[3], 2.0f * base->param("model.layers.1.self_attn.o_proj.weight")[3]);
+}
+
+// diff-v2's default conversion: head 2i is the base's head i, head 2i+1 and lambda_proj are new.
+TEST_P(ConvertTest, DiffV2DefaultKeepsThePositiveHeads) {
+  Model m = convert_model(*base, options(false, true, false, false, AttentionLayout::diff_v2));
+  const ModelConfig& bc = base->config();
+  const int64_t D = bc.hidden_size, d = bc.head_dim, H = bc.num_attention_heads;
+  EXPECT_EQ(m.table().at("model.layers.0.self_attn.q_proj.weight").numel, static_cast<uint64_t>(2 * H * d * D));
+  EXPECT_EQ(m.table().at("model.layers.0.self_attn.k_proj.weight").numel, static_cast<uint64_t>(bc.kv_dim() * D));
+  const float* bq = base->param("model.layers.1.self_attn.q_proj.weight");
+  const float* q = m.param("model.layers.1.self_attn.q_proj.weight");
+  for (int64_t i = 0; i < H; ++i) {
+    EXPECT_TRUE(std::equal(bq + i * d * D, bq + (i + 1) * d * D, q + 2 * i * d * D)) << "head " << 2 * i;
+    EXPECT_FALSE(std::equal(bq + i * d * D, bq + (i + 1) * d * D, q + (2 * i + 1) * d * D)) << "head " << 2 * i + 1;
+  }
+  if (m.table().find("model.layers.1.self_attn.q_proj.bias") != nullptr) {
+    const float* bias = m.param("model.layers.1.self_attn.q_proj.bias");
+    EXPECT_EQ(bias[0], base->param("model.layers.1.self_attn.q_proj.bias")[0]);
+    EXPECT_EQ(bias[d], 0.0f) << "the new heads' biases start at 0";
+  }
+  const float* lp = m.param("model.layers.1.self_attn.lambda_proj.weight");
+  const float bound = 1.0f / std::sqrt(static_cast<float>(D));
+  EXPECT_TRUE(std::all_of(lp, lp + H * D, [&](float x) { return std::abs(x) <= bound; }));
+  EXPECT_TRUE(std::any_of(lp, lp + H * D, [](float x) { return x != 0.0f; }));
+  EXPECT_EQ(m.param("model.layers.1.self_attn.o_proj.weight")[3], base->param("model.layers.1.self_attn.o_proj.weight")[3]);
+  EXPECT_GT(diff_from_base(m), 1e-3);
+}
+
 TEST_P(ConvertTest, DefaultAndMirrorChangeTheOutput) {
   Model d = convert_model(*base, options(false, true));
   Model mirror = convert_model(*base, options(false, false, false, true));
@@ -206,7 +254,8 @@ TEST_P(ConvertTest, ConfigRecordsLayoutAndFlags) {
 
 TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
   const ModelConfig& bc = base->config();
-  for (auto layout : {AttentionLayout::llama_differential, AttentionLayout::diffllama, AttentionLayout::diff_v1}) {
+  for (auto layout : {AttentionLayout::llama_differential, AttentionLayout::diffllama, AttentionLayout::diff_v1,
+                      AttentionLayout::diff_v2}) {
     if (layout == AttentionLayout::diffllama && bc.num_attention_heads % 2) continue;
     if (layout == AttentionLayout::diff_v1 && (bc.num_attention_heads % 2 || bc.num_key_value_heads % 2)) continue;
     Model m = convert_model(*base, options(false, true, false, false, layout));
@@ -219,7 +268,8 @@ TEST_P(ConvertTest, SavedAndReloadedGivesIdenticalLogits) {
 
 TEST_P(ConvertTest, PrefillThenDecodeEqualsFullForward) {
   for (auto opts : {options(false, true), options(false, true, true),
-                    options(false, true, false, false, AttentionLayout::diff_v1)}) {
+                    options(false, true, false, false, AttentionLayout::diff_v1),
+                    options(false, true, false, false, AttentionLayout::diff_v2)}) {
     const bool pairs_kv = opts.split_heads || opts.layout == AttentionLayout::diff_v1;
     if (pairs_kv && (base->config().num_attention_heads % 2 || base->config().num_key_value_heads % 2)) continue;
     Model m = convert_model(*base, opts);
@@ -314,6 +364,18 @@ TEST(ConvertOptions, InvalidCombinationsAreRejectedBeforeWork) {
     expect_error(c, ident, "does not apply to --format");
   }
 
+  // diff-v2: no split mode, no zero-init (lambda = sigmoid is never 0), no norm.
+  const AttentionLayout v2 = AttentionLayout::diff_v2;
+  expect_error(c, options(false, true, true, false, v2), "--split-heads does not apply to --format diff-v2");
+  expect_error(c, options(true, false, false, false, v2), "--zero-init does not apply to --format diff-v2");
+  ConvertOptions v2_norm = options(false, true, false, false, v2);
+  v2_norm.sublayer_norm_given = true;
+  expect_error(c, v2_norm, "--sublayer-norm does not apply to --format diff-v2");
+  ConvertOptions v2_ident = options(false, true, false, false, v2);
+  v2_ident.init = ConvertInit::identity;
+  EXPECT_NO_THROW(convert_options_check(c, v2_ident));
+  EXPECT_NO_THROW(convert_options_check(odd, options(false, true, false, false, v2))) << "any head count";
+
   auto diff = test::golden_case_load("diffllama_gqa");
   expect_error(model_config_load(diff.dir / "config.json"), options(false, true), "already differential");
 }
@@ -370,6 +432,33 @@ TEST(ConvertGradients, ZeroInitIsAFixedPointOfTraining) {
     EXPECT_EQ(stuck_negative_component(m), "");
   }
   EXPECT_EQ(stuck_negative_component(base), "") << "a standard model has no negative component";
+
+  // diff-v2's identity conversion (spec §9): lambda_proj gets -sigma'(0) <g_i, A V> x, and the two
+  // copies of each query head get gradients in the ratio 1 : -lambda = 1 : -1/2, so they separate.
+  ConvertOptions v2 = options(false, false, false, false, AttentionLayout::diff_v2);
+  v2.init = ConvertInit::identity;
+  const Model m = convert_model(base, v2);
+  std::vector<float> grads(m.weights().size(), 0.0f);
+  ForwardTrace trace;
+  m.loss_and_backward(g.batch, targets, 0.1f, grads, trace);
+  const ModelConfig& c = m.config();
+  const int64_t D = c.hidden_size, d = c.head_dim, H = c.num_attention_heads;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const ParamSpec& lp = m.table().at(fmt::format("model.layers.{}.self_attn.lambda_proj.weight", l));
+    double lp_sum = 0;
+    for (uint64_t i = 0; i < lp.numel; ++i) lp_sum += std::abs(grads[lp.offset + i]);
+    EXPECT_GT(lp_sum, 1e-4) << "layer " << l;
+    const ParamSpec& q = m.table().at(fmt::format("model.layers.{}.self_attn.q_proj.weight", l));
+    double first_sq = 0, worst = 0;
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t e = 0; e < d * D; ++e) {
+        const float g1 = grads[q.offset + 2 * i * d * D + e], g2 = grads[q.offset + (2 * i + 1) * d * D + e];
+        first_sq += static_cast<double>(g1) * g1;
+        worst = std::max(worst, std::abs(static_cast<double>(g2) + 0.5 * g1));
+      }
+    EXPECT_GT(first_sq, 1e-12) << "layer " << l;
+    EXPECT_LE(worst, 1e-6 * std::sqrt(first_sq)) << "layer " << l << ": head 2i+1's gradient is not -1/2 of head 2i's";
+  }
 }
 
 }  // namespace

@@ -37,12 +37,13 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
     """Written from spec 2-4 sentence by sentence; shares no code with diff_ref/llama_ref."""
     W = {k: v.double().numpy() for k, v in W.items()}
     lay = cfg["model_type"]
-    assert lay in ("llama-differential", "diffllama", "diff-v1")
+    assert lay in ("llama-differential", "diffllama", "diff-v1", "diff-v2")
     family = cfg.get("base_model_type", "llama")
     split = lay == "llama-differential" and bool(cfg.get("split_heads"))
     double = lay == "llama-differential" and not split
     subln = lay == "llama-differential" and cfg.get("sublayer_norm", True)
     v1 = lay == "diff-v1"
+    v2 = lay == "diff-v2"
     B, T = len(ids), len(ids[0])
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     d = cfg.get("head_dim") or D // H
@@ -80,13 +81,16 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
                 lam_init = float(W[A + "lambda_init"])
             else:
                 lam_init = 0.8 - 0.6 * math.exp(-0.3 * l)
-            lam = (math.exp(dot(W[A + "lambda_q1"], W[A + "lambda_k1"]))
-                   - math.exp(dot(W[A + "lambda_q2"], W[A + "lambda_k2"])) + lam_init)
+            if not v2:
+                lam = (math.exp(dot(W[A + "lambda_q1"], W[A + "lambda_k1"]))
+                       - math.exp(dot(W[A + "lambda_q2"], W[A + "lambda_k2"])) + lam_init)
 
             # per token: query heads, key heads (both after q/k norm and RoPE), value heads
-            Q1, Q2, K1, K2, Q, K, Vh = [], [], [], [], [], [], []
+            Q1, Q2, K1, K2, Q, K, Vh, LAM = [], [], [], [], [], [], [], []
             for t in range(T):
                 n = norm(xs[t], W[P + "input_layernorm.weight"])
+                if v2:                                       # lambda per token and output head
+                    LAM.append([1 / (1 + math.exp(-dot(n, W[A + "lambda_proj.weight"][i]))) for i in range(H)])
                 q = lin(A + "q_proj", n)
                 k = lin(A + "k_proj", n)
                 v = lin(A + "v_proj", n)
@@ -103,7 +107,7 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
                     K1.append(prep(k[:KV * d], KV, "k"))
                     K2.append(prep(k[KV * d:], KV, "k"))
                 else:
-                    Q.append(prep(q, H, "q"))
+                    Q.append(prep(q, 2 * H if v2 else H, "q"))
                     K.append(prep(k, KV, "k"))
                 Vh.append([v[g * d:(g + 1) * d] for g in range(KV)])
 
@@ -145,6 +149,14 @@ def naive_diff_forward(cfg, W, ids, mask, pos, mix=1.0):
                         s2 = softmax_weights(i, Q[i][half + h], lambda j: K[j][kvhalf + g])
                         o = apply(s1, val, 2 * d) - mix * lam * apply(s2, val, 2 * d)
                         pieces.append(norm(o, W[A + "subln.weight"]) if subln else o)
+                elif v2:
+                    for h in range(H):                       # output head h: query heads 2h, 2h + 1
+                        g = 2 * h // (2 * G)                 # their shared kv head
+                        s1 = softmax_weights(i, Q[i][2 * h], lambda j, g=g: K[j][g])
+                        s2 = softmax_weights(i, Q[i][2 * h + 1], lambda j, g=g: K[j][g])
+                        o = (apply(s1, lambda j, g=g: Vh[j][g], d)
+                             - mix * LAM[i][h] * apply(s2, lambda j, g=g: Vh[j][g], d))
+                        pieces.append(o)
                 elif v1:
                     for h in range(H // 2):                  # diff-head h: query heads 2h and 2h + 1
                         g = h // G                           # value: kv heads 2g and 2g + 1
@@ -204,7 +216,8 @@ def to_base(cfg, w):
     out = {}
     for n, t in w.items():
         leaf = n.split(".self_attn.")[-1]
-        if leaf in ("lambda_init", "lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2", "subln.weight"):
+        if leaf in ("lambda_init", "lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2", "subln.weight",
+                    "lambda_proj.weight"):
             continue
         if leaf.startswith("q_proj."):
             t = t[: H * d]
@@ -271,12 +284,16 @@ def check_files(cdir, name, cfg, inp, w32, failures):
     double = lay == "llama-differential" and not split
     subln = lay == "llama-differential" and cfg.get("sublayer_norm", True)
     v1 = lay == "diff-v1"
+    v2 = lay == "diff-v2"
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}.self_attn."
-        want = {"q_proj.weight": [(2 if double else 1) * H * d, D],
+        want = {"q_proj.weight": [(2 if double or v2 else 1) * H * d, D],
                 "k_proj.weight": [(2 if double else 1) * KV * d, D],
-                "v_proj.weight": [KV * d, D], "o_proj.weight": [D, H * d],
-                "lambda_q1": [d], "lambda_k1": [d], "lambda_q2": [d], "lambda_k2": [d]}
+                "v_proj.weight": [KV * d, D], "o_proj.weight": [D, H * d]}
+        if v2:
+            want["lambda_proj.weight"] = [H, D]
+        else:
+            want.update({"lambda_q1": [d], "lambda_k1": [d], "lambda_q2": [d], "lambda_k2": [d]})
         if lay == "llama-differential":
             want["lambda_init"] = []
         if subln or v1:
@@ -298,9 +315,9 @@ def check_files(cdir, name, cfg, inp, w32, failures):
               and all(isinstance(cfg.get(k), bool) for k in
                       ("split_heads", "sublayer_norm", "zero_init", "mirror_weights"))
               and isinstance(inp.get("mix"), float))
-    elif v1:
-        ok = (cfg["architectures"] == ["DiffV1ForCausalLM"] and isinstance(inp.get("mix"), float)
-              and "lambda_init" not in " ".join(w32))
+    elif v1 or v2:
+        ok = (cfg["architectures"] == [("DiffV1ForCausalLM" if v1 else "DiffV2ForCausalLM")]
+              and isinstance(inp.get("mix"), float) and "lambda_init" not in " ".join(w32))
     else:
         ok = (cfg["architectures"] == ["DiffLlamaForCausalLM"] and cfg.get("lambda_std_dev") == 0.1
               and "mix" not in inp and "lambda_init" not in " ".join(w32))
@@ -367,7 +384,8 @@ def check_case(cdir, entry, failures):
 
     parts = []
     lam_vecs = [n for n in w32 if n.split(".")[-1] in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2")]
-    parts.append(changed("lambda vectors=0", cfg, replace(w32, lam_vecs, lambda n, t: torch.zeros_like(t))))
+    if lam_vecs:
+        parts.append(changed("lambda vectors=0", cfg, replace(w32, lam_vecs, lambda n, t: torch.zeros_like(t))))
     if cfg["model_type"] == "llama-differential":
         parts.append(changed("mix=0", cfg, w32, 0.0))
         if mix != 1.0:
@@ -380,6 +398,10 @@ def check_case(cdir, entry, failures):
         if sub:
             parts.append(changed("subln=ones", cfg, replace(w32, sub, lambda n, t: torch.ones_like(t)),
                                  minimum=0.01))
+    if cfg["model_type"] == "diff-v2":
+        parts.append(changed("mix=0", cfg, w32, 0.0))
+        lp = attn_names(w32, "lambda_proj.weight")
+        parts.append(changed("lambda_proj=0", cfg, replace(w32, lp, lambda n, t: torch.zeros_like(t)), minimum=0.01))
     if cfg["model_type"] == "diff-v1":
         parts.append(changed("mix=0", cfg, w32, 0.0))
         sub = attn_names(w32, "subln.weight")
@@ -435,7 +457,10 @@ IDENTITIES = """
     features [d*2i, d*(2i+1)) are base head i, [d*(2i+1), d*(2i+2)) base head i + H/2.
 (g) naive == vectorised on synthetic configs not in the golden set (odd GQA groups, KV = 1,
     Llama attention/mlp biases, Mistral sliding window, Qwen3 double, yarn split, mix 0.3, diff-v1
-    with G = 4 and with a sliding window).
+    with G = 4 and with a sliding window, diff-v2 with G = 3 and with KV = 1 and a window).
+(i) diff-v2 identity conversion (spec 9): query heads 2i and 2i+1 both = base head i, lambda_proj = 0
+    (lambda = 1/2), o_proj = 2 * base o_proj == the base model whose query heads are the case's even
+    heads: out_i = A_i V / 2, doubled again by o_proj.
 (h) diff-v1 with H = KV and subln weight ones == diffllama of the same weights with query, key and
     value heads reordered (diffllama head i <- diff-v1 head 2i, head i + H/2 <- head 2i + 1), mix 1:
     the two layouts differ only in which heads they pair.
@@ -537,6 +562,30 @@ def identity_v1_is_diffllama(cfg, w, ids, mask, pos):
     return rel_err(diff_ref.forward(cfg, v1w, ids, mask, pos, 1.0), diff_ref.forward(c, dl, ids, mask, pos))
 
 
+def identity_v2_identity_init(cfg, w, ids, mask, pos):
+    """(i) on a diff-v2 case's weights: the base = even query heads; the identity conversion of it."""
+    H, d = cfg["num_attention_heads"], llama_ref.head_dim(cfg)
+    base = dict(diff_ref.base_config(cfg))
+    base.pop("base_model_type", None)
+    base["architectures"] = ["X"]
+    bw, iw = {}, {}
+    for n, t in w.items():
+        leaf = n.split(".self_attn.")[-1]
+        if leaf in ("q_proj.weight", "q_proj.bias"):
+            heads = [t[h * d:(h + 1) * d] for h in range(0, 2 * H, 2)]
+            bw[n] = torch.cat(heads, dim=0)
+            iw[n] = torch.cat([x for h in heads for x in (h, h)], dim=0)
+        elif leaf == "lambda_proj.weight":
+            iw[n] = torch.zeros_like(t)
+        elif leaf == "o_proj.weight":
+            bw[n] = t
+            iw[n] = 2 * t.double()
+        else:
+            bw[n] = iw[n] = t
+    got = diff_ref.forward(cfg, iw, ids, mask, pos, 1.0)
+    return rel_err(got, llama_ref.forward(base, bw, ids, mask, pos))
+
+
 def identity_hand_diffllama(failures):
     """(c) diffllama attention block, H = KV = 2, d = 2, D = 4, 3 tokens, all at position 0.
 
@@ -612,6 +661,9 @@ def synthetic_cases():
         ("diff-v1 H=8 KV=2 (G=4) mix 0.3", mg.diff_config("diff-v1", H=8, KV=2, D=32), 0.3),
         ("diff-v1 mistral sliding 3", mg.diff_config("diff-v1", "mistral", H=4, KV=2, D=16, sliding_window=3), 1.0),
         ("diff-v1 qwen2 biases", mg.diff_config("diff-v1", "qwen2", H=4, KV=4, D=16), 1.0),
+        ("diff-v2 H=6 KV=2 (G=3) mix 0.3", mg.diff_config("diff-v2", H=6, KV=2, D=24), 0.3),
+        ("diff-v2 mistral sliding 3, KV=1", mg.diff_config("diff-v2", "mistral", H=2, KV=1, D=16,
+                                                           sliding_window=3), 1.0),
     ]
     return out
 
@@ -646,6 +698,11 @@ def check_identities(golden, manifest, loaded, failures):
                 res.append(f"(d) {e:.0e}")
                 if e > 1e-12:
                     failures.append(f"{name}: identity (d) split == diffllama: {e:.2e}")
+        elif cfg["model_type"] == "diff-v2":
+            e = identity_v2_identity_init(cfg, w32, ids, mask, pos)
+            res.append(f"(i) {e:.0e}")
+            if e > 1e-12:
+                failures.append(f"{name}: identity (i) diff-v2 identity conversion == base: {e:.2e}")
         else:
             e = identity_v1_is_diffllama(cfg, w32, ids, mask, pos)
             if e is not None:

@@ -1,4 +1,4 @@
-"""Reference forward pass of the differential-attention layouts (spec/DIFF_ATTENTION.md sections 2-4, 7).
+"""Reference forward pass of the differential-attention layouts (spec/DIFF_ATTENTION.md sections 2-4, 7, 8).
 
 Layouts (config.json `model_type`):
   "llama-differential"  the seed's format (section 3): mode "double" (split_heads false) or "split"
@@ -9,6 +9,10 @@ Layouts (config.json `model_type`):
                         Llama shapes, diff-head i = query heads 2i and 2i+1, each reading the kv head
                         of its own index (h // G, as in the base model), value [v_2g ; v_2g+1] with
                         g = i // G, recomputed lambda_init, learned subln over 2d times (1 - lambda_init).
+  "diff-v2"             Microsoft's DIFF V2 (section 8): q_proj with 2H heads, ordinary attention of
+                        all 2H heads (query head j on kv head j // (2G)), lambda[t, i] =
+                        sigmoid(x_t . lambda_proj[i]) per token and head on the block's normed input,
+                        out_i = A_2i V - mix * lambda * A_2i+1 V; no norm, no lambda_init.
 Any other model_type is handed to llama_ref unchanged (section 1).
 
 The base family of a differential model is `base_model_type` (llama when absent): it decides biases
@@ -25,7 +29,7 @@ import torch
 import llama_ref
 from llama_ref import F64, apply_rope, linear, rms_norm
 
-LAYOUTS = ("llama-differential", "diffllama", "diff-v1")
+LAYOUTS = ("llama-differential", "diffllama", "diff-v1", "diff-v2")
 
 
 # ---------------------------------------------------------------- config helpers
@@ -89,7 +93,12 @@ def tensor_shapes(cfg):
         attn = name.split("self_attn.")[-1] if ".self_attn." in name else None
         if doubled and attn in ("q_proj.weight", "k_proj.weight", "q_proj.bias", "k_proj.bias"):
             shape = [2 * shape[0]] + shape[1:]          # q1/k1 rows first, then q2/k2 rows
-        if name.endswith(".post_attention_layernorm.weight"):
+        if lay == "diff-v2" and attn in ("q_proj.weight", "q_proj.bias"):
+            shape = [2 * shape[0]] + shape[1:]          # 2H query heads
+        if lay == "diff-v2" and name.endswith(".post_attention_layernorm.weight"):
+            p = name[: -len("post_attention_layernorm.weight")] + "self_attn."
+            shapes[p + "lambda_proj.weight"] = [cfg["num_attention_heads"], cfg["hidden_size"]]
+        elif name.endswith(".post_attention_layernorm.weight"):
             p = name[: -len("post_attention_layernorm.weight")] + "self_attn."
             if lay == "llama-differential":
                 shapes[p + "lambda_init"] = []          # 0-dim: the stored value is used
@@ -151,6 +160,14 @@ def attention(cfg, w, p, l, x, cos, sin, vis, mix=1.0):
     k = linear(x, w[p + "k_proj.weight"], w.get(p + "k_proj.bias"))
     v = _heads(linear(x, w[p + "v_proj.weight"], w.get(p + "v_proj.bias")), KV, d)   # [B, KV, T, d]
     vexp = v.repeat_interleave(G, dim=1)                     # [B, H, T, d]: head h = kv head h // G
+    if lay == "diff-v2":
+        qa = _qk_prepare(cfg, w, p, q, 2 * H, "q", cos, sin)                 # [B, 2H, T, d]
+        ka = _qk_prepare(cfg, w, p, k, KV, "k", cos, sin)                    # [B, KV, T, d]
+        a = softmax_masked(qa, ka.repeat_interleave(2 * G, dim=1), vis, d) @ v.repeat_interleave(2 * G, dim=1)
+        lam_t = torch.sigmoid(linear(x, w[p + "lambda_proj.weight"]))       # [B, T, H]
+        out = a[:, 0::2] - mix * lam_t.transpose(1, 2)[..., None] * a[:, 1::2]   # [B, H, T, d]
+        out = out.transpose(1, 2).reshape(B, T, H * d)
+        return linear(out, w[p + "o_proj.weight"], w.get(p + "o_proj.bias"))
     lam, lam_init = layer_lambda(cfg, w, p, l)
 
     if lay == "llama-differential" and mode(cfg) == "double":
@@ -205,7 +222,7 @@ def attention(cfg, w, p, l, x, cos, sin, vis, mix=1.0):
 
 def forward(cfg, weights, input_ids, attention_mask, position_ids, mix=1.0):
     """Logits [B, T, V] in float64. weights: dict name -> tensor (any float dtype).
-    mix (llama-differential and diff-v1) multiplies lambda: lambda_eff = mix * lambda (spec 3)."""
+    mix (llama-differential, diff-v1, diff-v2) multiplies lambda: lambda_eff = mix * lambda (spec 3)."""
     if layout(cfg) is None:
         return llama_ref.forward(cfg, weights, input_ids, attention_mask, position_ids)
     if layout(cfg) == "diffllama" and mix != 1.0:
@@ -239,7 +256,10 @@ def forward(cfg, weights, input_ids, attention_mask, position_ids, mix=1.0):
 
 
 def lambdas(cfg, weights):
-    """Per-layer (lambda, lambda_init) as Python floats (for reports and checks)."""
+    """Per-layer (lambda, lambda_init) as Python floats (for reports and checks); [] for diff-v2,
+    whose lambda is per token."""
+    if layout(cfg) == "diff-v2":
+        return []
     w = {n: t.to(F64) for n, t in weights.items()}
     out = []
     for l in range(cfg["num_hidden_layers"]):

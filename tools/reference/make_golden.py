@@ -132,6 +132,8 @@ def diff_config(lay, family="llama", *, split=False, subln=True, **kw):
         cfg.update({"model_type": lay, "architectures": ["DiffLlamaForCausalLM"], "lambda_std_dev": 0.1})
     elif lay == "diff-v1":
         cfg.update({"model_type": lay, "architectures": ["DiffV1ForCausalLM"]})
+    elif lay == "diff-v2":
+        cfg.update({"model_type": lay, "architectures": ["DiffV2ForCausalLM"]})
     else:
         raise ValueError(lay)
     if family != "llama":
@@ -220,6 +222,23 @@ DIFF_CASES = [
                          max_window_layers=2, attention_dropout=0.0),
          covers="diff-v1 on base_model_type qwen3 (q_norm/k_norm before RoPE), GQA H=8 KV=4, head_dim 8 "
                 "(hidden 32): values [v_0 ; v_1] for diff-heads 0,1 and [v_2 ; v_3] for 2,3."),
+    # diff-v2 (spec 8): 2H query heads in ordinary attention, lambda per token and head.
+    dict(name="diff_v2_qwen2_mha", seed=8101, T=8, mix=1.0,
+         cfg=diff_config("diff-v2", "qwen2", H=4, KV=4, theta=1000000.0, eps=1e-6, use_sliding_window=False,
+                         sliding_window=4096, max_window_layers=2, attention_dropout=0.0),
+         covers="diff-v2 (Microsoft's DIFF V2) on base_model_type qwen2, MHA H=KV=4: q_proj [2*H*d, D] with its "
+                "bias [2*H*d], query heads 2i and 2i+1 on kv head i, lambda_proj [H, D], "
+                "lambda = sigmoid(x . lambda_proj[i]) per token, out_i = A_2i V - lambda A_2i+1 V, untied."),
+    dict(name="diff_v2_gqa_tied_padded", seed=8202, T=9, B=2, pads=[0, 3], mix=0.5,
+         cfg=diff_config("diff-v2", H=4, KV=2, tied=True),
+         covers="diff-v2, GQA H=4 KV=2 (query heads 0..3 on kv head 0, 4..7 on kv head 1), tied, B=2 with row 1 "
+                "left-padded by 3, warm-up mix 0.5 (lambda_eff = 0.5 * lambda)."),
+    dict(name="diff_v2_qwen3_g4", seed=8303, T=8, mix=1.0,
+         cfg=diff_config("diff-v2", "qwen3", D=32, I=32, H=8, KV=2, head_dim=8, eps=1e-6, theta=1000000.0,
+                         attention_bias=False, use_sliding_window=False, sliding_window=None,
+                         max_window_layers=2, attention_dropout=0.0),
+         covers="diff-v2 on base_model_type qwen3 (q_norm/k_norm on all 2H query heads and the kv heads before "
+                "RoPE), GQA H=8 KV=2 (16 query heads, 8 per kv head), head_dim 8, hidden 32."),
 ]
 
 # Lambda vectors are drawn N(0, LAMBDA_STD) (the init is N(0, 0.1)) so that lambda varies meaningfully.
@@ -419,12 +438,12 @@ the training cases also hold `train.json`, `grads.safetensors` and `adamw_final.
 to re-verify (it runs `tools/reference/check_diff.py` for the differential cases and
 `tools/reference/check_train.py` for the training files too).
 
-## Differential cases (spec sections 2-4, 7)
+## Differential cases (spec sections 2-4, 7, 8)
 
-MANIFEST entries with a `layout` field (`llama-differential`, `diffllama` or `diff-v1`) also give `mode`
+MANIFEST entries with a `layout` field (`llama-differential`, `diffllama`, `diff-v1` or `diff-v2`) also give `mode`
 (`double`/`split`), `sublayer_norm`, `mix`, `base_model_type`, and the per-layer `lambda` /
 `lambda_init` values (rounded; for debugging). `mode`, `sublayer_norm` and `mix` are null for diffllama.
-llama-differential and diff-v1 cases carry `"mix"` in `inputs.json` (lambda_eff = mix * lambda); the former's
+llama-differential, diff-v1 and diff-v2 cases carry `"mix"` in `inputs.json` (lambda_eff = mix * lambda); the former's
 `lambda_init` is a 0-dim tensor whose stored value is used (in `bf16/` it is BF16 like every weight,
 so the BF16 logits use the rounded value); diffllama and diff-v1 recompute lambda_init = 0.8 - 0.6 exp(-0.3 l).
 
@@ -446,17 +465,20 @@ so the BF16 logits use the rounded value); diffllama and diff-v1 recompute lambd
 | diff_v1_mha | diff-v1, H=KV=4: adjacent query heads 2i, 2i+1, value [v_2i ; v_2i+1], learned subln [2d], (1 - lambda_init) |
 | diff_v1_gqa_tied_padded | diff-v1, H=4 KV=2 (each query head on kv head h // G), tied, B=2 left-padded, mix 0.5 |
 | diff_v1_gqa_h8 | diff-v1 on qwen3 (q/k norms), H=8 KV=4, head_dim 8: values [v_0 ; v_1] and [v_2 ; v_3] |
+| diff_v2_qwen2_mha | diff-v2 on qwen2 (q bias [2Hd]), H=KV=4: lambda_proj [H, D], per-token sigmoid lambda |
+| diff_v2_gqa_tied_padded | diff-v2, H=4 KV=2, tied, B=2 left-padded, mix 0.5 |
+| diff_v2_qwen3_g4 | diff-v2 on qwen3 (q/k norms on all 2H heads), H=8 KV=2, head_dim 8 |
 
 With H=4 KV=2, both diff-heads of split/diffllama read the same value [v_0 ; v_1]; the `_h8` cases
 are the ones that catch a wrong diff-head -> value mapping under GQA.
 
 ## Training goldens (tools/reference/train_ref.py)
 
-Eighteen cases (MANIFEST entries whose `train` list is not empty: llama_mha, llama_gqa_tied_padded,
+Twenty-one cases (MANIFEST entries whose `train` list is not empty: llama_mha, llama_gqa_tied_padded,
 llama_bias, qwen2_bias, qwen3_qknorm, mistral_sliding, llama_rope_llama3, diff_double_subln_gqa,
 diff_double_nosubln_mha, diff_double_mix_half, diff_split_subln_gqa, diff_split_nosubln_mha,
 diff_qwen3_split, diffllama_gqa, diffllama_mha_padded, diff_v1_mha, diff_v1_gqa_tied_padded,
-diff_v1_gqa_h8) also hold three files, all computed in float64
+diff_v1_gqa_h8, diff_v2_qwen2_mha, diff_v2_gqa_tied_padded, diff_v2_qwen3_g4) also hold three files, all computed in float64
 from the case's F32 weights and its `inputs.json` (input_ids, attention_mask, position_ids, and `mix`,
 which stays fixed for all steps):
 

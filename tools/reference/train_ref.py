@@ -57,6 +57,7 @@ TRAIN_CASES = (
     "llama_rope_llama3", "diff_double_subln_gqa", "diff_double_nosubln_mha", "diff_double_mix_half",
     "diff_split_subln_gqa", "diff_split_nosubln_mha", "diff_qwen3_split", "diffllama_gqa",
     "diffllama_mha_padded", "diff_v1_mha", "diff_v1_gqa_tied_padded", "diff_v1_gqa_h8",
+    "diff_v2_qwen2_mha", "diff_v2_gqa_tied_padded", "diff_v2_qwen3_g4",
 )
 TRAIN_FILES = ["train.json", "grads.safetensors", "adamw_final.safetensors"]
 

@@ -16,6 +16,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/lambda_combine.h"
 #include "kernels/cpu/swiglu.h"
 
 namespace difftx {
@@ -109,6 +110,14 @@ class CpuBackend final : public Backend {
   void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,
                         int64_t dim, float eps) override {
     difftx::rmsnorm_backward(dx, dweight, dy, x, weight, rows, dim, eps);
+  }
+  void lambda_combine_forward(const float* a, const float* z, float mix, int64_t n, int64_t heads, int64_t d,
+                              float* out) override {
+    difftx::lambda_combine_forward(a, z, mix, n, heads, d, out);
+  }
+  void lambda_combine_backward(const float* a, const float* z, float mix, const float* d_out, int64_t n, int64_t heads,
+                               int64_t d, float* d_a, float* d_z) override {
+    difftx::lambda_combine_backward(a, z, mix, d_out, n, heads, d, d_a, d_z);
   }
   void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) override {
     difftx::swiglu_forward(out, gate, up, n);

@@ -226,6 +226,10 @@ class CudaBackend final : public Backend {
     }
     run_attention(a);
   }
+  void lambda_combine_forward(const float* a, const float* z, float mix, int64_t n, int64_t heads, int64_t d,
+                              float* out) override {
+    cuda::lambda_combine(stream_, a, z, mix, n, heads, d, out);
+  }
   void gather_rows(float* dst, const float* src, int64_t rows, int64_t dim, int64_t src_row_step,
                    int64_t src_row_offset) override {
     activate();

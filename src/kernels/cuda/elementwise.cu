@@ -99,6 +99,15 @@ __global__ void swiglu_bf16_kernel(uint16_t* out, const float* gate, const float
   for (int64_t i = start; i < n; i += step) out[i] = float_to_bf16(silu(gate[i]) * up[i]);
 }
 
+// One block per (token, head) pair row; sigmoid as the CPU's: 1 / (1 + exp(-z)).
+__global__ void lambda_combine_kernel(const float* a, const float* z, float mix, int64_t heads, int64_t d, float* out) {
+  const int64_t row = blockIdx.x;  // t * heads + i
+  const float lambda = mix * (1.0f / (1.0f + expf(-z[row])));
+  const int64_t t = row / heads, i = row % heads;
+  const float* first = a + (t * 2 * heads + 2 * i) * d;
+  for (int64_t x = threadIdx.x; x < d; x += blockDim.x) out[row * d + x] = first[x] - lambda * first[d + x];
+}
+
 __global__ void gather_rows_kernel(float* dst, const float* src, int64_t dim, int64_t step, int64_t offset) {
   const int64_t r = blockIdx.x;
   for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) dst[r * dim + c] = src[(r * step + offset) * dim + c];
@@ -216,6 +225,13 @@ void swiglu_to_bf16(cudaStream_t stream, uint16_t* out, const float* gate, const
   const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
   const bool vec = n % 4 == 0 && aligned(gate, 16) && aligned(up, 16) && aligned(out, 8);
   swiglu_bf16_kernel<<<blocks_for(vec ? n / 4 : n), kThreads, 0, stream>>>(out, gate, up, n, vec);
+  DIFFTX_CUDA_CHECK_LAUNCH();
+}
+
+void lambda_combine(cudaStream_t stream, const float* a, const float* z, float mix, int64_t n, int64_t heads,
+                    int64_t d, float* out) {
+  if (n * heads == 0) return;
+  lambda_combine_kernel<<<static_cast<unsigned>(n * heads), 128, 0, stream>>>(a, z, mix, heads, d, out);
   DIFFTX_CUDA_CHECK_LAUNCH();
 }
 

@@ -31,6 +31,9 @@ void swiglu(cudaStream_t stream, float* out, const float* gate, const float* up,
 // out[n] = bfloat16(silu(gate) * up): the down projection's input in bf16 mode.
 void swiglu_to_bf16(cudaStream_t stream, uint16_t* out, const float* gate, const float* up, int64_t n);
 // dst[r, :] = src[r * step + offset, :], rows of dim floats.
+// diff-v2's paired combine (kernels/cpu/lambda_combine.h): out[t, i] = a[t, 2i] - mix * sigmoid(z[t, i]) a[t, 2i+1].
+void lambda_combine(cudaStream_t stream, const float* a, const float* z, float mix, int64_t n, int64_t heads,
+                    int64_t d, float* out);
 void gather_rows(cudaStream_t stream, float* dst, const float* src, int64_t rows, int64_t dim, int64_t step,
                  int64_t offset);
 // dst[rows, cols] (dense) = bfloat16(src[rows, cols]) rounded to nearest even; src rows src_stride apart.

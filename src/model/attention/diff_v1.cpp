@@ -70,8 +70,8 @@ class DiffV1 final : public AttentionLayoutModule {
     raw["architectures"] = {"DiffV1ForCausalLM"};
   }
 
-  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
-                               float diff_attn_mix) const override {
+  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer, float diff_attn_mix,
+                               const ForwardTrace*) const override {
     return lambda_vector_metrics(*this, c, w, layer, diff_attn_mix);
   }
 

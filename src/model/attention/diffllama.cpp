@@ -51,8 +51,8 @@ class DiffLlama final : public AttentionLayoutModule {
   }
   bool pairs_value_heads(const ConvertOptions&) const override { return true; }
 
-  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
-                               float diff_attn_mix) const override {
+  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer, float diff_attn_mix,
+                               const ForwardTrace*) const override {
     return lambda_vector_metrics(*this, c, w, layer, diff_attn_mix);
   }
 

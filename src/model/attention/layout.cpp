@@ -63,6 +63,7 @@ const AttentionLayoutModule& layout_module(AttentionLayout layout) {
     case AttentionLayout::llama_differential: return llama_differential_attention();
     case AttentionLayout::diffllama: return diffllama_attention();
     case AttentionLayout::diff_v1: return diff_v1_attention();
+    case AttentionLayout::diff_v2: return diff_v2_attention();
   }
   throw std::logic_error("layout_module: unknown attention layout");
 }

@@ -79,8 +79,8 @@ class LlamaDifferential final : public AttentionLayoutModule {
     return (o.zero_init || o.init == ConvertInit::identity) && !o.sublayer_norm;
   }
 
-  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer,
-                               float diff_attn_mix) const override {
+  LambdaMetrics lambda_metrics(const ModelConfig& c, const LayerWeights& w, int64_t layer, float diff_attn_mix,
+                               const ForwardTrace*) const override {
     return lambda_vector_metrics(*this, c, w, layer, diff_attn_mix);
   }
 

@@ -9,6 +9,7 @@ const AttentionLayoutModule& standard_attention();            // standard.cpp (s
 const AttentionLayoutModule& llama_differential_attention();  // llama_differential.cpp (spec §3)
 const AttentionLayoutModule& diffllama_attention();           // diffllama.cpp (spec §4)
 const AttentionLayoutModule& diff_v1_attention();             // diff_v1.cpp (spec §7)
+const AttentionLayoutModule& diff_v2_attention();             // diff_v2.cpp (spec §8)
 
 // The head map of layouts that pair the model's own heads: H/2 diff-heads, G = H / KV; q1 = head i,
 // q2 = head H/2 + i; k1 = kv head i/G, k2 = second_kv(i); value = [v_(i/G) ; v_((i+H/2)/G)] (w = 2d).

@@ -25,7 +25,8 @@ class Standard final : public AttentionLayoutModule {
   void converted_config(ordered_json&, const ConvertOptions&) const override {
     throw std::logic_error("standard attention is not a conversion target");
   }
-  LambdaMetrics lambda_metrics(const ModelConfig&, const LayerWeights&, int64_t, float) const override {
+  LambdaMetrics lambda_metrics(const ModelConfig&, const LayerWeights&, int64_t, float,
+                               const ForwardTrace*) const override {
     throw std::logic_error("standard attention has no lambda");
   }
   std::string summary(const ModelConfig&) const override { return {}; }
