@@ -10,6 +10,7 @@
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/model_files.h"
+#include "model/attention/layout.h"
 #include "model/model_dir.h"
 #include "model/diff_checks.h"
 #include "model/trace.h"
@@ -149,6 +150,11 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
                       "difftx convert-diff-transformer",
                       c.yaml_path.string(), c.base_model, model_.config().model_type);
   if (const std::string stuck = stuck_negative_component(model_); !stuck.empty()) spdlog::warn("{}", stuck);
+  if (layout_module(model_.config()).per_token_lambda() && c.diff_attn_warmup_steps > 0)
+    spdlog::warn("{}: diff_attn_warmup_steps ramps diff-v2's lambda from 0, so a model converted with --init identity "
+                 "(o_proj doubled for lambda = 1/2) does not compute the base model during the warm-up; DIFF V2 "
+                 "needs no warm-up",
+                 c.yaml_path.string());
   warn_beyond_max_positions(data_, model_.config().max_position_embeddings);
   val_batches_ = make_micro_batches(data_.val, c, 0, data_.pad_id, /*shuffle=*/false);
   state_.total_steps = schedule_.total_steps;
