@@ -26,6 +26,15 @@ def load_json(path):
         return json.load(f)
 
 
+def style(ax, ylabel, title):
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -48,18 +57,8 @@ def main():
         kls = [max(load_json(os.path.join(d, f"kl-{s}.json"))["kld_mean"], 1e-6) for s in kl_steps]
         ax_kl.plot(kl_steps, kls, marker="o", markersize=4, label=label)
     ax_loss.axhline(base, color="black", linestyle="--", linewidth=1, label=f"base model ({base:.3f})")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("fine-tuning step")
-    ax_loss.set_ylabel("validation loss (nats/token, log scale)")
-    ax_loss.set_title("Held-out War and Peace, embedded 12M model")
-    ax_loss.legend(fontsize=8)
-    ax_loss.grid(True, which="both", alpha=0.3)
-    ax_kl.set_yscale("log")
-    ax_kl.set_xlabel("fine-tuning step")
-    ax_kl.set_ylabel("mean KL divergence from the base (nats; 0 drawn at 1e-6)")
-    ax_kl.set_title("How far each model is from the base")
-    ax_kl.legend(fontsize=8)
-    ax_kl.grid(True, which="both", alpha=0.3)
+    style(ax_loss, "validation loss (nats/token, log scale)", "Held-out War and Peace, embedded 12M model")
+    style(ax_kl, "mean KL divergence from the base (nats; 0 drawn at 1e-6)", "How far each model is from the base")
     fig.tight_layout()
     fig.savefig(figure, dpi=110)
     print(f"wrote {figure}")

@@ -344,6 +344,27 @@ TEST_P(BackendOps, DiffAttention) {
   }
 }
 
+// diff-v2's paired combine out_i = a_2i - mix * sigmoid(z_i) a_2i+1, including z = 0 (lambda 1/2
+// exactly) and large |z|.
+TEST_P(BackendOps, LambdaCombine) {
+  DIFFTX_REQUIRE_CUDA(gpu, mode());
+  for (int64_t d : {1, 8, 64, 130}) {
+    const int64_t n = 5, heads = 3;
+    const std::vector<float> a = random_floats(rng, n * 2 * heads * d, 2.0f);
+    std::vector<float> z = random_floats(rng, n * heads, 4.0f);
+    z[0] = 0.0f, z[1] = 30.0f, z[2] = -30.0f;
+    std::vector<float> results[2];
+    int i = 0;
+    for (Backend* be : {cpu.get(), gpu.get()}) {
+      Buffer da = on(*be, a), dz = on(*be, z), out = be->alloc_array<float>(n * heads * d);
+      poison(*be, out);
+      be->lambda_combine_forward(da.as<float>(), dz.as<float>(), 0.75f, n, heads, d, out.as<float>());
+      results[i++] = back<float>(*be, out, n * heads * d);
+    }
+    expect_close(results[1], results[0], 1e-6, "lambda_combine d " + std::to_string(d));
+  }
+}
+
 TEST_P(BackendOps, GatherNllArgmax) {
   DIFFTX_REQUIRE_CUDA(gpu, mode());
   const int64_t rows = 6, V = 1001;

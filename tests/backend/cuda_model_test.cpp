@@ -136,7 +136,8 @@ TEST(CudaModel, TensorCoreAttentionInEveryLayout) {
                             {AttentionLayout::llama_differential, true, true},
                             {AttentionLayout::llama_differential, false, false},
                             {AttentionLayout::diffllama, false, false},
-                            {AttentionLayout::diff_v1, false, true}};
+                            {AttentionLayout::diff_v1, false, true},
+                            {AttentionLayout::diff_v2, false, false}};
   for (const Layout& l : layouts) {
     ModelConfig c;
     c.model_type = "llama";
