@@ -28,8 +28,8 @@ void convert_options_check(const ModelConfig& base, const ConvertOptions& o) {
     fail<ConfigError>("--zero-init and --mirror-weights cannot be used together: they set the negative rows to "
                       "zero and to a copy of the positive rows");
   if (o.plain_o_proj && !halves)
-    fail<ConfigError>("--plain-o-proj applies to --split-heads and --format diffllama only: in double mode the "
-                      "value heads keep their order and o_proj is copied unchanged anyway");
+    fail<ConfigError>("--plain-o-proj applies to --split-heads and --format diffllama only: only they regroup "
+                      "the value heads in pairs (i, i + H/2); the other layouts keep o_proj's column order anyway");
   if (o.split_heads && o.mirror_weights)
     fail<ConfigError>("--mirror-weights applies to double mode only: with --split-heads the negative heads are the "
                       "model's own pretrained heads (the seed ignores the flag there)");

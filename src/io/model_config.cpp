@@ -212,7 +212,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
   else if (family_name == "mistral") c.family = ModelFamily::mistral;
   else if (family_name == "qwen2") c.family = ModelFamily::qwen2;
   else if (family_name == "qwen3") c.family = ModelFamily::qwen3;
-  else if (family_name == c.model_type)
+  else if (c.layout == AttentionLayout::standard)
     fail<ConfigError>(
         "{}: model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3, llama-differential, "
         "diffllama, diff-v1, diff-v2)",

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "common/error.h"
 #include "test_util.h"
 
@@ -126,6 +128,24 @@ TEST(ModelConfig, UnknownModelTypeListsSupported) {
   EXPECT_NE(e.find("conf/config.json"), std::string::npos) << e;
   j.erase("model_type");
   EXPECT_NE(error_of(j).find("model_type"), std::string::npos);
+}
+
+// A differential config's base family must be a base family, also when it names a layout.
+TEST(ModelConfig, BaseModelTypeIsNamedWhenItIsNotAFamily) {
+  for (const char* layout : {"diff-v1", "diff-v2", "llama-differential"}) {
+    auto j = base_llama();
+    j["model_type"] = layout;
+    j["base_model_type"] = layout;
+    const std::string e = error_of(j);
+    EXPECT_NE(e.find(fmt::format("base_model_type \"{}\" is not supported (supported: llama, mistral, qwen2, qwen3)",
+                                 layout)),
+              std::string::npos)
+        << e;
+  }
+  auto j = base_llama();
+  j["model_type"] = "diff-v2";
+  EXPECT_EQ(model_config_parse(j, "c").layout, AttentionLayout::diff_v2);
+  EXPECT_EQ(model_config_parse(j, "c").q_proj_rows(), 2 * 64);
 }
 
 TEST(ModelConfig, UnknownRopeTypeListsSupported) {
