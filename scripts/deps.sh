@@ -9,7 +9,8 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libopenblas-openmp-dev      # cblas_sgemm, OpenMP flavour
+  libdnnl-dev                 # oneDNN matmul: the matrix products
+  libopenblas-openmp-dev      # cblas_sgemm (attention tiles), OpenMP flavour
   nlohmann-json3-dev          # JSON
   libyaml-cpp-dev             # axolotl YAML
   libpcre2-dev                # tokenizer regexes

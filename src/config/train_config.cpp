@@ -13,7 +13,7 @@ namespace {
 // axolotl keys difftx recognises but does not act on.
 const std::set<std::string>& ignored_keys() {
   static const std::set<std::string> keys = {
-      "bf16", "fp16", "tf32", "float16", "bfloat16", "attn_implementation", "flash_attention", "sdp_attention",
+      "fp16", "tf32", "float16", "bfloat16", "attn_implementation", "flash_attention", "sdp_attention",
       "xformers_attention", "flex_attention", "sage_attention", "s2_attention", "eager_attention",
       "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_qkv", "flash_attn_fuse_mlp",
       "gradient_checkpointing", "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
@@ -37,7 +37,7 @@ const std::set<std::string>& used_keys() {
       "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "logging_steps",
       "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
       "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
-      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter"};
+      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16"};
   return keys;
 }
 
@@ -128,6 +128,19 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
   c.pad_to_sequence_len = y.boolean("pad_to_sequence_len").value_or(false);
   c.train_on_inputs = y.boolean("train_on_inputs").value_or(false);
   c.chat_template = y.string("chat_template").value_or("chatml");
+
+  if (const YAML::Node b = y.root["bf16"]; b && !b.IsNull()) {
+    bool on = false;
+    if (b.IsScalar() && b.Scalar() == "auto") c.bf16 = Bf16Mode::auto_;
+    else if (b.IsScalar() && YAML::convert<bool>::decode(b, on)) c.bf16 = on ? Bf16Mode::on : Bf16Mode::off;
+    else if (b.IsScalar() && b.Scalar() == "full")
+      fail<ConfigError>("{}: key \"bf16\": \"full\" (bfloat16 weights and optimizer state) is not supported; difftx "
+                        "trains with float32 master weights: use true or auto",
+                        label);
+    else
+      fail<ConfigError>("{}: key \"bf16\" must be true, false or auto, got {}", label,
+                        b.IsScalar() ? "\"" + b.Scalar() + "\"" : std::string("a ") + (b.IsSequence() ? "list" : "mapping"));
+  }
 
   c.micro_batch_size = y.integer("micro_batch_size").value_or(1);
   positive(y, "micro_batch_size", c.micro_batch_size);

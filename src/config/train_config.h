@@ -1,5 +1,5 @@
 // The keys of an axolotl YAML config that `difftx train` and `difftx evaluate` act on, typed, with
-// axolotl's / transformers' defaults. Keys difftx recognises but does not act on (precision,
+// axolotl's / transformers' defaults. Keys difftx recognises but does not act on (fp16/tf32,
 // attention backends, logging services, distributed settings) are reported once as ignored; any
 // other key is reported as unknown (a warning naming it); a wrong type is an error naming the key
 // and the expected type; `adapter` (LoRA/QLoRA) is an error, since difftx trains all weights.
@@ -18,6 +18,10 @@ namespace difftx {
 
 enum class DatasetType { alpaca, completion, chat_template };
 enum class LrSchedule { constant, linear, cosine };
+// axolotl's bf16 key: off (float32 throughout), on (bf16 products with float32 accumulation and
+// float32 master weights and AdamW state: PyTorch autocast), auto (on where the CPU has native
+// bf16 products).
+enum class Bf16Mode { off, on, auto_ };
 
 struct DatasetSpec {
   std::string path;                 // a local .json / .jsonl / .txt file, or a directory of them
@@ -52,6 +56,7 @@ struct TrainConfig {
   double weight_decay = 0.0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double max_grad_norm = 1.0;
   uint64_t seed = 42;
+  Bf16Mode bf16 = Bf16Mode::off;
 
   int64_t logging_steps = 1;
   int64_t eval_steps = 0;           // 0: from evals_per_epoch (or once per epoch when validating)

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string_view>
 
+#include "common/bf16.h"
+
 namespace difftx {
 
 enum class DType {
@@ -27,9 +29,8 @@ std::optional<DType> dtype_from_torch_name(std::string_view name);
 std::optional<DType> dtype_from_cli_name(std::string_view name);
 std::string_view dtype_torch_name(DType t);  // F32 -> "float32"; only for loadable types
 
-// Scalar conversions. float -> bf16/f16 round to nearest, ties to even (as torch's .to()).
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);
+// Scalar conversions. float -> f16 rounds to nearest, ties to even (as torch's .to()); the bf16
+// ones are in common/bf16.h.
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "kernels/cpu/blas_diagnostics.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/gemm.h"
 #if DIFFTX_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -98,17 +99,21 @@ void Backend::adamw_update(std::span<const AdamWPiece>, const AdamWStep&) { no_t
 void Backend::sum_squares_host(std::span<const AdamWPiece>, double*) { no_training(*this, "sum_squares_host"); }
 void Backend::scale_grads(std::span<const AdamWPiece>, float) { no_training(*this, "scale_grads"); }
 
+bool cpu_has_native_bf16() { return gemm_bf16_available(); }
+
 void warn_about_slow_cpu_kernels() { warn_about_slow_openblas_kernels(); }
 
-std::shared_ptr<Backend> cpu_backend() {
-  static const std::shared_ptr<Backend> backend = make_cpu_backend();
-  return backend;
+std::shared_ptr<Backend> cpu_backend(MathMode math) {
+  static const std::shared_ptr<Backend> f32 = make_cpu_backend(MathMode::f32);
+  if (math == MathMode::f32) return f32;
+  static const std::shared_ptr<Backend> bf16 = make_cpu_backend(MathMode::bf16);
+  return bf16;
 }
 
 bool built_with_cuda() { return DIFFTX_HAVE_CUDA != 0; }
 
 std::shared_ptr<Backend> make_backend(std::string_view device, MathMode math) {
-  if (device == "cpu") return cpu_backend();
+  if (device == "cpu") return cpu_backend(math);
   if (device.substr(0, 4) != "cuda")
     fail<ConfigError>("--device \"{}\" is not one of cpu, cuda, cuda:N", device);
   int index = 0;

@@ -185,19 +185,26 @@ class Backend {
   virtual void release(void* data) noexcept = 0;
 };
 
-// The process's CPU backend (stateless; OpenMP threads and OpenBLAS).
-std::shared_ptr<Backend> cpu_backend();
+// How a backend may round inside its operations. f32: float32 arithmetic throughout (no TF32;
+// bfloat16 weights are widened exactly), for comparisons and the default. bf16: PyTorch autocast's
+// rule: the matrix products take bfloat16 operands with float32 accumulation and float32 outputs
+// (kernels/cpu/gemm.h on the CPU, tensor cores on a GPU, where the attention scores and values are
+// bf16 products too); norms, softmax statistics, RoPE, lambda and the residual stream stay float32.
+// On the CPU the attention kernels stay float32 in both modes.
+enum class MathMode { f32, bf16 };
+
+// The process's CPU backend for a math mode (stateless; OpenMP threads, oneDNN and OpenBLAS).
+// bf16 where the CPU has no native bf16 products (kernels/cpu/gemm.h: gemm_bf16_available) gives
+// the f32 backend after one warning.
+std::shared_ptr<Backend> cpu_backend(MathMode math = MathMode::f32);
+
+// Whether the CPU backend's bf16 products run natively here (AVX512_BF16 or AMX through oneDNN),
+// rather than falling back to float32.
+bool cpu_has_native_bf16();
 
 // Logs a warning when the CPU's dense products run on kernels far slower than the machine allows
 // (OpenBLAS built for another CPU; kernels/cpu/blas_diagnostics.h), naming the setting to try.
 void warn_about_slow_cpu_kernels();
-
-// How a GPU backend may round inside its operations. f32: float32 arithmetic throughout (no TF32;
-// bfloat16 weights are widened exactly), for comparisons with the CPU. bf16: the matrix products
-// and the attention scores and values take bfloat16 operands with float32 accumulation on the
-// tensor cores (PyTorch AMP's rule); norms, softmax statistics, RoPE and the residual stream stay
-// float32. The CPU backend always computes in float32.
-enum class MathMode { f32, bf16 };
 
 // "cpu", "cuda" (= "cuda:0") or "cuda:N". Throws ConfigError for another name, and DeviceError
 // saying why when CUDA is asked for but difftx was built without it or no such GPU is visible.

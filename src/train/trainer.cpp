@@ -74,6 +74,18 @@ Schedule make_schedule(const TrainConfig& c, const TrainRunOptions& o, int64_t e
   return s;
 }
 
+// The bf16 key (axolotl): true -> bf16 products with float32 accumulation (float32 weights, AdamW
+// state, norms, softmax, lambda); auto -> the same where the CPU has native bf16 products.
+MathMode training_math(const TrainConfig& c) {
+  if (c.bf16 == Bf16Mode::off) return MathMode::f32;
+  if (cpu_has_native_bf16()) return MathMode::bf16;
+  if (c.bf16 == Bf16Mode::on)
+    spdlog::warn("{}: bf16: true, but this CPU has no native bf16 matrix products (AVX512_BF16 or AMX); training in "
+                 "float32",
+                 c.yaml_path.string());
+  return MathMode::f32;
+}
+
 AdamWOptions adamw_options(const TrainConfig& c) {
   AdamWOptions ao;
   ao.learning_rate = c.learning_rate;
@@ -106,6 +118,7 @@ class Trainer {
   Prepared data_;
   ModelDir base_dir_;  // base_model, opened once: the model (unless resuming) and the output dtype
   Model model_;
+  MathMode math_;  // the products' precision (the bf16 key), the model placed on its CPU backend
   DataStream stream_;
   Schedule schedule_;
   AdamW optimizer_;
@@ -140,6 +153,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
         return model_load(resume_);
       }()),
+      math_((model_.place_on(cpu_backend(training_math(c))), training_math(c))),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
       schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty())),
       optimizer_(model_.table(), adamw_options(c), *model_.backend()),
@@ -156,6 +170,9 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
                  "needs no warm-up",
                  c.yaml_path.string());
   warn_beyond_max_positions(data_, model_.config().max_position_embeddings);
+  if (math_ == MathMode::bf16)
+    spdlog::info("bf16: matrix products in bf16 with float32 accumulation; weights, AdamW state, norms, softmax and "
+                 "lambda in float32");
   val_batches_ = make_micro_batches(data_.val, c, 0, data_.pad_id, /*shuffle=*/false);
   state_.total_steps = schedule_.total_steps;
   state_.steps_per_epoch = schedule_.steps_per_epoch;

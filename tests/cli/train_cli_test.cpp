@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "io/json_file.h"
+#include "kernels/backend.h"
 #include "cli/monitor_keys.h"
 #include "cli/train_fixture.h"
 #include "test_util.h"
@@ -309,11 +310,16 @@ TEST_F(TrainCliTest, TestDatasetsAreTheValidationSamples) {
 }
 
 TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
-  auto warn = run_difftx({"train", config("w", "bf16: auto\nmystery_key: 3\n").string(), "--max-steps", "1"});
+  auto warn = run_difftx({"train", config("w", "tf32: true\nbf16: auto\nmystery_key: 3\n").string(), "--max-steps", "1"});
   EXPECT_EQ(warn.exit_code, 0) << warn.err;
-  EXPECT_NE(warn.err.find("bf16 is ignored"), std::string::npos) << warn.err;
+  EXPECT_NE(warn.err.find("tf32 is ignored"), std::string::npos) << warn.err;
   EXPECT_NE(warn.err.find("mystery_key is unknown"), std::string::npos) << warn.err;
+  // bf16: auto means bf16 products where the CPU has them natively (the log says so), float32 elsewhere.
+  EXPECT_EQ(warn.err.find("bf16: matrix products in bf16") != std::string::npos, cpu_has_native_bf16()) << warn.err;
   for (auto [extra, part] : std::vector<std::pair<std::string, std::string>>{
+           {"bf16: full\n", "\"full\" (bfloat16 weights and optimizer state) is not supported"},
+           {"bf16: maybe\n", "\"bf16\" must be true, false or auto, got \"maybe\""},
+           {"bf16: [true]\n", "\"bf16\" must be true, false or auto, got a list"},
            {"micro_batch_size: two\n", "\"micro_batch_size\""},
            {"adapter: lora\n", "LoRA"},
            {"lr_scheduler: polynomial\n", "polynomial"},

@@ -49,7 +49,13 @@ TEST_P(GradientTest, LossAndEveryGradientMatchReference) {
       max_diff = std::max(max_diff, std::abs(double(grads[p.offset + i]) - expected[i]));
       max_ref = std::max(max_ref, std::abs(double(expected[i])));
     }
-    EXPECT_LE(max_diff / max_ref, 1e-4) << n << " max|ref| " << max_ref;
+    // A lambda vector's gradient is one scalar dLoss/dlambda (a sum over every attention term, with
+    // heavy cancellation: diff_double_mix_half's is 1e3 times smaller than its terms) times the
+    // re-parameterisation's factor, so its float32 error follows the products' summation order:
+    // 9e-6 with OpenBLAS's products, 1.3e-4 with oneDNN's, both accurate to 1e-6 (kernels Gemm tests).
+    const bool lambda_vector = n.find(".lambda_q") != std::string::npos || n.find(".lambda_k") != std::string::npos;
+    const double tol = lambda_vector ? 5e-4 : 1e-4;
+    EXPECT_LE(max_diff / max_ref, tol) << n << " max|ref| " << max_ref;
     if (max_diff / max_ref > worst) {
       worst = max_diff / max_ref;
       worst_name = n;

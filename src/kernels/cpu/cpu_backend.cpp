@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/log.h"
 #include "common/parallel.h"
 #include <cmath>
 
@@ -12,6 +13,7 @@
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/diff_attention.h"
 #include "kernels/cpu/diff_attention_backward.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -38,7 +40,8 @@ void scatter_kv(const float* src, int64_t src_stride, int64_t B, int64_t T, int6
 
 class CpuBackend final : public Backend {
  public:
-  std::string name() const override { return "cpu"; }
+  explicit CpuBackend(GemmPrecision precision) : precision_(precision) {}
+  std::string name() const override { return precision_ == GemmPrecision::bf16 ? "cpu (bf16)" : "cpu"; }
   bool host_memory() const override { return true; }
 
   void upload(void* dst, const void* src, size_t bytes) override { copy_bytes(dst, src, bytes); }
@@ -66,17 +69,17 @@ class CpuBackend final : public Backend {
   }
   void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
                       bool accumulate, int64_t x_stride, int64_t y_stride) override {
-    difftx::linear_forward(x, m, k, w, bias, n, y, accumulate, x_stride, y_stride);
+    difftx::linear_forward(x, m, k, w, bias, n, y, accumulate, x_stride, y_stride, precision_);
   }
   void rmsnorm_linear_forward(const float* x, int64_t m, int64_t k, const float* norm_weight, float eps, float* xn,
                               std::span<const LinearOut> outs) override {
     difftx::rmsnorm_forward(xn, x, norm_weight, m, k, eps);
-    linear_forward_shared_input(xn, m, k, outs);
+    linear_forward_shared_input(xn, m, k, outs, precision_);
   }
   void swiglu_linear_forward(float* gate, const float* up, int64_t m, int64_t k, LinearWeight w, const float* bias,
                              int64_t n, float* y, bool accumulate) override {
     swiglu_forward(gate, gate, up, m * k);
-    difftx::linear_forward(gate, m, k, w, bias, n, y, accumulate);
+    difftx::linear_forward(gate, m, k, w, bias, n, y, accumulate, 0, 0, precision_);
   }
   void rope_cache_write(float* q, int64_t q_heads, int64_t q_stride, float* k, int64_t k_heads, int64_t k_stride,
                         const float* v, int64_t v_heads, int64_t B, int64_t T, int64_t d, const float* cos,
@@ -105,7 +108,7 @@ class CpuBackend final : public Backend {
 
   void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
                        float* dw, float* db) override {
-    difftx::linear_backward(x, m, k, w, n, dy, dx, dw, db);
+    difftx::linear_backward(x, m, k, w, n, dy, dx, dw, db, precision_);
   }
   void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight, int64_t rows,
                         int64_t dim, float eps) override {
@@ -225,6 +228,8 @@ class CpuBackend final : public Backend {
   void release(void* data) noexcept override { ::operator delete(data, kAlignment); }
 
  private:
+  GemmPrecision precision_;
+
   static void copy_bytes(void* dst, const void* src, size_t bytes) {
     if (bytes > 0 && dst != src) std::memcpy(dst, src, bytes);
   }
@@ -232,6 +237,13 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::shared_ptr<Backend> make_cpu_backend() { return std::make_shared<CpuBackend>(); }
+std::shared_ptr<Backend> make_cpu_backend(MathMode math) {
+  if (math == MathMode::bf16 && !gemm_bf16_available()) {
+    spdlog::warn("bf16 compute: oneDNN has no native bf16 matrix products on this CPU (they need AVX512_BF16 or AMX, "
+                 "and DNNL_MAX_CPU_ISA must allow them); computing in float32");
+    math = MathMode::f32;
+  }
+  return std::make_shared<CpuBackend>(math == MathMode::bf16 ? GemmPrecision::bf16 : GemmPrecision::f32);
+}
 
 }  // namespace difftx

@@ -1,10 +1,9 @@
 #include "kernels/cpu/linear.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "common/bf16.h"
 #include "kernels/cpu/gemv.h"
 
 namespace difftx {
@@ -20,11 +19,32 @@ float put_bias(const float* bias, int64_t m, int64_t n, float* y, int64_t y_stri
   return 1.0f;
 }
 
-void sgemm_nt(const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y, float beta, int64_t x_stride,
-              int64_t y_stride) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-              static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(x_stride), w, static_cast<blasint>(k), beta, y,
-              static_cast<blasint>(y_stride));
+// y = x · w^T with w [n, k] float32 or bfloat16 (the forward of a Linear layer).
+void product_nt(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, float* y, bool accumulate,
+                int64_t x_stride, int64_t y_stride, GemmPrecision precision) {
+  const GemmMatrix a{x, nullptr, x_stride, false};
+  if (w.bf16 == nullptr || precision == GemmPrecision::bf16) {
+    gemm(a, GemmMatrix{w.f32, w.bf16, k, true}, m, n, k, y, y_stride, accumulate, precision);
+    return;
+  }
+  // float32 arithmetic on bf16 weights: widen blocks of output columns, one product per block.
+  const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
+  thread_local std::vector<float> widened;
+  widened.resize(static_cast<size_t>(block * k));
+  for (int64_t j0 = 0; j0 < n; j0 += block) {
+    const int64_t rows = std::min(block, n - j0);
+    bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
+    gemm(a, GemmMatrix{widened.data(), nullptr, k, true}, m, rows, k, y + j0, y_stride, accumulate, precision);
+  }
+}
+
+// One row in bf16 precision: x rounded to bf16 as the products' other rows would be.
+const float* rounded_row(const float* x, int64_t k, GemmPrecision precision) {
+  if (precision != GemmPrecision::bf16) return x;
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) row[i] = bf16_to_f32(f32_to_bf16(x[i]));
+  return row.data();
 }
 
 }  // namespace
@@ -35,37 +55,30 @@ void linear_forward(const float* x, int64_t m, int64_t k, const float* w, const 
 }
 
 void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const float* bias, int64_t n, float* y,
-                    bool accumulate, int64_t x_stride, int64_t y_stride) {
+                    bool accumulate, int64_t x_stride, int64_t y_stride, GemmPrecision precision) {
   if (x_stride == 0) x_stride = k;
   if (y_stride == 0) y_stride = n;
   if (m == 0 || n == 0) return;
   const float beta = put_bias(bias, m, n, y, y_stride, accumulate);
   if (m == 1) {  // one row (decoding): a matrix-vector product, without GEMM's packing of w
-    if (w.bf16 != nullptr) gemv_bf16(w.bf16, n, k, x, y, beta != 0.0f);
-    else gemv_f32(w.f32, n, k, x, y, beta != 0.0f);
+    const float* xr = rounded_row(x, k, precision);
+    if (w.bf16 != nullptr) gemv_bf16(w.bf16, n, k, xr, y, beta != 0.0f);
+    else if (precision == GemmPrecision::bf16) gemm(GemmMatrix{xr, nullptr, k, false}, GemmMatrix{w.f32, nullptr, k, true}, 1, n, k, y, y_stride, beta != 0.0f, precision);
+    else gemv_f32(w.f32, n, k, xr, y, beta != 0.0f);
     return;
   }
-  if (w.bf16 == nullptr) {
-    sgemm_nt(x, m, k, w.f32, n, y, beta, x_stride, y_stride);
-    return;
-  }
-  // Blocks of output columns: widen their weight rows, then one sgemm per block.
-  const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
-  thread_local std::vector<float> widened;
-  widened.resize(static_cast<size_t>(block * k));
-  for (int64_t j0 = 0; j0 < n; j0 += block) {
-    const int64_t rows = std::min(block, n - j0);
-    bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
-    sgemm_nt(x, m, k, widened.data(), rows, y + j0, beta, x_stride, y_stride);
-  }
+  product_nt(x, m, k, w, n, y, beta != 0.0f, x_stride, y_stride, precision);
 }
 
-void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span<const LinearOut> outs) {
+void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span<const LinearOut> outs,
+                                 GemmPrecision precision) {
   constexpr size_t kMaxJobs = 4;
-  if (m != 1 || outs.size() > kMaxJobs) {
-    for (const LinearOut& o : outs) linear_forward(x, m, k, o.w, o.bias, o.n, o.y);
+  const bool all_bf16 = std::all_of(outs.begin(), outs.end(), [](const LinearOut& o) { return o.w.bf16 != nullptr; });
+  if (m != 1 || outs.size() > kMaxJobs || (precision == GemmPrecision::bf16 && !all_bf16)) {
+    for (const LinearOut& o : outs) linear_forward(x, m, k, o.w, o.bias, o.n, o.y, false, 0, 0, precision);
     return;
   }
+  x = rounded_row(x, k, precision);
   GemvJob jobs[kMaxJobs];
   for (size_t i = 0; i < outs.size(); ++i) {
     const LinearOut& o = outs[i];
@@ -76,13 +89,27 @@ void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span
 }
 
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
-                     float* dw, float* db) {
+                     float* dw, float* db, GemmPrecision precision) {
   if (m == 0) return;
-  const auto M = static_cast<blasint>(m), K = static_cast<blasint>(k), N = static_cast<blasint>(n);
-  if (dx != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, 1.0f, dx, K);
-  if (dw != nullptr)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+  if (precision == GemmPrecision::bf16) {  // dy rounded once for both products
+    thread_local std::vector<uint16_t> dy16, other16;
+    round_to_bf16(dy, m, n, n, dy16);
+    if (dx != nullptr) {
+      round_to_bf16(w, n, k, k, other16);
+      gemm(GemmMatrix{nullptr, dy16.data(), n, false}, GemmMatrix{nullptr, other16.data(), k, false}, m, k, n, dx, k,
+           true, precision);
+    }
+    if (dw != nullptr) {
+      round_to_bf16(x, m, k, k, other16);
+      gemm(GemmMatrix{nullptr, dy16.data(), n, true}, GemmMatrix{nullptr, other16.data(), k, false}, n, k, m, dw, k,
+           true, precision);
+    }
+  } else {
+    if (dx != nullptr)
+      gemm(GemmMatrix{dy, nullptr, n, false}, GemmMatrix{w, nullptr, k, false}, m, k, n, dx, k, true, precision);
+    if (dw != nullptr)
+      gemm(GemmMatrix{dy, nullptr, n, true}, GemmMatrix{x, nullptr, k, false}, n, k, m, dw, k, true, precision);
+  }
   if (db != nullptr)
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
