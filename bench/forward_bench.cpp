@@ -1,7 +1,9 @@
 // Prefill and decode throughput of a model directory, beside the machine's own limits measured in
-// the same run (OpenBLAS sgemm GFLOP/s on a large square product, all threads; memory bandwidth of a
-// STREAM-style triad and of a read-only stream). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
-// [--weight-dtype f32|bf16] [--json]. --no-limits skips the sgemm and bandwidth measurements; --weight-dtype bf16
+// the same run (GFLOP/s of a large square product, all threads: OpenBLAS sgemm, and oneDNN in f32
+// and bf16 as difftx's dense layers run it; memory bandwidth of a STREAM-style triad and of a
+// read-only stream). Usage: forward_bench MODEL_DIR [--seq-len 512] [--decode 128] [--repeats 3] [--no-limits]
+// [--weight-dtype f32|bf16] [--compute-dtype f32|bf16] [--json]. --compute-dtype bf16 runs the
+// products in bf16 (MathMode::bf16) with the matrices kept in bf16, as `difftx forward` does. --no-limits skips the sgemm and bandwidth measurements; --weight-dtype bf16
 // keeps the matrices in bf16 (Model::keep_matrices_in_bf16) and reports the largest logit difference
 // from float32 weights on the first 64 prompt tokens; --json ends with one line of JSON holding every
 // number printed (scripts/bench.sh reads it).
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/gemm.h"
 #include "model/model_dir.h"
 #include "model/kv_cache.h"
 
@@ -28,6 +32,26 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The same square product through kernels/cpu/gemm.h (oneDNN), as the dense layers run it:
+// float32, or bf16 operands already in bf16 (weights kept in bf16; activations are rounded per call).
+double onednn_gflops(int n, int repeats, GemmPrecision precision) {
+  std::vector<float> a(size_t(n) * n, 0.5f), b(a.size(), 0.25f), c(a.size());
+  std::vector<uint16_t> a16, b16;
+  round_to_bf16(a.data(), n, n, n, a16);
+  round_to_bf16(b.data(), n, n, n, b16);
+  const bool bf16 = precision == GemmPrecision::bf16;
+  const GemmMatrix ma = bf16 ? GemmMatrix{nullptr, a16.data(), n, false} : GemmMatrix{a.data(), nullptr, n, false};
+  const GemmMatrix mb = bf16 ? GemmMatrix{nullptr, b16.data(), n, true} : GemmMatrix{b.data(), nullptr, n, true};
+  gemm(ma, mb, n, n, n, c.data(), n, false, precision);
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    gemm(ma, mb, n, n, n, c.data(), n, false, precision);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * n * n * n / best / 1e9;
 }
 
 double sgemm_gflops(int n, int repeats) {
@@ -90,7 +114,7 @@ int main(int argc, char** argv) {
   std::string dir = argv[1];
   int64_t seq_len = 512, decode = 128;
   int repeats = 3;
-  std::string weight_dtype = "f32";
+  std::string weight_dtype = "f32", compute_dtype = "f32";
   bool limits = true, json = false;
   for (int i = 2; i < argc; i += 2) {
     std::string flag = argv[i];
@@ -109,6 +133,8 @@ int main(int argc, char** argv) {
     else if (flag == "--repeats") repeats = std::stoi(argv[i + 1]);
     else if (flag == "--weight-dtype" && (std::string(argv[i + 1]) == "f32" || std::string(argv[i + 1]) == "bf16"))
       weight_dtype = argv[i + 1];
+    else if (flag == "--compute-dtype" && (std::string(argv[i + 1]) == "f32" || std::string(argv[i + 1]) == "bf16"))
+      compute_dtype = argv[i + 1];
     else {
       fmt::print(stderr, "unknown flag or value: {} {}\n", flag, argv[i + 1]);
       return 2;
@@ -117,10 +143,23 @@ int main(int argc, char** argv) {
   try {
     fmt::print("threads        {} (OpenMP), {} (OpenBLAS)\n", omp_get_max_threads(), openblas_get_num_threads());
     fmt::print("openblas       {}\n", openblas_get_config());
-    double peak = 0, bw = 0, read_bw = 0;
+    double peak = 0, blas = 0, bw = 0, read_bw = 0;
+    const bool bf16_math = compute_dtype == "bf16" && cpu_has_native_bf16();
+    if (compute_dtype == "bf16" && !bf16_math) fmt::print("compute        bf16 asked for; no native bf16 products here: f32\n");
+    if (bf16_math) weight_dtype = "bf16";
     if (limits) {
-      peak = sgemm_gflops(2048, 3);
-      fmt::print("sgemm          {:.1f} GFLOP/s (2048^3, best of 3)\n", peak);
+      blas = sgemm_gflops(2048, 3);
+      fmt::print("sgemm          {:.1f} GFLOP/s (OpenBLAS, 2048^3, best of 3)\n", blas);
+      const double f32 = onednn_gflops(2048, 3, GemmPrecision::f32);
+      fmt::print("onednn f32     {:.1f} GFLOP/s (2048^3, best of 3; {})\n", f32,
+                 gemm_implementation(2048, 2048, 2048, GemmPrecision::f32));
+      double bf16 = 0;
+      if (cpu_has_native_bf16()) {
+        bf16 = onednn_gflops(2048, 3, GemmPrecision::bf16);
+        fmt::print("onednn bf16    {:.1f} GFLOP/s (2048^3, best of 3; {})\n", bf16,
+                   gemm_implementation(2048, 2048, 2048, GemmPrecision::bf16));
+      }
+      peak = bf16_math ? bf16 : f32;  // the products' own limit
       bw = triad_gbps(size_t(1) << 26, 3);
       fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
       read_bw = read_gbps(size_t(1) << 27, 3);
@@ -149,14 +188,15 @@ int main(int argc, char** argv) {
       std::vector<float> ref;
       model.forward(head, nullptr, LogitsMode::all, ref);
       model.keep_matrices_in_bf16();
+      if (bf16_math) model.place_on(cpu_backend(MathMode::bf16));
       model.forward(head, nullptr, LogitsMode::all, logits);
       for (size_t i = 0; i < ref.size(); ++i) {
         max_logit_diff = std::max(max_logit_diff, double(std::abs(logits[i] - ref[i])));
         max_logit = std::max(max_logit, double(std::abs(ref[i])));
       }
-      fmt::print("weights        matrices in bf16: {:.1f} MB; max |logit difference| from float32 {:.3g} "
+      fmt::print("weights        matrices in bf16{}: {:.1f} MB; max |logit difference| from float32 {:.3g} "
                  "(max |logit| {:.3g}, {} positions)\n",
-                 model.weight_bytes() / 1e6, max_logit_diff, max_logit, head.seq_len);
+                 bf16_math ? ", bf16 products" : "", model.weight_bytes() / 1e6, max_logit_diff, max_logit, head.seq_len);
     }
     double best = 1e30;
     for (int r = 0; r < repeats; ++r) {
@@ -167,13 +207,13 @@ int main(int argc, char** argv) {
     double flops = dense * seq_len + attention + 2.0 * D * V;
     fmt::print("prefill        T={} batch 1: {:.1f} tokens/s, {:.3f} s, {:.1f} GFLOP/s", seq_len, seq_len / best, best,
                flops / best / 1e9);
-    if (peak > 0) fmt::print(" = {:.0f}% of sgemm", 100.0 * flops / best / 1e9 / peak);
+    if (peak > 0) fmt::print(" = {:.0f}% of oneDNN {}", 100.0 * flops / best / 1e9 / peak, bf16_math ? "bf16" : "f32");
     fmt::print(" (best of {})\n", repeats);
     double decode_tps = 0;
     const double weight_bytes = weight_dtype == "bf16" ? double(model.weight_bytes()) : 4.0 * model.table().parameter_count();
 
     if (decode > 0) {
-      KVCache cache(c, 1, seq_len + decode);
+      KVCache cache(c, 1, seq_len + decode, model.backend());
       TokenBatch prompt = batch;
       model.forward(prompt, &cache, LogitsMode::last, logits);
       TokenBatch step;
@@ -194,10 +234,10 @@ int main(int argc, char** argv) {
       fmt::print("\n");
     }
     if (json)
-      fmt::print("{{\"seq_len\": {}, \"prefill_tokens_per_s\": {:.3f}, \"prefill_gflops\": {:.3f}, \"sgemm_gflops\": {:.3f}, "
+      fmt::print("{{\"seq_len\": {}, \"prefill_tokens_per_s\": {:.3f}, \"prefill_gflops\": {:.3f}, \"sgemm_gflops\": {:.3f}, \"gemm_gflops\": {:.3f}, "
                  "\"triad_gbps\": {:.3f}, \"read_gbps\": {:.3f}, \"decode_tokens\": {}, \"decode_tokens_per_s\": {:.3f}, \"weight_bytes\": {:.0f}, "
                  "\"weight_dtype\": \"{}\", \"max_logit_diff\": {:.6g}, \"max_logit\": {:.6g}}}\n",
-                 seq_len, seq_len / best, flops / best / 1e9, peak, bw, read_bw, decode, decode_tps, weight_bytes, weight_dtype,
+                 seq_len, seq_len / best, flops / best / 1e9, blas, peak, bw, read_bw, decode, decode_tps, weight_bytes, weight_dtype,
                  max_logit_diff, max_logit);
   } catch (const Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());

@@ -117,10 +117,17 @@ def main():
     out, _, _, _ = run_child([fwd, os.path.join(a.models, "base"), "--seq-len", "16", "--decode", "0", "--repeats", "1",
                               "--json"], env)
     r = last_json(out)
-    limits = {"sgemm": r["sgemm_gflops"], "triad": r["triad_gbps"], "read": r["read_gbps"], "text": out,
-              "kernels": openblas_kernels(out)}
-    note(f"limits: sgemm {limits['sgemm']:.1f} GFLOP/s ({limits['kernels']} kernels), triad {limits['triad']:.1f} GB/s, "
+    limits = {"sgemm": r["sgemm_gflops"], "gemm": r["gemm_gflops"], "triad": r["triad_gbps"], "read": r["read_gbps"],
+              "text": out, "kernels": openblas_kernels(out)}
+    bf16_line = next((l for l in out.splitlines() if l.startswith("onednn bf16")), "")
+    limits["gemm_bf16"] = float(bf16_line.split()[2]) if bf16_line else 0.0
+    note(f"limits: oneDNN f32 {limits['gemm']:.1f} GFLOP/s, bf16 {limits['gemm_bf16']:.1f}; OpenBLAS sgemm "
+         f"{limits['sgemm']:.1f} GFLOP/s ({limits['kernels']} kernels), triad {limits['triad']:.1f} GB/s, "
          f"read-only {limits['read']:.1f} GB/s")
+    # The dense layers' products on the model's shapes: OpenBLAS against oneDNN f32 and bf16.
+    gemm_table, _, _, _ = run_child([os.path.join(a.build, "bench", "gemm_bench"), os.path.join(a.models, "base"),
+                                     "--tokens", ",".join(str(t) for t in seq), "--repeats", "3" if a.quick else "5"], env)
+    note("gemm_bench: done")
     for model in ("base", "diff"):
         mdir = os.path.join(a.models, model)
         for T in seq:
@@ -140,6 +147,16 @@ def main():
             t = last_json(out)
             e2e[(model, "prefill", T)].update(torch=t["tokens_per_s"], torch_rss=rss)
             note(f"torch  {model} T={T}: prefill {t['tokens_per_s']:.1f} tok/s, peak RSS {rss / MB:.0f} MB")
+        if limits["gemm_bf16"] > 0:  # bf16 products (--compute-dtype bf16), difftx only
+            for T in seq:
+                out, rss, _, _ = run_child([fwd, mdir, "--seq-len", str(T), "--decode", "0", "--repeats", "2", "--json",
+                                            "--no-limits", "--compute-dtype", "bf16"], env)
+                r = last_json(out)
+                e2e[(model, "prefill_bf16", T)] = {"difftx": r["prefill_tokens_per_s"], "difftx_rss": rss,
+                                                   "gflop": r["prefill_gflops"] * T / r["prefill_tokens_per_s"],
+                                                   "max_logit_diff": r["max_logit_diff"], "max_logit": r["max_logit"]}
+                note(f"difftx {model} T={T} bf16 products: prefill {r['prefill_tokens_per_s']:.1f} tok/s, max |logit "
+                     f"difference| {r['max_logit_diff']:.3g} (max |logit| {r['max_logit']:.3g}), peak RSS {rss / MB:.0f} MB")
         out, rss, _, _ = run_child(torch_bench + ["decode", mdir, str(seq[0]), str(new_tokens)], env)
         t = last_json(out)
         e2e[(model, "decode", seq[0])].update(torch=t["tokens_per_s"], torch_rss=rss)
@@ -183,6 +200,16 @@ def main():
                                          "note": malloc_note}
             note(f"train {model} mb={mb}: difftx {tps:.1f} tok/s RSS {rss / MB:.0f} MB; torch {t['tokens_per_s']:.1f} "
                  f"tok/s RSS {trss / MB:.0f} MB{malloc_note}")
+            if model == "diff" and limits["gemm_bf16"] > 0:  # axolotl's bf16: true, against the same float32 PyTorch
+                with open(yml, "a") as f:
+                    f.write("bf16: true\n")
+                _, rss16, _, _ = run_child([difftx, "train", yml, "--overwrite"], env)
+                rows = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
+                steady = [r["tokens_per_second"] for r in rows if "tokens_per_second" in r and r["step"] > 1]
+                tps16 = sum(steady) / len(steady)
+                e2e[(model, "train_bf16", mb)] = {"difftx": tps16, "difftx_rss": rss16, "torch": t["tokens_per_s"],
+                                                  "torch_rss": trss, "note": malloc_note}
+                note(f"train {model} mb={mb} bf16: true: difftx {tps16:.1f} tok/s RSS {rss16 / MB:.0f} MB")
 
     # ---------------------------------------------------------------- kernels
     kernels = {}
@@ -211,7 +238,7 @@ def main():
         note(f"kernel {kind} {phase} T={T}: difftx {k['difftx_ms']:.2f} ms ({k['gflops']:.1f} GFLOP/s, extra "
              f"{k['difftx_extra'] / MB:.1f} MB); torch {k['torch_ms']:.2f} ms (extra {k['torch_extra'] / MB:.1f} MB)")
 
-    write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens)
+    write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens, gemm_table)
 
 
 def decode_shares(r, dtype, triad, read):
@@ -221,15 +248,16 @@ def decode_shares(r, dtype, triad, read):
             f"{100 * r['difftx'] / by_read:.0f}% of {by_read:.0f} (read-only)")
 
 
-def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens):
-    sgemm, triad, read = limits["sgemm"], limits["triad"], limits["read"]
+def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens, gemm_table):
+    sgemm, triad, read = limits["gemm"], limits["triad"], limits["read"]
     L = []
     L.append("# Benchmark results\n")
     L.append(f"Made by `scripts/bench.sh` on {datetime.date.today().isoformat()}; every number below comes from that one "
              "run, difftx and PyTorch alternating on the same machine. Regenerate it rather than editing it.\n")
     L.append(f"- {log[0]}")
-    L.append(f"- machine limits (same run): OpenBLAS sgemm {sgemm:.1f} GFLOP/s (2048^3, all threads, OpenBLAS's "
-             f"{limits['kernels']} kernels; see bench/NOTES.md on the kernels OpenBLAS picks), "
+    L.append(f"- machine limits (same run): oneDNN matmul {sgemm:.1f} GFLOP/s in float32 and {limits['gemm_bf16']:.1f} in "
+             f"bf16 (2048^3, all threads; the library difftx's dense layers use), OpenBLAS sgemm {limits['sgemm']:.1f} "
+             f"GFLOP/s ({limits['kernels']} kernels; see bench/NOTES.md on the kernels OpenBLAS picks), "
              f"triad {triad:.1f} GB/s, read-only stream {read:.1f} GB/s (decoding only reads its weights; the "
              "bounds below divide by the triad, as the issue asks, and the read-only share is given beside)")
     L.append("- PyTorch: eager, float32, `bench/torch_bench.py` (the tools/reference implementation of each layout, "
@@ -248,8 +276,15 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
             r = e2e[(model, "prefill", T)]
             share = r["gflop"] / (T / r["difftx"]) / sgemm
             L.append(f"| {name} | prefill T={T} tokens/s | {r['difftx']:.1f} | {r['torch']:.1f} | "
-                     f"{fmt_ratio(r['difftx'] / r['torch'])} | {100 * share:.0f}% of sgemm | {r['difftx_rss'] / MB:.0f} MB | "
+                     f"{fmt_ratio(r['difftx'] / r['torch'])} | {100 * share:.0f}% of oneDNN f32 | {r['difftx_rss'] / MB:.0f} MB | "
                      f"{r['torch_rss'] / MB:.0f} MB |")
+            if (model, "prefill_bf16", T) in e2e:
+                b = e2e[(model, "prefill_bf16", T)]
+                share = b["gflop"] / (T / b["difftx"]) / limits["gemm_bf16"]
+                L.append(f"| {name} | prefill T={T} tokens/s, bf16 products (`--compute-dtype bf16`; max logit difference "
+                         f"{b['max_logit_diff']:.3g} of max {b['max_logit']:.3g}) | {b['difftx']:.1f} | {r['torch']:.1f} (f32) | "
+                         f"{fmt_ratio(b['difftx'] / r['torch'])} | {100 * share:.0f}% of oneDNN bf16 | "
+                         f"{b['difftx_rss'] / MB:.0f} MB | |")
         r = e2e[(model, "decode", seq[0])]
         L.append(f"| {name} | decode tokens/s ({new_tokens} after {seq[0]}) | {r['difftx']:.1f} | {r['torch']:.1f} | "
                  f"{fmt_ratio(r['difftx'] / r['torch'])} | {decode_shares(r, 'float32', triad, read)} | "
@@ -263,6 +298,17 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
             L.append(f"| {name} | training tokens/s (seq {train_seq}, micro_batch_size {mb}) | {r['difftx']:.1f} | "
                      f"{r['torch']:.1f}{r['note']} | {fmt_ratio(r['difftx'] / r['torch'])} | | {r['difftx_rss'] / MB:.0f} MB | "
                      f"{r['torch_rss'] / MB:.0f} MB ({r['difftx_rss'] / r['torch_rss']:.2f}x) |")
+            if (model, "train_bf16", mb) in e2e:
+                r = e2e[(model, "train_bf16", mb)]
+                L.append(f"| {name} | training tokens/s, `bf16: true` (seq {train_seq}, micro_batch_size {mb}) | "
+                         f"{r['difftx']:.1f} | {r['torch']:.1f} (f32){r['note']} | {fmt_ratio(r['difftx'] / r['torch'])} | | "
+                         f"{r['difftx_rss'] / MB:.0f} MB | {r['torch_rss'] / MB:.0f} MB |")
+    L.append("")
+    L.append("## GEMM paths\n")
+    L.append("The dense layers' products on the base model's shapes (`bench/gemm_bench`), GFLOP/s, median of repeats taking "
+             "turns; ratio: against OpenBLAS. bf16: weights in bf16 as kept for inference, the activations rounded per "
+             "call.\n")
+    L.extend(l for l in gemm_table.splitlines())
     L.append("")
     L.append("## Attention kernels\n")
     L.append("Batch 1, causal, head_dim 64. standard: 9 heads / 3 kv heads; double: 9 diff-heads (18 q, 6 k, 3 v heads); "
@@ -310,7 +356,7 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
             k["torch_ms"] / k["difftx_ms"] >= 3)
     r = e2e[("base", "prefill", seq[0])]
     share = r["gflop"] / (seq[0] / r["difftx"]) / sgemm
-    row("GEMM-bound phases >= 75% of sgemm (base prefill)", f"{100 * share:.0f}%", share >= 0.75)
+    row("GEMM-bound phases >= 75% of the f32 GEMM peak (oneDNN; base prefill)", f"{100 * share:.0f}%", share >= 0.75)
     r = e2e[("base", "decode", seq[0])]
     bound = triad * 1e9 / r["weight_bytes"]
     row("decode >= 80% of the float32 bandwidth bound (triad)",
@@ -319,6 +365,19 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     r = e2e[("base", "decode_bf16", seq[0])]
     row("decode with BF16 weights >= 120 tokens/s", f"{r['difftx']:.1f} tokens/s; max logit difference from float32 "
         f"weights {r['max_logit_diff']:.3g} (max |logit| {r['max_logit']:.3g}; 0 for a BF16 checkpoint)", r["difftx"] >= 120)
+    L.append("")
+    L.append("## Targets of issue 25 (PyTorch rows; the llama.cpp rows are in bench/RESULTS-llamacpp.md)\n")
+    L.append("| target | measured | met |")
+    L.append("| --- | --- | --- |")
+    for mb in (1, 4):
+        if ("diff", "train", mb) in e2e:
+            r = e2e[("diff", "train", mb)]
+            row(f"training diff seq {train_seq} mb {mb} f32 >= 2.5x PyTorch f32", fmt_ratio(r["difftx"] / r["torch"]),
+                r["difftx"] / r["torch"] >= 2.5)
+        if ("diff", "train_bf16", mb) in e2e:
+            r = e2e[("diff", "train_bf16", mb)]
+            row(f"training diff seq {train_seq} mb {mb} bf16 >= 4x PyTorch f32", fmt_ratio(r["difftx"] / r["torch"]),
+                r["difftx"] / r["torch"] >= 4)
     L.append("")
     L.append("## Log of the run\n")
     L.append("```")

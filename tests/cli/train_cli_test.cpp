@@ -99,6 +99,49 @@ TEST_F(TrainCliTest, ResumeContinuesExactly) {
   }
 }
 
+// bf16: true (bf16 products, float32 master weights and AdamW state): the quickstart recipe's
+// settings for 50 steps track the float32 run's losses, and resuming a bf16 run is exact.
+TEST_F(TrainCliTest, Bf16ProductsTrackFloat32AndResumeExactly) {
+  if (!cpu_has_native_bf16()) GTEST_SKIP() << "this CPU has no native bf16 products (bf16: true trains in float32)";
+  const std::string recipe =
+      "max_steps: 50\nlearning_rate: 0.0005\nlr_scheduler: cosine\nwarmup_steps: 5\nweight_decay: 0.1\n"
+      "adam_beta2: 0.95\ngradient_accumulation_steps: 1\ndiff_attn_warmup_steps: 25\neval_steps: 50\nsave_steps: 25\n"
+      "diff_attn_log_every: 50\n";
+  ASSERT_EQ(run_difftx({"train", config("r32", recipe).string()}).exit_code, 0);
+  auto r16 = run_difftx({"train", config("r16", recipe + "bf16: true\n").string()});
+  ASSERT_EQ(r16.exit_code, 0) << r16.err;
+  EXPECT_NE(r16.err.find("bf16: matrix products in bf16"), std::string::npos) << r16.err;
+  const auto f32 = metrics(dir_->path() / "r32"), bf16 = metrics(dir_->path() / "r16");
+  std::vector<double> l32, l16;
+  for (const auto& row : f32)
+    if (row.contains("loss")) l32.push_back(row["loss"].get<double>());
+  for (const auto& row : bf16)
+    if (row.contains("loss")) l16.push_back(row["loss"].get<double>());
+  ASSERT_EQ(l32.size(), 50u);
+  ASSERT_EQ(l16.size(), 50u);
+  double worst = 0, differ = 0;
+  for (size_t i = 0; i < 50; ++i) {
+    worst = std::max(worst, std::abs(l16[i] - l32[i]) / l32[i]);
+    differ += l16[i] != l32[i];
+  }
+  std::printf("[ bf16     ] 50 losses: max relative difference from float32 %.3g\n", worst);
+  EXPECT_LE(worst, 1e-2) << "bf16 products drift from the float32 run";
+  EXPECT_GE(differ, 40) << "bf16 products should round differently from float32";
+  // Resume the bf16 run from its checkpoint-25: the same bits as the uninterrupted run.
+  const fs::path part = dir_->path() / "r16part";
+  fs::create_directories(part);
+  fs::copy(dir_->path() / "r16" / "checkpoint-25", part / "checkpoint-25", fs::copy_options::recursive);
+  std::ofstream(part / "metrics.jsonl") << test::read_text(dir_->path() / "r16" / "metrics.jsonl");
+  auto r = run_difftx({"train", config("r16part", recipe + "bf16: true\n").string(), "--resume-from-checkpoint",
+                       (part / "checkpoint-25").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto resumed = metrics(part);
+  ASSERT_EQ(resumed.size(), bf16.size());
+  for (size_t i = 0; i < bf16.size(); ++i)
+    for (const char* key : {"loss", "grad_norm", "eval_loss", "layer_1/lambda_full"})
+      EXPECT_EQ(resumed[i].value(key, -1.0), bf16[i].value(key, -1.0)) << key << ", record " << i;
+}
+
 TEST_F(TrainCliTest, DivergenceStopsWithTheLastGoodCheckpoint) {
   // A learning rate of 1e30 (no clipping) overflows the weights within a few steps
   const fs::path cfg = config("nan2", "learning_rate: 1.0e+30\nmax_grad_norm: 0\nsave_steps: 1\n");

@@ -2,6 +2,8 @@
 // on every case of tests/golden, float32 and BF16 checkpoints. Bound: max|diff| / max|ref| <= 1e-4.
 #include <gtest/gtest.h>
 
+#include "kernels/backend.h"
+
 #include <cstdio>
 
 #include "golden_util.h"
@@ -34,6 +36,22 @@ TEST_P(GoldenTest, Bf16CheckpointMatchesBf16RoundedReference) {
   EXPECT_LE(err, 1e-4);
   // And it is a different function from the float32 one: the test can tell them apart.
   EXPECT_GT(test::relative_error(g.batch, model.config().vocab_size, logits, g.logits), 1e-4);
+}
+
+// --compute-dtype bf16 (MathMode::bf16 on the CPU): bf16 products with float32 sums stay within
+// a bf16 tolerance of the float32 reference, the GPU's bf16 bound (5e-2 of the largest logit);
+// skipped where the CPU has no native bf16 products.
+TEST_P(GoldenTest, Bf16ProductsStayNearTheFloat32Reference) {
+  if (!cpu_has_native_bf16()) GTEST_SKIP() << "no native bf16 products on this CPU";
+  auto g = test::golden_case_load(GetParam());
+  Model model = test::golden_model_load(g);
+  model.place_on(cpu_backend(MathMode::bf16));
+  std::vector<float> logits;
+  model.forward(g.batch, nullptr, LogitsMode::all, logits, nullptr, g.options());
+  const double err = test::relative_error(g.batch, model.config().vocab_size, logits, g.logits);
+  std::printf("[ golden   ] %-28s bf16 products max|diff|/max|ref| = %.3g\n", GetParam().c_str(), err);
+  EXPECT_LE(err, 5e-2);
+  EXPECT_GT(err, 1e-4) << "bf16 products should round differently from float32";
 }
 
 TEST_P(GoldenTest, LastPositionModeEqualsAllPositions) {
