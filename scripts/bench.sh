@@ -28,7 +28,7 @@ shared=${DIFFTX_SHARED:-"$root/../shared"}
 [[ -f "$shared/corpora/war-and-peace.txt" ]] || { echo "bench.sh: $shared/corpora/war-and-peace.txt not found (set DIFFTX_SHARED)" >&2; exit 2; }
 
 bash scripts/deps.sh --reference
-BUILD_TARGETS="difftx forward_bench attention_bench" bash scripts/build.sh "$root/build"
+BUILD_TARGETS="difftx forward_bench attention_bench gemm_bench" bash scripts/build.sh "$root/build"
 
 models="$root/out/bench"
 mkdir -p "$models"
