@@ -86,6 +86,16 @@ int main(int argc, char** argv) {
     fmt::print("threads {}; oneDNN f32 {}, bf16 {}\n\n", omp_get_max_threads(),
                gemm_implementation(512, 576, 576, GemmPrecision::f32),
                bf16 ? gemm_implementation(512, 576, 576, GemmPrecision::bf16) : "not native here");
+    {  // the process warms up first (thread team started, oneDNN's kernels generated, clocks settled)
+      const auto a = random_values(1024 * 1024, 4);
+      std::vector<float> c(1024 * 1024);
+      for (int i = 0; i < 20; ++i) {
+        gemm(GemmMatrix{a.data(), nullptr, 1024, false}, GemmMatrix{a.data(), nullptr, 1024, true}, 1024, 1024, 1024,
+             c.data(), 1024, false, GemmPrecision::f32);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1024, 1024, 1024, 1.0f, a.data(), 1024, a.data(), 1024,
+                    0.0f, c.data(), 1024);
+      }
+    }
     fmt::print("| product | m x n x k | OpenBLAS f32 | oneDNN f32 | oneDNN bf16 | f32 ratio | bf16 ratio |\n");
     fmt::print("| --- | --- | --- | --- | --- | --- | --- |\n");
     for (const Layer& layer : layers)
@@ -126,7 +136,8 @@ int main(int argc, char** argv) {
         for (int form = 0; form < 3; ++form) {
           std::vector<double> t[3];
           const int paths = bf16 ? 3 : 2;
-          for (int path = 0; path < paths; ++path) run(form, path);  // warm-up: primitives made, pages touched
+          for (int warm = 0; warm < 3; ++warm)  // warm-up: primitives made, kernels generated, pages touched
+            for (int path = 0; path < paths; ++path) run(form, path);
           for (int r = 0; r < repeats; ++r)
             for (int path = 0; path < paths; ++path) t[path].push_back(seconds([&] { run(form, path); }));
           const double flop = 2.0 * m * n * k;

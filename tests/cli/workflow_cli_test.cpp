@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "io/json_file.h"
+#include "kernels/backend.h"
 #include "test_util.h"
 
 namespace difftx {
@@ -262,6 +263,50 @@ TEST(WeightDtypeCli, Bf16OnABf16CheckpointAgreesWithFloat32) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--weight-dtype"), std::string::npos) << bad.err;
   EXPECT_TRUE(bad.out.empty());
+}
+
+// --compute-dtype bf16 on the embedded model: bf16 products move the logits a little (the same
+// top tokens), eval says which backend ran; where oneDNN is kept from bf16 (DNNL_MAX_CPU_ISA=AVX2)
+// it warns and gives float32's output; a GPU refuses weights and products of different types.
+TEST(ComputeDtypeCli, Bf16ProductsOnTheCpu) {
+  const std::string model = (fs::path(DIFFTX_SOURCE_DIR) / "examples" / "models" / "wp-llama-12m").string();
+  const std::vector<std::string> ids = {"forward", model, "--ids", "1,415,1296,2763,28725,369", "--top", "3", "--json"};
+  const auto forward = [&](const std::string& dtype, const std::vector<std::string>& env) {
+    std::vector<std::string> args = ids;
+    args.insert(args.end(), {"--compute-dtype", dtype});
+    return test::run_program(test::difftx_binary(), args, env);
+  };
+  // Kept to AVX2, bf16 falls back: one warning and exactly float32's output under the same limit.
+  const auto avx2_bf16 = forward("bf16", {"DNNL_MAX_CPU_ISA=AVX2"}), avx2_f32 = forward("f32", {"DNNL_MAX_CPU_ISA=AVX2"});
+  ASSERT_EQ(avx2_bf16.exit_code, 0) << avx2_bf16.err;
+  EXPECT_NE(avx2_bf16.err.find("no native bf16 matrix products"), std::string::npos) << avx2_bf16.err;
+  EXPECT_EQ(avx2_bf16.out, avx2_f32.out);
+  auto gpu = run_difftx({"forward", model, "--ids", "1", "--device", "cuda", "--weight-dtype", "f32", "--compute-dtype",
+                         "bf16"});
+  EXPECT_EQ(gpu.exit_code, 2);
+  EXPECT_NE(gpu.err.find("on a GPU the two must agree"), std::string::npos) << gpu.err;
+  auto bad = run_difftx({"forward", model, "--ids", "1", "--compute-dtype", "fp8"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--compute-dtype"), std::string::npos) << bad.err;
+  if (!cpu_has_native_bf16()) GTEST_SKIP() << "no native bf16 products on this CPU (the fallback was checked)";
+  const auto f32 = forward("f32", {}), bf16 = forward("bf16", {});
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  const ordered_json a = json_parse(f32.out, "f32"), b = json_parse(bf16.out, "bf16");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t t = 0; t < a.size(); ++t) {
+    EXPECT_EQ(a[t]["top"][0]["id"], b[t]["top"][0]["id"]) << "position " << t;
+    for (size_t i = 0; i < 3; ++i)
+      worst = std::max(worst, std::abs(a[t]["top"][i]["logit"].get<double>() - b[t]["top"][i]["logit"].get<double>()));
+  }
+  EXPECT_GT(worst, 1e-4) << "bf16 products round";
+  EXPECT_LT(worst, 0.25) << "bf16 products stay near float32";
+  auto eval = run_difftx({"eval", model, "--text", (fs::path(DIFFTX_SOURCE_DIR) / "README.md").string(), "--max-tokens",
+                          "300", "--compute-dtype", "bf16", "--json"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  const ordered_json j = json_parse(eval.out, "eval");
+  EXPECT_EQ(j["device"], "cpu (bf16)");
+  EXPECT_EQ(j["weight_dtype"], "bf16");  // auto follows the compute dtype on the CPU
 }
 
 // A model directory that does not exist is named as such by every inference command (the
