@@ -10,6 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libdnnl-dev                 # oneDNN matmul: the matrix products
+  libopenmpi-dev openmpi-bin  # data-parallel training over MPI (mpirun)
   libopenblas-openmp-dev      # cblas_sgemm (attention tiles), OpenMP flavour
   nlohmann-json3-dev          # JSON
   libyaml-cpp-dev             # axolotl YAML

@@ -73,11 +73,15 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 }
 
 Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir) {
+  return spawn_program(difftx_binary(), args, log_dir);
+}
+
+Child spawn_program(const std::string& program, const std::vector<std::string>& args, const fs::path& log_dir) {
   static int counter = 0;
   Child c;
   c.out = log_dir / ("child-" + std::to_string(++counter) + ".out");
   c.err = log_dir / ("child-" + std::to_string(counter) + ".err");
-  std::vector<std::string> argv_s = {difftx_binary()};
+  std::vector<std::string> argv_s = {program};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -87,7 +91,7 @@ Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir
   posix_spawn_file_actions_addopen(&fa, 1, c.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, c.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv_s[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawnp(&pid, argv_s[0].c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   c.pid = pid;
   return c;

@@ -42,6 +42,9 @@ struct Child {
   std::filesystem::path out, err;
 };
 Child spawn_difftx(const std::vector<std::string>& args, const std::filesystem::path& log_dir);
+// The same for any program (looked up on PATH).
+Child spawn_program(const std::string& program, const std::vector<std::string>& args,
+                    const std::filesystem::path& log_dir);
 // Waits for it: its exit code, or 128 + the signal that killed it.
 int wait_child(const Child& child);
 

@@ -1,6 +1,8 @@
 // difftx train CONFIG.yml [--max-steps N] [--resume-from-checkpoint DIR] [--overwrite] [--json]
+// (under mpirun -np N: N data-parallel ranks, cli/train_ranks.h)
 // difftx evaluate CONFIG.yml [--json]
 #include "cli/command.h"
+#include "cli/train_ranks.h"
 #include "common/interrupt.h"
 #include "train/trainer.h"
 
@@ -20,27 +22,42 @@ Command add_train(CLI::App& root) {
   app->add_option("--resume-from-checkpoint", o->resume, "Continue from output_dir/checkpoint-N");
   app->add_flag("--overwrite", o->overwrite, "Replace the earlier run in output_dir (its files are set aside in output_dir/.overwritten-run until this run saves its first checkpoint)");
   app->add_flag("--json", o->json, "Print the summary as JSON");
-  return {app, [o]() {
-            TrainConfig config = train_config_load(o->config);
-            interrupt_install();  // Ctrl-C saves a checkpoint and stops (a second one kills)
-            TrainRunOptions run;
-            run.overwrite = o->overwrite;
-            if (o->max_steps > 0) run.max_steps = o->max_steps;
-            run.resume_from_checkpoint = o->resume;
-            TrainResult r = train_run(config, run);
+  const CLI::Option* threads = root.get_option("--threads");
+  return {app, [o, threads]() {
+            std::unique_ptr<MpiCollective> ranks = start_ranks(threads->count() > 0);
+            TrainResult r;
+            try {
+              TrainConfig config = train_config_load(o->config);
+              interrupt_install();  // Ctrl-C saves a checkpoint and stops (a second one kills)
+              TrainRunOptions run;
+              run.overwrite = o->overwrite;
+              if (o->max_steps > 0) run.max_steps = o->max_steps;
+              run.resume_from_checkpoint = o->resume;
+              run.collective = ranks.get();
+              r = train_run(config, run);
+            } catch (...) {
+              return end_rank(ranks.get(), std::current_exception());
+            }
+            if (r.world_size > 1 && ranks->rank() != 0) return 0;  // rank 0 reports the run
             ordered_json j = {{"output_dir", r.output_dir.string()}, {"steps", r.steps},
                               {"train_samples", r.train_samples}, {"val_samples", r.val_samples},
                               {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
                               {"eval_loss", r.eval_loss ? ordered_json(*r.eval_loss) : ordered_json(nullptr)},
                               {"seconds", r.seconds}, {"train_seconds", r.train_seconds},
                               {"tokens_per_second", r.tokens_per_second},
-                              {"checkpoints", r.checkpoints}};
+                              {"checkpoints", r.checkpoints}, {"world_size", r.world_size},
+                              {"communication_seconds", r.communication_seconds},
+                              {"communication_waited_seconds", r.communication_waited_seconds}};
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {
               fmt::print("trained {} steps in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n",
                          r.steps, r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
                          r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
+              if (r.world_size > 1)
+                fmt::print("{} ranks: {:.1f} s in gradient sums on rank 0, {:.1f} s of it not hidden behind the backward "
+                           "pass\n",
+                           r.world_size, r.communication_seconds, r.communication_waited_seconds);
               fmt::print("model: {} (metrics.jsonl, checkpoint-{})\n", r.output_dir.string(), r.steps);
             }
             return 0;

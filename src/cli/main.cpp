@@ -29,13 +29,17 @@ bool runs_dense_products(const std::string& command) {
   return false;
 }
 
+}  // namespace
+
+namespace difftx::cli {
+
 void set_threads(int threads) {
   if (threads <= 0) return;
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 }
 
-}  // namespace
+}  // namespace difftx::cli
 
 int main(int argc, char** argv) {
   // Over a file-size limit (ulimit -f, quotas) a write then fails with EFBIG, which becomes a clear
@@ -89,7 +93,7 @@ int main(int argc, char** argv) {
   }
   try {
     difftx::log_set_level(log_level);
-    set_threads(threads);
+    difftx::cli::set_threads(threads);
     for (auto& command : commands) {
       if (!command.app->parsed()) continue;
       if (runs_dense_products(command.app->get_name())) difftx::warn_about_slow_cpu_kernels();

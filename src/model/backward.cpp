@@ -211,7 +211,8 @@ double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets, co
 }
 
 double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
-                                std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options) const {
+                                std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options,
+                                const std::function<void(int64_t layer)>& layer_done) const {
   if (matrices_in_bf16())
     throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
   if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
@@ -228,7 +229,10 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
   backend_->rmsnorm_backward(dx.data(), grads.data() + head_index_.final_norm->offset, d_xnf.data(),
                              trace.x_final.data(), final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) layer_backward(l, trace, options.diff_attn_mix, dx, grads.data());
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    layer_backward(l, trace, options.diff_attn_mix, dx, grads.data());
+    if (layer_done) layer_done(l);
+  }
   backend_->embedding_backward(batch.ids.data(), N, dx.data(), D, grads.data() + head_index_.embed->offset);
   return loss;
 }

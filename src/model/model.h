@@ -6,11 +6,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
-
-#include <memory>
 
 #include "common/aligned_vector.h"
 #include "io/model_config.h"
@@ -117,8 +117,12 @@ class Model {
   // counted positions' losses; gradients of grad_scale * that sum are ACCUMULATED into `grads`
   // (the layout of weights(); tied embeddings get both uses). grad_scale is normally
   // 1 / (counted positions of the whole optimizer step). `trace` is working memory (reused).
+  // layer_done(l), when given, is called as soon as decoder layer l's gradients are complete
+  // (layers last to first; data-parallel training starts their sum over the ranks there); the
+  // embedding, final norm and lm_head gradients are complete when the call returns.
   double loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
-                           std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options = {}) const;
+                           std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options = {},
+                           const std::function<void(int64_t layer)>& layer_done = nullptr) const;
 
   // The same sum of losses without gradients (evaluation).
   double loss(const TokenBatch& batch, std::span<const int32_t> targets, const ForwardOptions& options = {}) const;

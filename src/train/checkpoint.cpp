@@ -19,7 +19,9 @@ namespace difftx {
 ordered_json trainer_state_json(const TrainerState& s) {
   return {{"global_step", s.global_step}, {"micro_batches", s.micro_batches}, {"total_steps", s.total_steps},
           {"steps_per_epoch", s.steps_per_epoch}, {"warmup_steps", s.warmup_steps}, {"epoch", s.epoch},
-          {"seed", s.seed}, {"log_history", s.log_history}};
+          {"seed", s.seed}, {"world_size", s.world_size},
+          {"gradient_accumulation_steps", s.gradient_accumulation_steps}, {"micro_batch_size", s.micro_batch_size},
+          {"log_history", s.log_history}};
 }
 
 TrainerState trainer_state_parse(const ordered_json& j, const std::string& label) {
@@ -32,6 +34,9 @@ TrainerState trainer_state_parse(const ordered_json& j, const std::string& label
     s.warmup_steps = j.at("warmup_steps").get<int64_t>();
     s.epoch = j.at("epoch").get<double>();
     s.seed = j.at("seed").get<uint64_t>();
+    s.world_size = j.value("world_size", int64_t{1});
+    s.gradient_accumulation_steps = j.value("gradient_accumulation_steps", int64_t{0});
+    s.micro_batch_size = j.value("micro_batch_size", int64_t{0});
     s.log_history = j.value("log_history", ordered_json::array());
   } catch (const ordered_json::exception& e) {
     fail<FileError>("{}: malformed trainer state: {}", label, e.what());

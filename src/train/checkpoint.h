@@ -27,6 +27,9 @@ struct TrainerState {
   int64_t warmup_steps = 0;
   double epoch = 0.0;
   uint64_t seed = 0;
+  // The global batch the data position counts in: micro_batch_size x gradient_accumulation_steps x
+  // world_size (checkpoints from before data parallelism: world_size 1, the others 0 = unknown).
+  int64_t world_size = 1, gradient_accumulation_steps = 0, micro_batch_size = 0;
   ordered_json log_history = ordered_json::array();
 };
 

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <vector>
 
 #include "model/diff_checks.h"
 #include "model/finite_logits.h"
+#include "train/grad_buckets.h"
 
 namespace difftx {
 
@@ -24,20 +27,47 @@ std::string non_finite_parameter(const Model& model) {
 StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch> micro_batches,
                       const StepOptions& o, std::span<float> grads, ForwardTrace& trace, Collective& collective) {
   StepResult r;
-  int64_t targets = 0;
-  for (const MicroBatch& mb : micro_batches) targets += mb.target_count;
-  collective.all_reduce_sum(std::span<int64_t>(&targets, 1));  // the scale needs every rank's count
+  int64_t counts[2] = {0, 0};  // trained tokens, tokens run (padding excluded), all ranks
+  for (const MicroBatch& mb : micro_batches) {
+    counts[0] += mb.target_count;
+    if (mb.target_count > 0)
+      for (uint8_t m : mb.tokens.attention_mask) counts[1] += m;
+  }
+  collective.all_reduce_sum(std::span<int64_t>(counts, 2));  // the scale needs every rank's count
+  const int64_t targets = counts[0];
   r.targets = targets;
+  r.tokens = counts[1];
+
+  // Several ranks: each layer's gradients start their sum over the ranks as soon as the step's last
+  // backward pass on this rank has finished the layer (grad_buckets.h), overlapping the layers below.
+  const bool ranks = collective.world_size() > 1;
+  const GradBuckets buckets = ranks ? grad_buckets(model.table(), model.config().num_hidden_layers) : GradBuckets{};
+  std::vector<bool> started(buckets.layers.size(), false);
+  auto start_layer = [&](int64_t l) {
+    const FloatRange& b = buckets.layers[static_cast<size_t>(l)];
+    collective.start_all_reduce_sum(grads.subspan(b.begin, b.end - b.begin));
+    started[static_cast<size_t>(l)] = true;
+  };
+  size_t last = micro_batches.size();  // the last micro-batch with targets
+  for (size_t i = 0; i < micro_batches.size(); ++i)
+    if (micro_batches[i].target_count > 0) last = i;
 
   std::fill(grads.begin(), grads.end(), 0.0f);
   double loss_sum = 0;
-  for (const MicroBatch& mb : micro_batches) {
+  for (size_t i = 0; i < micro_batches.size(); ++i) {
+    const MicroBatch& mb = micro_batches[i];
     if (mb.target_count == 0) continue;
+    const bool hook = ranks && i == last && !buckets.layers.empty();
     loss_sum += model.loss_and_backward(mb.tokens, mb.targets, 1.0f / static_cast<float>(targets), grads, trace,
-                                        {o.diff_attn_mix});
-    for (uint8_t m : mb.tokens.attention_mask) r.tokens += m;
+                                        {o.diff_attn_mix}, hook ? std::function<void(int64_t)>(start_layer) : nullptr);
   }
-  collective.all_reduce_sum(grads);
+  if (ranks) {
+    // Every rank starts the same sums in the same order, also one without targets in this step.
+    for (int64_t l = static_cast<int64_t>(buckets.layers.size()) - 1; l >= 0; --l)
+      if (!started[static_cast<size_t>(l)]) start_layer(l);
+    for (const FloatRange& b : buckets.rest) collective.start_all_reduce_sum(grads.subspan(b.begin, b.end - b.begin));
+    collective.wait();
+  }
   collective.all_reduce_sum(std::span<double>(&loss_sum, 1));
   r.loss_sum = loss_sum;
   r.loss = targets > 0 ? loss_sum / static_cast<double>(targets) : 0.0;

@@ -26,7 +26,7 @@ struct StepOptions {
 struct StepResult {
   double loss_sum = 0;   // summed over the step's trained tokens, all ranks (nats)
   int64_t targets = 0;   // trained tokens of the step, all ranks
-  int64_t tokens = 0;    // tokens run through the model on this rank (padding excluded)
+  int64_t tokens = 0;    // tokens run through the model, all ranks (padding excluded)
   double loss = 0;       // loss_sum / targets (0 without targets)
   double grad_norm = 0;  // global norm before clipping
   // Non-empty when the step diverged: what became NaN or infinite (the loss, the gradient norm, a

@@ -19,6 +19,7 @@
 #include "train/data_stream.h"
 #include "train/diff_monitor.h"
 #include "train/metrics_log.h"
+#include "train/rank_agreement.h"
 #include "train/run_data.h"
 #include "train/run_output.h"
 #include "train/train_step.h"
@@ -56,9 +57,12 @@ struct Schedule {
   int64_t steps_per_epoch = 0, total_steps = 0, warmup = 0, eval_every = 0, save_every = 0;
 };
 
-Schedule make_schedule(const TrainConfig& c, const TrainRunOptions& o, int64_t epoch_micro_batches, bool has_val) {
+// world_size ranks take gradient_accumulation_steps micro-batches each per step.
+Schedule make_schedule(const TrainConfig& c, const TrainRunOptions& o, int64_t epoch_micro_batches, bool has_val,
+                       int world_size) {
   Schedule s;
-  s.steps_per_epoch = (epoch_micro_batches + c.gradient_accumulation_steps - 1) / c.gradient_accumulation_steps;
+  const int64_t per_step = c.gradient_accumulation_steps * world_size;
+  s.steps_per_epoch = (epoch_micro_batches + per_step - 1) / per_step;
   s.total_steps = c.max_steps > 0 ? c.max_steps
                                   : static_cast<int64_t>(std::ceil(c.num_epochs * static_cast<double>(s.steps_per_epoch)));
   if (o.max_steps) s.total_steps = *o.max_steps;
@@ -75,15 +79,39 @@ Schedule make_schedule(const TrainConfig& c, const TrainRunOptions& o, int64_t e
 }
 
 // The bf16 key (axolotl): true -> bf16 products with float32 accumulation (float32 weights, AdamW
-// state, norms, softmax, lambda); auto -> the same where the CPU has native bf16 products.
-MathMode training_math(const TrainConfig& c) {
-  if (c.bf16 == Bf16Mode::off) return MathMode::f32;
-  if (cpu_has_native_bf16()) return MathMode::bf16;
-  if (c.bf16 == Bf16Mode::on)
-    spdlog::warn("{}: bf16: true, but this CPU has no native bf16 matrix products (AVX512_BF16 or AMX); training in "
-                 "float32",
+// state, norms, softmax, lambda); auto -> the same where the CPU has native bf16 products. Places
+// the model on the CPU backend of that precision and returns it.
+MathMode place_for_training(Model& model, const TrainConfig& c) {
+  MathMode math = MathMode::f32;
+  if (c.bf16 != Bf16Mode::off && cpu_has_native_bf16()) math = MathMode::bf16;
+  if (c.bf16 == Bf16Mode::on && math == MathMode::f32)
+    spdlog::warn("{}: bf16: true, but oneDNN offers no native bf16 matrix products here (the CPU lacks AVX512_BF16 "
+                 "and AMX, or DNNL_MAX_CPU_ISA hides them); training in float32",
                  c.yaml_path.string());
-  return MathMode::f32;
+  model.place_on(cpu_backend(math));
+  return math;
+}
+
+// The data position of a checkpoint counts global micro-batches; the same position gives the same
+// next steps only with the same micro-batches per step (gradient_accumulation_steps x world_size,
+// split any way) of the same size. Checkpoints from before data parallelism record neither
+// (0): they are taken as they are, as before.
+void check_same_global_batch(const TrainerState& saved, const TrainerState& now, const std::string& dir) {
+  if (saved.gradient_accumulation_steps <= 0) return;
+  const int64_t before = saved.gradient_accumulation_steps * saved.world_size;
+  const int64_t after = now.gradient_accumulation_steps * now.world_size;
+  if (saved.micro_batch_size == now.micro_batch_size && before == after) return;
+  std::string hint;
+  if (saved.micro_batch_size == now.micro_batch_size && before % now.world_size == 0)
+    hint = fmt::format(" With {} process{}, set gradient_accumulation_steps: {} to continue exactly.", now.world_size,
+                       now.world_size == 1 ? "" : "es", before / now.world_size);
+  fail<RanksAgreeError>("{}: this checkpoint was trained with a global batch of {} micro-batches of {} per step "
+                    "(gradient_accumulation_steps {} x {} process{}); this run takes {} micro-batches of {} "
+                    "(gradient_accumulation_steps {} x {} process{}), which would continue on different data and "
+                    "schedule.{}",
+                    dir, before, saved.micro_batch_size, saved.gradient_accumulation_steps, saved.world_size,
+                    saved.world_size == 1 ? "" : "es", after, now.micro_batch_size, now.gradient_accumulation_steps,
+                    now.world_size, now.world_size == 1 ? "" : "es", hint);
 }
 
 AdamWOptions adamw_options(const TrainConfig& c) {
@@ -108,13 +136,17 @@ class Trainer {
   void evaluate(ordered_json& record);
   void save_checkpoint();
   TrainingError diverged(const std::string& what) const;
+  bool stop_requested();  // sets stop_signal_
+  int stop_signal_ = 0;
 
   const TrainConfig& c_;
   const TrainRunOptions& o_;
   const Clock::time_point t_start_ = Clock::now();
   const std::string resume_;
   const fs::path out_dir_;
-  SingleProcess collective_;  // before stream_, which asks it for the rank
+  SingleProcess single_;
+  Collective& collective_;  // the data-parallel ranks (single_ without a launcher); before stream_
+  const bool lead_;         // rank 0: the one that writes output_dir and prints
   Prepared data_;
   ModelDir base_dir_;  // base_model, opened once: the model (unless resuming) and the output dtype
   Model model_;
@@ -145,6 +177,8 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       o_(o),
       resume_(o.resume_from_checkpoint.empty() ? c.resume_from_checkpoint : o.resume_from_checkpoint),
       out_dir_(c.output_dir),
+      collective_(o.collective != nullptr ? *o.collective : single_),
+      lead_(collective_.rank() == 0),
       data_((check_inputs_outside(c, c.output_dir), prepare_run_data(c))),
       base_dir_(data_.model_dir),
       model_([&] {
@@ -153,12 +187,13 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
         return model_load(resume_);
       }()),
-      math_((model_.place_on(cpu_backend(training_math(c))), training_math(c))),
+      math_(place_for_training(model_, c)),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
-      schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty())),
+      schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty(), collective_.world_size())),
       optimizer_(model_.table(), adamw_options(c), *model_.backend()),
       metrics_(out_dir_ / "metrics.jsonl"),
       grads_(model_.weights().size()) {
+  check_ranks_agree(collective_, c, data_.train, data_.val, model_.weights());  // before anything is written
   if (c.diff_attention && !model_.config().is_differential())
     fail<ConfigError>("{}: diff_attention is true but base_model {} is a standard {} model; convert it first with "
                       "difftx convert-diff-transformer",
@@ -178,21 +213,32 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   state_.steps_per_epoch = schedule_.steps_per_epoch;
   state_.warmup_steps = schedule_.warmup;
   state_.seed = c.seed;
-  if (resume_.empty()) earlier_.emplace(out_dir_, o.overwrite);  // after the inputs were read: a bad config moves nothing
-  std::error_code ec;
-  fs::create_directories(out_dir_, ec);
-  if (ec) fail<FileError>("{}: cannot create the output directory: {}", out_dir_.string(), ec.message());
+  state_.world_size = collective_.world_size();
+  state_.gradient_accumulation_steps = c.gradient_accumulation_steps;
+  state_.micro_batch_size = c.micro_batch_size;
+  // After the inputs were read: a bad config moves nothing. Rank 0 alone touches output_dir.
+  if (resume_.empty() && lead_) earlier_.emplace(out_dir_, o.overwrite);
+  if (lead_) {
+    std::error_code ec;
+    fs::create_directories(out_dir_, ec);
+    if (ec) fail<FileError>("{}: cannot create the output directory: {}", out_dir_.string(), ec.message());
+  }
   if (!resume_.empty()) {
-    state_ = checkpoint_load_state(resume_, optimizer_, model_.table());
-    state_.total_steps = schedule_.total_steps;
-    metrics_.keep_up_to(state_.global_step);
+    TrainerState saved = checkpoint_load_state(resume_, optimizer_, model_.table());
+    check_same_global_batch(saved, state_, resume_);
+    saved.total_steps = schedule_.total_steps;
+    saved.world_size = state_.world_size;  // the next checkpoint records this run's shape
+    saved.gradient_accumulation_steps = state_.gradient_accumulation_steps;
+    saved.micro_batch_size = state_.micro_batch_size;
+    state_ = saved;
+    if (lead_) metrics_.keep_up_to(state_.global_step);
     spdlog::info("resuming from {} at step {}", resume_, state_.global_step);
   }
   stream_.seek(state_.micro_batches);
   first_step_ = state_.global_step;
   if (model_.config().is_differential())
     monitor_ = monitored_layers(model_.config().num_hidden_layers, c.diff_attn_num_monitor_layers);
-  for (const fs::path& p : remove_stale_entries(out_dir_))
+  for (const fs::path& p : lead_ ? remove_stale_entries(out_dir_) : std::vector<fs::path>{})
     spdlog::warn("removed {}: an incomplete output of a run that was killed (the complete checkpoints are kept)",
                  p.string());
   if (const auto existing = checkpoint_list(out_dir_); !existing.empty()) last_checkpoint_ = existing.back();
@@ -208,9 +254,10 @@ void Trainer::log_start() {
                "trained token",
                data_.train.size(), data_.val.size(), data_.report.records, data_.report.dropped_long, c_.sequence_len,
                data_.report.dropped_untrained);
-  spdlog::info("{} steps ({} per epoch, {} micro-batches of {} x gradient_accumulation_steps {}), warm-up {} steps{}",
+  const int world = collective_.world_size();
+  spdlog::info("{} steps ({} per epoch, {} micro-batches of {} x gradient_accumulation_steps {}{}), warm-up {} steps{}",
                schedule_.total_steps, schedule_.steps_per_epoch, stream_.epoch_size(), c_.micro_batch_size,
-               c_.gradient_accumulation_steps, schedule_.warmup,
+               c_.gradient_accumulation_steps, world > 1 ? fmt::format(" x {} ranks", world) : "", schedule_.warmup,
                differential ? fmt::format(", monitoring layers {}", fmt::join(monitor_, ", ")) : "");
 }
 
@@ -223,6 +270,19 @@ TrainingError Trainer::diverged(const std::string& what) const {
       earlier_ && !earlier_->aside().empty()
           ? " The earlier run replaced by --overwrite is kept in " + earlier_->aside().string()
           : std::string()));
+}
+
+// Ctrl-C / SIGTERM on any rank (mpirun forwards them to every rank, not necessarily between the same
+// two steps): the ranks agree after each step, so that all stop after the same one.
+bool Trainer::stop_requested() {
+  stop_signal_ = interrupt_requested() ? interrupt_signal() : 0;
+  if (collective_.world_size() == 1) return stop_signal_ != 0;
+  std::vector<int64_t> signals(static_cast<size_t>(collective_.world_size()), 0);  // rank r's in slot r
+  signals[static_cast<size_t>(collective_.rank())] = stop_signal_;
+  collective_.all_reduce_sum(signals);
+  for (int64_t sig : signals)
+    if (sig != 0) return (stop_signal_ = static_cast<int>(sig)), true;
+  return false;
 }
 
 // The record of a step that closes a logging window (and its progress line), else null.
@@ -239,7 +299,7 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
                          {"learning_rate", lr}, {"grad_norm", step.grad_norm}, {"tokens_per_second", tps}};
   result_.tokens += window_tokens_;
   const double elapsed = seconds_since(t_start_);
-  if (o_.progress)
+  if (o_.progress && lead_)
     fmt::print(stderr, "step {}/{} | epoch {:.2f} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | ETA {}\n", s,
                schedule_.total_steps, state_.epoch, record["loss"].get<double>(), lr, step.grad_norm, tps,
                duration_text(elapsed / static_cast<double>(s - first_step_) *
@@ -251,7 +311,9 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
   return record;
 }
 
+// Rank 0 evaluates (the other ranks wait at the next step's first sum).
 void Trainer::evaluate(ordered_json& record) {
+  if (!lead_) return;
   const int64_t s = state_.global_step;
   const auto t_eval = Clock::now();
   // With the step's warm-up mix, as the seed evaluates.
@@ -264,6 +326,10 @@ void Trainer::evaluate(ordered_json& record) {
 }
 
 void Trainer::save_checkpoint() {
+  if (!lead_) {  // every rank holds the same weights and AdamW state: rank 0's checkpoint is the run's
+    last_checkpoint_ = out_dir_ / fmt::format("checkpoint-{}", state_.global_step);
+    return;
+  }
   last_checkpoint_ = checkpoint_save(out_dir_, model_, optimizer_, state_, data_.tokenizer_dir);
   if (earlier_) earlier_->discard();  // the new run has committed an output
   checkpoint_prune(out_dir_, c_.save_total_limit);
@@ -298,7 +364,7 @@ TrainResult Trainer::run() {
     }
     if (schedule_.eval_every > 0 && (s % schedule_.eval_every == 0 || s == schedule_.total_steps)) evaluate(record);
     if (!record.is_null()) {
-      metrics_.append(record);
+      if (lead_) metrics_.append(record);
       state_.log_history.push_back(record);
     }
     const bool saved_now = s % schedule_.save_every == 0 && s < schedule_.total_steps;
@@ -306,22 +372,27 @@ TrainResult Trainer::run() {
       save_checkpoint();
       result_.checkpoints.push_back(last_checkpoint_->string());
     }
-    if (interrupt_requested() && s < schedule_.total_steps) {
+    if (stop_requested() && s < schedule_.total_steps) {
       // Ctrl-C / SIGTERM: keep this step's state (once) and stop; a second signal kills at once.
       if (!saved_now) save_checkpoint();
       throw Interrupted(fmt::format("interrupted by signal {} after step {}/{}; saved {}\nresume with: difftx train "
                                     "{} --resume-from-checkpoint {}",
-                                    interrupt_signal(), s, schedule_.total_steps, last_checkpoint_->string(),
+                                    stop_signal_, s, schedule_.total_steps, last_checkpoint_->string(),
                                     c_.yaml_path.string(), last_checkpoint_->string()),
-                        interrupt_signal());
+                        stop_signal_);
     }
   }
   result_.train_seconds = seconds_since(t_loop) - eval_seconds_;
   // The final model: the input's layout and dtype (the warm-up mix is training-only: inference runs with 1).
   save_checkpoint();
   result_.checkpoints.push_back(last_checkpoint_->string());
-  model_save(model_, out_dir_, base_dir_.stored_dtype());
-  copy_model_files(data_.tokenizer_dir, out_dir_);
+  if (lead_) {
+    model_save(model_, out_dir_, base_dir_.stored_dtype());
+    copy_model_files(data_.tokenizer_dir, out_dir_);
+  }
+  result_.world_size = collective_.world_size();
+  result_.communication_seconds = collective_.seconds_total();
+  result_.communication_waited_seconds = collective_.seconds_waited();
   result_.steps = state_.global_step;
   result_.seconds = seconds_since(t_start_);
   result_.tokens_per_second =

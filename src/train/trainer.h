@@ -12,6 +12,7 @@
 #include "config/train_config.h"
 #include "common/error.h"
 #include "io/json_file.h"
+#include "train/collective.h"
 
 namespace difftx {
 
@@ -20,6 +21,9 @@ struct TrainRunOptions {
   std::optional<int64_t> max_steps;    // overrides the config (a short run)
   std::string resume_from_checkpoint;  // overrides the config
   bool progress = true;                // progress lines on stderr
+  // Data-parallel ranks (train/mpi_collective.h under mpirun); nullptr: this process alone. Every
+  // rank takes its own micro-batches and applies the same update; rank 0 alone writes output_dir.
+  Collective* collective = nullptr;
 };
 
 struct TrainResult {
@@ -33,6 +37,10 @@ struct TrainResult {
   double tokens_per_second = 0;          // trained tokens / train_seconds
   int64_t tokens = 0;                    // trained through the model (padding excluded)
   std::vector<std::string> checkpoints;
+  int world_size = 1;
+  // Several ranks: seconds this rank spent in the gradient and loss sums, and the part of them the
+  // steps waited for (the rest overlapped the backward pass).
+  double communication_seconds = 0, communication_waited_seconds = 0;
 };
 
 // Throws ConfigError / FileError / ShapeError, or TrainingError when the loss becomes NaN or

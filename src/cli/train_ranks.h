@@ -1,0 +1,23 @@
+// `mpirun -np N difftx train`: the data-parallel ranks of a training run (train/mpi_collective.h),
+// each with its share of the cores, and how a rank ends a run that fails.
+#pragma once
+
+#include <exception>
+#include <memory>
+
+#include "train/mpi_collective.h"
+
+namespace difftx::cli {
+
+// MPI when a launcher started several processes, else nullptr (the process trains alone). Without
+// --threads, each rank takes cores / (ranks on this machine) threads; warns when ranks x threads
+// exceed the cores, or when the launcher bound the rank to fewer cores than its threads.
+std::unique_ptr<MpiCollective> start_ranks(bool threads_given);
+
+// The exit status of a rank whose run threw `error`. Alone: rethrown for main() to report. Errors
+// every rank detects alike (the ranks' disagreement, a diverged loss, Ctrl-C) are rethrown on rank
+// 0 and end the other ranks quietly; any other error is printed with the rank's number and stops
+// every rank at once (MPI_Abort), since the others may be waiting for this one.
+int end_rank(MpiCollective* ranks, std::exception_ptr error);
+
+}  // namespace difftx::cli

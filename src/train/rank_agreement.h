@@ -1,0 +1,33 @@
+// Data-parallel ranks must train the same thing: the same config, the same samples and the same
+// starting weights. Every rank reads them itself (on one machine or several), so a file that
+// differs between machines would silently train a mixture; this check compares fingerprints of
+// the three over the ranks before anything is written.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/error.h"
+#include "config/train_config.h"
+#include "train/collective.h"
+#include "train/dataset.h"
+
+namespace difftx {
+
+// An error every rank detects alike (from the same all-reduced values): rank 0 reports it, the
+// other ranks stop quietly with the same exit status.
+class RanksAgreeError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
+// 64-bit fingerprint of bytes (FNV-1a over 8-byte words; not cryptographic: it tells files apart).
+uint64_t fingerprint(std::span<const uint8_t> bytes, uint64_t seed = 0xcbf29ce484222325ULL);
+
+// Throws RanksAgreeError on every rank when some rank's config file, training/validation samples
+// or starting weights differ from rank 0's, naming the ranks and what differs.
+void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
+                       const std::vector<Sample>& val, std::span<const float> weights);
+
+}  // namespace difftx

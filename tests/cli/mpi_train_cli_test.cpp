@@ -1,0 +1,235 @@
+// `mpirun -np 2 difftx train`: data-parallel ranks over MPI, as CI runs them (loopback, one
+// machine, --oversubscribe). Two ranks with micro-batch B match one process accumulating two
+// micro-batches of B (the same global batch); resumes are exact; ranks that disagree or fail stop
+// every rank with one clear error and write nothing; a killed rank leaves a resumable checkpoint.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/train_fixture.h"
+#include "io/json_file.h"
+#include "model/model_dir.h"
+#include "test_util.h"
+
+namespace difftx {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_difftx;
+
+// mpirun from the environment (Debian's openmpi-bin), as root in CI's containers too.
+std::vector<std::string> mpirun_args(int np) {
+  return {"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(np)};
+}
+
+test::RunResult mpirun(int np, const std::vector<std::string>& args) {
+  std::vector<std::string> a = mpirun_args(np);
+  a.push_back(test::difftx_binary());
+  a.insert(a.end(), args.begin(), args.end());
+  return test::run_program("timeout", [&] {
+    std::vector<std::string> t = {"300", "mpirun"};  // a hang fails the test instead of stalling CI
+    t.insert(t.end(), a.begin(), a.end());
+    return t;
+  }());
+}
+
+// The largest |a - b| over all parameters of two saved models of the same layout.
+double max_weight_difference(const fs::path& a, const fs::path& b) {
+  const Model ma = model_load(a), mb = model_load(b);
+  const auto wa = ma.weights(), wb = mb.weights();
+  EXPECT_EQ(wa.size(), wb.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(wa.size(), wb.size()); ++i) worst = std::max(worst, std::fabs(double(wa[i]) - wb[i]));
+  return worst;
+}
+
+class MpiTrainCliTest : public test::TrainCliFixture {
+ protected:
+  // 10 steps, a checkpoint every 5, every step logged; `ga` micro-batches of 2 per rank and step.
+  fs::path run_config(const std::string& name, int ga, const std::string& extra = "") {
+    return config(name, fmt::format("gradient_accumulation_steps: {}\nmax_steps: 10\nsave_steps: 5\nlearning_rate: 0.0002\n"
+                                    "save_total_limit: 0\neval_steps: 5\n{}",
+                                    ga, extra));
+  }
+  fs::path out(const std::string& name) const { return dir_->path() / name; }
+};
+
+TEST_F(MpiTrainCliTest, TwoRanksMatchOneProcessWithTheSameGlobalBatch) {
+  auto one = run_difftx({"train", run_config("one", 2).string()});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = mpirun(2, {"train", run_config("two", 1).string(), "--json"});
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  // Rank 0 alone reports and writes: one summary, one progress line per step.
+  const auto summary = json_parse(two.out, "train --json");
+  EXPECT_EQ(summary["world_size"], 2);
+  EXPECT_EQ(summary["steps"], 10);
+  size_t lines = 0;
+  for (size_t p = two.err.find("step 10/10 | epoch"); p != std::string::npos; p = two.err.find("step 10/10 | epoch", p + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << two.err;
+  EXPECT_NE(two.err.find("micro-batches of 2 x gradient_accumulation_steps 1 x 2 ranks"), std::string::npos) << two.err;
+  const auto a = metrics(out("one")), b = metrics(out("two"));
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  double worst_loss = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double la = a[i]["loss"], lb = b[i]["loss"];
+    worst_loss = std::max(worst_loss, std::fabs(la - lb) / std::fabs(la));
+    EXPECT_NEAR(lb, la, 1e-6 * std::fabs(la)) << "step " << i + 1;
+    EXPECT_EQ(a[i]["epoch"], b[i]["epoch"]) << "the same data position";
+  }
+  EXPECT_NEAR(b[4]["eval_loss"].get<double>(), a[4]["eval_loss"].get<double>(), 1e-6 * a[4]["eval_loss"].get<double>());
+  const double worst_weight = max_weight_difference(out("one"), out("two"));
+  EXPECT_LE(worst_weight, 1e-5);
+  std::printf("2 ranks x micro-batch 2 vs 1 process x accumulation 2, 10 steps: losses within %.2e relative, "
+              "parameters within %.2e\n", worst_loss, worst_weight);
+  // The checkpoint records the global batch it counted in.
+  const auto state = json_read_file(out("two") / "checkpoint-5" / "trainer_state.json");
+  EXPECT_EQ(state["world_size"], 2);
+  EXPECT_EQ(state["gradient_accumulation_steps"], 1);
+
+  // Resume 2 -> 2 from checkpoint-5: steps 6..10 and the final weights bit-identical (the ordered
+  // sums make runs reproducible).
+  fs::copy(out("two") / "checkpoint-5", dir_->path() / "ckpt-two-5", fs::copy_options::recursive);
+  auto again = mpirun(2, {"train", run_config("two", 1).string(), "--resume-from-checkpoint",
+                          (dir_->path() / "ckpt-two-5").string()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const auto c = metrics(out("two"));
+  ASSERT_EQ(c.size(), 10u);
+  for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+  EXPECT_EQ(max_weight_difference(out("two"), out("one")), worst_weight);
+
+  // Resume 2 -> 1 with the same global batch (accumulation 2): the same losses as the 2-rank run.
+  auto single = run_difftx({"train", run_config("single", 2).string(), "--resume-from-checkpoint",
+                            (dir_->path() / "ckpt-two-5").string()});
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  const auto d = metrics(out("single"));  // a new output_dir: steps 6..10
+  ASSERT_EQ(d.size(), 5u);
+  for (size_t i = 0; i < d.size(); ++i) {
+    EXPECT_EQ(d[i]["step"], b[i + 5]["step"]);
+    EXPECT_NEAR(d[i]["loss"].get<double>(), b[i + 5]["loss"].get<double>(), 1e-6 * b[i + 5]["loss"].get<double>());
+  }
+  // ... and refused with another global batch, saying what would continue it exactly.
+  auto other = run_difftx({"train", run_config("other", 1).string(), "--resume-from-checkpoint",
+                           (dir_->path() / "ckpt-two-5").string()});
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("global batch of 2 micro-batches of 2"), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find("set gradient_accumulation_steps: 2"), std::string::npos) << other.err;
+  EXPECT_FALSE(fs::exists(out("other") / "metrics.jsonl"));
+}
+
+// mpirun's MPMD form gives each rank its own command line: rank 1 reads another file.
+test::RunResult mpirun_two_configs(const fs::path& rank0, const fs::path& rank1) {
+  std::vector<std::string> a = {"300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1",
+                                test::difftx_binary(), "train", rank0.string(), ":", "-np", "1",
+                                test::difftx_binary(), "train", rank1.string()};
+  return test::run_program("timeout", a);
+}
+
+TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) {
+  // Rank 1's config differs in one value (its own output_dir stays the same).
+  const fs::path base = run_config("mismatch", 1);
+  const fs::path changed = dir_->path() / "mismatch-rank1.yml";
+  std::string text = test::read_text(base);
+  text.replace(text.find("learning_rate: 0.0002"), 21, "learning_rate: 0.0003");
+  test::write_text(changed, text);
+  auto r = mpirun_two_configs(base, changed);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("the 2 ranks do not train the same thing: the config file of rank 1 differs from rank 0's"),
+            std::string::npos) << r.err;
+  size_t errors = 0;
+  for (size_t p = r.err.find("error:"); p != std::string::npos; p = r.err.find("error:", p + 1)) ++errors;
+  EXPECT_EQ(errors, 1u) << "rank 0 reports, rank 1 stops quietly:\n" << r.err;
+  EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
+
+  // Rank 1 cannot read its data: it names the file and its rank; every rank stops (no hang).
+  std::string missing = test::read_text(base);
+  const std::string text_path = (dir_->path() / "text.txt").string();
+  missing.replace(missing.find(text_path), text_path.size(), (dir_->path() / "no-such-text.txt").string());
+  test::write_text(dir_->path() / "missing-rank1.yml", missing);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = mpirun_two_configs(base, dir_->path() / "missing-rank1.yml");
+  EXPECT_NE(m.exit_code, 0);
+  EXPECT_NE(m.exit_code, 124) << "timed out: a rank hung";
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+  EXPECT_NE(m.err.find("error: rank 1 of 2:"), std::string::npos) << m.err;
+  EXPECT_NE(m.err.find("no-such-text.txt"), std::string::npos) << m.err;
+  EXPECT_FALSE(fs::exists(out("mismatch") / "metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(out("mismatch") / "checkpoint-5"));
+}
+
+// The pid of the rank whose command line holds `marker` and whose environment says it is `rank`.
+int find_rank(const std::string& marker, int rank) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = test::read_text(e.path() / "cmdline"), env = test::read_text(e.path() / "environ");
+    for (char& ch : cmdline) if (ch == '\0') ch = ' ';
+    if (cmdline.find(test::difftx_binary()) == std::string::npos || cmdline.find(marker) == std::string::npos) continue;
+    if (cmdline.find("mpirun") != std::string::npos || cmdline.find("timeout") == 0) continue;
+    if (env.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos) return std::stoi(name);
+  }
+  return -1;
+}
+
+TEST_F(MpiTrainCliTest, AKilledRankStopsTheRunAndTheLastCheckpointResumes) {
+  const fs::path cfg = config("killed", "gradient_accumulation_steps: 1\nmax_steps: 400\nsave_steps: 2\n"
+                                        "save_total_limit: 2\neval_steps: 1000");
+  std::vector<std::string> a = mpirun_args(2);
+  a.insert(a.end(), {test::difftx_binary(), "train", cfg.string()});
+  test::Child child = test::spawn_program("mpirun", a, dir_->path());
+  ASSERT_GT(child.pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(out("killed") / "checkpoint-4") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(fs::exists(out("killed") / "checkpoint-4")) << test::read_text(child.err);
+  const int victim = find_rank(cfg.string(), 1);
+  ASSERT_GT(victim, 0);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  // mpirun notices and ends every rank: bounded, not a hang.
+  int status = -1;
+  const auto stop_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < stop_by) {
+    if (waitpid(child.pid, &status, WNOHANG) == child.pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    status = -1;
+  }
+  if (status == -1) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, &status, 0);
+    FAIL() << "mpirun still ran 60 s after a rank was killed:\n" << test::read_text(child.err);
+  }
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a killed rank fails the run";
+  EXPECT_EQ(find_rank(cfg.string(), 0), -1) << "rank 0 was stopped too";
+  // The newest complete checkpoint resumes (a staging directory of a cut write is not one).
+  fs::path newest;
+  int64_t newest_step = -1;
+  for (const auto& e : fs::directory_iterator(out("killed"))) {
+    const std::string n = e.path().filename();
+    if (n.rfind("checkpoint-", 0) == 0 && n.find_first_not_of("0123456789", 11) == std::string::npos &&
+        std::stoll(n.substr(11)) > newest_step) {
+      newest_step = std::stoll(n.substr(11));
+      newest = e.path();
+    }
+  }
+  ASSERT_GE(newest_step, 4);
+  ASSERT_TRUE(fs::exists(newest / "trainer_state.json"));
+  auto resumed = mpirun(2, {"train", cfg.string(), "--resume-from-checkpoint", newest.string(), "--max-steps",
+                            std::to_string(newest_step + 1)});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find(fmt::format("step {}/{}", newest_step + 1, newest_step + 1)), std::string::npos)
+      << resumed.err;
+}
+
+}  // namespace
+}  // namespace difftx
