@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite: difftx beside PyTorch (eager, Debian's torch) and the machine's limits, in
-# one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured).
+# one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured), then
+# data-parallel training over MPI, written to bench/RESULTS-mpi.md (bench/data_parallel_bench.py).
 #
 # Usage: scripts/bench.sh [--quick] [--threads N]
 #   --quick      small sizes (a few minutes), to check the suite itself; RESULTS.md is then
@@ -52,3 +53,7 @@ fi
 args=(--build "$root/build" --models "$models" --shared "$shared" --threads "$threads" --out "$out" --config "$config")
 ((quick)) && args+=(--quick)
 /usr/bin/python3 bench/run_bench.py "${args[@]}"
+# Data-parallel training: one process against mpirun ranks on the converted model (RESULTS-mpi.md).
+dp_args=(--build "$root/build" --models "$models" --shared "$shared")
+((quick)) && dp_args+=(--steps 5 --skip 2 --rounds 1 --seq 128 --out "$models/RESULTS-mpi-quick.md")
+/usr/bin/python3 bench/data_parallel_bench.py "${dp_args[@]}"

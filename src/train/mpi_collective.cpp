@@ -66,7 +66,7 @@ struct MpiCollective::PendingSum {
   std::span<float> data;
   std::vector<int> counts, displs;  // the shards of data, by rank
   std::vector<int> send_counts, send_displs, recv_counts, recv_displs;
-  std::vector<float> recv;  // world_size copies of this rank's shard, in rank order
+  float* recv = nullptr;  // world_size copies of this rank's shard, in rank order (arena())
   MPI_Request request = MPI_REQUEST_NULL;
   int phase = 0;  // 0: shards moving (all-to-all), 1: summed shards moving (all-gather), 2: done
 };
@@ -154,12 +154,8 @@ void MpiCollective::start_all_reduce_sum(std::span<float> data) {
     p.recv_counts.assign(static_cast<size_t>(world_), mine);
     p.recv_displs.resize(static_cast<size_t>(world_));
     for (int j = 0; j < world_; ++j) p.recv_displs[j] = j * mine;
-    if (!spare_.empty()) {
-      p.recv = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    p.recv.resize(static_cast<size_t>(mine) * static_cast<size_t>(world_));
-    check(MPI_Ialltoallv(p.data.data(), p.send_counts.data(), p.send_displs.data(), MPI_FLOAT, p.recv.data(),
+    p.recv = arena(static_cast<size_t>(mine) * static_cast<size_t>(world_));
+    check(MPI_Ialltoallv(p.data.data(), p.send_counts.data(), p.send_displs.data(), MPI_FLOAT, p.recv,
                          p.recv_counts.data(), p.recv_displs.data(), MPI_FLOAT, scatter_comm_, &p.request),
           "MPI_Ialltoallv");
   }
@@ -179,14 +175,13 @@ bool MpiCollective::advance(PendingSum& p, bool block) {
     p.phase = 2;
     return true;
   }
-  const int mine = p.counts[rank_];
+  const size_t mine = static_cast<size_t>(p.counts[rank_]);
   float* out = p.data.data() + p.displs[rank_];
-  for (int i = 0; i < mine; ++i) {  // rank order: the same bits on every run
-    float acc = p.recv[static_cast<size_t>(i)];
-    for (int r = 1; r < world_; ++r) acc += p.recv[static_cast<size_t>(r) * mine + i];
-    out[i] = acc;
+  std::copy(p.recv, p.recv + mine, out);
+  for (int r = 1; r < world_; ++r) {  // rank order: the same bits on every run
+    const float* in = p.recv + static_cast<size_t>(r) * mine;
+    for (size_t i = 0; i < mine; ++i) out[i] += in[i];
   }
-  spare_.push_back(std::move(p.recv));
   p.phase = 1;
   check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
                         gather_comm_, &p.request),
@@ -209,12 +204,29 @@ void MpiCollective::progress() {
   seconds_total_ += now() - t0;
 }
 
+float* MpiCollective::arena(size_t floats) {
+  // Blocks are kept for the whole run and reused from the first one after each wait(): the pages
+  // are touched once (a fresh receive buffer per step would fault its pages in every step).
+  while (block_ < blocks_.size() && block_used_ + floats > blocks_[block_].size) {
+    ++block_;
+    block_used_ = 0;
+  }
+  if (block_ == blocks_.size())
+    blocks_.push_back({std::make_unique<float[]>(std::max<size_t>(floats, size_t{1} << 24)),
+                       std::max<size_t>(floats, size_t{1} << 24)});
+  float* at = blocks_[block_].data.get() + block_used_;
+  block_used_ += floats;
+  return at;
+}
+
 void MpiCollective::wait() {
   const double t0 = now();
   for (PendingSum& p : pending_)  // every all-gather started, in order
     if (p.phase == 0) advance(p, /*block=*/true);
   for (PendingSum& p : pending_) advance(p, /*block=*/true);
   pending_.clear();
+  block_ = 0;  // every receive buffer is free again
+  block_used_ = 0;
   seconds_total_ += now() - t0;
   seconds_waited_ += now() - t0;
 }

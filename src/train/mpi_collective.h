@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -63,8 +64,14 @@ class MpiCollective final : public Collective {
   bool advance(PendingSum& p, bool block);  // true when p is complete
   int rank_ = 0, world_ = 1, local_size_ = 1;
   MPI_Comm scatter_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL;  // the two phases' own orders
+  float* arena(size_t floats);  // a receive buffer, valid until the next wait()
+  struct Block {
+    std::unique_ptr<float[]> data;
+    size_t size = 0;
+  };
   std::deque<PendingSum> pending_;  // started sums, oldest first
-  std::vector<std::vector<float>> spare_;  // receive buffers of completed sums, reused
+  std::vector<Block> blocks_;       // the receive buffers' memory, kept for the run
+  size_t block_ = 0, block_used_ = 0;
   double seconds_total_ = 0, seconds_waited_ = 0;
 };
 

@@ -169,6 +169,7 @@ class Trainer {
   // The logging window: the steps since the last logged one.
   double window_loss_ = 0;
   int64_t window_targets_ = 0, window_tokens_ = 0;
+  double window_comm_ = 0, window_waited_ = 0;  // the collective's totals at the window's start
   Clock::time_point window_start_;
 };
 
@@ -297,6 +298,13 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
   ordered_json record = {{"step", s}, {"epoch", state_.epoch},
                          {"loss", window_targets_ > 0 ? window_loss_ / static_cast<double>(window_targets_) : 0.0},
                          {"learning_rate", lr}, {"grad_norm", step.grad_norm}, {"tokens_per_second", tps}};
+  if (collective_.world_size() > 1) {  // rank 0's time in the sums over the window, and the part waited for
+    record["window_seconds"] = secs;
+    record["communication_seconds"] = collective_.seconds_total() - window_comm_;
+    record["communication_waited_seconds"] = collective_.seconds_waited() - window_waited_;
+    window_comm_ = collective_.seconds_total();
+    window_waited_ = collective_.seconds_waited();
+  }
   result_.tokens += window_tokens_;
   const double elapsed = seconds_since(t_start_);
   if (o_.progress && lead_)
