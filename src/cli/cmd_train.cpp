@@ -55,8 +55,8 @@ Command add_train(CLI::App& root) {
                          r.steps, r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
                          r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
               if (r.world_size > 1)
-                fmt::print("{} ranks: {:.1f} s in gradient sums on rank 0, {:.1f} s of it not hidden behind the backward "
-                           "pass\n",
+                fmt::print("{} ranks: {:.1f} s in the gradient and loss sums on rank 0, {:.1f} s of it waiting (for a "
+                           "slower rank, or for the transfer after the backward pass)\n",
                            r.world_size, r.communication_seconds, r.communication_waited_seconds);
               fmt::print("model: {} (metrics.jsonl, checkpoint-{})\n", r.output_dir.string(), r.steps);
             }
