@@ -128,6 +128,27 @@ TEST_F(MpiTrainCliTest, TwoRanksMatchOneProcessWithTheSameGlobalBatch) {
   EXPECT_FALSE(fs::exists(out("other") / "metrics.jsonl"));
 }
 
+// Two "machines": ranks in two network namespaces talking TCP over a veth pair
+// (scripts/netns_hosts.sh), against the same run over shared memory: the ordered sums make the
+// transport irrelevant, so the losses and weights are the same bits.
+TEST_F(MpiTrainCliTest, TwoNetworkNamespacesGiveTheSameBitsAsSharedMemory) {
+  const fs::path cfg_shm = run_config("shm", 1), cfg_tcp = run_config("tcp", 1);
+  auto shm = mpirun(2, {"train", cfg_shm.string()});
+  ASSERT_EQ(shm.exit_code, 0) << shm.err;
+  auto tcp = test::run_program("timeout", {"300", (test::source_dir() / "scripts/netns_hosts.sh").string(), "-np", "2",
+                                           test::difftx_binary(), "--threads", "1", "train", cfg_tcp.string()});
+  if (tcp.exit_code == 77) GTEST_SKIP() << "no network namespaces here: " << tcp.err;
+  ASSERT_EQ(tcp.exit_code, 0) << tcp.err;
+  const auto a = metrics(out("shm")), b = metrics(out("tcp"));
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["loss"], b[i]["loss"]) << "step " << i + 1;
+    EXPECT_EQ(a[i]["grad_norm"], b[i]["grad_norm"]) << "step " << i + 1;
+  }
+  EXPECT_EQ(max_weight_difference(out("shm"), out("tcp")), 0.0);
+}
+
 // mpirun's MPMD form gives each rank its own command line: rank 1 reads another file.
 test::RunResult mpirun_two_configs(const fs::path& rank0, const fs::path& rank1) {
   std::vector<std::string> a = {"300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1",
