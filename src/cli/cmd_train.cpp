@@ -47,7 +47,8 @@ Command add_train(CLI::App& root) {
                               {"tokens_per_second", r.tokens_per_second},
                               {"checkpoints", r.checkpoints}, {"world_size", r.world_size},
                               {"communication_seconds", r.communication_seconds},
-                              {"communication_waited_seconds", r.communication_waited_seconds}};
+                              {"communication_waited_seconds", r.communication_waited_seconds},
+                              {"rss_bytes", r.rss_bytes}, {"peak_rss_bytes", r.peak_rss_bytes}};
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {

@@ -1,10 +1,13 @@
 #include "config/train_config.h"
 
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "common/error.h"
 #include "config/model_keys.h"
+#include "io/json_file.h"
 
 namespace difftx {
 
@@ -19,7 +22,7 @@ const std::set<std::string>& ignored_keys() {
       "gradient_checkpointing", "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
       "wandb_name", "wandb_run_id", "wandb_log_model", "wandb_mode", "mlflow_tracking_uri", "mlflow_experiment_name",
       "use_tensorboard", "load_in_8bit", "load_in_4bit", "strict", "dataset_prepared_path", "early_stopping_patience",
-      "local_rank", "deepspeed", "fsdp", "fsdp_config", "model_type", "tokenizer_type", "trust_remote_code",
+      "local_rank", "fsdp", "fsdp_config", "model_type", "tokenizer_type", "trust_remote_code",
       "group_by_length", "hub_model_id", "hub_strategy", "push_dataset_to_hub", "debug", "ddp_timeout",
       "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "torch_compile", "torch_compile_backend", "eval_sample_packing",
       "remove_unused_columns", "dataset_processes", "dataloader_num_workers", "dataloader_pin_memory",
@@ -37,7 +40,7 @@ const std::set<std::string>& used_keys() {
       "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "logging_steps",
       "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
       "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
-      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16"};
+      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16", "deepspeed"};
   return keys;
 }
 
@@ -88,6 +91,38 @@ std::vector<DatasetSpec> dataset_list(const AxolotlYaml& y, const std::string& l
     out.push_back(d);
   }
   return out;
+}
+
+// The ZeRO stage of axolotl's `deepspeed:` key: the JSON file's zero_optimization.stage (a path
+// from the current directory, as axolotl reads it); a file that is not there but is named as
+// axolotl's bundled deepspeed_configs/zero<N>*.json means stage N. difftx does stage 1 (AdamW state
+// sharded); 2 and 3 are refused rather than run as something else.
+int zero_stage_of(const std::string& label, const std::string& path) {
+  int stage = -1;
+  const std::filesystem::path file(path);
+  if (std::filesystem::exists(file)) {
+    const ordered_json j = json_read_file(file);
+    try {
+      stage = j.contains("zero_optimization") ? j["zero_optimization"].value("stage", 0) : 0;
+    } catch (const ordered_json::exception& e) {
+      fail<ConfigError>("{}: deepspeed config {}: zero_optimization.stage must be a number ({})", label, path, e.what());
+    }
+  } else {
+    const std::string name = file.filename().string();
+    if (name.size() > 4 && name.rfind("zero", 0) == 0 && std::isdigit(static_cast<unsigned char>(name[4])))
+      stage = name[4] - '0';
+    else
+      fail<ConfigError>("{}: key \"deepspeed\": {} does not exist (a DeepSpeed JSON config, or axolotl's "
+                        "deepspeed_configs/zero1.json)",
+                        label, path);
+  }
+  if (stage == 2 || stage == 3)
+    fail<ConfigError>("{}: key \"deepspeed\": ZeRO stage {} (sharded {}) is not supported; difftx shards the AdamW "
+                      "state only: use zero1.json",
+                      label, stage, stage == 2 ? "gradients" : "gradients and parameters");
+  if (stage < 0 || stage > 3)
+    fail<ConfigError>("{}: key \"deepspeed\": zero_optimization.stage {} is not 0-3", label, stage);
+  return stage;
 }
 
 }  // namespace
@@ -141,6 +176,8 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
       fail<ConfigError>("{}: key \"bf16\" must be true, false or auto, got {}", label,
                         b.IsScalar() ? "\"" + b.Scalar() + "\"" : std::string("a ") + (b.IsSequence() ? "list" : "mapping"));
   }
+
+  if (auto ds = y.string("deepspeed"); ds && !ds->empty()) c.zero_stage = zero_stage_of(label, *ds);
 
   c.micro_batch_size = y.integer("micro_batch_size").value_or(1);
   positive(y, "micro_batch_size", c.micro_batch_size);

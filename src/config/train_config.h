@@ -57,6 +57,9 @@ struct TrainConfig {
   double max_grad_norm = 1.0;
   uint64_t seed = 42;
   Bf16Mode bf16 = Bf16Mode::off;
+  // axolotl's deepspeed key (a DeepSpeed JSON config): its ZeRO stage, 0 or 1. 1: with several
+  // ranks, each keeps the AdamW state of its shard only (ZeRO-1); alone it changes nothing.
+  int zero_stage = 0;
 
   int64_t logging_steps = 1;
   int64_t eval_steps = 0;           // 0: from evals_per_epoch (or once per epoch when validating)

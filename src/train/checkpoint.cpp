@@ -44,16 +44,16 @@ TrainerState trainer_state_parse(const ordered_json& j, const std::string& label
   return s;
 }
 
-fs::path checkpoint_save(const fs::path& output_dir, const Model& model, AdamW& optimizer, const TrainerState& state,
-                         const fs::path& tokenizer_dir) {
+fs::path checkpoint_save(const fs::path& output_dir, const Model& model, std::span<const float> exp_avg,
+                         std::span<const float> exp_avg_sq, const TrainerState& state, const fs::path& tokenizer_dir) {
   const fs::path dir = output_dir / fmt::format("checkpoint-{}", state.global_step);
   StagedDirectory out(dir, /*overwrite=*/true);
   model_save(model, out.staging(), DType::F32);
   std::vector<TensorWrite> moments;
   for (const auto& p : model.table().params()) {
     if (!is_trainable(p.kind)) continue;
-    moments.push_back({"exp_avg." + p.name, p.shape, optimizer.exp_avg().data() + p.offset, DType::F32});
-    moments.push_back({"exp_avg_sq." + p.name, p.shape, optimizer.exp_avg_sq().data() + p.offset, DType::F32});
+    moments.push_back({"exp_avg." + p.name, p.shape, exp_avg.data() + p.offset, DType::F32});
+    moments.push_back({"exp_avg_sq." + p.name, p.shape, exp_avg_sq.data() + p.offset, DType::F32});
   }
   safetensors_write(out.staging() / kOptimizerFile, moments);
   copy_model_files(tokenizer_dir, out.staging());
@@ -94,9 +94,17 @@ void checkpoint_prune(const fs::path& output_dir, int64_t keep) {
 TrainerState checkpoint_load_state(const fs::path& dir, AdamW& optimizer, const ParamTable& table) {
   TrainerState s = trainer_state_parse(json_read_file(dir / kTrainerStateFile), (dir / kTrainerStateFile).string());
   SafetensorsFile moments(dir / kOptimizerFile);
+  // A sharded optimizer (ZeRO-1) reads the whole moments and keeps its shards.
+  AlignedVector<float> whole_m, whole_v;
+  if (optimizer.sharded()) {
+    whole_m.assign(table.buffer_floats(), 0.0f);
+    whole_v.assign(table.buffer_floats(), 0.0f);
+  }
+  AlignedVector<float>& m = optimizer.sharded() ? whole_m : optimizer.exp_avg();
+  AlignedVector<float>& v = optimizer.sharded() ? whole_v : optimizer.exp_avg_sq();
   for (const auto& p : table.params()) {
     if (!is_trainable(p.kind)) continue;
-    for (auto [prefix, buffer] : {std::pair{"exp_avg.", &optimizer.exp_avg()}, {"exp_avg_sq.", &optimizer.exp_avg_sq()}}) {
+    for (auto [prefix, buffer] : {std::pair{"exp_avg.", &m}, {"exp_avg_sq.", &v}}) {
       const TensorInfo* t = moments.find(prefix + p.name);
       if (t == nullptr || t->shape != p.shape)
         fail<FileError>("{}: tensor \"{}{}\" is missing or has the wrong shape", (dir / kOptimizerFile).string(),
@@ -104,6 +112,7 @@ TrainerState checkpoint_load_state(const fs::path& dir, AdamW& optimizer, const 
       moments.load_f32(*t, buffer->data() + p.offset);
     }
   }
+  if (optimizer.sharded()) optimizer.keep_owned(whole_m, whole_v);
   optimizer.set_steps(s.global_step);
   return s;
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "io/json_file.h"
@@ -36,8 +37,10 @@ struct TrainerState {
 ordered_json trainer_state_json(const TrainerState& s);
 TrainerState trainer_state_parse(const ordered_json& j, const std::string& label);
 
-// Writes output_dir/checkpoint-<global_step>; returns its path.
-std::filesystem::path checkpoint_save(const std::filesystem::path& output_dir, const Model& model, AdamW& optimizer,
+// Writes output_dir/checkpoint-<global_step>; returns its path. exp_avg, exp_avg_sq: the AdamW
+// moments in the table's layout (a sharded optimizer's are gathered first: trainer.cpp).
+std::filesystem::path checkpoint_save(const std::filesystem::path& output_dir, const Model& model,
+                                      std::span<const float> exp_avg, std::span<const float> exp_avg_sq,
                                       const TrainerState& state, const std::filesystem::path& tokenizer_dir);
 
 // The checkpoint directories of output_dir, oldest first (complete ones: staging names never match).
@@ -47,7 +50,7 @@ std::vector<std::filesystem::path> checkpoint_list(const std::filesystem::path& 
 void checkpoint_prune(const std::filesystem::path& output_dir, int64_t keep);
 
 // Loads a checkpoint's trainer state and optimizer moments into `optimizer` (its table must be
-// the checkpoint model's). Throws FileError naming the file when something is missing or malformed.
+// the checkpoint model's; a sharded optimizer keeps its shards of them). Throws FileError naming the file when something is missing or malformed.
 TrainerState checkpoint_load_state(const std::filesystem::path& dir, AdamW& optimizer, const ParamTable& table);
 
 }  // namespace difftx

@@ -7,8 +7,11 @@
 // 0, 1, ..., world_size - 1 itself rather than leaving the order to the library).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 namespace difftx {
 
@@ -25,6 +28,16 @@ class Collective {
   // on): `data` must stay untouched until wait() returns. progress() advances the started sums
   // without blocking (called between layers); wait() completes all of them. One process: nothing.
   virtual void start_all_reduce_sum(std::span<float> data) { all_reduce_sum(data); }
+  // ZeRO-1's halves of that sum (started the same way, complete after wait()). Reduce-scatter:
+  // afterwards this rank's shard of `data` (shard_of below) holds the sum over the ranks, the rest
+  // is unspecified. All-gather: each rank's shard is in place; afterwards every rank has them all.
+  // Gather to root: rank 0's `whole` (data.size() == n there, empty elsewhere) receives every
+  // rank's `shard` of an n-element span.
+  virtual void start_reduce_scatter_sum(std::span<float>) {}
+  virtual void start_all_gather(std::span<float>) {}
+  virtual void start_gather_to_root(std::span<const float> shard, std::span<float> whole, size_t n) {
+    std::copy(shard.begin(), shard.end(), whole.begin());
+  }
   virtual void progress() {}
   virtual void wait() {}
   // Seconds spent inside the collective calls so far, and the part of it the caller waited for
@@ -32,6 +45,12 @@ class Collective {
   virtual double seconds_total() const { return 0; }
   virtual double seconds_waited() const { return 0; }
 };
+
+// The shard of an n-element span that rank `rank` of `world` sums and owns: [n r / w, n (r + 1) / w).
+inline std::pair<size_t, size_t> shard_of(size_t n, int rank, int world) {
+  return {n * static_cast<size_t>(rank) / static_cast<size_t>(world),
+          n * static_cast<size_t>(rank + 1) / static_cast<size_t>(world)};
+}
 
 // One process: rank 0 of 1; the sums are the data itself.
 class SingleProcess final : public Collective {

@@ -1,5 +1,7 @@
 #include "train/grad_buckets.h"
 
+#include "train/collective.h"
+
 #include <algorithm>
 #include <charconv>
 #include <limits>
@@ -19,7 +21,27 @@ int64_t layer_of(std::string_view name) {
   return ec == std::errc() && end < name.data() + name.size() && *end == '.' ? l : -1;
 }
 
+void cut(FloatRange r, std::vector<FloatRange>& out) {
+  for (uint64_t b = r.begin; b < r.end; b += kMaxBucketFloats) out.push_back({b, std::min(r.end, b + kMaxBucketFloats)});
+}
+
 }  // namespace
+
+std::vector<FloatRange> GradBuckets::in_order() const {
+  std::vector<FloatRange> all;
+  for (auto l = layers.rbegin(); l != layers.rend(); ++l) all.insert(all.end(), l->begin(), l->end());
+  all.insert(all.end(), rest.begin(), rest.end());
+  return all;
+}
+
+std::vector<FloatRange> owned_shards(const GradBuckets& buckets, int rank, int world) {
+  std::vector<FloatRange> owned;
+  for (const FloatRange& piece : buckets.in_order()) {
+    const auto [begin, end] = shard_of(piece.end - piece.begin, rank, world);
+    if (begin < end) owned.push_back({piece.begin + begin, piece.begin + end});
+  }
+  return owned;
+}
 
 GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers) {
   GradBuckets b;
@@ -43,18 +65,18 @@ GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers) {
   }
   for (const FloatRange& r : layers) contiguous = contiguous && r.begin < r.end;
   if (!contiguous) {
-    b.rest.push_back({0, size});
+    cut({0, size}, b.rest);
     return b;
   }
-  b.layers = layers;
+  for (const FloatRange& r : layers) cut(r, b.layers.emplace_back());
   std::vector<FloatRange> sorted = layers;
   std::sort(sorted.begin(), sorted.end(), [](const FloatRange& a, const FloatRange& c) { return a.begin < c.begin; });
   uint64_t at = 0;
   for (const FloatRange& r : sorted) {
-    if (r.begin > at) b.rest.push_back({at, r.begin});
+    if (r.begin > at) cut({at, r.begin}, b.rest);
     at = std::max(at, r.end);
   }
-  if (at < size) b.rest.push_back({at, size});
+  if (at < size) cut({at, size}, b.rest);
   return b;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cstdlib>
 #include <string>
 
@@ -28,11 +29,7 @@ void check(int rc, const char* what) {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// Shard j of n elements over w ranks: [n j / w, n (j + 1) / w).
-int64_t shard_begin(int64_t n, int j, int w) { return n * j / w; }
-
 constexpr int64_t kSmall = 4096;          // elements: below this, one all-gather
-constexpr int64_t kMaxPiece = 1LL << 28;  // elements per started sum (MPI counts are int)
 
 }  // namespace
 
@@ -69,7 +66,24 @@ struct MpiCollective::PendingSum {
   float* recv = nullptr;  // world_size copies of this rank's shard, in rank order (arena())
   MPI_Request request = MPI_REQUEST_NULL;
   int phase = 0;  // 0: shards moving (all-to-all), 1: summed shards moving (all-gather), 2: done
+  bool scatter_only = false;  // a reduce-scatter: done after the adds
 };
+
+MpiCollective::PendingSum& MpiCollective::add_pending(std::span<float> data, int phase) {
+  if (data.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    fail<Error>("MPI: a sum of {} floats is more than one call can move (split it; grad_buckets.h does)", data.size());
+  PendingSum& p = pending_.emplace_back();
+  p.data = data;
+  p.phase = phase;
+  p.counts.resize(static_cast<size_t>(world_));
+  p.displs.resize(static_cast<size_t>(world_));
+  for (int j = 0; j < world_; ++j) {
+    const auto [begin, end] = shard_of(data.size(), j, world_);
+    p.displs[j] = static_cast<int>(begin);
+    p.counts[j] = static_cast<int>(end - begin);
+  }
+  return p;
+}
 
 MpiCollective::MpiCollective() {
   int initialized = 0;
@@ -83,6 +97,7 @@ MpiCollective::MpiCollective() {
   check(MPI_Comm_size(MPI_COMM_WORLD, &world_), "MPI_Comm_size");
   check(MPI_Comm_dup(MPI_COMM_WORLD, &scatter_comm_), "MPI_Comm_dup");
   check(MPI_Comm_dup(MPI_COMM_WORLD, &gather_comm_), "MPI_Comm_dup");
+  check(MPI_Comm_dup(MPI_COMM_WORLD, &move_comm_), "MPI_Comm_dup");
   MPI_Comm local;
   check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
   MPI_Comm_size(local, &local_size_);
@@ -96,6 +111,7 @@ MpiCollective::~MpiCollective() {
   }
   MPI_Comm_free(&scatter_comm_);
   MPI_Comm_free(&gather_comm_);
+  MPI_Comm_free(&move_comm_);
   MPI_Finalize();
 }
 
@@ -136,31 +152,52 @@ void MpiCollective::all_reduce_sum(std::span<float> data) {
   wait();
 }
 
-void MpiCollective::start_all_reduce_sum(std::span<float> data) {
+void MpiCollective::start_sum(std::span<float> data, bool scatter_only) {
   const double t0 = now();
-  for (size_t begin = 0; begin < data.size(); begin += static_cast<size_t>(kMaxPiece)) {
-    PendingSum& p = pending_.emplace_back();
-    p.data = data.subspan(begin, std::min(data.size() - begin, static_cast<size_t>(kMaxPiece)));
-    const int64_t n = static_cast<int64_t>(p.data.size());
-    p.counts.resize(static_cast<size_t>(world_));
-    p.displs.resize(static_cast<size_t>(world_));
-    for (int j = 0; j < world_; ++j) {
-      p.displs[j] = static_cast<int>(shard_begin(n, j, world_));
-      p.counts[j] = static_cast<int>(shard_begin(n, j + 1, world_) - shard_begin(n, j, world_));
-    }
-    const int mine = p.counts[rank_];
-    p.send_counts = p.counts;
-    p.send_displs = p.displs;
-    p.recv_counts.assign(static_cast<size_t>(world_), mine);
-    p.recv_displs.resize(static_cast<size_t>(world_));
-    for (int j = 0; j < world_; ++j) p.recv_displs[j] = j * mine;
-    p.recv = arena(static_cast<size_t>(mine) * static_cast<size_t>(world_));
-    check(MPI_Ialltoallv(p.data.data(), p.send_counts.data(), p.send_displs.data(), MPI_FLOAT, p.recv,
-                         p.recv_counts.data(), p.recv_displs.data(), MPI_FLOAT, scatter_comm_, &p.request),
-          "MPI_Ialltoallv");
-  }
+  PendingSum& p = add_pending(data, 0);
+  p.scatter_only = scatter_only;
+  const int mine = p.counts[rank_];
+  p.send_counts = p.counts;
+  p.send_displs = p.displs;
+  p.recv_counts.assign(static_cast<size_t>(world_), mine);
+  p.recv_displs.resize(static_cast<size_t>(world_));
+  for (int j = 0; j < world_; ++j) p.recv_displs[j] = j * mine;
+  p.recv = arena(static_cast<size_t>(mine) * static_cast<size_t>(world_));
+  check(MPI_Ialltoallv(p.data.data(), p.send_counts.data(), p.send_displs.data(), MPI_FLOAT, p.recv,
+                       p.recv_counts.data(), p.recv_displs.data(), MPI_FLOAT, scatter_comm_, &p.request),
+        "MPI_Ialltoallv");
   seconds_total_ += now() - t0;
   progress();
+}
+
+void MpiCollective::start_all_reduce_sum(std::span<float> data) { start_sum(data, false); }
+
+void MpiCollective::start_reduce_scatter_sum(std::span<float> data) { start_sum(data, true); }
+
+void MpiCollective::start_all_gather(std::span<float> data) {
+  const double t0 = now();
+  PendingSum& p = add_pending(data, 1);
+  check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,
+                        move_comm_, &p.request),
+        "MPI_Iallgatherv");
+  seconds_total_ += now() - t0;
+}
+
+void MpiCollective::start_gather_to_root(std::span<const float> shard, std::span<float> whole, size_t n) {
+  const double t0 = now();
+  // The counts describe the n-element span; only rank 0's receive buffer is read by MPI.
+  PendingSum& p = add_pending(std::span<float>(whole.data(), rank_ == 0 ? n : 0), 1);
+  for (int j = 0; j < world_; ++j) {
+    const auto [begin, end] = shard_of(n, j, world_);
+    p.displs[j] = static_cast<int>(begin);
+    p.counts[j] = static_cast<int>(end - begin);
+  }
+  if (static_cast<int>(shard.size()) != p.counts[rank_])
+    fail<Error>("MPI: gather of {} floats from a shard of {} (expected {})", n, shard.size(), p.counts[rank_]);
+  check(MPI_Igatherv(shard.data(), p.counts[rank_], MPI_FLOAT, whole.data(), p.counts.data(), p.displs.data(),
+                     MPI_FLOAT, 0, move_comm_, &p.request),
+        "MPI_Igatherv");
+  seconds_total_ += now() - t0;
 }
 
 bool MpiCollective::advance(PendingSum& p, bool block) {
@@ -181,6 +218,10 @@ bool MpiCollective::advance(PendingSum& p, bool block) {
   for (int r = 1; r < world_; ++r) {  // rank order: the same bits on every run
     const float* in = p.recv + static_cast<size_t>(r) * mine;
     for (size_t i = 0; i < mine; ++i) out[i] += in[i];
+  }
+  if (p.scatter_only) {
+    p.phase = 2;
+    return true;
   }
   p.phase = 1;
   check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, p.data.data(), p.counts.data(), p.displs.data(), MPI_FLOAT,

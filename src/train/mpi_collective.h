@@ -50,6 +50,9 @@ class MpiCollective final : public Collective {
   void all_reduce_sum(std::span<double> data) override;
   void all_reduce_sum(std::span<int64_t> data) override;
   void start_all_reduce_sum(std::span<float> data) override;
+  void start_reduce_scatter_sum(std::span<float> data) override;
+  void start_all_gather(std::span<float> data) override;
+  void start_gather_to_root(std::span<const float> shard, std::span<float> whole, size_t n) override;
   void progress() override;
   void wait() override;
   double seconds_total() const override { return seconds_total_; }
@@ -61,9 +64,13 @@ class MpiCollective final : public Collective {
   struct PendingSum;
   template <typename T>
   void small_sum(std::span<T> data, MPI_Datatype type);
+  PendingSum& add_pending(std::span<float> data, int phase);
+  void start_sum(std::span<float> data, bool scatter_only);
   bool advance(PendingSum& p, bool block);  // true when p is complete
   int rank_ = 0, world_ = 1, local_size_ = 1;
-  MPI_Comm scatter_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL;  // the two phases' own orders
+  // Each kind of call keeps its own start order: all-to-alls (scatter_comm_), the all-gathers that
+  // finish sums (gather_comm_, started in progress()), and all-gathers / gathers the caller starts.
+  MPI_Comm scatter_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL, move_comm_ = MPI_COMM_NULL;
   float* arena(size_t floats);  // a receive buffer, valid until the next wait()
   struct Block {
     std::unique_ptr<float[]> data;

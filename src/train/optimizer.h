@@ -12,6 +12,8 @@
 #include "config/train_config.h"
 #include "kernels/backend.h"
 #include "model/params.h"
+#include "train/collective.h"
+#include "train/grad_buckets.h"
 
 namespace difftx {
 
@@ -29,21 +31,31 @@ struct AdamWOptions {
 // today, as the CPU backend trains (a device backend will keep them in its Buffers).
 class AdamW {
  public:
-  AdamW(const ParamTable& table, const AdamWOptions& options, Backend& backend = *cpu_backend());
+  // owned: ZeRO-1's shard of this rank (disjoint ranges of the parameter buffer, grad_buckets.h's
+  // owned_shards): the moments exist for those elements only, packed range by range in that
+  // order, and step() updates only them. Empty: every element.
+  AdamW(const ParamTable& table, const AdamWOptions& options, Backend& backend = *cpu_backend(),
+        std::vector<FloatRange> owned = {});
   // One update at learning rate `lr` (torch.optim.AdamW semantics): for each trainable tensor,
   // p -= lr * weight_decay * p (decayed tensors only), m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
   // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the step number from 1.
   void step(std::span<float> params, std::span<const float> grads, double lr);
   int64_t steps() const { return steps_; }
+  // The moments: [buffer_floats()] in the table's layout; sharded: the owned elements, range by range.
   AlignedVector<float>& exp_avg() { return m_; }
   AlignedVector<float>& exp_avg_sq() { return v_; }
+  const std::vector<FloatRange>& owned() const { return owned_; }
+  // Sharded: keeps the owned elements of whole moments in the table's layout (a checkpoint's).
+  void keep_owned(std::span<const float> whole_m, std::span<const float> whole_v);
+  bool sharded() const { return !owned_.empty(); }
   void set_steps(int64_t steps) { steps_ = steps; }
 
  private:
   const ParamTable& table_;
   AdamWOptions options_;
   Backend& backend_;
-  AlignedVector<float> m_, v_;  // [buffer_floats()], the table's layout, 64-byte aligned
+  std::vector<FloatRange> owned_;
+  AlignedVector<float> m_, v_;  // 64-byte aligned
   int64_t steps_ = 0;
 };
 
@@ -53,6 +65,11 @@ class AdamW {
 // same bits for any thread count. AdamW::step shares the same pieces among the threads. Runs on `backend`.
 double clip_grad_norm(const ParamTable& table, std::span<float> grads, double max_norm,
                       Backend& backend = *cpu_backend());
+// ZeRO-1: the same global norm from the ranks' owned elements (each rank's squares summed in
+// double over its pieces, the ranks' sums added in rank order: deterministic, though not the
+// unsharded sum's bits); only the owned gradients are clipped.
+double clip_grad_norm_sharded(const ParamTable& table, std::span<float> grads, double max_norm,
+                              const std::vector<FloatRange>& owned, Collective& collective, Backend& backend);
 
 // transformers' schedules (get_constant_schedule_with_warmup, get_linear_schedule_with_warmup,
 // get_cosine_schedule_with_warmup with num_cycles 0.5): the multiplier of the learning rate for

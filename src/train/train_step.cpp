@@ -40,12 +40,19 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
 
   // Several ranks: each layer's gradients start their sum over the ranks as soon as the step's last
   // backward pass on this rank has finished the layer (grad_buckets.h), overlapping the layers below.
-  const bool ranks = collective.world_size() > 1;
+  // ZeRO-1 (a sharded optimizer): reduce-scatters instead, each rank keeping the sums of its shards.
+  const bool ranks = collective.world_size() > 1, zero1 = ranks && optimizer.sharded();
   const GradBuckets buckets = ranks ? grad_buckets(model.table(), model.config().num_hidden_layers) : GradBuckets{};
+  auto start = [&](const FloatRange& b) {
+    const std::span<float> piece = grads.subspan(b.begin, b.end - b.begin);
+    if (zero1)
+      collective.start_reduce_scatter_sum(piece);
+    else
+      collective.start_all_reduce_sum(piece);
+  };
   std::vector<bool> started(buckets.layers.size(), false);
   auto start_layer = [&](int64_t l) {
-    const FloatRange& b = buckets.layers[static_cast<size_t>(l)];
-    collective.start_all_reduce_sum(grads.subspan(b.begin, b.end - b.begin));
+    for (const FloatRange& b : buckets.layers[static_cast<size_t>(l)]) start(b);
     started[static_cast<size_t>(l)] = true;
   };
   size_t last = micro_batches.size();  // the last micro-batch with targets
@@ -65,7 +72,7 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     // Every rank starts the same sums in the same order, also one without targets in this step.
     for (int64_t l = static_cast<int64_t>(buckets.layers.size()) - 1; l >= 0; --l)
       if (!started[static_cast<size_t>(l)]) start_layer(l);
-    for (const FloatRange& b : buckets.rest) collective.start_all_reduce_sum(grads.subspan(b.begin, b.end - b.begin));
+    for (const FloatRange& b : buckets.rest) start(b);
     collective.wait();
   }
   collective.all_reduce_sum(std::span<double>(&loss_sum, 1));
@@ -76,12 +83,19 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     r.diverged = "the loss is " + number_text(r.loss);
     return r;
   }
-  r.grad_norm = clip_grad_norm(model.table(), grads, o.max_grad_norm, *model.backend());
+  r.grad_norm = zero1 ? clip_grad_norm_sharded(model.table(), grads, o.max_grad_norm, optimizer.owned(), collective,
+                                               *model.backend())
+                      : clip_grad_norm(model.table(), grads, o.max_grad_norm, *model.backend());
   if (!std::isfinite(r.grad_norm)) {
     r.diverged = "the gradient norm is " + number_text(r.grad_norm);
     return r;
   }
   optimizer.step(model.weights(), grads, o.learning_rate);
+  if (zero1) {  // each rank updated its shards: every rank gets all of them
+    const std::span<float> w = model.weights();
+    for (const FloatRange& b : buckets.in_order()) collective.start_all_gather(w.subspan(b.begin, b.end - b.begin));
+    collective.wait();
+  }
   if (const std::string bad = non_finite_parameter(model); !bad.empty())
     r.diverged = "the update made " + bad + " non-finite";
   else if (const std::string lambda = non_finite_lambda(model); !lambda.empty())

@@ -2,8 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <fstream>
 
 #include "common/aligned_vector.h"
 #include "common/interrupt.h"
@@ -18,6 +22,7 @@
 #include "train/collective.h"
 #include "train/data_stream.h"
 #include "train/diff_monitor.h"
+#include "train/grad_buckets.h"
 #include "train/metrics_log.h"
 #include "train/rank_agreement.h"
 #include "train/run_data.h"
@@ -31,6 +36,14 @@ namespace difftx {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// This process's resident memory now (/proc/self/statm), 0 where unknown.
+int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -114,6 +127,13 @@ void check_same_global_batch(const TrainerState& saved, const TrainerState& now,
                     now.world_size, now.world_size == 1 ? "" : "es", hint);
 }
 
+// ZeRO-1 (deepspeed: zero1.json) with several ranks: this rank's shards of the AdamW state.
+std::vector<FloatRange> zero1_shards(const TrainConfig& c, const Model& model, const Collective& collective) {
+  if (c.zero_stage != 1 || collective.world_size() == 1) return {};
+  return owned_shards(grad_buckets(model.table(), model.config().num_hidden_layers), collective.rank(),
+                      collective.world_size());
+}
+
 AdamWOptions adamw_options(const TrainConfig& c) {
   AdamWOptions ao;
   ao.learning_rate = c.learning_rate;
@@ -135,8 +155,10 @@ class Trainer {
   ordered_json log_step(const StepResult& step, double lr);
   void evaluate(ordered_json& record);
   void save_checkpoint();
+  void gather_moments(AlignedVector<float>& m, AlignedVector<float>& v);
   TrainingError diverged(const std::string& what) const;
   bool stop_requested();  // sets stop_signal_
+  std::vector<int64_t> per_rank(int64_t value);
   int stop_signal_ = 0;
 
   const TrainConfig& c_;
@@ -191,7 +213,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       math_(place_for_training(model_, c)),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
       schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty(), collective_.world_size())),
-      optimizer_(model_.table(), adamw_options(c), *model_.backend()),
+      optimizer_(model_.table(), adamw_options(c), *model_.backend(), zero1_shards(c, model_, collective_)),
       metrics_(out_dir_ / "metrics.jsonl"),
       grads_(model_.weights().size()) {
   check_ranks_agree(collective_, c, data_.train, data_.val, model_.weights());  // before anything is written
@@ -209,6 +231,13 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   if (math_ == MathMode::bf16)
     spdlog::info("bf16: matrix products in bf16 with float32 accumulation; weights, AdamW state, norms, softmax and "
                  "lambda in float32");
+  if (optimizer_.sharded())
+    spdlog::info("ZeRO-1 (deepspeed stage 1): each of the {} ranks keeps the AdamW moments of its shard, {:.0f} MB "
+                 "here instead of {:.0f} MB",
+                 collective_.world_size(), 8.0 * static_cast<double>(optimizer_.exp_avg().size()) / 1e6,
+                 8.0 * static_cast<double>(model_.table().buffer_floats()) / 1e6);
+  else if (c.zero_stage == 1)
+    spdlog::info("deepspeed: ZeRO stage 1 shards the AdamW state over ranks; one process keeps all of it");
   val_batches_ = make_micro_batches(data_.val, c, 0, data_.pad_id, /*shuffle=*/false);
   state_.total_steps = schedule_.total_steps;
   state_.steps_per_epoch = schedule_.steps_per_epoch;
@@ -273,6 +302,14 @@ TrainingError Trainer::diverged(const std::string& what) const {
           : std::string()));
 }
 
+// Every rank's `value`, in rank order (on every rank).
+std::vector<int64_t> Trainer::per_rank(int64_t value) {
+  std::vector<int64_t> all(static_cast<size_t>(collective_.world_size()), 0);
+  all[static_cast<size_t>(collective_.rank())] = value;
+  collective_.all_reduce_sum(all);
+  return all;
+}
+
 // Ctrl-C / SIGTERM on any rank (mpirun forwards them to every rank, not necessarily between the same
 // two steps): the ranks agree after each step, so that all stop after the same one.
 bool Trainer::stop_requested() {
@@ -333,12 +370,34 @@ void Trainer::evaluate(ordered_json& record) {
   if (o_.progress) fmt::print(stderr, "step {}/{} | eval_loss {:.4f}\n", s, schedule_.total_steps, eval_loss);
 }
 
+// ZeRO-1: rank 0 receives every rank's shards of the moments (into `m` and `v`, the table's layout).
+void Trainer::gather_moments(AlignedVector<float>& m, AlignedVector<float>& v) {
+  const uint64_t size = model_.table().buffer_floats();
+  if (lead_) {
+    m.assign(size, 0.0f);
+    v.assign(size, 0.0f);
+  }
+  uint64_t local = 0;  // the shards are packed in the order of the pieces (grad_buckets.h)
+  for (const FloatRange& piece : grad_buckets(model_.table(), model_.config().num_hidden_layers).in_order()) {
+    const uint64_t n = piece.end - piece.begin;
+    const auto [begin, end] = shard_of(n, collective_.rank(), collective_.world_size());
+    auto whole = [&](AlignedVector<float>& x) { return lead_ ? std::span<float>(x.data() + piece.begin, n) : std::span<float>(); };
+    collective_.start_gather_to_root({optimizer_.exp_avg().data() + local, end - begin}, whole(m), n);
+    collective_.start_gather_to_root({optimizer_.exp_avg_sq().data() + local, end - begin}, whole(v), n);
+    local += end - begin;
+  }
+  collective_.wait();
+}
+
 void Trainer::save_checkpoint() {
+  AlignedVector<float> m, v;
+  if (optimizer_.sharded()) gather_moments(m, v);
   if (!lead_) {  // every rank holds the same weights and AdamW state: rank 0's checkpoint is the run's
     last_checkpoint_ = out_dir_ / fmt::format("checkpoint-{}", state_.global_step);
     return;
   }
-  last_checkpoint_ = checkpoint_save(out_dir_, model_, optimizer_, state_, data_.tokenizer_dir);
+  last_checkpoint_ = checkpoint_save(out_dir_, model_, optimizer_.sharded() ? m : optimizer_.exp_avg(),
+                                     optimizer_.sharded() ? v : optimizer_.exp_avg_sq(), state_, data_.tokenizer_dir);
   if (earlier_) earlier_->discard();  // the new run has committed an output
   checkpoint_prune(out_dir_, c_.save_total_limit);
 }
@@ -391,6 +450,7 @@ TrainResult Trainer::run() {
     }
   }
   result_.train_seconds = seconds_since(t_loop) - eval_seconds_;
+  result_.rss_bytes = per_rank(resident_bytes());
   // The final model: the input's layout and dtype (the warm-up mix is training-only: inference runs with 1).
   save_checkpoint();
   result_.checkpoints.push_back(last_checkpoint_->string());
@@ -399,6 +459,9 @@ TrainResult Trainer::run() {
     copy_model_files(data_.tokenizer_dir, out_dir_);
   }
   result_.world_size = collective_.world_size();
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  result_.peak_rss_bytes = per_rank(static_cast<int64_t>(usage.ru_maxrss) * 1024);
   result_.communication_seconds = collective_.seconds_total();
   result_.communication_waited_seconds = collective_.seconds_waited();
   result_.steps = state_.global_step;

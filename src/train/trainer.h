@@ -41,6 +41,9 @@ struct TrainResult {
   // Several ranks: seconds this rank spent in the gradient and loss sums, and the part of them the
   // steps waited for (the rest overlapped the backward pass).
   double communication_seconds = 0, communication_waited_seconds = 0;
+  // Each rank's resident memory after the last step (before the final save) and its peak over the
+  // whole run (rank 0's includes the whole AdamW moments gathered for each ZeRO-1 checkpoint).
+  std::vector<int64_t> rss_bytes, peak_rss_bytes;
 };
 
 // Throws ConfigError / FileError / ShapeError, or TrainingError when the loss becomes NaN or
