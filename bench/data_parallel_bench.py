@@ -16,6 +16,8 @@ import struct
 import subprocess
 import sys
 
+from report_file import write_lines
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -68,14 +70,14 @@ def main():
     tok = os.path.join(a.shared, "fixtures", "tokenizers", "mistral")
     text = os.path.join(a.shared, "corpora", "war-and-peace.txt")
 
-    def config(name, ga):
+    def config(name, ga, extra=""):
         yml = os.path.join(a.models, f"dp-{name}.yml")
         with open(yml, "w") as f:
             f.write(f"base_model: {mdir}\ntokenizer_config: {tok}\ndatasets:\n  - path: {text}\n    type: completion\n"
                     f"sequence_len: {a.seq}\nsample_packing: true\nmicro_batch_size: 1\n"
                     f"gradient_accumulation_steps: {ga}\nmax_steps: {a.steps}\nlearning_rate: 1.0e-4\nwarmup_steps: 0\n"
                     f"logging_steps: 1\nval_set_size: 0\nsave_steps: 100000\nsave_total_limit: 1\n"
-                    f"output_dir: {os.path.join(a.models, 'dp-' + name)}\ndiff_attention: true\n")
+                    f"output_dir: {os.path.join(a.models, 'dp-' + name)}\ndiff_attention: true\n{extra}")
         return yml
 
     def measure(cmd, name):
@@ -85,7 +87,7 @@ def main():
         steady = [r["tokens_per_second"] for r in rows if r["step"] > a.skip]
         late = [r for r in rows if r["step"] > a.skip]
         window = sum(r.get("window_seconds", 0.0) for r in late)
-        return {"tps": statistics.mean(steady), "train_s": window,
+        return {"tps": statistics.mean(steady), "train_s": window, "rss": summary.get("rss_bytes", []),
                 "comm_s": sum(r.get("communication_seconds", 0.0) for r in late),
                 "waited_s": sum(r.get("communication_waited_seconds", 0.0) for r in late)}
 
@@ -101,6 +103,15 @@ def main():
         print(f"round {rnd + 1}: 1 process x {cores} threads {ones[-1]['tps']:.1f} tok/s; {W} ranks x "
               f"{max(1, cores // W)} thread(s) {ranks[-1]['tps']:.1f} tok/s, communication {ranks[-1]['comm_s']:.2f} s "
               f"of {ranks[-1]['train_s']:.2f} s ({ranks[-1]['waited_s']:.2f} s waited)", flush=True)
+    # ZeRO-1 once: the AdamW moments sharded over the ranks (memory per rank after the last step).
+    zero_json = os.path.join(a.models, "dp-zero1.json")
+    with open(zero_json, "w") as f:
+        f.write('{"zero_optimization": {"stage": 1}}\n')
+    zero_cmd = ranks_cmd[:ranks_cmd.index("train") + 1] + [config("zero", 1, f"deepspeed: {zero_json}\n"), "--overwrite",
+                                                           "--json"]
+    zero = measure(zero_cmd, "zero")
+    print(f"ZeRO-1: {zero['tps']:.1f} tok/s, resident memory per rank {[round(x / 1e6) for x in zero['rss']]} MB "
+          f"(without: {[round(x / 1e6) for x in ranks[-1]['rss']]} MB)", flush=True)
     one_tps = statistics.median(r["tps"] for r in ones)
     ranks_tps = statistics.median(r["tps"] for r in ranks)
     comm_share = statistics.median(r["comm_s"] / r["train_s"] for r in ranks)  # steps after --skip
@@ -130,6 +141,16 @@ def main():
          f"ordered adds), of which {100 * waited_share:.1f}% of the step time was waited for (not hidden behind the "
          f"backward pass). Bytes per step: the gradient is {grad_bytes / 1e6:.0f} MB; each rank sends and receives "
          f"2 (W - 1) / W of it = {2 * (W - 1) / W * grad_bytes / 1e6:.0f} MB per step at W = {W}.\n",
+         "## ZeRO-1 (`deepspeed:` a stage-1 config)\n",
+         f"The same {W}-rank run with the AdamW moments sharded: {zero['tps']:.1f} tokens/s. Resident memory per rank "
+         "after the last step (before the final save; `train --json`'s rss_bytes):\n",
+         "| rank | without ZeRO-1 | ZeRO-1 | difference |", "| --- | --- | --- | --- |"]
+    for r, (plain_rss, zero_rss) in enumerate(zip(ranks[-1]["rss"], zero["rss"])):
+        L.append(f"| {r} | {plain_rss / 1e6:.0f} MB | {zero_rss / 1e6:.0f} MB | {(plain_rss - zero_rss) / 1e6:.0f} MB |")
+    L += ["",
+         f"The moments are 8 bytes per parameter ({8 * P / 1e6:.0f} MB); sharded over {W} ranks each keeps "
+         f"{8 * P / W / 1e6:.0f} MB. Rank 0 also receives the whole moments for every checkpoint it writes (freed "
+         "after the save, though malloc may keep the pages).\n",
          "## Scaling model (on paper)\n",
          "Per step each rank moves V = 2 (W - 1) / W x 4 P bytes each way (reduce-scatter + all-gather: the volume of a "
          "ring all-reduce, which is what the ordered all-to-all + all-gather costs), so the time on a network of "
@@ -162,11 +183,7 @@ def main():
                  f"{r['waited_s']:.2f} s waited)")
     L.append(f"step time ({W} ranks, median): {step_s:.2f} s")
     L.append("```")
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(L) + "\n")
-    os.replace(tmp, a.out)
-    print(f"wrote {a.out}")
+    write_lines(a.out, L)
 
 
 if __name__ == "__main__":

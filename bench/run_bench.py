@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from report_file import write_lines
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MB = 1024 * 1024
@@ -388,11 +390,7 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     L.append("```")
     L.extend(l for l in limits["text"].splitlines() if not l.startswith("{"))
     L.append("```")
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(L) + "\n")
-    os.replace(tmp, a.out)
-    print(f"wrote {a.out}")
+    write_lines(a.out, L)
 
 
 if __name__ == "__main__":
