@@ -100,7 +100,10 @@ std::vector<DatasetSpec> dataset_list(const AxolotlYaml& y, const std::string& l
 int zero_stage_of(const std::string& label, const std::string& path) {
   int stage = -1;
   const std::filesystem::path file(path);
-  if (std::filesystem::exists(file)) {
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    if (!std::filesystem::is_regular_file(file, ec))
+      fail<ConfigError>("{}: key \"deepspeed\": {} is not a file (a DeepSpeed JSON config)", label, path);
     const ordered_json j = json_read_file(file);
     try {
       stage = j.contains("zero_optimization") ? j["zero_optimization"].value("stage", 0) : 0;
