@@ -10,7 +10,6 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   # The CPU code under the sanitizers (the CUDA backend is built and tested in the plain build).
   bash scripts/build.sh "$build_dir" -DDIFFTX_SANITIZE=ON -DDIFFTX_BUILD_BENCH=OFF -DDIFFTX_CUDA=OFF
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  export LSAN_OPTIONS="suppressions=$root/tests/lsan-mpi.supp"  # Open MPI's own allocations (mpirun passes it on)
 else
   build_dir="$root/build"
   bash scripts/build.sh "$build_dir"
