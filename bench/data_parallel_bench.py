@@ -138,8 +138,8 @@ def main():
          f"({ranks_tps / one_tps:.2f}x).\n",
          f"Communication per step (rank 0, steps {a.skip + 1}..{a.steps}, from metrics.jsonl's communication_seconds): "
          f"{100 * comm_share:.1f}% of the step time inside the sums (MPI calls and the "
-         f"ordered adds), of which {100 * waited_share:.1f}% of the step time was waited for (not hidden behind the "
-         f"backward pass). Bytes per step: the gradient is {grad_bytes / 1e6:.0f} MB; each rank sends and receives "
+         f"ordered adds), of which {100 * waited_share:.1f}% of the step time was spent waiting (for the other rank, "
+         f"whose packed rows may hold more tokens, or for the transfers left after the backward pass). Bytes per step: the gradient is {grad_bytes / 1e6:.0f} MB; each rank sends and receives "
          f"2 (W - 1) / W of it = {2 * (W - 1) / W * grad_bytes / 1e6:.0f} MB per step at W = {W}.\n",
          "## ZeRO-1 (`deepspeed:` a stage-1 config)\n",
          f"The same {W}-rank run with the AdamW moments sharded: {zero['tps']:.1f} tokens/s. Resident memory per rank "
