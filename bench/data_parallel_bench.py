@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from report_file import write_lines
+from train_yaml import write_train_yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -72,13 +73,8 @@ def main():
 
     def config(name, ga, extra=""):
         yml = os.path.join(a.models, f"dp-{name}.yml")
-        with open(yml, "w") as f:
-            f.write(f"base_model: {mdir}\ntokenizer_config: {tok}\ndatasets:\n  - path: {text}\n    type: completion\n"
-                    f"sequence_len: {a.seq}\nsample_packing: true\nmicro_batch_size: 1\n"
-                    f"gradient_accumulation_steps: {ga}\nmax_steps: {a.steps}\nlearning_rate: 1.0e-4\nwarmup_steps: 0\n"
-                    f"logging_steps: 1\nval_set_size: 0\nsave_steps: 100000\nsave_total_limit: 1\n"
-                    f"output_dir: {os.path.join(a.models, 'dp-' + name)}\ndiff_attention: true\n{extra}")
-        return yml
+        return write_train_yaml(yml, mdir, tok, text, os.path.join(a.models, "dp-" + name), a.seq, 1, ga, a.steps, True,
+                                "save_steps: 100000\n" + extra)
 
     def measure(cmd, name):
         p = run(cmd, env)

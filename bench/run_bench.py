@@ -17,6 +17,7 @@ import threading
 import time
 
 from report_file import write_lines
+from train_yaml import write_train_yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -181,12 +182,7 @@ def main():
         for mb, steps in train_steps.items():
             out_dir = os.path.join(a.models, f"train-{model}-{mb}")
             yml = os.path.join(a.models, f"train-{model}-{mb}.yml")
-            with open(yml, "w") as f:
-                f.write(f"base_model: {mdir}\ntokenizer_config: {tok}\ndatasets:\n  - path: {text}\n    type: completion\n"
-                        f"sequence_len: {train_seq}\nsample_packing: true\nmicro_batch_size: {mb}\n"
-                        f"gradient_accumulation_steps: 1\nmax_steps: {steps}\nlearning_rate: 1.0e-4\nwarmup_steps: 0\n"
-                        f"logging_steps: 1\nval_set_size: 0\noutput_dir: {out_dir}\nsave_total_limit: 1\n"
-                        + ("diff_attention: true\n" if model == "diff" else ""))
+            write_train_yaml(yml, mdir, tok, text, out_dir, train_seq, mb, 1, steps, model == "diff")
             _, rss, _, _ = run_child([difftx, "train", yml, "--overwrite"], env)
             rows = [json.loads(l) for l in open(os.path.join(out_dir, "metrics.jsonl")) if l.strip()]
             steady = [r["tokens_per_second"] for r in rows if "tokens_per_second" in r and r["step"] > 1]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite: difftx beside PyTorch (eager, Debian's torch) and the machine's limits, in
 # one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured), then
-# data-parallel training over MPI, written to bench/RESULTS-mpi.md (bench/data_parallel_bench.py).
+# data-parallel training over MPI, written to bench/RESULTS-mpi.md (bench/data_parallel_bench.py), then
+# training memory with and without gradient_checkpointing, bench/RESULTS-memory.md (bench/memory_bench.py).
 #
 # Usage: scripts/bench.sh [--quick] [--threads N]
 #   --quick      small sizes (a few minutes), to check the suite itself; RESULTS.md is then
@@ -57,3 +58,7 @@ args=(--build "$root/build" --models "$models" --shared "$shared" --threads "$th
 dp_args=(--build "$root/build" --models "$models" --shared "$shared")
 ((quick)) && dp_args+=(--steps 5 --skip 2 --rounds 1 --seq 128 --out "$models/RESULTS-mpi-quick.md")
 /usr/bin/python3 bench/data_parallel_bench.py "${dp_args[@]}"
+# Training memory with and without activation recomputation, SmolLM2-360M shape (RESULTS-memory.md).
+mem_args=(--build "$root/build" --shared "$shared")
+((quick)) && mem_args+=(--seq 256 --steps 2 --work "$models/memory" --out "$models/RESULTS-memory-quick.md")
+/usr/bin/python3 bench/memory_bench.py "${mem_args[@]}"

@@ -103,7 +103,9 @@ Command add_eval(CLI::App& root) {
                            model.config().max_position_embeddings);
             const bool progress = !o->json && ::isatty(STDERR_FILENO);  // a live counter, not log noise
             if (!o->kl_base.empty()) {
-              const Model base = load_for_inference(o->kl_base, o->inference);
+              InferenceOptions base_options = o->inference;
+              base_options.lora.clear();  // --lora adapts the model under evaluation, not the reference
+              const Model base = load_for_inference(o->kl_base, base_options);
               if (base.config().vocab_size != model.config().vocab_size)
                 fail<ConfigError>("--kl-base {}: its vocabulary has {} entries but {} has {}; KL divergence compares "
                                   "two models sharing one vocabulary",

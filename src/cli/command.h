@@ -19,6 +19,7 @@ Command add_init(CLI::App& root);
 Command add_inspect(CLI::App& root);
 Command add_forward(CLI::App& root);
 Command add_convert(CLI::App& root);
+Command add_merge_lora(CLI::App& root);
 Command add_generate(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_train(CLI::App& root);

@@ -1,6 +1,9 @@
 #include "cli/inference_options.h"
 
+#include <spdlog/spdlog.h>
+
 #include "common/error.h"
+#include "model/lora.h"
 #include "model/model_dir.h"
 
 namespace difftx::cli {
@@ -31,6 +34,9 @@ void add_inference_options(CLI::App* app, InferenceOptions& options) {
                   "On a CPU without native bf16 products (AVX512_BF16/AMX) bf16 warns and computes in float32")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+  app->add_option("--lora", options.lora,
+                  "A LoRA adapter in PEFT's format (adapter_config.json + adapter_model.safetensors) applied "
+                  "unmerged; CPU only (difftx merge-lora folds it into the weights)");
 }
 
 Model load_for_inference(const std::string& dir, const InferenceOptions& options) {
@@ -40,9 +46,19 @@ Model load_for_inference(const std::string& dir, const InferenceOptions& options
     fail<ConfigError>("--weight-dtype {} with --compute-dtype {} on {}: on a GPU the two must agree (its bf16 "
                       "products read bf16 weights)", options.resolved_weight_dtype(), options.resolved_compute_dtype(),
                       options.device);
+  if (!options.lora.empty() && options.device != "cpu")
+    fail<ConfigError>("--lora {}: adapters run unmerged on the CPU only; fold it into the weights with `difftx "
+                      "merge-lora` to run on {}", options.lora, options.device);
   // The device first: a missing GPU is reported before minutes of loading.
   std::shared_ptr<Backend> backend = make_backend(options.device, bf16_math ? MathMode::bf16 : MathMode::f32);
   Model model = model_load(dir);
+  if (!options.lora.empty()) {
+    const LoraAdapter adapter = lora_load(options.lora, model);
+    model.attach_lora(adapter);
+    spdlog::info("LoRA adapter {}: {} modules, r {}, scaling {:g}{}", options.lora, adapter.modules.size(),
+                 adapter.config.r, adapter.config.scaling(),
+                 adapter.full_tensors.empty() ? "" : fmt::format(", {} whole tensors", adapter.full_tensors.size()));
+  }
   if (bf16) model.keep_matrices_in_bf16();
   model.place_on(std::move(backend));
   return model;

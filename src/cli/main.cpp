@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_inspect(app),
       difftx::cli::add_forward(app),
       difftx::cli::add_convert(app),
+      difftx::cli::add_merge_lora(app),
       difftx::cli::add_generate(app),
       difftx::cli::add_eval(app),
       difftx::cli::add_train(app),

@@ -19,7 +19,7 @@ const std::set<std::string>& ignored_keys() {
       "fp16", "tf32", "float16", "bfloat16", "attn_implementation", "flash_attention", "sdp_attention",
       "xformers_attention", "flex_attention", "sage_attention", "s2_attention", "eager_attention",
       "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_qkv", "flash_attn_fuse_mlp",
-      "gradient_checkpointing", "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
+      "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
       "wandb_name", "wandb_run_id", "wandb_log_model", "wandb_mode", "mlflow_tracking_uri", "mlflow_experiment_name",
       "use_tensorboard", "load_in_8bit", "load_in_4bit", "strict", "dataset_prepared_path", "early_stopping_patience",
       "local_rank", "fsdp", "fsdp_config", "model_type", "tokenizer_type", "trust_remote_code",
@@ -40,7 +40,8 @@ const std::set<std::string>& used_keys() {
       "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "seed", "logging_steps",
       "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
       "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
-      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16", "deepspeed"};
+      "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16", "deepspeed",
+      "gradient_checkpointing"};
   return keys;
 }
 
@@ -165,6 +166,13 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
   c.sample_packing = y.boolean("sample_packing").value_or(false);
   c.pad_to_sequence_len = y.boolean("pad_to_sequence_len").value_or(false);
   c.train_on_inputs = y.boolean("train_on_inputs").value_or(false);
+  // axolotl also takes "offload" (activations to host memory) and "unsloth" (its offloading
+  // variant): both are ways to hold fewer activations on a GPU; here they mean recomputation.
+  if (const YAML::Node g = y.root["gradient_checkpointing"];
+      g && g.IsScalar() && (g.Scalar() == "offload" || g.Scalar() == "unsloth"))
+    c.gradient_checkpointing = true;
+  else
+    c.gradient_checkpointing = y.boolean("gradient_checkpointing").value_or(false);
   c.chat_template = y.string("chat_template").value_or("chatml");
 
   if (const YAML::Node b = y.root["bf16"]; b && !b.IsNull()) {

@@ -60,6 +60,9 @@ struct TrainConfig {
   // axolotl's deepspeed key (a DeepSpeed JSON config): its ZeRO stage, 0 or 1. 1: with several
   // ranks, each keeps the AdamW state of its shard only (ZeRO-1); alone it changes nothing.
   int zero_stage = 0;
+  // axolotl's gradient_checkpointing: keep only each decoder layer's input in the forward and
+  // recompute its activations in the backward (bit-identical gradients, ~1/3 more compute).
+  bool gradient_checkpointing = false;
 
   int64_t logging_steps = 1;
   int64_t eval_steps = 0;           // 0: from evals_per_epoch (or once per epoch when validating)

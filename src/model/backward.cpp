@@ -9,6 +9,7 @@
 #include "kernels/backend.h"
 #include "model/attention/layout.h"
 #include "model/diff_layout.h"
+#include "model/layer_pass.h"
 #include "model/model.h"
 #include "model/trace.h"
 
@@ -140,14 +141,14 @@ void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vec
 
 }  // namespace
 
-void Model::layer_backward(int64_t l, const ForwardTrace& tr, float diff_attn_mix, std::vector<float>& dx,
-                           float* grads) const {
+void Model::layer_backward(int64_t l, const ForwardTrace& tr, const LayerTrace& layer, float diff_attn_mix,
+                           std::vector<float>& dx, float* grads) const {
   const ModelConfig& c = config_;
   const int64_t B = tr.batch, T = tr.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
   const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;
   const LayerGrads gr = layer_grads(layer_index_[l], grads);
-  const LayerGradPass p{*backend_, c, tr, tr.layers[l], layers_[l], gr, B, T, N, static_cast<float>(c.rms_norm_eps)};
+  const LayerGradPass p{*backend_, c, tr, layer, layers_[l], gr, B, T, N, static_cast<float>(c.rms_norm_eps)};
 
   std::vector<float> d_xn;
   mlp_backward(p, dx, d_xn);  // dx is now the gradient of h
@@ -216,6 +217,7 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
   if (matrices_in_bf16())
     throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
   if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
+  if (has_lora()) throw std::logic_error("loss_and_backward: a LoRA adapter is attached (inference only)");
   const ModelConfig& c = config_;
   const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size;
   if (static_cast<int64_t>(targets.size()) != N)
@@ -229,9 +231,33 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
   backend_->rmsnorm_backward(dx.data(), grads.data() + head_index_.final_norm->offset, d_xnf.data(),
                              trace.x_final.data(), final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
-    layer_backward(l, trace, options.diff_attn_mix, dx, grads.data());
-    if (layer_done) layer_done(l);
+  if (options.recompute_activations) {
+    // Each layer runs forward again from its kept input, into the trace's one work LayerTrace.
+    Backend& be = *backend_;
+    const int64_t B = batch.batch, T = batch.seq_len;
+    const PassBuffers buffers = pass_buffers(be, c, N);
+    Buffer scratch_k = be.alloc_array<float>(N * c.k_proj_rows());
+    Buffer scratch_v = be.alloc_array<float>(N * c.num_key_value_heads * c.head_dim);
+    LayerPass pass = layer_pass(be, buffers, B, T, 0, T, trace.cos.data(), trace.sin.data(), trace.segments.data(),
+                                nullptr, scratch_k.as<float>(), scratch_v.as<float>(), nullptr, options.diff_attn_mix);
+    pass.work = &trace.work;
+    const std::vector<int64_t>& kept = options.kept_layers;
+    for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+      const LayerTrace& layer = trace.layers[static_cast<size_t>(l)];
+      if (std::count(kept.begin(), kept.end(), l) > 0) {
+        layer_backward(l, trace, layer, options.diff_attn_mix, dx, grads.data());
+      } else {
+        be.upload(pass.x, layer.x_in.data(), layer.x_in.size() * sizeof(float));
+        layer_forward(l, pass);
+        layer_backward(l, trace, trace.work, options.diff_attn_mix, dx, grads.data());
+      }
+      if (layer_done) layer_done(l);
+    }
+  } else {
+    for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+      layer_backward(l, trace, trace.layers[static_cast<size_t>(l)], options.diff_attn_mix, dx, grads.data());
+      if (layer_done) layer_done(l);
+    }
   }
   backend_->embedding_backward(batch.ids.data(), N, dx.data(), D, grads.data() + head_index_.embed->offset);
   return loss;

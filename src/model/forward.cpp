@@ -15,6 +15,7 @@
 #include "model/attention/layout.h"
 #include "model/diff_layout.h"
 #include "model/kv_cache.h"
+#include "model/layer_pass.h"
 #include "model/model.h"
 #include "model/rope_freqs.h"
 #include "model/trace.h"
@@ -109,28 +110,33 @@ PassInputs upload_inputs(Backend& be, const ModelConfig& c, const TokenBatch& ba
 
 }  // namespace
 
-// Everything one forward call shares between its layers: sizes, the backend's activation
-// buffers (one set reused by every layer), the cache the keys go to, and the trace.
-struct LayerPass {
-  Backend& be;
-  int64_t B, T, N, past, capacity;
-  float* x;        // [N, D] residual stream
-  float* xn;       // [N, D] normed input of a block
-  float* q;        // [N, QH*d]
-  float* k;        // [N, KH*d]
-  float* v;        // [N, KV*d]
-  float* att;      // [N, H*d]
-  float* att_pairs;     // [N, QH*d] diff-v2: every query head's attention before the paired combine
-  float* lambda_logits; // [N, H] diff-v2: x · lambda_proj^T
-  float* gate;     // [N, I]
-  float* up;       // [N, I]
-  const float *cos, *sin;   // [N, d/2]
-  const int32_t* segments;  // [B, capacity], or nullptr when every position is in segment 1
-  KVCache* cache;
-  float *scratch_k, *scratch_v;  // [B, KH, T, d], [B, KV, T, d] without a cache
-  ForwardTrace* trace;
-  float diff_attn_mix;
-};
+PassBuffers pass_buffers(Backend& be, const ModelConfig& c, int64_t N, int64_t lora_rank) {
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
+  PassBuffers b{be.alloc_array<float>(N * D), be.alloc_array<float>(N * D), be.alloc_array<float>(N * QH * d),
+                be.alloc_array<float>(N * KH * d), be.alloc_array<float>(N * KV * d), be.alloc_array<float>(N * H * d),
+                {}, {}, be.alloc_array<float>(N * I), be.alloc_array<float>(N * I), {}, {}};
+  if (layout_module(c).per_token_lambda()) {
+    b.att_pairs = be.alloc_array<float>(N * QH * d);
+    b.lambda_logits = be.alloc_array<float>(N * H);
+  }
+  if (lora_rank > 0) {
+    b.lora_t = be.alloc_array<float>(N * lora_rank);
+    b.lora_act = be.alloc_array<float>(N * I);
+  }
+  return b;
+}
+
+LayerPass layer_pass(Backend& be, const PassBuffers& b, int64_t B, int64_t T, int64_t past, int64_t capacity,
+                     const float* cos, const float* sin, const int32_t* segments, KVCache* cache, float* scratch_k,
+                     float* scratch_v, ForwardTrace* trace, float diff_attn_mix) {
+  return LayerPass{be, B, T, B * T, past, capacity, b.x.as<float>(), b.xn.as<float>(), b.q.as<float>(),
+                   b.k.as<float>(), b.v.as<float>(), b.att.as<float>(), b.att_pairs.as<float>(),
+                   b.lambda_logits.as<float>(), b.gate.as<float>(), b.up.as<float>(), b.lora_t.as<float>(),
+                   b.lora_act.as<float>(), cos, sin, segments, cache,
+                   scratch_k, scratch_v, trace, diff_attn_mix};
+}
+
 
 // diff-v2 (spec §8): ordinary attention over the QH = 2H query heads (query head j on kv head
 // j / (QH / KV)), then out_i = A_2i V - mix * sigmoid(z_i) A_2i+1 V with z = xn · lambda_proj^T,
@@ -183,14 +189,23 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const LayerWeights& w = layers_[l];
-  LayerTrace* tr = s.trace ? &s.trace->layers[l] : nullptr;
+  const bool kept = s.kept_layers && std::count(s.kept_layers->begin(), s.kept_layers->end(), l) > 0;
+  LayerTrace* tr = s.work && !kept ? s.work : s.trace ? &s.trace->layers[l] : nullptr;
 
   // Attention block.
   if (tr) keep(be, tr->x_in, s.x, N * D);
+  if (tr == s.work && s.trace) keep(be, s.trace->layers[l].x_in, s.x, N * D);
   const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, s.q}, {w.k_proj, w.k_bias, KH * d, s.k},
                            {w.v_proj, w.v_bias, KV * d, s.v}, {w.lambda_proj, nullptr, H, s.lambda_logits}};
   const bool per_token_lambda = s.lambda_logits != nullptr;
   be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, std::span(qkv, per_token_lambda ? 4 : 3));
+  const auto* lora = lora_layers_.empty() ? nullptr : &lora_layers_[static_cast<size_t>(l)];
+  if (lora) {
+    lora_forward(s, s.xn, D, lora->q_proj, s.q, QH * d);
+    lora_forward(s, s.xn, D, lora->k_proj, s.k, KH * d);
+    lora_forward(s, s.xn, D, lora->v_proj, s.v, KV * d);
+    if (per_token_lambda) lora_forward(s, s.xn, D, lora->lambda_proj, s.lambda_logits, H);
+  }
   if (tr) keep(be, tr->xn1, s.xn, N * D);
   if (tr && w.q_norm) {
     keep(be, tr->q_lin, s.q, N * QH * d);
@@ -233,17 +248,24 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   }
   if (tr) keep(be, tr->att, s.att, N * H * d);
   be.linear_forward(s.att, N, H * d, w.o_proj, w.o_bias, D, s.x, /*accumulate=*/true);
+  if (lora) lora_forward(s, s.att, H * d, lora->o_proj, s.x, D);
 
   // MLP block.
   if (tr) keep(be, tr->h, s.x, N * D);
   const LinearOut gate_up[] = {{w.gate_proj, w.gate_bias, I, s.gate}, {w.up_proj, w.up_bias, I, s.up}};
   be.rmsnorm_linear_forward(s.x, N, D, w.post_norm, eps, s.xn, gate_up);
+  if (lora) {
+    lora_forward(s, s.xn, D, lora->gate_proj, s.gate, I);
+    lora_forward(s, s.xn, D, lora->up_proj, s.up, I);
+    if (lora->down_proj.r > 0) be.swiglu_forward(s.lora_act, s.gate, s.up, N * I);  // gate is overwritten below
+  }
   if (tr) {
     keep(be, tr->xn2, s.xn, N * D);
     keep(be, tr->gate, s.gate, N * I);
     keep(be, tr->up, s.up, N * I);
   }
   be.swiglu_linear_forward(s.gate, s.up, N, I, w.down_proj, w.down_bias, D, s.x, /*accumulate=*/true);
+  if (lora) lora_forward(s, s.lora_act, I, lora->down_proj, s.x, D);
 }
 
 Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode, ForwardTrace* trace,
@@ -256,8 +278,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
   if (cache && cache->backend() != backend_.get())
     throw std::logic_error("forward: the KV cache was made for another backend than the model's");
   const int64_t B = batch.batch, T = batch.seq_len, N = B * T;
-  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
-  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
+  const int64_t D = c.hidden_size, KV = c.num_key_value_heads, d = c.head_dim, KH = c.k_proj_rows() / d;
 
   // Where keys and values live: the caller's cache, or scratch buffers for this call.
   const int64_t past = cache ? cache->length() : 0;
@@ -296,22 +317,21 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
     trace->cos = std::move(in.cos_host);
     trace->sin = std::move(in.sin_host);
     trace->layers.resize(static_cast<size_t>(c.num_hidden_layers));
+    if (options.recompute_activations)  // what an earlier pass without recomputation kept
+      for (LayerTrace& layer : trace->layers) {
+        LayerTrace input_only;
+        input_only.x_in.swap(layer.x_in);
+        layer = std::move(input_only);
+      }
   }
 
-  Buffer x = be.alloc_array<float>(N * D), xn = be.alloc_array<float>(N * D);
-  Buffer q = be.alloc_array<float>(N * QH * d), k = be.alloc_array<float>(N * KH * d);
-  Buffer v = be.alloc_array<float>(N * KV * d), att = be.alloc_array<float>(N * H * d);
-  Buffer gate = be.alloc_array<float>(N * I), up = be.alloc_array<float>(N * I);
-  const bool per_token_lambda = layout_module(c).per_token_lambda();
-  Buffer att_pairs, lambda_logits;
-  if (per_token_lambda) {
-    att_pairs = be.alloc_array<float>(N * QH * d);
-    lambda_logits = be.alloc_array<float>(N * H);
+  PassBuffers buffers = pass_buffers(be, c, N, lora_rank_);
+  LayerPass pass = layer_pass(be, buffers, B, T, past, capacity, in.cos, in.sin, attention_segments, cache,
+                              scratch_k.as<float>(), scratch_v.as<float>(), trace, options.diff_attn_mix);
+  if (trace && options.recompute_activations) {
+    pass.work = &trace->work;
+    pass.kept_layers = &options.kept_layers;
   }
-  LayerPass pass{be, B, T, N, past, capacity, x.as<float>(), xn.as<float>(), q.as<float>(), k.as<float>(),
-                 v.as<float>(), att.as<float>(), att_pairs.as<float>(), lambda_logits.as<float>(), gate.as<float>(),
-                 up.as<float>(), in.cos, in.sin, attention_segments, cache, scratch_k.as<float>(), scratch_v.as<float>(),
-                 trace, options.diff_attn_mix};
   be.embedding_forward(in.ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, in.max_position);
@@ -330,7 +350,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
     keep(be, trace->x_final, pass.x, N * D);
     keep(be, trace->xnf, pass.xn, N * D);
   }
-  if (mode == LogitsMode::hidden) return xn;
+  if (mode == LogitsMode::hidden) return std::move(buffers.xn);
   Buffer logits = be.alloc_array<float>(rows * c.vocab_size);
   lm_head_forward(pass.xn, rows, logits.as<float>());
   return logits;

@@ -24,6 +24,20 @@ LayerIndex layer_index(const ParamTable& t, int64_t layer) {
           .down_proj = at("mlp.down_proj.weight"), .down_bias = at("mlp.down_proj.bias")};
 }
 
+const char* matrix_role_name(MatrixRole role) {
+  switch (role) {
+    case MatrixRole::q_proj: return "q_proj";
+    case MatrixRole::k_proj: return "k_proj";
+    case MatrixRole::v_proj: return "v_proj";
+    case MatrixRole::o_proj: return "o_proj";
+    case MatrixRole::lambda_proj: return "lambda_proj";
+    case MatrixRole::gate_proj: return "gate_proj";
+    case MatrixRole::up_proj: return "up_proj";
+    case MatrixRole::down_proj: break;
+  }
+  return "down_proj";
+}
+
 LayerGrads layer_grads(const LayerIndex& index, float* grads) {
   auto address = [grads](const ParamSpec* p) -> float* { return p == nullptr ? nullptr : grads + p->offset; };
   return map_layer<float*, float*>(index, address, address);

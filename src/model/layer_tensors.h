@@ -52,6 +52,33 @@ LayerTensors<M2, V2> map_layer(const LayerTensors<M, V>& in, FM&& fm, FV&& fv) {
           .down_proj = fm(in.down_proj), .down_bias = fv(in.down_bias)};
 }
 
+// The Linear layers of a decoder layer (the matrix roles above but for lambda_proj's place), by
+// the module's last name in Hugging Face paths (matrix_role_name: "q_proj", ...).
+enum class MatrixRole { q_proj, k_proj, v_proj, o_proj, lambda_proj, gate_proj, up_proj, down_proj };
+inline constexpr MatrixRole kMatrixRoles[] = {MatrixRole::q_proj,      MatrixRole::k_proj,    MatrixRole::v_proj,
+                                              MatrixRole::o_proj,      MatrixRole::lambda_proj, MatrixRole::gate_proj,
+                                              MatrixRole::up_proj,     MatrixRole::down_proj};
+const char* matrix_role_name(MatrixRole role);
+
+template <class M, class V>
+M& matrix_of(LayerTensors<M, V>& t, MatrixRole role) {
+  switch (role) {
+    case MatrixRole::q_proj: return t.q_proj;
+    case MatrixRole::k_proj: return t.k_proj;
+    case MatrixRole::v_proj: return t.v_proj;
+    case MatrixRole::o_proj: return t.o_proj;
+    case MatrixRole::lambda_proj: return t.lambda_proj;
+    case MatrixRole::gate_proj: return t.gate_proj;
+    case MatrixRole::up_proj: return t.up_proj;
+    case MatrixRole::down_proj: break;
+  }
+  return t.down_proj;
+}
+template <class M, class V>
+const M& matrix_of(const LayerTensors<M, V>& t, MatrixRole role) {
+  return matrix_of(const_cast<LayerTensors<M, V>&>(t), role);
+}
+
 using LayerIndex = LayerTensors<const ParamSpec*, const ParamSpec*>;
 // Pointers into the weight buffers for one decoder layer; nullptr where the config has no such
 // parameter (biases, q/k norms). Linear weights are float32 or, after keep_matrices_in_bf16(),

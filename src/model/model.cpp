@@ -125,6 +125,8 @@ void Model::keep_matrices_in_bf16() {
 
 void Model::place_on(std::shared_ptr<Backend> backend) {
   if (on_device()) throw std::logic_error("Model::place_on: the model is already on " + backend_->name());
+  if (has_lora() && !backend->host_memory())
+    throw std::logic_error("Model::place_on: a LoRA adapter is attached; it runs on the CPU only");
   if (backend->host_memory()) {
     backend_ = std::move(backend);
     return;

@@ -22,6 +22,7 @@ namespace difftx {
 
 class KVCache;
 struct ForwardTrace;
+struct LoraAdapter;
 struct LayerPass;
 struct LayerTrace;
 
@@ -43,6 +44,13 @@ struct ForwardOptions {
   // The warm-up mix of llama-differential (docs/FORMATS.md §3): lambda_eff = mix * lambda. 1 at
   // inference; training passes min(1, step / diff_attn_warmup_steps). Ignored by other layouts.
   float diff_attn_mix = 1.0f;
+  // Training (gradient_checkpointing): the trace keeps only each decoder layer's input, and
+  // loss_and_backward recomputes the layer's activations from it just before the layer's backward
+  // (the same kernels on the same input: bit-identical gradients). Memory model: trace.h.
+  bool recompute_activations = false;
+  // With recompute_activations: decoder layers whose activations the trace keeps all the same and
+  // the backward does not recompute (the layers the lambda monitor reads after a logging step).
+  std::vector<int64_t> kept_layers = {};
 };
 
 enum class LogitsMode {
@@ -93,6 +101,14 @@ class Model {
   void place_on(std::shared_ptr<Backend> backend);
   const std::shared_ptr<Backend>& backend() const { return backend_; }
   bool on_device() const { return !backend_->host_memory(); }
+
+  // Applies a LoRA adapter unmerged in every later forward (model/lora.h): its whole saved tensors
+  // (modules_to_save) are copied into the weights, and each adapted Linear's output gains
+  // scaling * (x A^T) B^T, A and B kept float32. Call it before keep_matrices_in_bf16(); the model
+  // then serves inference on the CPU only (loss_and_backward and place_on() a device throw
+  // std::logic_error). std::logic_error when an adapter is attached already.
+  void attach_lora(const LoraAdapter& adapter);
+  bool has_lora() const { return lora_rank_ > 0; }
 
   // lambda of layer l (spec §2), for differential layouts.
   float layer_lambda(int64_t layer) const;
@@ -155,8 +171,8 @@ class Model {
   Buffer device_weights_, device_weights_bf16_;
   std::vector<float> placed_lambda_;
   uint64_t float_offset(const ParamSpec& p) const;
-  void layer_backward(int64_t l, const ForwardTrace& trace, float diff_attn_mix, std::vector<float>& dx,
-                      float* grads) const;
+  void layer_backward(int64_t l, const ForwardTrace& trace, const LayerTrace& layer, float diff_attn_mix,
+                      std::vector<float>& dx, float* grads) const;
   // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates
   // grad_scale * its gradient into d_hidden and g_head (the lm_head or tied embedding gradient).
   double head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
@@ -170,6 +186,19 @@ class Model {
   } head_index_{};
   std::vector<LayerIndex> layer_index_;
   std::vector<LayerWeights> layers_;
+  // attach_lora(): per layer, each adapted Linear's A [r, in] and scaling * B [out, r] (r = 0: none),
+  // in lora_weights_ (the backend's memory).
+  struct LoraPair {
+    LinearWeight a, b_scaled;
+    int64_t r = 0;
+  };
+  std::vector<LayerTensors<LoraPair, const float*>> lora_layers_;
+  std::shared_ptr<Backend> lora_backend_;  // owns lora_weights_ (place_on may swap backend_ for another CPU one)
+  Buffer lora_weights_;
+  int64_t lora_rank_ = 0;
+  // y[N, out] += scaling * (x[N, in] A^T) B^T when `pair` holds an adapter.
+  void lora_forward(const LayerPass& pass, const float* x, int64_t in, const LoraPair& pair, float* y,
+                    int64_t out) const;
 };
 
 }  // namespace difftx

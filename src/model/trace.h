@@ -2,7 +2,9 @@
 // backward needs them, per layer. Memory per layer, N = B*T tokens:
 //   N * (4 D + (2 QH + KH + KV + H) d + 2 I) floats, plus 2 * N * Hd * w for fused differential
 // layers (diff-v2: N * (2H d + H)) and the per-row softmax statistics; linear in T (attention weights and silu(gate) * up are
-// recomputed, never stored). Memory model of a training step: bench/NOTES.md.
+// recomputed, never stored). With recomputation (ForwardOptions::recompute_activations,
+// axolotl's gradient_checkpointing) only x_in is kept per layer, N * D floats, plus the above once
+// for the layer being recomputed. Memory model of a training step: bench/NOTES.md.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +38,8 @@ struct ForwardTrace {
   std::vector<int32_t> ids;         // [B, T]
   std::vector<int32_t> segments;    // [B, T] segment ids (0 = padding), as the attention kernels take them
   std::vector<float> cos, sin;      // [N, d/2] RoPE tables
-  std::vector<LayerTrace> layers;
+  std::vector<LayerTrace> layers;   // with recomputation only x_in of each
+  LayerTrace work;                  // with recomputation: the activations of the layer in hand
   std::vector<float> x_final;       // [N, D] residual stream before the final norm
   std::vector<float> xnf;           // [N, D] final norm output (lm_head's input)
 };

@@ -66,7 +66,7 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     if (mb.target_count == 0) continue;
     const bool hook = ranks && i == last && !buckets.layers.empty();
     loss_sum += model.loss_and_backward(mb.tokens, mb.targets, 1.0f / static_cast<float>(targets), grads, trace,
-                                        {o.diff_attn_mix}, hook ? std::function<void(int64_t)>(start_layer) : nullptr);
+                                        {o.diff_attn_mix, o.recompute_activations, o.kept_layers}, hook ? std::function<void(int64_t)>(start_layer) : nullptr);
   }
   if (ranks) {
     // Every rank starts the same sums in the same order, also one without targets in this step.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 #include "model/trace.h"
@@ -21,6 +22,10 @@ struct StepOptions {
   double learning_rate = 0;  // of this step (after the schedule)
   double max_grad_norm = 0;  // <= 0: no clipping
   float diff_attn_mix = 1.0f;  // the warm-up mix of this step's forward passes (model.h ForwardOptions)
+  // gradient_checkpointing: recompute each layer's activations in the backward, keeping those of
+  // kept_layers (ForwardOptions::kept_layers; the monitored layers on a logging step).
+  bool recompute_activations = false;
+  std::vector<int64_t> kept_layers = {};
 };
 
 struct StepResult {

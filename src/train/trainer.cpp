@@ -289,6 +289,9 @@ void Trainer::log_start() {
                schedule_.total_steps, schedule_.steps_per_epoch, stream_.epoch_size(), c_.micro_batch_size,
                c_.gradient_accumulation_steps, world > 1 ? fmt::format(" x {} ranks", world) : "", schedule_.warmup,
                differential ? fmt::format(", monitoring layers {}", fmt::join(monitor_, ", ")) : "");
+  if (c_.gradient_checkpointing)
+    spdlog::info("gradient_checkpointing: each layer keeps only its input; its activations are recomputed in the "
+                 "backward pass");
 }
 
 // Divergence stops the run before anything non-finite reaches a checkpoint.
@@ -414,7 +417,10 @@ TrainResult Trainer::run() {
     std::vector<MicroBatch> micro_batches;
     for (int64_t k = 0; k < c_.gradient_accumulation_steps; ++k) micro_batches.push_back(stream_.next());
     const double lr = c_.learning_rate * lr_multiplier(c_.lr_scheduler, step, schedule_.warmup, schedule_.total_steps);
-    const StepResult r = train_step(model_, optimizer_, micro_batches, {lr, c_.max_grad_norm, diff_attn_mix_}, grads_, trace_, collective_);
+    StepOptions step_options{lr, c_.max_grad_norm, diff_attn_mix_, c_.gradient_checkpointing};
+    if (c_.gradient_checkpointing && differential && (step + 1) % c_.diff_attn_log_every == 0)
+      step_options.kept_layers = monitor_;  // the monitor reads their activations after the step
+    const StepResult r = train_step(model_, optimizer_, micro_batches, step_options, grads_, trace_, collective_);
     if (!r.diverged.empty()) throw diverged(r.diverged);
     state_.global_step += 1;
     state_.micro_batches = stream_.position();

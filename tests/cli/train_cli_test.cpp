@@ -99,6 +99,30 @@ TEST_F(TrainCliTest, ResumeContinuesExactly) {
   }
 }
 
+// gradient_checkpointing: true recomputes activations in the backward: every logged value (losses,
+// gradient norms, the monitor's lambda and attention statistics, eval_loss) and the trained
+// weights are bit-identical to the run that keeps them.
+TEST_F(TrainCliTest, GradientCheckpointingChangesNoBit) {
+  ASSERT_EQ(run_difftx({"train", config("kept", "").string()}).exit_code, 0);
+  auto r = run_difftx({"train", config("recomputed", "gradient_checkpointing: true").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("activations are recomputed"), std::string::npos) << r.err;
+  auto kept = metrics(dir_->path() / "kept"), recomputed = metrics(dir_->path() / "recomputed");
+  ASSERT_EQ(recomputed.size(), kept.size());
+  size_t monitor_records = 0;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    ordered_json a = kept[i], b = recomputed[i];
+    for (ordered_json* m : {&a, &b})
+      for (const char* timing : {"train_runtime", "tokens_per_second", "samples_per_second", "window_seconds"})
+        m->erase(timing);
+    EXPECT_EQ(b, a) << "record " << i;
+    monitor_records += a.contains("layer_0/attn1_mean");
+  }
+  EXPECT_GE(monitor_records, 3u);
+  EXPECT_EQ(test::read_text(dir_->path() / "recomputed" / "model.safetensors"),
+            test::read_text(dir_->path() / "kept" / "model.safetensors"));
+}
+
 // bf16: true (bf16 products, float32 master weights and AdamW state): the quickstart recipe's
 // settings for 50 steps track the float32 run's losses, and resuming a bf16 run is exact.
 TEST_F(TrainCliTest, Bf16ProductsTrackFloat32AndResumeExactly) {
@@ -167,7 +191,9 @@ TEST_F(TrainCliTest, AccumulationAcrossEpochBoundaries) {
   ASSERT_EQ(rows.size(), 10u);
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_TRUE(std::isfinite(rows[i]["loss"].get<double>())) << i;
-    if (i > 0) EXPECT_GT(rows[i]["epoch"].get<double>(), rows[i - 1]["epoch"].get<double>()) << i;
+    if (i > 0) {
+      EXPECT_GT(rows[i]["epoch"].get<double>(), rows[i - 1]["epoch"].get<double>()) << i;
+    }
   }
   EXPECT_GT(rows.back()["epoch"].get<double>(), 2.0) << "the run went through several epochs";
 }
@@ -353,8 +379,10 @@ TEST_F(TrainCliTest, TestDatasetsAreTheValidationSamples) {
 }
 
 TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
-  auto warn = run_difftx({"train", config("w", "tf32: true\nbf16: auto\nmystery_key: 3\n").string(), "--max-steps", "1"});
+  auto warn = run_difftx({"train", config("w", "tf32: true\nbf16: auto\nmystery_key: 3\ngradient_checkpointing: offload\n").string(),
+                          "--max-steps", "1"});
   EXPECT_EQ(warn.exit_code, 0) << warn.err;
+  EXPECT_NE(warn.err.find("activations are recomputed"), std::string::npos) << "axolotl's offload: " << warn.err;
   EXPECT_NE(warn.err.find("tf32 is ignored"), std::string::npos) << warn.err;
   EXPECT_NE(warn.err.find("mystery_key is unknown"), std::string::npos) << warn.err;
   // bf16: auto means bf16 products where the CPU has them natively (the log says so), float32 elsewhere.
@@ -365,6 +393,7 @@ TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
            {"bf16: [true]\n", "\"bf16\" must be true, false or auto, got a list"},
            {"micro_batch_size: two\n", "\"micro_batch_size\""},
            {"adapter: lora\n", "LoRA"},
+           {"gradient_checkpointing: sometimes\n", "\"gradient_checkpointing\" must be true or false"},
            {"lr_scheduler: polynomial\n", "polynomial"},
            {"optimizer: sgd\n", "sgd"}}) {
     auto r = run_difftx({"train", config("e", extra).string()});

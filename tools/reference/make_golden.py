@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import diff_ref  # noqa: E402
 import llama_ref  # noqa: E402
 import safetensors_io  # noqa: E402
+import lora_ref  # noqa: E402
 import train_ref  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -350,6 +351,10 @@ def build_case(case, out_root):
         problem = train_ref.Problem(cfg, w32, ids, mask, pos, mix)
         train_ref.write_train_files(problem, d)
         entry["train"] = list(train_ref.TRAIN_FILES)
+    if case["name"] in lora_ref.LORA_CASES:
+        # A LoRA adapter in PEFT's format and the logits with it (its own generator: the files above
+        # do not change).
+        entry["lora"] = lora_ref.write_lora_files(cfg, w32, ids, mask, pos, mix, d, case["name"])
     if lay is not None:
         entry.update({
             "layout": lay,
@@ -518,6 +523,25 @@ near 0, where Adam's g / (sqrt(v) + eps) amplifies rounding). Dropping the clipp
 shifting the schedule by one step or training on the prompt tokens each moves 9.6% .. 99% of the
 coordinates by more than 2e-6; applying the decay after the Adam update (transformers' legacy AdamW)
 changes the final parameters by <= 5.5e-6 and is NOT distinguishable at float32 tolerance.
+
+## LoRA goldens (tools/reference/lora_ref.py)
+
+Nine cases (MANIFEST entries with a `lora` list: llama_mha, llama_gqa_tied_padded, llama_bias,
+qwen3_qknorm, diffllama_gqa, diff_double_subln_gqa, diff_split_subln_gqa, diff_v1_mha,
+diff_v2_gqa_tied_padded) hold `lora/`: a LoRA adapter in PEFT's format drawn at random for the case's
+F32 model, and the logits with it applied.
+
+- `lora/adapter_config.json`: PEFT's LoraConfig fields (`peft_type` LORA, `r`, `lora_alpha`,
+  `target_modules` as names or the "all-linear" shorthand, `modules_to_save`, `use_rslora`, ...).
+- `lora/adapter_model.safetensors` (F32): `base_model.model.<module>.lora_A.weight` [r, in] and
+  `.lora_B.weight` [out, r] for every targeted Linear of the decoder layers (all-linear includes diff-v2's
+  lambda_proj), and `base_model.model.lm_head.weight` for llama_mha's `modules_to_save: [lm_head]`.
+  A is uniform in +-1/sqrt(in) (PEFT's initial bound), B is N(0, 1) * 0.3 / sqrt(r) (not PEFT's zero
+  initialisation, which would make the adapter a no-op).
+- `lora/logits.safetensors`: `logits` [B,T,V] (F32) of the model with the adapter: every targeted
+  y = x W^T + b becomes y + scaling * (x A^T) B^T, scaling = lora_alpha / r (lora_alpha / sqrt(r) with
+  use_rslora: llama_gqa_tied_padded, diff_split_subln_gqa), saved modules replace the base ones; computed
+  in float64 on the merged weights W + scaling * B A (the same function to float64 rounding).
 """
 
 if __name__ == "__main__":

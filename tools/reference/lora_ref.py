@@ -1,0 +1,116 @@
+"""LoRA adapters in PEFT's file format, and the logits of a model with one applied.
+
+Written from PEFT's documented rules (LoraConfig, LoraLayer, get_peft_model_state_dict), not from
+difftx's C++:
+  - A targeted Linear y = x W^T + b becomes y = x W^T + b + scaling * (x A^T) B^T, with A [r, in]
+    (lora_A) and B [out, r] (lora_B); scaling = lora_alpha / r, or lora_alpha / sqrt(r) with
+    use_rslora. Dropout acts on the adapter's input in training only (not here).
+  - adapter_model.safetensors names: base_model.model.<module path>.lora_A.weight and .lora_B.weight
+    (the adapter name "default" removed); a module in modules_to_save is saved whole under
+    base_model.model.<module path>.weight and replaces the base module.
+  - adapter_config.json: peft_type "LORA", task_type "CAUSAL_LM", r, lora_alpha, lora_dropout,
+    target_modules, modules_to_save, use_rslora, bias "none", fan_in_fan_out false, use_dora false.
+The reference logits come from the merged weights W + scaling * B A computed in float64: the same
+function as the unmerged sum, to float64 rounding.
+"""
+import json
+import math
+import os
+
+import torch
+
+import diff_ref
+import safetensors_io
+
+F64 = torch.float64
+PREFIX = "base_model.model."
+
+# case name -> the adapter drawn for it (targets by module name; "all-linear" is every Linear of the
+# decoder layers, as PEFT's shorthand outside the output layer).
+LORA_CASES = {
+    "llama_mha": dict(r=4, alpha=8, targets=["q_proj", "k_proj", "v_proj", "o_proj"], modules_to_save=["lm_head"]),
+    "llama_gqa_tied_padded": dict(r=4, alpha=16, rslora=True, targets=["q_proj", "v_proj"]),
+    "llama_bias": dict(r=2, alpha=4, targets="all-linear"),
+    "qwen3_qknorm": dict(r=4, alpha=8, targets="all-linear"),
+    "diffllama_gqa": dict(r=4, alpha=8, targets="all-linear"),
+    "diff_double_subln_gqa": dict(r=4, alpha=8, targets="all-linear"),
+    "diff_split_subln_gqa": dict(r=3, alpha=6, rslora=True, targets="all-linear"),
+    "diff_v1_mha": dict(r=4, alpha=8, targets="all-linear"),
+    "diff_v2_gqa_tied_padded": dict(r=4, alpha=8, targets="all-linear"),
+}
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "lambda_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def scaling(spec):
+    return spec["alpha"] / (math.sqrt(spec["r"]) if spec.get("rslora") else spec["r"])
+
+
+def targeted_modules(cfg, spec):
+    """Module paths (without '.weight') of the case's checkpoint that get an adapter."""
+    names = spec["targets"]
+    out = []
+    for tensor in diff_ref.tensor_shapes(cfg):
+        if not tensor.startswith("model.layers.") or not tensor.endswith(".weight"):
+            continue
+        module = tensor[: -len(".weight")]
+        leaf = module.rsplit(".", 1)[1]
+        if leaf in LINEAR_NAMES and (names == "all-linear" or leaf in names):
+            out.append(module)
+    return out
+
+
+def make_adapter(cfg, weights, spec, seed):
+    """(tensors in PEFT's names, adapter_config dict). A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+    kaiming-uniform bound); B is drawn too (N(0, 1) * 0.3 / sqrt(r)), since a zero B would test nothing."""
+    g = torch.Generator().manual_seed(seed)
+    r = spec["r"]
+    tensors = {}
+    for module in targeted_modules(cfg, spec):
+        out_f, in_f = weights[module + ".weight"].shape
+        bound = 1.0 / math.sqrt(in_f)
+        tensors[PREFIX + module + ".lora_A.weight"] = (torch.rand(r, in_f, generator=g, dtype=F64) * 2 - 1) * bound
+        tensors[PREFIX + module + ".lora_B.weight"] = torch.randn(out_f, r, generator=g, dtype=F64) * 0.3 / math.sqrt(r)
+    for module in spec.get("modules_to_save", []):
+        base = weights[module + ".weight"]
+        tensors[PREFIX + module + ".weight"] = base.to(F64) + 0.2 * torch.randn(base.shape, generator=g, dtype=F64)
+    tensors = {k: v.to(torch.float32) for k, v in tensors.items()}  # what the file holds
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "..",
+        "r": r, "lora_alpha": spec["alpha"], "lora_dropout": 0.05,
+        "target_modules": spec["targets"] if isinstance(spec["targets"], str) else sorted(spec["targets"]),
+        "modules_to_save": spec.get("modules_to_save"), "use_rslora": bool(spec.get("rslora", False)),
+        "bias": "none", "fan_in_fan_out": False, "use_dora": False, "init_lora_weights": True,
+        "inference_mode": True, "layers_to_transform": None, "rank_pattern": {}, "alpha_pattern": {},
+    }
+    return tensors, config
+
+
+def merged_weights(weights, tensors, spec):
+    """The checkpoint with the adapter folded in, float64: W + scaling * B A; saved modules replaced."""
+    s = scaling(spec)
+    out = {k: v.to(F64) for k, v in weights.items()}
+    for name, t in tensors.items():
+        module = name[len(PREFIX):]
+        if module.endswith(".lora_A.weight"):
+            base = module[: -len(".lora_A.weight")] + ".weight"
+            b = tensors[PREFIX + module.replace(".lora_A.", ".lora_B.")]
+            out[base] = out[base] + s * (b.to(F64) @ t.to(F64))
+        elif not module.endswith(".lora_B.weight"):
+            out[module] = t.to(F64)
+    return out
+
+
+def write_lora_files(cfg, weights, ids, mask, pos, mix, case_dir, name):
+    """tests/golden/<case>/lora/: adapter_config.json, adapter_model.safetensors, logits.safetensors."""
+    spec = LORA_CASES[name]
+    tensors, config = make_adapter(cfg, weights, spec, seed=1000 + sum(map(ord, name)))
+    d = os.path.join(case_dir, "lora")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+    safetensors_io.save_file(tensors, os.path.join(d, "adapter_model.safetensors"), "F32")
+    merged = merged_weights(weights, tensors, spec)
+    logits = diff_ref.forward(cfg, merged, ids, mask, pos, mix=mix if mix is not None else 1.0)
+    safetensors_io.save_file({"logits": logits.to(torch.float32)}, os.path.join(d, "logits.safetensors"), "F32")
+    return ["lora/adapter_config.json", "lora/adapter_model.safetensors", "lora/logits.safetensors"]
