@@ -143,8 +143,9 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
     else if (!used_keys().count(key)) c.unknown_keys.push_back(key);
   }
   if (auto adapter = y.string("adapter"); adapter && !adapter->empty())
-    fail<ConfigError>("{}: adapter \"{}\": LoRA/QLoRA adapters are not supported; difftx fine-tunes every weight "
-                      "(remove the adapter key)",
+    fail<ConfigError>("{}: adapter \"{}\": training LoRA/QLoRA adapters is not supported yet; difftx fine-tunes "
+                      "every weight (remove the adapter key). An adapter trained elsewhere runs with --lora DIR and "
+                      "merges with difftx merge-lora",
                       label, *adapter);
 
   ModelKeys model_keys = model_keys_read(y);

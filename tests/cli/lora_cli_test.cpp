@@ -3,9 +3,12 @@
 // (tools/reference/lora_ref.py) and on the embedded tokenizer-bearing tiny Mistral.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <random>
 
 #include "io/json_file.h"
+#include "io/safetensors_write.h"
 #include "test_util.h"
 
 namespace difftx {
@@ -85,6 +88,59 @@ TEST(LoraCli, MergeKeepsExistingOutputsAndRefusesBadAdapters) {
   EXPECT_EQ(absent.exit_code, 2);
   EXPECT_NE(absent.err.find((dir.path() / "empty" / "adapter_config.json").string()), std::string::npos) << absent.err;
   EXPECT_FALSE(fs::exists(dir.path() / "empty" / "merged"));
+}
+
+// An adapter written here for the embedded model (r 8, alpha 16 on q_proj and v_proj of every
+// layer, A and B drawn at random): generate with --lora gives the merged model's text, and eval
+// --lora --kl-base compares the adapted model with its base.
+TEST(LoraCli, GenerateAndEvalOnTheEmbeddedModel) {
+  test::TempDir dir;
+  const fs::path model = test::source_dir() / "examples/models/wp-llama-12m", adapter = dir.path() / "adapter";
+  fs::create_directories(adapter);
+  const ordered_json config = json_read_file(model / "config.json");
+  const int64_t D = config["hidden_size"], L = config["num_hidden_layers"], d = D / config["num_attention_heads"].get<int64_t>();
+  const int64_t kv_rows = config["num_key_value_heads"].get<int64_t>() * d, r = 8;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0f / std::sqrt(float(D)), 1.0f / std::sqrt(float(D)));
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  std::vector<std::vector<float>> storage;
+  std::vector<TensorWrite> tensors;
+  for (int64_t l = 0; l < L; ++l)
+    for (auto [proj, out] : {std::pair<std::string, int64_t>{"q_proj", D}, {"v_proj", kv_rows}}) {
+      const std::string module = "base_model.model.model.layers." + std::to_string(l) + ".self_attn." + proj;
+      storage.emplace_back(static_cast<size_t>(r * D));
+      for (float& x : storage.back()) x = uniform(rng);
+      tensors.push_back({module + ".lora_A.weight", {r, D}, storage.back().data(), DType::F32});
+      storage.emplace_back(static_cast<size_t>(out * r));
+      for (float& x : storage.back()) x = normal(rng);
+      tensors.push_back({module + ".lora_B.weight", {out, r}, storage.back().data(), DType::BF16});
+    }
+  safetensors_write(adapter / "adapter_model.safetensors", tensors);
+  json_write_file(adapter / "adapter_config.json",
+                  {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", r}, {"lora_alpha", 16},
+                   {"lora_dropout", 0.05}, {"target_modules", {"q_proj", "v_proj"}}, {"use_rslora", false},
+                   {"bias", "none"}});
+  test::write_text(dir.path() / "m.yml", "base_model: " + model.string() + "\noutput_dir: " + dir.path().string() +
+                                             "\nlora_model_dir: " + adapter.string() + "\n");
+  ASSERT_EQ(test::run_difftx({"merge-lora", (dir.path() / "m.yml").string()}).exit_code, 0);
+  EXPECT_TRUE(fs::exists(dir.path() / "merged" / "tokenizer.json")) << "the tokenizer travels with the merged model";
+  auto generate = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"generate", "", "--prompt", "Pierre looked at", "--max-new-tokens", "24"};
+    args[1] = extra.empty() || extra[0] != "merged" ? model.string() : (dir.path() / "merged").string();
+    for (size_t i = extra.empty() || extra[0] != "merged" ? 0 : 1; i < extra.size(); ++i) args.push_back(extra[i]);
+    auto run = test::run_difftx(args);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return run.out;
+  };
+  const std::string adapted = generate({"--lora", adapter.string()});
+  EXPECT_EQ(adapted, generate({"merged"}));
+  EXPECT_NE(adapted, generate({})) << "the adapter changes the greedy text";
+  auto kl = test::run_difftx({"eval", model.string(), "--lora", adapter.string(), "--kl-base", model.string(), "--text",
+                              (test::source_dir() / "README.md").string(), "--max-tokens", "200", "--json"});
+  ASSERT_EQ(kl.exit_code, 0) << kl.err;
+  const ordered_json j = json_parse(kl.out, "eval --json");
+  EXPECT_GT(j["kld_mean"].get<double>(), 1e-4) << "the base is read without the adapter";
+  EXPECT_NE(j["mean_loss"], j["base_mean_loss"]);
 }
 
 TEST(LoraCli, AdaptersRunOnTheCpuOnly) {
