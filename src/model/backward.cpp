@@ -246,6 +246,8 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
       const LayerTrace& layer = trace.layers[static_cast<size_t>(l)];
       if (std::count(kept.begin(), kept.end(), l) > 0) {
         layer_backward(l, trace, layer, options.diff_attn_mix, dx, grads.data());
+      } else if (l == c.num_hidden_layers - 1) {  // the forward's last layer is still in the work trace
+        layer_backward(l, trace, trace.work, options.diff_attn_mix, dx, grads.data());
       } else {
         be.upload(pass.x, layer.x_in.data(), layer.x_in.size() * sizeof(float));
         layer_forward(l, pass);
