@@ -22,6 +22,7 @@ template <class Options>
 void print_kl_divergence(const Options& o, const KlDivergenceResult& r) {
   if (o.json) {
     const ordered_json j = {{"model", o.dir},
+                            {"lora", o.inference.lora.empty() ? ordered_json() : ordered_json(o.inference.lora)},
                             {"base_model", o.kl_base},
                             {"text", o.text},
                             {"tokens", r.tokens},
@@ -122,7 +123,9 @@ Command add_eval(CLI::App& root) {
             });
             if (progress) fmt::print(stderr, "\n");
             if (o->json) {
-              ordered_json j = {{"model", o->dir},          {"weight_dtype", o->inference.resolved_weight_dtype()},
+              ordered_json j = {{"model", o->dir},
+                                {"lora", o->inference.lora.empty() ? ordered_json() : ordered_json(o->inference.lora)},
+                                {"weight_dtype", o->inference.resolved_weight_dtype()},
                                 {"device", model.backend()->name()},
                                 {"text", o->text},
                                 {"tokens", r.tokens},       {"scored_tokens", r.scored},

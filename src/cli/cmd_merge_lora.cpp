@@ -30,7 +30,7 @@ Command add_merge_lora(CLI::App& root) {
             }
             fmt::print("merged {} ({} modules, r {}, scaling {:g}{}) into {} -> {} ({}, {:.2f} s)\n",
                        r.lora_model_dir.string(), r.modules, r.r, r.scaling,
-                       r.whole_tensors ? fmt::format(", {} whole tensors", r.whole_tensors) : "",
+                       r.whole_tensors ? fmt::format(", {} whole tensor{}", r.whole_tensors, r.whole_tensors == 1 ? "" : "s") : "",
                        r.base_model.string(), r.output_dir.string(), dtype_name(r.dtype), r.seconds);
             fmt::print("files: {}\n", fmt::join(r.files, ", "));
             return 0;

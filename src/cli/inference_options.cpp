@@ -57,7 +57,7 @@ Model load_for_inference(const std::string& dir, const InferenceOptions& options
     model.attach_lora(adapter);
     spdlog::info("LoRA adapter {}: {} modules, r {}, scaling {:g}{}", options.lora, adapter.modules.size(),
                  adapter.config.r, adapter.config.scaling(),
-                 adapter.full_tensors.empty() ? "" : fmt::format(", {} whole tensors", adapter.full_tensors.size()));
+                 adapter.full_tensors.empty() ? "" : fmt::format(", {} whole tensor{}", adapter.full_tensors.size(), adapter.full_tensors.size() == 1 ? "" : "s"));
   }
   if (bf16) model.keep_matrices_in_bf16();
   model.place_on(std::move(backend));

@@ -26,9 +26,19 @@ MergeLoraResult merge_lora(const MergeLoraRequest& req) {
   MergeLoraResult r;
   r.base_model = dirs.model_dir;
   r.output_dir = fs::path(*output_dir) / "merged";
-  if (req.lora_model_dir) r.lora_model_dir = *req.lora_model_dir;
-  else if (auto dir = yaml.string("lora_model_dir"); dir && !dir->empty()) r.lora_model_dir = *dir;
-  else r.lora_model_dir = *output_dir;
+  bool defaulted = false;
+  if (req.lora_model_dir) {
+    r.lora_model_dir = *req.lora_model_dir;
+  } else if (auto dir = yaml.string("lora_model_dir"); dir && !dir->empty()) {
+    r.lora_model_dir = *dir;
+  } else {
+    r.lora_model_dir = *output_dir;  // axolotl's default: the adapter a training run wrote there
+    defaulted = true;
+  }
+  if (std::error_code ec; defaulted && !fs::exists(r.lora_model_dir / "adapter_config.json", ec))
+    fail<ConfigError>("{}: no lora_model_dir, so the adapter is read from output_dir {} (axolotl's default), which "
+                      "holds no adapter_config.json; set lora_model_dir or pass --lora-model-dir",
+                      req.config_yaml.string(), r.lora_model_dir.string());
 
   const ModelDir base_dir(r.base_model);
   r.dtype = base_dir.stored_dtype();

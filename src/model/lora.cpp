@@ -41,7 +41,12 @@ LoraConfig read_config(const fs::path& path) {
                     "adapter_model.safetensors)", label);
   const ordered_json j = json_read_file(path);
   if (!j.is_object()) fail<ConfigError>("{}: expected a JSON object, got {}", label, json_type_name(j));
-  const std::string type = j.value("peft_type", std::string());
+  auto text = [&](const char* key, const std::string& fallback) {
+    if (!j.contains(key)) return fallback;
+    if (!j[key].is_string()) fail<ConfigError>("{}: \"{}\" must be a string, got {}", label, key, json_type_name(j[key]));
+    return j[key].get<std::string>();
+  };
+  const std::string type = text("peft_type", "");
   if (type != "LORA")
     fail<ConfigError>("{}: peft_type \"{}\": only LoRA adapters (\"LORA\") are supported", label, type);
   auto number = [&](const char* key, double fallback) {
@@ -55,12 +60,14 @@ LoraConfig read_config(const fs::path& path) {
     return j[key].get<bool>();
   };
   LoraConfig c;
+  c.r_given = j.contains("r") && !j["r"].is_null();
   const double r = number("r", 8);  // PEFT's default
   if (r < 1 || r != std::floor(r) || r > (1 << 20))
     fail<ConfigError>("{}: \"r\" (the LoRA rank) must be a whole number >= 1, got {}", label, r);
   c.r = static_cast<int64_t>(r);
   c.lora_alpha = number("lora_alpha", 8);
-  if (!std::isfinite(c.lora_alpha)) fail<ConfigError>("{}: \"lora_alpha\" must be a finite number", label);
+  if (!std::isfinite(c.lora_alpha) || std::abs(c.lora_alpha) > 1e6)
+    fail<ConfigError>("{}: \"lora_alpha\" must be a finite number of at most 1e6 in size, got {}", label, c.lora_alpha);
   c.lora_dropout = number("lora_dropout", 0);
   c.use_rslora = flag("use_rslora");
   c.target_modules = string_list(j, "target_modules", label);
@@ -70,7 +77,7 @@ LoraConfig read_config(const fs::path& path) {
     fail<ConfigError>("{}: fan_in_fan_out: true is for GPT-2's Conv1D layers; Llama-family Linear layers store "
                       "[out, in]", label);
   if (flag("lora_bias")) fail<ConfigError>("{}: lora_bias: adapters with a bias are not supported", label);
-  if (const std::string bias = j.value("bias", std::string("none")); bias != "none")
+  if (const std::string bias = text("bias", "none"); bias != "none")
     fail<ConfigError>("{}: bias \"{}\": only bias \"none\" is supported", label, bias);
   for (const char* key : {"rank_pattern", "alpha_pattern"})
     if (j.contains(key) && !j[key].is_null() && !(j[key].is_object() && j[key].empty()))
@@ -83,6 +90,12 @@ std::string shape_text(const ParamSpec& p) {
   TensorInfo t;
   t.shape = p.shape;
   return t.shape_string();
+}
+
+void check_finite(const std::vector<float>& values, const std::string& tensor, const std::string& label) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      fail<ConfigError>("{}: tensor \"{}\" holds a non-finite value ({}) at index {}", label, tensor, values[i], i);
 }
 
 struct Target {
@@ -112,6 +125,11 @@ double LoraConfig::scaling() const {
 LoraAdapter lora_load(const fs::path& dir, const Model& model) {
   LoraAdapter a;
   a.dir = dir;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) fail<FileError>("{}: no such adapter directory", dir.string());
+  if (!fs::is_directory(dir, ec))
+    fail<FileError>("{}: not a directory (a LoRA adapter is a directory holding adapter_config.json and "
+                    "adapter_model.safetensors)", dir.string());
   a.config = read_config(dir / "adapter_config.json");
   const fs::path weights = dir / "adapter_model.safetensors";
   if (!fs::exists(weights))
@@ -141,12 +159,16 @@ LoraAdapter lora_load(const fs::path& dir, const Model& model) {
     // A module saved whole (modules_to_save): the model's tensor of that name, same shape.
     const ParamSpec* p = model.table().find(name);
     if (p == nullptr)
-      fail<ConfigError>("{}: tensor \"{}\": the model has no tensor \"{}\"", label, t.name, name);
+      fail<ConfigError>("{}: tensor \"{}\": the model has no tensor \"{}\"{}", label, t.name, name,
+                        name == "lm_head.weight" && model.config().tie_word_embeddings
+                            ? " (its lm_head is tied to model.embed_tokens.weight: tie_word_embeddings)"
+                            : "");
     if (t.shape != p->shape)
       fail<ShapeError>("{}: tensor \"{}\" has shape {}, but the model's {} is {}", label, t.name, t.shape_string(), name,
                        shape_text(*p));
     LoraFullTensor full{name, std::vector<float>(t.numel())};
     file.load_f32(t, full.values.data());
+    check_finite(full.values, t.name, label);
     a.full_tensors.push_back(std::move(full));
   }
   for (const std::string& module : order) {
@@ -156,19 +178,24 @@ LoraAdapter lora_load(const fs::path& dir, const Model& model) {
                         ta ? "lora_B" : "lora_A");
     const std::optional<Target> target = find_linear(model, module);
     if (!target)
-      fail<ConfigError>("{}: module \"{}\" is not a Linear layer of a decoder layer of this model (LoRA on "
-                        "embed_tokens or lm_head is not supported)", label, module);
+      fail<ConfigError>("{}: module \"{}\" is not a Linear layer of a decoder layer of this model ({} decoder "
+                        "layers; LoRA on embed_tokens or lm_head is not supported)",
+                        label, module, model.config().num_hidden_layers);
     const int64_t out = target->weight->shape[0], in = target->weight->shape[1];
+    const std::string r_note =
+        a.config.r_given ? "" : "; adapter_config.json has no \"r\", so r is PEFT's default 8";
     if (ta->shape.size() != 2 || ta->shape[0] != a.config.r || ta->shape[1] != in)
-      fail<ShapeError>("{}: {} has shape {}, expected [{}, {}] ([r, in_features] of {}.weight {})", label, ta->name,
-                       ta->shape_string(), a.config.r, in, module, shape_text(*target->weight));
+      fail<ShapeError>("{}: {} has shape {}, expected [{}, {}] ([r, in_features] of {}.weight {}{})", label, ta->name,
+                       ta->shape_string(), a.config.r, in, module, shape_text(*target->weight), r_note);
     if (tb->shape.size() != 2 || tb->shape[0] != out || tb->shape[1] != a.config.r)
-      fail<ShapeError>("{}: {} has shape {}, expected [{}, {}] ([out_features, r] of {}.weight {})", label, tb->name,
-                       tb->shape_string(), out, a.config.r, module, shape_text(*target->weight));
+      fail<ShapeError>("{}: {} has shape {}, expected [{}, {}] ([out_features, r] of {}.weight {}{})", label, tb->name,
+                       tb->shape_string(), out, a.config.r, module, shape_text(*target->weight), r_note);
     LoraModule m{module, target->layer, target->role, a.config.r, in, out, std::vector<float>(ta->numel()),
                  std::vector<float>(tb->numel())};
     file.load_f32(*ta, m.a.data());
     file.load_f32(*tb, m.b.data());
+    check_finite(m.a, ta->name, label);
+    check_finite(m.b, tb->name, label);
     a.modules.push_back(std::move(m));
   }
   if (a.modules.empty() && a.full_tensors.empty()) fail<ConfigError>("{}: the adapter holds no tensors", label);

@@ -21,6 +21,7 @@ class Model;
 // adapter_config.json, the fields that change the function (PEFT's LoraConfig).
 struct LoraConfig {
   int64_t r = 0;                // lora_r
+  bool r_given = false;         // false: adapter_config.json has no "r" (PEFT's default 8)
   double lora_alpha = 0;
   bool use_rslora = false;      // peft_use_rslora
   double lora_dropout = 0;      // training only
@@ -53,7 +54,8 @@ struct LoraAdapter {
 
 // Reads DIR/adapter_config.json and DIR/adapter_model.safetensors (F32/BF16/F16) and checks them
 // against `model`: peft_type LORA, r >= 1, each lora_A with its lora_B, shapes [r, in] / [out, r]
-// matching the base Linear, every name a module of the model. Refused with ConfigError (naming the
+// matching the base Linear, every name a module of the model, every value finite, |lora_alpha| <= 1e6.
+// Refused with ConfigError (naming the
 // file, key or tensor): DoRA, LoRA biases, fan_in_fan_out, rank_pattern/alpha_pattern, adapters on
 // the embedding or lm_head (lora_embedding_*, lm_head.lora_*), unknown tensors. FileError when a
 // file is missing or unreadable.

@@ -81,12 +81,15 @@ TEST(LoraCli, MergeKeepsExistingOutputsAndRefusesBadAdapters) {
   EXPECT_EQ(fs::last_write_time(dir.path() / "out/merged/model.safetensors"), rewritten);
   auto missing = test::run_difftx({"merge-lora", cfg.string(), "--lora-model-dir", (dir.path() / "nothing").string()});
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_NE(missing.err.find("no adapter_config.json"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("nothing: no such adapter directory"), std::string::npos) << missing.err;
   // Without lora_model_dir the adapter is output_dir (axolotl's rule), which holds none here.
   test::write_text(cfg, "base_model: " + g.string() + "\noutput_dir: " + (dir.path() / "empty").string() + "\n");
   auto absent = test::run_difftx({"merge-lora", cfg.string()});
   EXPECT_EQ(absent.exit_code, 2);
-  EXPECT_NE(absent.err.find((dir.path() / "empty" / "adapter_config.json").string()), std::string::npos) << absent.err;
+  EXPECT_NE(absent.err.find("no lora_model_dir, so the adapter is read from output_dir " + (dir.path() / "empty").string() +
+                            " (axolotl's default)"),
+            std::string::npos)
+      << absent.err;
   EXPECT_FALSE(fs::exists(dir.path() / "empty" / "merged"));
 }
 
@@ -140,6 +143,7 @@ TEST(LoraCli, GenerateAndEvalOnTheEmbeddedModel) {
   ASSERT_EQ(kl.exit_code, 0) << kl.err;
   const ordered_json j = json_parse(kl.out, "eval --json");
   EXPECT_GT(j["kld_mean"].get<double>(), 1e-4) << "the base is read without the adapter";
+  EXPECT_EQ(j["lora"], adapter.string()) << "the report names the adapter";
   EXPECT_NE(j["mean_loss"], j["base_mean_loss"]);
 }
 

@@ -161,6 +161,44 @@ TEST_F(LoraBadInputTest, RankDisagreeingWithTheTensors) {
   set_config("r", 8);
   const std::string e = error();
   EXPECT_NE(e.find("lora_A.weight has shape [4, 48], expected [8, 48]"), std::string::npos) << e;
+  set_config("r", nullptr);  // PEFT's default 8, said so
+  EXPECT_NE(error().find("adapter_config.json has no \"r\", so r is PEFT's default 8"), std::string::npos) << error();
+}
+
+TEST_F(LoraBadInputTest, WrongTypesOfTextKeysAndHugeAlpha) {
+  for (const char* key : {"peft_type", "bias"})
+    for (const ordered_json& value : {ordered_json(5), ordered_json(), ordered_json::array()}) {
+      set_config(key, value);
+      EXPECT_NE(error().find(std::string("\"") + key + "\" must be a string, got"), std::string::npos) << error();
+      set_config(key, key == std::string("bias") ? "none" : "LORA");
+    }
+  set_config("lora_alpha", 1e308);
+  EXPECT_NE(error().find("\"lora_alpha\" must be a finite number of at most 1e6"), std::string::npos) << error();
+}
+
+TEST_F(LoraBadInputTest, NonFiniteValuesAreNamed) {
+  rewrite_tensors([](std::string& name, std::vector<int64_t>&, std::vector<float>& values) {
+    if (name == "base_model.model.model.layers.1.self_attn.o_proj.lora_B.weight") values[3] = std::nanf("");
+    return true;
+  });
+  EXPECT_NE(error().find("tensor \"base_model.model.model.layers.1.self_attn.o_proj.lora_B.weight\" holds a "
+                         "non-finite value (nan) at index 3"),
+            std::string::npos)
+      << error();
+}
+
+TEST_F(LoraBadInputTest, PathsThatAreNotAdapterDirectories) {
+  auto load = [&](const fs::path& p) {
+    Model model = test::golden_model_load(g_);
+    try {
+      lora_load(p, model);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(load(adapter() / "adapter_config.json").find("not a directory"), std::string::npos);
+  EXPECT_NE(load(dir_.path() / "absent").find("no such adapter directory"), std::string::npos);
 }
 
 TEST_F(LoraBadInputTest, AdapterForAnotherBaseShape) {
