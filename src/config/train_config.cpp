@@ -28,7 +28,7 @@ const std::set<std::string>& ignored_keys() {
       "remove_unused_columns", "dataset_processes", "dataloader_num_workers", "dataloader_pin_memory",
       "dataloader_prefetch_factor", "is_llama_derived_model", "is_mistral_derived_model", "is_qwen_derived_model",
       "eval_table_size", "eval_max_new_tokens", "do_causal_lm_eval", "special_tokens_fix", "auto_resume_from_checkpoints",
-      "save_safetensors", "shuffle_merged_datasets", "lora_target_linear", "xformers", "seed_dataloader"};
+      "save_safetensors", "shuffle_merged_datasets", "xformers", "seed_dataloader"};
   return keys;
 }
 
@@ -41,7 +41,8 @@ const std::set<std::string>& used_keys() {
       "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
       "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
       "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16", "deepspeed",
-      "gradient_checkpointing"};
+      "gradient_checkpointing", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_target_linear",
+      "lora_modules_to_save", "peft_use_rslora", "lora_model_dir", "lora_train_diff_params"};
   return keys;
 }
 
@@ -55,6 +56,56 @@ std::string string_field(const YAML::Node& item, const std::string& key, const s
 
 void positive(const AxolotlYaml& y, const char* key, int64_t value, int64_t min = 1) {
   if (value < min) fail<ConfigError>("{}: key \"{}\" must be at least {}, got {}", y.path.string(), key, min, value);
+}
+
+// A key holding a list of names (or one name).
+std::vector<std::string> name_list(const AxolotlYaml& y, const char* key) {
+  const YAML::Node n = y.root[key];
+  if (!n || n.IsNull()) return {};
+  if (n.IsScalar()) return {n.Scalar()};
+  std::vector<std::string> out;
+  if (n.IsSequence())
+    for (const YAML::Node& e : n) {
+      if (!e.IsScalar()) break;
+      out.push_back(e.Scalar());
+    }
+  if (!n.IsSequence() || out.size() != n.size())
+    fail<ConfigError>("{}: key \"{}\" must be a list of module names", y.path.string(), key);
+  return out;
+}
+
+// adapter and the LoRA keys.
+void read_lora_keys(const AxolotlYaml& y, TrainConfig& c) {
+  const std::string label = y.path.string();
+  const std::string adapter = y.string("adapter").value_or("");
+  if (adapter.empty()) return;
+  if (adapter == "qlora")
+    fail<ConfigError>("{}: adapter \"qlora\": 4-bit quantised base weights are not supported; use adapter: lora "
+                      "(with gradient_checkpointing: true for memory)", label);
+  if (adapter != "lora") fail<ConfigError>("{}: adapter \"{}\": expected lora", label, adapter);
+  c.lora = true;
+  c.lora_r = y.integer("lora_r").value_or(8);
+  positive(y, "lora_r", c.lora_r);
+  c.lora_alpha = y.number("lora_alpha").value_or(8.0);
+  if (!std::isfinite(c.lora_alpha) || std::abs(c.lora_alpha) > 1e6)
+    fail<ConfigError>("{}: key \"lora_alpha\" must be a finite number of at most 1e6 in size", label);
+  c.lora_dropout = y.number("lora_dropout").value_or(0.0);
+  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1))
+    fail<ConfigError>("{}: key \"lora_dropout\" must be in [0, 1), got {}", label, c.lora_dropout);
+  c.lora_target_modules = name_list(y, "lora_target_modules");
+  if (y.boolean("lora_target_linear").value_or(false)) {
+    if (!c.lora_target_modules.empty())
+      fail<ConfigError>("{}: keys \"lora_target_linear\" and \"lora_target_modules\" both choose the targets; keep one",
+                        label);
+    c.lora_target_modules = {"all-linear"};
+  }
+  if (c.lora_target_modules.empty() && !y.string("lora_model_dir"))
+    fail<ConfigError>("{}: adapter: lora needs lora_target_modules (e.g. [q_proj, v_proj]) or lora_target_linear: true",
+                      label);
+  c.lora_modules_to_save = name_list(y, "lora_modules_to_save");
+  c.peft_use_rslora = y.boolean("peft_use_rslora").value_or(false);
+  c.lora_train_diff_params = y.boolean("lora_train_diff_params").value_or(true);
+  c.lora_model_dir = y.string("lora_model_dir").value_or("");
 }
 
 // A list of datasets (the "datasets" or "test_datasets" key); unrecognised item keys are added to
@@ -142,11 +193,7 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
     if (ignored_keys().count(key)) c.ignored_keys.push_back(key);
     else if (!used_keys().count(key)) c.unknown_keys.push_back(key);
   }
-  if (auto adapter = y.string("adapter"); adapter && !adapter->empty())
-    fail<ConfigError>("{}: adapter \"{}\": training LoRA/QLoRA adapters is not supported yet; difftx fine-tunes "
-                      "every weight (remove the adapter key). An adapter trained elsewhere runs with --lora DIR and "
-                      "merges with difftx merge-lora",
-                      label, *adapter);
+  read_lora_keys(y, c);
 
   ModelKeys model_keys = model_keys_read(y);
   c.base_model = std::move(model_keys.base_model);

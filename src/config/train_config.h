@@ -2,7 +2,7 @@
 // axolotl's / transformers' defaults. Keys difftx recognises but does not act on (fp16/tf32,
 // attention backends, logging services, distributed settings) are reported once as ignored; any
 // other key is reported as unknown (a warning naming it); a wrong type is an error naming the key
-// and the expected type; `adapter` (LoRA/QLoRA) is an error, since difftx trains all weights.
+// and the expected type. `adapter: lora` trains LoRA adapters (model/lora.h); qlora is an error.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +63,17 @@ struct TrainConfig {
   // axolotl's gradient_checkpointing: keep only each decoder layer's input in the forward and
   // recompute its activations in the backward (bit-identical gradients, ~1/3 more compute).
   bool gradient_checkpointing = false;
+  // adapter: lora, with axolotl's keys (PEFT's defaults where axolotl has none): lora_r, lora_alpha,
+  // lora_dropout, lora_target_modules (or lora_target_linear: true -> {"all-linear"}),
+  // lora_modules_to_save, peft_use_rslora, lora_model_dir (continue from an adapter); and difftx's
+  // lora_train_diff_params (model/lora.h's LoraTrainSpec).
+  bool lora = false;
+  int64_t lora_r = 8;
+  double lora_alpha = 8, lora_dropout = 0;
+  std::vector<std::string> lora_target_modules, lora_modules_to_save;
+  bool peft_use_rslora = false;
+  bool lora_train_diff_params = true;
+  std::string lora_model_dir;
 
   int64_t logging_steps = 1;
   int64_t eval_steps = 0;           // 0: from evals_per_epoch (or once per epoch when validating)

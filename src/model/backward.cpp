@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -10,6 +11,7 @@
 #include "model/attention/layout.h"
 #include "model/diff_layout.h"
 #include "model/layer_pass.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "model/trace.h"
 
@@ -30,6 +32,9 @@ struct LayerGradPass {
   const LayerGrads& gr;
   int64_t B, T, N;
   float eps;
+  // LoRA training: the adapter's backward of one Linear of the layer, given its input x [N, in]
+  // and output gradient dy [N, out]; accumulates into dx [N, in]. Empty without adapters.
+  std::function<void(MatrixRole role, const float* x, int64_t in, const float* dy, int64_t out, float* dx)> lora;
 };
 
 // MLP block: x = h + down(act), act = silu(gate) * up, gate/up = W xn2, xn2 = norm(h). Turns dx
@@ -44,6 +49,7 @@ void mlp_backward(const LayerGradPass& p, std::vector<float>& dx, std::vector<fl
   p.be.swiglu_forward(act_then_d_gate.data(), a.gate.data(), a.up.data(), N * I);
   p.be.linear_backward(act_then_d_gate.data(), N, I, w.down_proj.f32, D, dx.data(), d_act.data(), gr.down_proj,
                        gr.down_bias);
+  if (p.lora) p.lora(MatrixRole::down_proj, act_then_d_gate.data(), I, dx.data(), D, d_act.data());
   std::vector<float>& d_gate = act_then_d_gate;
   std::fill(d_gate.begin(), d_gate.end(), 0.0f);
   std::vector<float> d_up(d_act.size(), 0.0f);
@@ -52,6 +58,10 @@ void mlp_backward(const LayerGradPass& p, std::vector<float>& dx, std::vector<fl
   p.be.linear_backward(a.xn2.data(), N, D, w.gate_proj.f32, I, d_gate.data(), d_xn.data(), gr.gate_proj,
                        gr.gate_bias);
   p.be.linear_backward(a.xn2.data(), N, D, w.up_proj.f32, I, d_up.data(), d_xn.data(), gr.up_proj, gr.up_bias);
+  if (p.lora) {
+    p.lora(MatrixRole::gate_proj, a.xn2.data(), D, d_gate.data(), I, d_xn.data());
+    p.lora(MatrixRole::up_proj, a.xn2.data(), D, d_up.data(), I, d_xn.data());
+  }
   p.be.rmsnorm_backward(dx.data(), gr.post_norm, d_xn.data(), a.h.data(), w.post_norm, N, D, p.eps);
 }
 
@@ -82,6 +92,7 @@ void attention_core_backward(const LayerGradPass& p, const DiffAttentionParams* 
                                                            d_att, grads);
   // lambda = exp(q1 · k1) - exp(q2 · k2) + lambda_init (docs/FORMATS.md §2).
   const LayerWeights& w = p.w;
+  if (p.gr.lambda_q1 == nullptr) return;  // frozen (LoRA training without lora_train_diff_params)
   diff_lambda_backward(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, d,
                        static_cast<float>(d_lambda_eff) * lambda_mix, p.gr.lambda_q1, p.gr.lambda_k1, p.gr.lambda_q2,
                        p.gr.lambda_k2);
@@ -136,19 +147,38 @@ void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vec
   if (!d_z.empty())
     p.be.linear_backward(a.xn1.data(), N, D, w.lambda_proj.f32, c.num_attention_heads, d_z.data(), d_xn.data(),
                          gr.lambda_proj, nullptr);
+  if (p.lora) {
+    p.lora(MatrixRole::q_proj, a.xn1.data(), D, dq.data(), QH * d, d_xn.data());
+    p.lora(MatrixRole::k_proj, a.xn1.data(), D, dk.data(), KH * d, d_xn.data());
+    p.lora(MatrixRole::v_proj, a.xn1.data(), D, dv.data(), KV * d, d_xn.data());
+    if (!d_z.empty()) p.lora(MatrixRole::lambda_proj, a.xn1.data(), D, d_z.data(), c.num_attention_heads, d_xn.data());
+  }
   p.be.rmsnorm_backward(dx.data(), gr.input_norm, d_xn.data(), a.x_in.data(), w.input_norm, N, D, p.eps);
 }
 
 }  // namespace
 
-void Model::layer_backward(int64_t l, const ForwardTrace& tr, const LayerTrace& layer, float diff_attn_mix,
+float* Model::grad_at(const ParamSpec* p, float* grads) const {
+  if (p == nullptr) return nullptr;
+  if (!lora_train_) return grads + p->offset;
+  const int64_t at = lora_train_->grad_offset[static_cast<size_t>(p - table_.params().data())];
+  return at < 0 ? nullptr : grads + at;
+}
+
+void Model::layer_backward(int64_t l, const ForwardTrace& tr, const LayerTrace& layer, const ForwardOptions& options,
                            std::vector<float>& dx, float* grads) const {
+  const float diff_attn_mix = options.diff_attn_mix;
   const ModelConfig& c = config_;
   const int64_t B = tr.batch, T = tr.seq_len, N = B * T;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
   const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;
-  const LayerGrads gr = layer_grads(layer_index_[l], grads);
-  const LayerGradPass p{*backend_, c, tr, layer, layers_[l], gr, B, T, N, static_cast<float>(c.rms_norm_eps)};
+  auto at = [&](const ParamSpec* p) { return grad_at(p, grads); };
+  const LayerGrads gr = map_layer<float*, float*>(layer_index_[l], at, at);
+  LayerGradPass p{*backend_, c, tr, layer, layers_[l], gr, B, T, N, static_cast<float>(c.rms_norm_eps), {}};
+  if (lora_train_)
+    p.lora = [&, l](MatrixRole role, const float* x, int64_t in, const float* dy, int64_t out, float* d_x) {
+      lora_backward(l, role, x, N, in, dy, out, d_x, grads, options.lora_dropout_seed);
+    };
 
   std::vector<float> d_xn;
   mlp_backward(p, dx, d_xn);  // dx is now the gradient of h
@@ -157,6 +187,7 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, const LayerTrace& 
   std::vector<float> d_att(static_cast<size_t>(N * H * d), 0.0f);
   backend_->linear_backward(p.a.att.data(), N, H * d, p.w.o_proj.f32, D, dx.data(), d_att.data(), gr.o_proj,
                             gr.o_bias);
+  if (p.lora) p.lora(MatrixRole::o_proj, p.a.att.data(), H * d, dx.data(), D, d_att.data());
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
   std::vector<float> dkc(static_cast<size_t>(B * KH * T * d), 0.0f), dvc(static_cast<size_t>(B * KV * T * d), 0.0f);
   const AttentionLayoutModule& layout = layout_module(c);
@@ -217,51 +248,55 @@ double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t
   if (matrices_in_bf16())
     throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
   if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
-  if (has_lora()) throw std::logic_error("loss_and_backward: a LoRA adapter is attached (inference only)");
+  if (has_lora() && !lora_train_)
+    throw std::logic_error("loss_and_backward: a LoRA adapter is attached (inference only; train_lora trains one)");
   const ModelConfig& c = config_;
   const int64_t N = batch.batch * batch.seq_len, D = c.hidden_size;
   if (static_cast<int64_t>(targets.size()) != N)
     fail<ShapeError>("loss_and_backward: {} targets for {} positions", targets.size(), N);
-  if (grads.size() != weights_.size()) fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
+  if (grads.size() != trained_weights().size())
+    fail<ShapeError>("loss_and_backward: gradient buffer of the wrong size");
   std::vector<float> hidden;
   forward(batch, nullptr, LogitsMode::hidden, hidden, &trace, options);
-  float* g_head = grads.data() + head_index_.lm_head->offset;
+  float* g_head = grad_at(head_index_.lm_head, grads.data());
   std::vector<float> d_xnf(static_cast<size_t>(N * D), 0.0f);
   const double loss = head_loss(trace.xnf.data(), targets, grad_scale, d_xnf.data(), g_head);
   std::vector<float> dx(static_cast<size_t>(N * D), 0.0f);
-  backend_->rmsnorm_backward(dx.data(), grads.data() + head_index_.final_norm->offset, d_xnf.data(),
+  backend_->rmsnorm_backward(dx.data(), grad_at(head_index_.final_norm, grads.data()), d_xnf.data(),
                              trace.x_final.data(), final_norm_, N, D, static_cast<float>(c.rms_norm_eps));
   if (options.recompute_activations) {
     // Each layer runs forward again from its kept input, into the trace's one work LayerTrace.
     Backend& be = *backend_;
     const int64_t B = batch.batch, T = batch.seq_len;
-    const PassBuffers buffers = pass_buffers(be, c, N);
+    const PassBuffers buffers = pass_buffers(be, c, N, lora_rank_);
     Buffer scratch_k = be.alloc_array<float>(N * c.k_proj_rows());
     Buffer scratch_v = be.alloc_array<float>(N * c.num_key_value_heads * c.head_dim);
     LayerPass pass = layer_pass(be, buffers, B, T, 0, T, trace.cos.data(), trace.sin.data(), trace.segments.data(),
                                 nullptr, scratch_k.as<float>(), scratch_v.as<float>(), nullptr, options.diff_attn_mix);
     pass.work = &trace.work;
+    pass.lora_dropout_seed = options.lora_dropout_seed;
     const std::vector<int64_t>& kept = options.kept_layers;
     for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
       const LayerTrace& layer = trace.layers[static_cast<size_t>(l)];
       if (std::count(kept.begin(), kept.end(), l) > 0) {
-        layer_backward(l, trace, layer, options.diff_attn_mix, dx, grads.data());
+        layer_backward(l, trace, layer, options, dx, grads.data());
       } else if (l == c.num_hidden_layers - 1) {  // the forward's last layer is still in the work trace
-        layer_backward(l, trace, trace.work, options.diff_attn_mix, dx, grads.data());
+        layer_backward(l, trace, trace.work, options, dx, grads.data());
       } else {
         be.upload(pass.x, layer.x_in.data(), layer.x_in.size() * sizeof(float));
         layer_forward(l, pass);
-        layer_backward(l, trace, trace.work, options.diff_attn_mix, dx, grads.data());
+        layer_backward(l, trace, trace.work, options, dx, grads.data());
       }
       if (layer_done) layer_done(l);
     }
   } else {
     for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
-      layer_backward(l, trace, trace.layers[static_cast<size_t>(l)], options.diff_attn_mix, dx, grads.data());
+      layer_backward(l, trace, trace.layers[static_cast<size_t>(l)], options, dx, grads.data());
       if (layer_done) layer_done(l);
     }
   }
-  backend_->embedding_backward(batch.ids.data(), N, dx.data(), D, grads.data() + head_index_.embed->offset);
+  if (float* g_embed = grad_at(head_index_.embed, grads.data()))
+    backend_->embedding_backward(batch.ids.data(), N, dx.data(), D, g_embed);
   return loss;
 }
 

@@ -201,10 +201,10 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, std::span(qkv, per_token_lambda ? 4 : 3));
   const auto* lora = lora_layers_.empty() ? nullptr : &lora_layers_[static_cast<size_t>(l)];
   if (lora) {
-    lora_forward(s, s.xn, D, lora->q_proj, s.q, QH * d);
-    lora_forward(s, s.xn, D, lora->k_proj, s.k, KH * d);
-    lora_forward(s, s.xn, D, lora->v_proj, s.v, KV * d);
-    if (per_token_lambda) lora_forward(s, s.xn, D, lora->lambda_proj, s.lambda_logits, H);
+    lora_forward(s, l, MatrixRole::q_proj, s.xn, D, s.q, QH * d);
+    lora_forward(s, l, MatrixRole::k_proj, s.xn, D, s.k, KH * d);
+    lora_forward(s, l, MatrixRole::v_proj, s.xn, D, s.v, KV * d);
+    if (per_token_lambda) lora_forward(s, l, MatrixRole::lambda_proj, s.xn, D, s.lambda_logits, H);
   }
   if (tr) keep(be, tr->xn1, s.xn, N * D);
   if (tr && w.q_norm) {
@@ -248,15 +248,15 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
   }
   if (tr) keep(be, tr->att, s.att, N * H * d);
   be.linear_forward(s.att, N, H * d, w.o_proj, w.o_bias, D, s.x, /*accumulate=*/true);
-  if (lora) lora_forward(s, s.att, H * d, lora->o_proj, s.x, D);
+  if (lora) lora_forward(s, l, MatrixRole::o_proj, s.att, H * d, s.x, D);
 
   // MLP block.
   if (tr) keep(be, tr->h, s.x, N * D);
   const LinearOut gate_up[] = {{w.gate_proj, w.gate_bias, I, s.gate}, {w.up_proj, w.up_bias, I, s.up}};
   be.rmsnorm_linear_forward(s.x, N, D, w.post_norm, eps, s.xn, gate_up);
   if (lora) {
-    lora_forward(s, s.xn, D, lora->gate_proj, s.gate, I);
-    lora_forward(s, s.xn, D, lora->up_proj, s.up, I);
+    lora_forward(s, l, MatrixRole::gate_proj, s.xn, D, s.gate, I);
+    lora_forward(s, l, MatrixRole::up_proj, s.xn, D, s.up, I);
     if (lora->down_proj.r > 0) be.swiglu_forward(s.lora_act, s.gate, s.up, N * I);  // gate is overwritten below
   }
   if (tr) {
@@ -265,7 +265,7 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
     keep(be, tr->up, s.up, N * I);
   }
   be.swiglu_linear_forward(s.gate, s.up, N, I, w.down_proj, w.down_bias, D, s.x, /*accumulate=*/true);
-  if (lora) lora_forward(s, s.lora_act, I, lora->down_proj, s.x, D);
+  if (lora) lora_forward(s, l, MatrixRole::down_proj, s.lora_act, I, s.x, D);
 }
 
 Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode, ForwardTrace* trace,
@@ -332,6 +332,7 @@ Buffer Model::forward_on_backend(const TokenBatch& batch, KVCache* cache, Logits
     pass.work = &trace->work;
     pass.kept_layers = &options.kept_layers;
   }
+  pass.lora_dropout_seed = options.lora_dropout_seed;
   be.embedding_forward(in.ids, N, embed_, D, pass.x);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, pass);
   if (cache) cache->advance(T, in.max_position);

@@ -69,11 +69,21 @@ void normal_fill(float* out, uint64_t n, float stddev, uint64_t seed, uint64_t s
   }
 }
 
-void model_init_random(Model& model, uint64_t seed) {
-  const ModelConfig& c = model.config();
+void uniform_fill(float* out, uint64_t n, float bound, uint64_t seed, uint64_t stream_id) {
+  const uint64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (uint64_t c = 0; c < chunks; ++c) {
+    uint64_t state = seed ^ (stream_id * 0xd1b54a32d192ed03ull) ^ (c * 0x8cb92ba72f3d8dd7ull);
+    Xoshiro256Plus rng(splitmix64(state));
+    const uint64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    for (uint64_t i = begin; i < end; ++i) out[i] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+  }
+}
+
+void params_init_random(const ParamTable& table, std::span<float> weights, const ModelConfig& c, uint64_t seed) {
   const float stddev = static_cast<float>(c.initializer_range);
-  for (const auto& p : model.table().params()) {
-    float* data = model.weights().data() + p.offset;
+  for (const auto& p : table.params()) {
+    float* data = weights.data() + p.offset;
     switch (p.init) {
       case ParamInit::normal: normal_fill(data, p.numel, stddev, seed, fnv1a(p.name)); break;
       case ParamInit::ones: std::fill(data, data + p.numel, 1.0f); break;
@@ -82,8 +92,17 @@ void model_init_random(Model& model, uint64_t seed) {
         normal_fill(data, p.numel, static_cast<float>(c.lambda_std_dev), seed, fnv1a(p.name));
         break;
       case ParamInit::lambda_init: data[0] = static_cast<float>(lambda_init_for_layer(p.layer)); break;
+      case ParamInit::lora_a:
+        uniform_fill(data, p.numel, 1.0f / std::sqrt(static_cast<float>(p.shape.at(1))), seed, fnv1a(p.name));
+        break;
+      case ParamInit::lora_b: std::fill(data, data + p.numel, 0.0f); break;
     }
   }
+}
+
+void model_init_random(Model& model, uint64_t seed) {
+  const ModelConfig& c = model.config();
+  params_init_random(model.table(), model.weights(), c, seed);
   if (c.pad_token_id && *c.pad_token_id >= 0 && *c.pad_token_id < c.vocab_size) {
     float* row = model.param("model.embed_tokens.weight") + *c.pad_token_id * c.hidden_size;
     std::fill(row, row + c.hidden_size, 0.0f);

@@ -9,12 +9,19 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "model/model.h"
 
 namespace difftx {
 
 void model_init_random(Model& model, uint64_t seed);
+
+// The same for any table's tensors (ParamInit), e.g. LoRA's A (uniform in +-1/sqrt(in)) and B (zeros).
+void params_init_random(const ParamTable& table, std::span<float> weights, const ModelConfig& config, uint64_t seed);
+
+// Fills out[0, n) with U(-bound, bound) values from the stream (seed, stream_id); deterministic.
+void uniform_fill(float* out, uint64_t n, float bound, uint64_t seed, uint64_t stream_id);
 
 // Fills out[0, n) with N(0, stddev) values from the stream (seed, stream_id); deterministic.
 void normal_fill(float* out, uint64_t n, float stddev, uint64_t seed, uint64_t stream_id);

@@ -50,6 +50,7 @@ struct LayerPass {
   // backward's recomputing pass has work and no trace. nullptr: each layer to trace->layers[l].
   LayerTrace* work = nullptr;
   const std::vector<int64_t>* kept_layers = nullptr;  // with work and a trace: to trace->layers[l] all the same
+  uint64_t lora_dropout_seed = 0;  // ForwardOptions::lora_dropout_seed
 };
 
 // A pass over `buffers` with its non-buffer fields from the arguments.

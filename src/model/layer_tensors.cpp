@@ -38,9 +38,4 @@ const char* matrix_role_name(MatrixRole role) {
   return "down_proj";
 }
 
-LayerGrads layer_grads(const LayerIndex& index, float* grads) {
-  auto address = [grads](const ParamSpec* p) -> float* { return p == nullptr ? nullptr : grads + p->offset; };
-  return map_layer<float*, float*>(index, address, address);
-}
-
 }  // namespace difftx

@@ -90,7 +90,4 @@ using LayerGrads = LayerTensors<float*, float*>;
 // The table entries of decoder layer `layer` (Hugging Face names, model.layers.<l>.*).
 LayerIndex layer_index(const ParamTable& table, int64_t layer);
 
-// The layer's gradient addresses in a buffer laid out like the table (nullptr where absent).
-LayerGrads layer_grads(const LayerIndex& index, float* grads);
-
 }  // namespace difftx

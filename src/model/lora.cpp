@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kPrefix = "base_model.model.";
-
 // A list-of-strings key (null: empty; one string: a list of it), as PEFT accepts target_modules.
 std::vector<std::string> string_list(const ordered_json& j, const char* key, const std::string& label) {
   std::vector<std::string> out;
@@ -72,6 +70,8 @@ LoraConfig read_config(const fs::path& path) {
   c.use_rslora = flag("use_rslora");
   c.target_modules = string_list(j, "target_modules", label);
   c.modules_to_save = string_list(j, "modules_to_save", label);
+  if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+    c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
   if (flag("use_dora")) fail<ConfigError>("{}: use_dora: DoRA adapters are not supported (plain LoRA only)", label);
   if (flag("fan_in_fan_out"))
     fail<ConfigError>("{}: fan_in_fan_out: true is for GPT-2's Conv1D layers; Llama-family Linear layers store "
@@ -98,25 +98,18 @@ void check_finite(const std::vector<float>& values, const std::string& tensor, c
       fail<ConfigError>("{}: tensor \"{}\" holds a non-finite value ({}) at index {}", label, tensor, values[i], i);
 }
 
-struct Target {
-  int64_t layer;
-  MatrixRole role;
-  const ParamSpec* weight;
-};
+}  // namespace
 
-// The decoder-layer Linear a module path names ("model.layers.3.self_attn.q_proj"), or nothing.
-std::optional<Target> find_linear(const Model& model, const std::string& module) {
+std::optional<LoraTarget> lora_target(const Model& model, const std::string& module) {
   const ParamSpec* p = model.table().find(module + ".weight");
   if (p == nullptr || p->kind != ParamKind::matrix) return std::nullopt;
   for (int64_t l = 0; l < model.config().num_hidden_layers; ++l) {
     const LayerIndex index = layer_index(model.table(), l);
     for (MatrixRole role : kMatrixRoles)
-      if (matrix_of(index, role) == p) return Target{l, role, p};
+      if (matrix_of(index, role) == p) return LoraTarget{l, role, p};
   }
   return std::nullopt;
 }
-
-}  // namespace
 
 double LoraConfig::scaling() const {
   return use_rslora ? lora_alpha / std::sqrt(static_cast<double>(r)) : lora_alpha / static_cast<double>(r);
@@ -141,10 +134,10 @@ LoraAdapter lora_load(const fs::path& dir, const Model& model) {
   std::map<std::string, std::pair<const TensorInfo*, const TensorInfo*>> pairs;
   std::vector<std::string> order;
   for (const TensorInfo& t : file.tensors()) {
-    if (!t.name.starts_with(kPrefix))
+    if (!t.name.starts_with(kPeftPrefix))
       fail<ConfigError>("{}: tensor \"{}\" does not start with \"{}\" (PEFT's names for a causal LM)", label, t.name,
-                        kPrefix);
-    const std::string name = t.name.substr(kPrefix.size());
+                        kPeftPrefix);
+    const std::string name = t.name.substr(kPeftPrefix.size());
     for (const char* part : {".lora_A.weight", ".lora_B.weight"}) {
       if (!name.ends_with(part)) continue;
       const std::string module = name.substr(0, name.size() - std::string_view(part).size());
@@ -176,7 +169,7 @@ LoraAdapter lora_load(const fs::path& dir, const Model& model) {
     if (ta == nullptr || tb == nullptr)
       fail<ConfigError>("{}: module \"{}\" has {} but no {}", label, module, ta ? "lora_A" : "lora_B",
                         ta ? "lora_B" : "lora_A");
-    const std::optional<Target> target = find_linear(model, module);
+    const std::optional<LoraTarget> target = lora_target(model, module);
     if (!target)
       fail<ConfigError>("{}: module \"{}\" is not a Linear layer of a decoder layer of this model ({} decoder "
                         "layers; LoRA on embed_tokens or lm_head is not supported)",
@@ -259,9 +252,16 @@ void Model::attach_lora(const LoraAdapter& adapter) {
   }
 }
 
-void Model::lora_forward(const LayerPass& s, const float* x, int64_t in, const LoraPair& pair, float* y,
+void Model::lora_forward(const LayerPass& s, int64_t l, MatrixRole role, const float* x, int64_t in, float* y,
                          int64_t out) const {
+  const LoraPair& pair = matrix_of(lora_layers_[static_cast<size_t>(l)], role);
   if (pair.r == 0) return;
+  std::vector<float> dropped;  // training with lora_dropout (host memory: the CPU backend trains)
+  if (lora_train_ && lora_train_->config.lora_dropout > 0 && s.lora_dropout_seed != 0) {
+    dropped.resize(static_cast<size_t>(s.N * in));
+    lora_dropout(x, s.N * in, lora_train_->config.lora_dropout, lora_dropout_key(s.lora_dropout_seed, l, role), dropped.data());
+    x = dropped.data();
+  }
   s.be.linear_forward(x, s.N, in, pair.a, nullptr, pair.r, s.lora_t, /*accumulate=*/false);
   s.be.linear_forward(s.lora_t, s.N, pair.r, pair.b_scaled, nullptr, out, y, /*accumulate=*/true);
 }

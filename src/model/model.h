@@ -23,6 +23,8 @@ namespace difftx {
 class KVCache;
 struct ForwardTrace;
 struct LoraAdapter;
+struct LoraConfig;
+struct LoraTraining;
 struct LayerPass;
 struct LayerTrace;
 
@@ -51,6 +53,9 @@ struct ForwardOptions {
   // With recompute_activations: decoder layers whose activations the trace keeps all the same and
   // the backward does not recompute (the layers the lambda monitor reads after a logging step).
   std::vector<int64_t> kept_layers = {};
+  // LoRA training with lora_dropout > 0: the seed of this pass's dropout masks (lora_dropout_key);
+  // the backward draws the same ones. 0: no dropout (inference, evaluation).
+  uint64_t lora_dropout_seed = 0;
 };
 
 enum class LogitsMode {
@@ -109,6 +114,20 @@ class Model {
   // std::logic_error). std::logic_error when an adapter is attached already.
   void attach_lora(const LoraAdapter& adapter);
   bool has_lora() const { return lora_rank_ > 0; }
+
+  // LoRA training (model/lora.h): `table` (lora_train_table) with its starting `values` becomes what
+  // loss_and_backward differentiates (gradients in the table's layout) and the optimizer updates
+  // (trained_weights()); the model's own tensors are frozen but those the table holds whole, which
+  // trained_weights_updated() copies in after each update. std::logic_error when an adapter is
+  // attached already, or after keep_matrices_in_bf16() / place_on() a device.
+  void train_lora(ParamTable table, AlignedVector<float> values, const LoraConfig& config);
+  bool lora_training() const { return lora_train_ != nullptr; }
+  const LoraConfig& lora_config() const;  // of train_lora; std::logic_error without
+  // What training updates: the LoRA table and values, or the model's own (full fine-tuning).
+  const ParamTable& trained_table() const;
+  std::span<float> trained_weights();
+  std::span<const float> trained_weights() const;
+  void trained_weights_updated();
 
   // lambda of layer l (spec §2), for differential layouts.
   float layer_lambda(int64_t layer) const;
@@ -171,8 +190,10 @@ class Model {
   Buffer device_weights_, device_weights_bf16_;
   std::vector<float> placed_lambda_;
   uint64_t float_offset(const ParamSpec& p) const;
-  void layer_backward(int64_t l, const ForwardTrace& trace, const LayerTrace& layer, float diff_attn_mix,
+  void layer_backward(int64_t l, const ForwardTrace& trace, const LayerTrace& layer, const ForwardOptions& options,
                       std::vector<float>& dx, float* grads) const;
+  // The gradient address of a tensor in `grads` (the trained table's layout), nullptr when frozen.
+  float* grad_at(const ParamSpec* p, float* grads) const;
   // Sum of next-token losses from final hidden states [N, D]; with d_hidden, also accumulates
   // grad_scale * its gradient into d_hidden and g_head (the lm_head or tied embedding gradient).
   double head_loss(const float* hidden, std::span<const int32_t> targets, float grad_scale, float* d_hidden,
@@ -187,18 +208,25 @@ class Model {
   std::vector<LayerIndex> layer_index_;
   std::vector<LayerWeights> layers_;
   // attach_lora(): per layer, each adapted Linear's A [r, in] and scaling * B [out, r] (r = 0: none),
-  // in lora_weights_ (the backend's memory).
+  // in lora_weights_ (the backend's memory). train_lora(): A in the trained weights, scaling * B in
+  // LoraTraining::b_scaled, and the offsets of A's and B's gradients.
   struct LoraPair {
     LinearWeight a, b_scaled;
     int64_t r = 0;
+    int64_t a_grad = -1, b_grad = -1;
   };
   std::vector<LayerTensors<LoraPair, const float*>> lora_layers_;
   std::shared_ptr<Backend> lora_backend_;  // owns lora_weights_ (place_on may swap backend_ for another CPU one)
   Buffer lora_weights_;
   int64_t lora_rank_ = 0;
-  // y[N, out] += scaling * (x[N, in] A^T) B^T when `pair` holds an adapter.
-  void lora_forward(const LayerPass& pass, const float* x, int64_t in, const LoraPair& pair, float* y,
+  std::shared_ptr<LoraTraining> lora_train_;
+  // y[N, out] += scaling * (dropout(x[N, in]) A^T) B^T when layer l's `role` holds an adapter
+  // (dropout in training passes only).
+  void lora_forward(const LayerPass& pass, int64_t l, MatrixRole role, const float* x, int64_t in, float* y,
                     int64_t out) const;
+  // Its backward: from dy [N, out] the gradients of A and B (into grads) and dx [N, in] += d x.
+  void lora_backward(int64_t l, MatrixRole role, const float* x, int64_t N, int64_t in, const float* dy, int64_t out,
+                     float* dx, float* grads, uint64_t dropout_seed) const;
 };
 
 }  // namespace difftx

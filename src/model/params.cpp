@@ -19,6 +19,8 @@ void ParamTable::add(std::string name, std::vector<int64_t> shape, ParamInit ini
     case ParamInit::ones: p.kind = ParamKind::norm; break;
     case ParamInit::lambda: p.kind = ParamKind::lambda; break;
     case ParamInit::lambda_init: p.kind = ParamKind::constant; break;
+    case ParamInit::lora_a:
+    case ParamInit::lora_b: p.kind = ParamKind::adapter; break;
   }
   p.layer = layer;
   constexpr uint64_t kAlign = 16;  // floats = 64 bytes

@@ -18,6 +18,8 @@ enum class ParamInit {
   zeros,   // biases
   lambda,       // N(0, lambda_std_dev): the lambda vectors of differential attention (spec §2)
   lambda_init,  // the constant lambda_init(layer) of spec §2, stored as a 0-dim tensor
+  lora_a,  // LoRA's A [r, in]: PEFT's kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in))
+  lora_b,  // LoRA's B [out, r]: zeros (the adapted model starts as the base model)
 };
 
 // What a parameter is. It decides how the parameter is trained (weight decay, trainability), kept
@@ -28,12 +30,14 @@ enum class ParamKind {
   norm,      // RMSNorm weights (layer norms, model.norm, q/k norms, subln): not decayed
   lambda,    // the lambda vectors of differential attention: decayed
   constant,  // lambda_init: stored, never trained
-  // (adapters, e.g. LoRA A/B, will be a kind of their own)
+  adapter,   // LoRA's A and B (model/lora.h): decayed, as the Hugging Face Trainer decays them
 };
 
 // Weight decay applies to matrices and lambda vectors: the Hugging Face Trainer's rule (no decay
 // for biases and norm layers), which by name misses the seed's subln; by kind it is the norm it is.
-inline bool weight_decay_applies(ParamKind k) { return k == ParamKind::matrix || k == ParamKind::lambda; }
+inline bool weight_decay_applies(ParamKind k) {
+  return k == ParamKind::matrix || k == ParamKind::lambda || k == ParamKind::adapter;
+}
 inline bool is_trainable(ParamKind k) { return k != ParamKind::constant; }
 
 struct ParamSpec {

@@ -10,6 +10,7 @@
 #include "io/model_files.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
+#include "model/lora.h"
 #include "model/model_dir.h"
 
 namespace fs = std::filesystem;
@@ -48,9 +49,12 @@ fs::path checkpoint_save(const fs::path& output_dir, const Model& model, std::sp
                          std::span<const float> exp_avg_sq, const TrainerState& state, const fs::path& tokenizer_dir) {
   const fs::path dir = output_dir / fmt::format("checkpoint-{}", state.global_step);
   StagedDirectory out(dir, /*overwrite=*/true);
-  model_save(model, out.staging(), DType::F32);
+  if (model.lora_training())
+    lora_save(out.staging(), model);  // the adapters and the tensors trained whole; the base is the run's base_model
+  else
+    model_save(model, out.staging(), DType::F32);
   std::vector<TensorWrite> moments;
-  for (const auto& p : model.table().params()) {
+  for (const auto& p : model.trained_table().params()) {
     if (!is_trainable(p.kind)) continue;
     moments.push_back({"exp_avg." + p.name, p.shape, exp_avg.data() + p.offset, DType::F32});
     moments.push_back({"exp_avg_sq." + p.name, p.shape, exp_avg_sq.data() + p.offset, DType::F32});

@@ -1,5 +1,5 @@
 // Training checkpoints: output_dir/checkpoint-N/ holds the model in Hugging Face layout (float32,
-// so that training resumes exactly), the tokenizer files, the AdamW moments
+// so that training resumes exactly; a LoRA run's: its adapter in PEFT's format, model/lora.h), the tokenizer files, the AdamW moments
 // (optimizer.safetensors: exp_avg.<name>, exp_avg_sq.<name>) and trainer_state.json (step, data
 // position, schedule, log history). Each checkpoint is staged beside its final name and renamed
 // in when complete, so a checkpoint directory that exists is complete.
@@ -38,7 +38,7 @@ ordered_json trainer_state_json(const TrainerState& s);
 TrainerState trainer_state_parse(const ordered_json& j, const std::string& label);
 
 // Writes output_dir/checkpoint-<global_step>; returns its path. exp_avg, exp_avg_sq: the AdamW
-// moments in the table's layout (a sharded optimizer's are gathered first: trainer.cpp).
+// moments in the layout of model.trained_table() (a sharded optimizer's are gathered first: trainer.cpp).
 std::filesystem::path checkpoint_save(const std::filesystem::path& output_dir, const Model& model,
                                       std::span<const float> exp_avg, std::span<const float> exp_avg_sq,
                                       const TrainerState& state, const std::filesystem::path& tokenizer_dir);

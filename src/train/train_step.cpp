@@ -15,14 +15,23 @@ namespace {
 
 // The name of the first parameter holding a NaN or infinity, or "" when all are finite.
 std::string non_finite_parameter(const Model& model) {
-  const std::span<const float> w = model.weights();
-  for (const ParamSpec& p : model.table().params())
+  const std::span<const float> w = model.trained_weights();
+  for (const ParamSpec& p : model.trained_table().params())
     for (uint64_t i = 0; i < p.numel; ++i)
       if (!std::isfinite(w[p.offset + i])) return p.name;
   return {};
 }
 
 }  // namespace
+
+uint64_t lora_pass_seed(uint64_t step_seed, int rank, int64_t micro_batch) {
+  uint64_t h = step_seed;
+  for (uint64_t v : {static_cast<uint64_t>(rank) + 1, static_cast<uint64_t>(micro_batch) + 1}) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ull;
+  }
+  return h == 0 ? 1 : h;
+}
 
 StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch> micro_batches,
                       const StepOptions& o, std::span<float> grads, ForwardTrace& trace, Collective& collective) {
@@ -42,7 +51,7 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
   // backward pass on this rank has finished the layer (grad_buckets.h), overlapping the layers below.
   // ZeRO-1 (a sharded optimizer): reduce-scatters instead, each rank keeping the sums of its shards.
   const bool ranks = collective.world_size() > 1, zero1 = ranks && optimizer.sharded();
-  const GradBuckets buckets = ranks ? grad_buckets(model.table(), model.config().num_hidden_layers) : GradBuckets{};
+  const GradBuckets buckets = ranks ? grad_buckets(model.trained_table(), model.config().num_hidden_layers) : GradBuckets{};
   auto start = [&](const FloatRange& b) {
     const std::span<float> piece = grads.subspan(b.begin, b.end - b.begin);
     if (zero1)
@@ -65,8 +74,12 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     const MicroBatch& mb = micro_batches[i];
     if (mb.target_count == 0) continue;
     const bool hook = ranks && i == last && !buckets.layers.empty();
+    // LoRA dropout: each micro-batch of each rank draws its own masks, the same again on resumption.
+    const uint64_t dropout_seed =
+        o.lora_dropout_seed == 0 ? 0 : lora_pass_seed(o.lora_dropout_seed, collective.rank(), static_cast<int64_t>(i));
     loss_sum += model.loss_and_backward(mb.tokens, mb.targets, 1.0f / static_cast<float>(targets), grads, trace,
-                                        {o.diff_attn_mix, o.recompute_activations, o.kept_layers}, hook ? std::function<void(int64_t)>(start_layer) : nullptr);
+                                        {o.diff_attn_mix, o.recompute_activations, o.kept_layers, dropout_seed},
+                                        hook ? std::function<void(int64_t)>(start_layer) : nullptr);
   }
   if (ranks) {
     // Every rank starts the same sums in the same order, also one without targets in this step.
@@ -83,19 +96,20 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     r.diverged = "the loss is " + number_text(r.loss);
     return r;
   }
-  r.grad_norm = zero1 ? clip_grad_norm_sharded(model.table(), grads, o.max_grad_norm, optimizer.owned(), collective,
+  r.grad_norm = zero1 ? clip_grad_norm_sharded(model.trained_table(), grads, o.max_grad_norm, optimizer.owned(), collective,
                                                *model.backend())
-                      : clip_grad_norm(model.table(), grads, o.max_grad_norm, *model.backend());
+                      : clip_grad_norm(model.trained_table(), grads, o.max_grad_norm, *model.backend());
   if (!std::isfinite(r.grad_norm)) {
     r.diverged = "the gradient norm is " + number_text(r.grad_norm);
     return r;
   }
-  optimizer.step(model.weights(), grads, o.learning_rate);
+  optimizer.step(model.trained_weights(), grads, o.learning_rate);
   if (zero1) {  // each rank updated its shards: every rank gets all of them
-    const std::span<float> w = model.weights();
+    const std::span<float> w = model.trained_weights();
     for (const FloatRange& b : buckets.in_order()) collective.start_all_gather(w.subspan(b.begin, b.end - b.begin));
     collective.wait();
   }
+  model.trained_weights_updated();
   if (const std::string bad = non_finite_parameter(model); !bad.empty())
     r.diverged = "the update made " + bad + " non-finite";
   else if (const std::string lambda = non_finite_lambda(model); !lambda.empty())

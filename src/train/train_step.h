@@ -26,7 +26,13 @@ struct StepOptions {
   // kept_layers (ForwardOptions::kept_layers; the monitored layers on a logging step).
   bool recompute_activations = false;
   std::vector<int64_t> kept_layers = {};
+  // LoRA training with lora_dropout: this step's seed (nonzero; the trainer derives it from the run's
+  // seed and the step number); each micro-batch's masks come from lora_pass_seed. 0: no dropout.
+  uint64_t lora_dropout_seed = 0;
 };
+
+// The dropout seed of one micro-batch of one rank in a step (never 0).
+uint64_t lora_pass_seed(uint64_t step_seed, int rank, int64_t micro_batch);
 
 struct StepResult {
   double loss_sum = 0;   // summed over the step's trained tokens, all ranks (nats)
@@ -40,7 +46,8 @@ struct StepResult {
   std::string diverged;
 };
 
-// grads: a buffer in the weights' layout (overwritten); trace: working memory of the backward pass.
+// Trains the model's trained_table() (every weight, or a LoRA run's adapters and whole tensors).
+// grads: a buffer in the trained table's layout (overwritten); trace: working memory of the backward pass.
 StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch> micro_batches,
                       const StepOptions& options, std::span<float> grads, ForwardTrace& trace, Collective& collective);
 

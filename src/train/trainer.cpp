@@ -17,12 +17,14 @@
 #include "model/attention/layout.h"
 #include "model/model_dir.h"
 #include "model/diff_checks.h"
+#include "model/lora.h"
 #include "model/trace.h"
 #include "train/checkpoint.h"
 #include "train/collective.h"
 #include "train/data_stream.h"
 #include "train/diff_monitor.h"
 #include "train/grad_buckets.h"
+#include "train/lora_run.h"
 #include "train/metrics_log.h"
 #include "train/rank_agreement.h"
 #include "train/run_data.h"
@@ -130,7 +132,7 @@ void check_same_global_batch(const TrainerState& saved, const TrainerState& now,
 // ZeRO-1 (deepspeed: zero1.json) with several ranks: this rank's shards of the AdamW state.
 std::vector<FloatRange> zero1_shards(const TrainConfig& c, const Model& model, const Collective& collective) {
   if (c.zero_stage != 1 || collective.world_size() == 1) return {};
-  return owned_shards(grad_buckets(model.table(), model.config().num_hidden_layers), collective.rank(),
+  return owned_shards(grad_buckets(model.trained_table(), model.config().num_hidden_layers), collective.rank(),
                       collective.world_size());
 }
 
@@ -160,6 +162,7 @@ class Trainer {
   bool stop_requested();  // sets stop_signal_
   std::vector<int64_t> per_rank(int64_t value);
   int stop_signal_ = 0;
+  std::string lora_line_;  // adapter: lora, what trains (set while the model loads)
 
   const TrainConfig& c_;
   const TrainRunOptions& o_;
@@ -205,17 +208,21 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       data_((check_inputs_outside(c, c.output_dir), prepare_run_data(c))),
       base_dir_(data_.model_dir),
       model_([&] {
-        if (resume_.empty()) return base_dir_.load();
-        if (!fs::exists(fs::path(resume_) / kTrainerStateFile))
+        if (!resume_.empty() && !fs::exists(fs::path(resume_) / kTrainerStateFile))
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
-        return model_load(resume_);
+        if (c.lora) {  // the frozen base model, and the adapters new or from the checkpoint
+          Model m = base_dir_.load();
+          lora_line_ = lora_run_setup(m, c, resume_);
+          return m;
+        }
+        return resume_.empty() ? base_dir_.load() : model_load(resume_);
       }()),
       math_(place_for_training(model_, c)),
       stream_(data_.train, c, data_.pad_id, collective_.rank(), collective_.world_size()),
       schedule_(make_schedule(c, o, stream_.epoch_size(), !data_.val.empty(), collective_.world_size())),
-      optimizer_(model_.table(), adamw_options(c), *model_.backend(), zero1_shards(c, model_, collective_)),
+      optimizer_(model_.trained_table(), adamw_options(c), *model_.backend(), zero1_shards(c, model_, collective_)),
       metrics_(out_dir_ / "metrics.jsonl"),
-      grads_(model_.weights().size()) {
+      grads_(model_.trained_weights().size()) {
   check_ranks_agree(collective_, c, data_.train, data_.val, model_.weights());  // before anything is written
   if (c.diff_attention && !model_.config().is_differential())
     fail<ConfigError>("{}: diff_attention is true but base_model {} is a standard {} model; convert it first with "
@@ -235,7 +242,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
     spdlog::info("ZeRO-1 (deepspeed stage 1): each of the {} ranks keeps the AdamW moments of its shard, {:.0f} MB "
                  "here instead of {:.0f} MB",
                  collective_.world_size(), 8.0 * static_cast<double>(optimizer_.exp_avg().size()) / 1e6,
-                 8.0 * static_cast<double>(model_.table().buffer_floats()) / 1e6);
+                 8.0 * static_cast<double>(model_.trained_table().buffer_floats()) / 1e6);
   else if (c.zero_stage == 1)
     spdlog::info("deepspeed: ZeRO stage 1 shards the AdamW state over ranks; one process keeps all of it");
   val_batches_ = make_micro_batches(data_.val, c, 0, data_.pad_id, /*shuffle=*/false);
@@ -254,7 +261,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
     if (ec) fail<FileError>("{}: cannot create the output directory: {}", out_dir_.string(), ec.message());
   }
   if (!resume_.empty()) {
-    TrainerState saved = checkpoint_load_state(resume_, optimizer_, model_.table());
+    TrainerState saved = checkpoint_load_state(resume_, optimizer_, model_.trained_table());
     check_same_global_batch(saved, state_, resume_);
     saved.total_steps = schedule_.total_steps;
     saved.world_size = state_.world_size;  // the next checkpoint records this run's shape
@@ -289,6 +296,7 @@ void Trainer::log_start() {
                schedule_.total_steps, schedule_.steps_per_epoch, stream_.epoch_size(), c_.micro_batch_size,
                c_.gradient_accumulation_steps, world > 1 ? fmt::format(" x {} ranks", world) : "", schedule_.warmup,
                differential ? fmt::format(", monitoring layers {}", fmt::join(monitor_, ", ")) : "");
+  if (!lora_line_.empty()) spdlog::info("{}", lora_line_);
   if (c_.gradient_checkpointing)
     spdlog::info("gradient_checkpointing: each layer keeps only its input; its activations are recomputed in the "
                  "backward pass");
@@ -375,13 +383,13 @@ void Trainer::evaluate(ordered_json& record) {
 
 // ZeRO-1: rank 0 receives every rank's shards of the moments (into `m` and `v`, the table's layout).
 void Trainer::gather_moments(AlignedVector<float>& m, AlignedVector<float>& v) {
-  const uint64_t size = model_.table().buffer_floats();
+  const uint64_t size = model_.trained_table().buffer_floats();
   if (lead_) {
     m.assign(size, 0.0f);
     v.assign(size, 0.0f);
   }
   uint64_t local = 0;  // the shards are packed in the order of the pieces (grad_buckets.h)
-  for (const FloatRange& piece : grad_buckets(model_.table(), model_.config().num_hidden_layers).in_order()) {
+  for (const FloatRange& piece : grad_buckets(model_.trained_table(), model_.config().num_hidden_layers).in_order()) {
     const uint64_t n = piece.end - piece.begin;
     const auto [begin, end] = shard_of(n, collective_.rank(), collective_.world_size());
     auto whole = [&](AlignedVector<float>& x) { return lead_ ? std::span<float>(x.data() + piece.begin, n) : std::span<float>(); };
@@ -418,6 +426,8 @@ TrainResult Trainer::run() {
     for (int64_t k = 0; k < c_.gradient_accumulation_steps; ++k) micro_batches.push_back(stream_.next());
     const double lr = c_.learning_rate * lr_multiplier(c_.lr_scheduler, step, schedule_.warmup, schedule_.total_steps);
     StepOptions step_options{lr, c_.max_grad_norm, diff_attn_mix_, c_.gradient_checkpointing};
+    if (c_.lora && c_.lora_dropout > 0)  // the step's masks: from the seed and the step, so a resumed run draws them again
+      step_options.lora_dropout_seed = lora_pass_seed(c_.seed, -1, step);
     if (c_.gradient_checkpointing && differential && (step + 1) % c_.diff_attn_log_every == 0)
       step_options.kept_layers = monitor_;  // the monitor reads their activations after the step
     const StepResult r = train_step(model_, optimizer_, micro_batches, step_options, grads_, trace_, collective_);
@@ -461,7 +471,10 @@ TrainResult Trainer::run() {
   save_checkpoint();
   result_.checkpoints.push_back(last_checkpoint_->string());
   if (lead_) {
-    model_save(model_, out_dir_, base_dir_.stored_dtype());
+    if (model_.lora_training())  // PEFT's files: adapter_config.json, adapter_model.safetensors
+      lora_save(out_dir_, model_);
+    else
+      model_save(model_, out_dir_, base_dir_.stored_dtype());
     copy_model_files(data_.tokenizer_dir, out_dir_);
   }
   result_.world_size = collective_.world_size();
