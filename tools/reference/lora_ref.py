@@ -114,3 +114,93 @@ def write_lora_files(cfg, weights, ids, mask, pos, mix, case_dir, name):
     logits = diff_ref.forward(cfg, merged, ids, mask, pos, mix=mix if mix is not None else 1.0)
     safetensors_io.save_file({"logits": logits.to(torch.float32)}, os.path.join(d, "logits.safetensors"), "F32")
     return ["lora/adapter_config.json", "lora/adapter_model.safetensors", "lora/logits.safetensors"]
+
+
+# ---------------------------------------------------------------- training gradients
+
+def whole_trained(cfg, weights, spec):
+    """Base tensors a LoRA run trains whole beside the adapters: the differential parameters
+    (lambda vectors, subln; diff-v2's lambda_proj only when no adapter targets it) and the
+    modules_to_save (difftx's lora_train_diff_params default)."""
+    adapted = set(targeted_modules(cfg, spec))
+    out = []
+    for name in weights:
+        leaf = name.split(".")[-1] if not name.endswith(".weight") else name.split(".")[-2]
+        module = name[: -len(".weight")] if name.endswith(".weight") else name
+        if leaf in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2", "subln"):
+            out.append(name)
+        elif leaf == "lambda_proj" and module not in adapted:
+            out.append(name)
+    out += [m + ".weight" for m in spec.get("modules_to_save", [])]
+    return out
+
+
+def lora_loss_and_grads(cfg, weights, tensors, spec, ids, mask, pos, mix):
+    """Mean next-token loss (train_ref's labels) of the model with the adapter, and its gradient
+    with respect to every lora_A / lora_B and every whole-trained tensor (float64 autograd through
+    W + scaling * B A: PEFT's function without dropout)."""
+    import train_ref
+    s = scaling(spec)
+    leaves = {n: t.to(F64).clone().requires_grad_(True) for n, t in tensors.items() if ".lora_" in n}
+    whole = {n: (tensors[PREFIX + n] if PREFIX + n in tensors else weights[n]).to(F64).clone().requires_grad_(True)
+             for n in whole_trained(cfg, weights, spec)}
+    eff = {k: v.to(F64) for k, v in weights.items()}
+    eff.update(whole)
+    for name, a in leaves.items():
+        if name.endswith(".lora_A.weight"):
+            base = name[len(PREFIX): -len(".lora_A.weight")] + ".weight"
+            eff[base] = eff[base] + s * (leaves[name.replace(".lora_A.", ".lora_B.")] @ a)
+    labels = train_ref.make_labels(ids, mask)
+    logits = diff_ref.forward(cfg, eff, torch.as_tensor(ids), torch.as_tensor(mask), torch.as_tensor(pos),
+                              mix=1.0 if mix is None else float(mix))
+    loss = train_ref.causal_lm_loss(logits, labels)[0]
+    names = list(leaves) + list(whole)
+    grads = torch.autograd.grad(loss, [leaves.get(n, whole.get(n)) for n in names])
+    out = {(n[len(PREFIX):] if n.startswith(PREFIX) else n): g.detach() for n, g in zip(names, grads)}
+    return loss.detach(), out
+
+
+def write_lora_grads(cfg, weights, ids, mask, pos, mix, case_dir, name):
+    """tests/golden/<case>/lora/grads.safetensors: `loss` and d loss / d tensor under the trained
+    table's names (<module>.lora_A.weight, <module>.lora_B.weight, whole tensors by their own)."""
+    spec = LORA_CASES[name]
+    tensors, _ = make_adapter(cfg, weights, spec, seed=1000 + sum(map(ord, name)))
+    loss, grads = lora_loss_and_grads(cfg, weights, tensors, spec, ids, mask, pos, mix)
+    out = {k: v.to(torch.float32) for k, v in grads.items()}
+    out["loss"] = loss.to(torch.float32)
+    safetensors_io.save_file(out, os.path.join(case_dir, "lora", "grads.safetensors"), "F32")
+    return ["lora/grads.safetensors"]
+
+
+def main():
+    """Writes lora/grads.safetensors for every LoRA case of an existing golden tree (the other
+    files stay as they are) and lists it in MANIFEST.json."""
+    import sys
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "tests", "golden")
+    manifest_path = os.path.join(root, "MANIFEST.json")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    for entry in manifest["cases"]:
+        name = entry["name"]
+        if name not in LORA_CASES:
+            continue
+        d = os.path.join(root, name)
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+        with open(os.path.join(d, "inputs.json")) as f:
+            inputs = json.load(f)
+        weights = safetensors_io.load_file(os.path.join(d, "model.safetensors"))
+        mix = inputs.get("mix")
+        drawn, _ = make_adapter(cfg, weights, LORA_CASES[name], seed=1000 + sum(map(ord, name)))
+        stored = safetensors_io.load_file(os.path.join(d, "lora", "adapter_model.safetensors"))
+        assert set(drawn) == set(stored) and all(torch.equal(drawn[k], stored[k].to(torch.float32)) for k in drawn), name
+        ids, mask, pos = (torch.tensor(inputs[k]) for k in ("input_ids", "attention_mask", "position_ids"))
+        files = write_lora_grads(cfg, weights, ids, mask, pos, mix, d, name)
+        entry["lora"] = [f for f in entry.get("lora", []) if f not in files] + files
+        print(name, "ok")
+    with open(manifest_path, "w") as f:
+        f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -355,6 +355,7 @@ def build_case(case, out_root):
         # A LoRA adapter in PEFT's format and the logits with it (its own generator: the files above
         # do not change).
         entry["lora"] = lora_ref.write_lora_files(cfg, w32, ids, mask, pos, mix, d, case["name"])
+        entry["lora"] += lora_ref.write_lora_grads(cfg, w32, ids, mask, pos, mix, d, case["name"])
     if lay is not None:
         entry.update({
             "layout": lay,
