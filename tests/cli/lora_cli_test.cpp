@@ -9,6 +9,7 @@
 
 #include "io/json_file.h"
 #include "io/safetensors_write.h"
+#include "cli/forward_top.h"
 #include "test_util.h"
 
 namespace difftx {
@@ -17,18 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path golden(const std::string& name) { return test::source_dir() / "tests/golden" / name; }
-
-// forward --json top-k ids per position.
-std::vector<std::vector<int64_t>> top_ids(const std::vector<std::string>& args) {
-  auto r = test::run_difftx(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::vector<std::vector<int64_t>> out;
-  for (const auto& row : json_parse(r.out, "forward output")) {
-    out.emplace_back();
-    for (const auto& t : row["top"]) out.back().push_back(t["id"].get<int64_t>());
-  }
-  return out;
-}
 
 TEST(LoraCli, ForwardWithTheAdapterEqualsTheMergedModel) {
   test::TempDir dir;
@@ -45,7 +34,7 @@ TEST(LoraCli, ForwardWithTheAdapterEqualsTheMergedModel) {
     const std::vector<std::string> ids = {"--ids", "1,5,9,12,40,2,77,3", "--top", "5", "--json"};
     auto with = [&](std::vector<std::string> head) {
       head.insert(head.end(), ids.begin(), ids.end());
-      return top_ids(head);
+      return test::forward_top_ids(head);
     };
     const auto unmerged = with({"forward", g.string(), "--lora", (g / "lora").string()});
     EXPECT_EQ(unmerged, with({"forward", (dir.path() / name / "merged").string()})) << name;

@@ -392,7 +392,7 @@ TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
            {"bf16: maybe\n", "\"bf16\" must be true, false or auto, got \"maybe\""},
            {"bf16: [true]\n", "\"bf16\" must be true, false or auto, got a list"},
            {"micro_batch_size: two\n", "\"micro_batch_size\""},
-           {"adapter: lora\n", "LoRA"},
+           {"adapter: lora\n", "lora_target_modules"},
            {"gradient_checkpointing: sometimes\n", "\"gradient_checkpointing\" must be true or false"},
            {"lr_scheduler: polynomial\n", "polynomial"},
            {"optimizer: sgd\n", "sgd"}}) {
