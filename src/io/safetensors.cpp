@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/bf16.h"
 #include "common/checked_math.h"
 #include "common/error.h"
 #include "io/json_file.h"
@@ -159,6 +160,22 @@ void SafetensorsFile::load_f32(const TensorInfo& t, float* dst) const {
     fail<FileError>("{}: tensor \"{}\" has dtype {}, which difftx does not load (supported: F32, BF16, F16)",
                     path().string(), t.name, dtype_name(t.dtype));
   dtype_to_f32(t.dtype, bytes(t).data(), dst, t.numel());
+  map_.release_pages(header_.data_start + t.begin, t.end - t.begin);
+}
+
+void SafetensorsFile::load_bf16(const TensorInfo& t, uint16_t* dst) const {
+  if (!dtype_is_loadable(t.dtype))
+    fail<FileError>("{}: tensor \"{}\" has dtype {}, which difftx does not load (supported: F32, BF16, F16)",
+                    path().string(), t.name, dtype_name(t.dtype));
+  const std::byte* src = bytes(t).data();
+  const size_t n = t.numel(), width = dtype_size(t.dtype);
+  constexpr size_t kChunk = 1 << 14;
+  std::vector<float> chunk(kChunk);
+  for (size_t i = 0; i < n; i += kChunk) {
+    const size_t m = std::min(kChunk, n - i);
+    dtype_to_f32(t.dtype, src + i * width, chunk.data(), m);
+    for (size_t j = 0; j < m; ++j) dst[i + j] = f32_to_bf16(chunk[j]);
+  }
   map_.release_pages(header_.data_start + t.begin, t.end - t.begin);
 }
 

@@ -60,6 +60,9 @@ class SafetensorsFile {
   // Converts the tensor to float32 into dst (numel() floats). Throws FileError naming the
   // tensor and its dtype when the dtype is not F32, BF16 or F16.
   void load_f32(const TensorInfo& t, float* dst) const;
+  // The same into bfloat16 (round to nearest even; a BF16 tensor is copied exactly), through a
+  // small float32 buffer: no float32 copy of the whole tensor.
+  void load_bf16(const TensorInfo& t, uint16_t* dst) const;
 
  private:
   MappedFile map_;

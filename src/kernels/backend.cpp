@@ -54,7 +54,7 @@ namespace {
 }
 }  // namespace
 
-void Backend::linear_backward(const float*, int64_t, int64_t, const float*, int64_t, const float*, float*, float*,
+void Backend::linear_backward(const float*, int64_t, int64_t, LinearWeight, int64_t, const float*, float*, float*,
                               float*) {
   no_training(*this, "linear_backward");
 }

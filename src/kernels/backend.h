@@ -125,7 +125,8 @@ class Backend {
   // Each accumulates (+=) into its gradient outputs, as the CPU kernels' headers state. A backend
   // without training support throws DeviceError naming itself (the defaults in backend.cpp).
   // kernels/cpu/linear.h: dx += dy · w, dw += dy^T · x, db += column sums of dy (each skipped when nullptr).
-  virtual void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy,
+  // w: float32 or (a frozen matrix) bfloat16.
+  virtual void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, const float* dy,
                                float* dx, float* dw, float* db);
   // kernels/cpu/rmsnorm.h; weight and dweight may be nullptr.
   virtual void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,

@@ -47,7 +47,7 @@ void mlp_backward(const LayerGradPass& p, std::vector<float>& dx, std::vector<fl
   const LayerGrads& gr = p.gr;
   std::vector<float> d_act(static_cast<size_t>(N * I), 0.0f), act_then_d_gate(d_act.size());
   p.be.swiglu_forward(act_then_d_gate.data(), a.gate.data(), a.up.data(), N * I);
-  p.be.linear_backward(act_then_d_gate.data(), N, I, w.down_proj.f32, D, dx.data(), d_act.data(), gr.down_proj,
+  p.be.linear_backward(act_then_d_gate.data(), N, I, w.down_proj, D, dx.data(), d_act.data(), gr.down_proj,
                        gr.down_bias);
   if (p.lora) p.lora(MatrixRole::down_proj, act_then_d_gate.data(), I, dx.data(), D, d_act.data());
   std::vector<float>& d_gate = act_then_d_gate;
@@ -55,9 +55,9 @@ void mlp_backward(const LayerGradPass& p, std::vector<float>& dx, std::vector<fl
   std::vector<float> d_up(d_act.size(), 0.0f);
   p.be.swiglu_backward(d_gate.data(), d_up.data(), d_act.data(), a.gate.data(), a.up.data(), N * I);
   d_xn.assign(static_cast<size_t>(N * D), 0.0f);
-  p.be.linear_backward(a.xn2.data(), N, D, w.gate_proj.f32, I, d_gate.data(), d_xn.data(), gr.gate_proj,
+  p.be.linear_backward(a.xn2.data(), N, D, w.gate_proj, I, d_gate.data(), d_xn.data(), gr.gate_proj,
                        gr.gate_bias);
-  p.be.linear_backward(a.xn2.data(), N, D, w.up_proj.f32, I, d_up.data(), d_xn.data(), gr.up_proj, gr.up_bias);
+  p.be.linear_backward(a.xn2.data(), N, D, w.up_proj, I, d_up.data(), d_xn.data(), gr.up_proj, gr.up_bias);
   if (p.lora) {
     p.lora(MatrixRole::gate_proj, a.xn2.data(), D, d_gate.data(), I, d_xn.data());
     p.lora(MatrixRole::up_proj, a.xn2.data(), D, d_up.data(), I, d_xn.data());
@@ -141,11 +141,11 @@ void qkv_backward(const LayerGradPass& p, std::vector<float>& dq, const std::vec
     dk.swap(dk_lin);
   }
   std::fill(d_xn.begin(), d_xn.end(), 0.0f);
-  p.be.linear_backward(a.xn1.data(), N, D, w.q_proj.f32, QH * d, dq.data(), d_xn.data(), gr.q_proj, gr.q_bias);
-  p.be.linear_backward(a.xn1.data(), N, D, w.k_proj.f32, KH * d, dk.data(), d_xn.data(), gr.k_proj, gr.k_bias);
-  p.be.linear_backward(a.xn1.data(), N, D, w.v_proj.f32, KV * d, dv.data(), d_xn.data(), gr.v_proj, gr.v_bias);
+  p.be.linear_backward(a.xn1.data(), N, D, w.q_proj, QH * d, dq.data(), d_xn.data(), gr.q_proj, gr.q_bias);
+  p.be.linear_backward(a.xn1.data(), N, D, w.k_proj, KH * d, dk.data(), d_xn.data(), gr.k_proj, gr.k_bias);
+  p.be.linear_backward(a.xn1.data(), N, D, w.v_proj, KV * d, dv.data(), d_xn.data(), gr.v_proj, gr.v_bias);
   if (!d_z.empty())
-    p.be.linear_backward(a.xn1.data(), N, D, w.lambda_proj.f32, c.num_attention_heads, d_z.data(), d_xn.data(),
+    p.be.linear_backward(a.xn1.data(), N, D, w.lambda_proj, c.num_attention_heads, d_z.data(), d_xn.data(),
                          gr.lambda_proj, nullptr);
   if (p.lora) {
     p.lora(MatrixRole::q_proj, a.xn1.data(), D, dq.data(), QH * d, d_xn.data());
@@ -185,7 +185,7 @@ void Model::layer_backward(int64_t l, const ForwardTrace& tr, const LayerTrace& 
 
   // Attention block: h = x_in + o_proj(att).
   std::vector<float> d_att(static_cast<size_t>(N * H * d), 0.0f);
-  backend_->linear_backward(p.a.att.data(), N, H * d, p.w.o_proj.f32, D, dx.data(), d_att.data(), gr.o_proj,
+  backend_->linear_backward(p.a.att.data(), N, H * d, p.w.o_proj, D, dx.data(), d_att.data(), gr.o_proj,
                             gr.o_bias);
   if (p.lora) p.lora(MatrixRole::o_proj, p.a.att.data(), H * d, dx.data(), D, d_att.data());
   std::vector<float> dq(static_cast<size_t>(N * QH * d), 0.0f);
@@ -222,7 +222,7 @@ double Model::head_loss(const float* hidden, std::span<const int32_t> targets, f
     const bool grad = d_hidden != nullptr;
     loss += backend_->cross_entropy_host(logits.data(), &targets[r0], rows, V, grad_scale, grad);
     if (grad)
-      backend_->linear_backward(hidden + r0 * D, rows, D, lm_head_.f32, V, logits.data(), d_hidden + r0 * D, g_head,
+      backend_->linear_backward(hidden + r0 * D, rows, D, lm_head_, V, logits.data(), d_hidden + r0 * D, g_head,
                                 nullptr);
   }
   return loss;
@@ -245,8 +245,8 @@ double Model::loss(const TokenBatch& batch, std::span<const int32_t> targets, co
 double Model::loss_and_backward(const TokenBatch& batch, std::span<const int32_t> targets, float grad_scale,
                                 std::span<float> grads, ForwardTrace& trace, const ForwardOptions& options,
                                 const std::function<void(int64_t layer)>& layer_done) const {
-  if (matrices_in_bf16())
-    throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference only), train in float32");
+  if (matrices_in_bf16() && !lora_train_)
+    throw std::logic_error("loss_and_backward: the matrices are kept in bf16 (inference and LoRA training only)");
   if (on_device()) throw std::logic_error("loss_and_backward: the model is on " + backend_->name() + " (inference only)");
   if (has_lora() && !lora_train_)
     throw std::logic_error("loss_and_backward: a LoRA adapter is attached (inference only; train_lora trains one)");

@@ -25,7 +25,9 @@ bool all_zero(const float* p, uint64_t n) {
 bool rows_zero(const Model& model, const std::string& name, int64_t first, int64_t count) {
   const ParamSpec& w = model.table().at(name + ".weight");
   const int64_t cols = w.shape[1];
-  if (!all_zero(model.param(w.name) + first * cols, static_cast<uint64_t>(count * cols))) return false;
+  std::vector<float> values(w.numel);  // float32 or bf16 (LoRA training's frozen matrices)
+  model.read_tensor(w, values.data());
+  if (!all_zero(values.data() + first * cols, static_cast<uint64_t>(count * cols))) return false;
   const ParamSpec* b = model.table().find(name + ".bias");
   return b == nullptr || all_zero(model.param(b->name) + first, static_cast<uint64_t>(count));
 }

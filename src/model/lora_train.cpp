@@ -104,13 +104,8 @@ AlignedVector<float> lora_train_values(const Model& model, const ParamTable& tab
                                        const LoraAdapter* from) {
   AlignedVector<float> v(table.buffer_floats(), 0.0f);
   params_init_random(table, v, model.config(), seed);
-  const std::span<const float> w = model.weights();
   for (const ParamSpec& p : table.params())
-    if (p.kind != ParamKind::adapter) {
-      const ParamSpec& base = model.table().at(p.name);
-      std::copy(w.begin() + static_cast<int64_t>(base.offset), w.begin() + static_cast<int64_t>(base.offset + base.numel),
-                v.begin() + static_cast<int64_t>(p.offset));
-    }
+    if (p.kind != ParamKind::adapter) model.read_tensor(model.table().at(p.name), v.data() + p.offset);
   if (from == nullptr) return v;
   const std::string label = (from->dir / "adapter_model.safetensors").string();
   std::set<std::string> given;
@@ -185,7 +180,7 @@ void lora_dropout(const float* x, int64_t n, double p, uint64_t key, float* out)
 
 void Model::train_lora(ParamTable table, AlignedVector<float> values, const LoraConfig& config) {
   if (has_lora()) throw std::logic_error("train_lora: an adapter is attached already");
-  if (matrices_in_bf16() || on_device()) throw std::logic_error("train_lora: the model must be float32 on the CPU");
+  if (on_device()) throw std::logic_error("train_lora: the model must be on the CPU");
   if (values.size() != table.buffer_floats()) throw std::logic_error("train_lora: values do not match the table");
   auto st = std::make_shared<LoraTraining>();
   st->config = config;
@@ -240,12 +235,8 @@ std::span<const float> Model::trained_weights() const {
 void Model::trained_weights_updated() {
   if (!lora_train_) return;
   LoraTraining& st = *lora_train_;
-  for (const ParamSpec& p : st.table.params()) {
-    if (p.kind != ParamKind::adapter) {
-      const float* from = st.weights.data() + p.offset;
-      std::copy(from, from + p.numel, weights_.data() + table_.at(p.name).offset);
-    }
-  }
+  for (const ParamSpec& p : st.table.params())  // a bf16 matrix gets its master weights rounded
+    if (p.kind != ParamKind::adapter) write_tensor(table_.at(p.name), st.weights.data() + p.offset);
   for (const LoraTraining::ScaledB& b : st.scaled_b)
     for (uint64_t i = 0; i < b.numel; ++i) st.b_scaled[b.to + i] = st.scaling * st.weights[b.from + i];
 }
@@ -270,15 +261,15 @@ void Model::lora_backward(int64_t l, MatrixRole role, const float* x, int64_t N,
   std::vector<float> t(static_cast<size_t>(N * r)), dt(static_cast<size_t>(N * r), 0.0f);
   std::vector<float> d_sb(static_cast<size_t>(out * r), 0.0f);
   be.linear_forward(x, N, in, pair.a, nullptr, r, t.data(), /*accumulate=*/false);
-  be.linear_backward(t.data(), N, r, pair.b_scaled.f32, out, dy, dt.data(), d_sb.data(), nullptr);
+  be.linear_backward(t.data(), N, r, pair.b_scaled, out, dy, dt.data(), d_sb.data(), nullptr);
   float* g_b = grads + pair.b_grad;
   for (size_t i = 0; i < d_sb.size(); ++i) g_b[i] += st.scaling * d_sb[i];
   if (!dropout) {
-    be.linear_backward(x, N, in, pair.a.f32, r, dt.data(), dx, grads + pair.a_grad, nullptr);
+    be.linear_backward(x, N, in, pair.a, r, dt.data(), dx, grads + pair.a_grad, nullptr);
     return;
   }
   std::vector<float> d_x(static_cast<size_t>(N * in), 0.0f);
-  be.linear_backward(x, N, in, pair.a.f32, r, dt.data(), d_x.data(), grads + pair.a_grad, nullptr);
+  be.linear_backward(x, N, in, pair.a, r, dt.data(), d_x.data(), grads + pair.a_grad, nullptr);
   lora_dropout(d_x.data(), N * in, p, key, d_x.data());
   for (size_t i = 0; i < d_x.size(); ++i) dx[i] += d_x[i];
 }

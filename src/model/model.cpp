@@ -42,10 +42,18 @@ ParamTable llama_param_table(const ModelConfig& c) {
   return t;
 }
 
-Model::Model(ModelConfig config)
+Model::Model(ModelConfig config, bool matrices_in_bf16)
     : config_(std::move(config)), table_(llama_param_table(config_)), backend_(cpu_backend()) {
   try {
-    weights_.assign(table_.buffer_floats(), 0.0f);
+    if (matrices_in_bf16) {
+      uint64_t floats = 0, halves = 0;
+      compact_offsets_ = bf16_layout(floats, halves);
+      weights_bf16_.assign(halves, 0);
+      bf16_count_ = weights_bf16_.size();
+      weights_.assign(floats, 0.0f);
+    } else {
+      weights_.assign(table_.buffer_floats(), 0.0f);
+    }
     float_count_ = weights_.size();
   } catch (const std::bad_alloc&) {
     fail<ConfigError>("{} parameters ({:.2f} GB as float32) do not fit in memory", table_.parameter_count(),
@@ -85,17 +93,50 @@ float* Model::param(std::string_view name) {
 }
 const float* Model::param(std::string_view name) const { return const_cast<Model*>(this)->param(name); }
 
-void Model::keep_matrices_in_bf16() {
-  if (matrices_in_bf16()) return;
-  if (on_device()) throw std::logic_error("Model::keep_matrices_in_bf16: call it before place_on()");
+std::vector<uint64_t> Model::bf16_layout(uint64_t& floats, uint64_t& halves) const {
   const std::vector<ParamSpec>& params = table_.params();
   std::vector<uint64_t> offsets(params.size());
-  uint64_t floats = 0, halves = 0;  // each parameter 64-byte aligned, as in the table
+  floats = 0;
+  halves = 0;  // each parameter 64-byte aligned, as in the table
   for (size_t i = 0; i < params.size(); ++i) {
     uint64_t& end = is_matrix(params[i]) ? halves : floats;
     offsets[i] = end;
     end += round_up(params[i].numel, is_matrix(params[i]) ? 32 : 16);
   }
+  return offsets;
+}
+
+void Model::read_tensor(const ParamSpec& p, float* out) const {
+  if (on_device()) throw std::logic_error("Model::read_tensor: the weights are on " + backend_->name());
+  if (matrices_in_bf16() && is_matrix(p)) {
+    const uint16_t* src = weights_bf16_.data() + compact_offsets_[static_cast<size_t>(&p - table_.params().data())];
+    for (uint64_t i = 0; i < p.numel; ++i) out[i] = bf16_to_f32(src[i]);
+    return;
+  }
+  std::copy_n(weights_.data() + float_offset(p), p.numel, out);
+}
+
+void Model::write_tensor(const ParamSpec& p, const float* values) {
+  if (on_device()) throw std::logic_error("Model::write_tensor: the weights are on " + backend_->name());
+  if (matrices_in_bf16() && is_matrix(p)) {
+    uint16_t* dst = bf16_param(p);
+    for (uint64_t i = 0; i < p.numel; ++i) dst[i] = f32_to_bf16(values[i]);
+    return;
+  }
+  std::copy_n(values, p.numel, weights_.data() + float_offset(p));
+}
+
+uint16_t* Model::bf16_param(const ParamSpec& p) {
+  if (!matrices_in_bf16() || !is_matrix(p)) throw std::logic_error(p.name + ": not kept in bf16");
+  return weights_bf16_.data() + compact_offsets_[static_cast<size_t>(&p - table_.params().data())];
+}
+
+void Model::keep_matrices_in_bf16() {
+  if (matrices_in_bf16()) return;
+  if (on_device()) throw std::logic_error("Model::keep_matrices_in_bf16: call it before place_on()");
+  const std::vector<ParamSpec>& params = table_.params();
+  uint64_t floats = 0, halves = 0;
+  std::vector<uint64_t> offsets = bf16_layout(floats, halves);
   AlignedVector<float> compact;
   try {
     weights_bf16_.assign(halves, 0);

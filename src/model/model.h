@@ -72,7 +72,9 @@ ParamTable llama_param_table(const ModelConfig& config);
 class Model {
  public:
   // Allocates zeroed weights for the config. Throws ConfigError when they cannot be allocated.
-  explicit Model(ModelConfig config);
+  // matrices_in_bf16: allocated as keep_matrices_in_bf16() leaves them (no float32 copy of the
+  // matrices ever exists: loading a large model for LoRA training or bf16 inference).
+  explicit Model(ModelConfig config, bool matrices_in_bf16 = false);
   Model(Model&&) = default;
   Model& operator=(Model&&) = default;
 
@@ -94,6 +96,12 @@ class Model {
   // matrix throw std::logic_error. The float32 buffer is freed (peak: float32 + bf16 copies).
   void keep_matrices_in_bf16();
   bool matrices_in_bf16() const { return !compact_offsets_.empty(); }
+  // A parameter's values in float32 wherever they are kept (bf16 matrices widened), and back
+  // (rounded to bf16 for a bf16 matrix). Host memory only (std::logic_error on a device).
+  void read_tensor(const ParamSpec& p, float* out) const;
+  void write_tensor(const ParamSpec& p, const float* values);
+  // A bf16 matrix's storage (loading); std::logic_error for a tensor kept in float32.
+  uint16_t* bf16_param(const ParamSpec& p);
   // Bytes the parameters occupy now (float32 buffer + bf16 buffer), on the host or on the device.
   uint64_t weight_bytes() const { return float_count_ * sizeof(float) + bf16_count_ * sizeof(uint16_t); }
 
@@ -118,8 +126,10 @@ class Model {
   // LoRA training (model/lora.h): `table` (lora_train_table) with its starting `values` becomes what
   // loss_and_backward differentiates (gradients in the table's layout) and the optimizer updates
   // (trained_weights()); the model's own tensors are frozen but those the table holds whole, which
-  // trained_weights_updated() copies in after each update. std::logic_error when an adapter is
-  // attached already, or after keep_matrices_in_bf16() / place_on() a device.
+  // trained_weights_updated() copies in after each update (rounded to bf16 for a bf16 matrix: the
+  // trained table keeps the float32 master values). The frozen matrices may be kept in bf16
+  // (Model(config, true), keep_matrices_in_bf16()): their products then widen them block by block.
+  // std::logic_error when an adapter is attached already, or after place_on() a device.
   void train_lora(ParamTable table, AlignedVector<float> values, const LoraConfig& config);
   bool lora_training() const { return lora_train_ != nullptr; }
   const LoraConfig& lora_config() const;  // of train_lora; std::logic_error without
@@ -190,6 +200,9 @@ class Model {
   Buffer device_weights_, device_weights_bf16_;
   std::vector<float> placed_lambda_;
   uint64_t float_offset(const ParamSpec& p) const;
+  // The offsets of keep_matrices_in_bf16's layout (by table index; matrices into the bf16 buffer,
+  // the rest into the compact float32 one) and the two buffers' sizes.
+  std::vector<uint64_t> bf16_layout(uint64_t& floats, uint64_t& halves) const;
   void layer_backward(int64_t l, const ForwardTrace& trace, const LayerTrace& layer, const ForwardOptions& options,
                       std::vector<float>& dx, float* grads) const;
   // The gradient address of a tensor in `grads` (the trained table's layout), nullptr when frozen.

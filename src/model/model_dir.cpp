@@ -28,10 +28,10 @@ ModelDir::ModelDir(const fs::path& dir)
 
 Model model_load(const fs::path& dir) { return ModelDir(dir).load(); }
 
-Model ModelDir::load() const {
+Model ModelDir::load(bool matrices_in_bf16) const {
   const fs::path& dir = path();
   const WeightFiles& checkpoint = files_;
-  Model model(config_);
+  Model model(config_, matrices_in_bf16);
 
   // Check everything before converting anything.
   const auto& params = model.table().params();
@@ -56,15 +56,24 @@ Model ModelDir::load() const {
   if (!unused.empty())
     spdlog::warn("{}: {} tensor(s) not used by this config, e.g. \"{}\"", dir.string(), unused.size(), unused.front());
 
-  float* base = model.weights().data();
-#pragma omp parallel for schedule(dynamic)
-  for (size_t i = 0; i < params.size(); ++i) entries[i].file->load_f32(*entries[i].info, base + params[i].offset);
   // NaN or inf weights would make every output NaN without an error.
   std::vector<char> finite(params.size(), 1);
 #pragma omp parallel for schedule(dynamic)
   for (size_t i = 0; i < params.size(); ++i) {
-    const float* w = base + params[i].offset;
-    for (uint64_t j = 0; j < params[i].numel; ++j)
+    const ParamSpec& p = params[i];
+    if (matrices_in_bf16 && p.kind == ParamKind::matrix) {
+      uint16_t* w = model.bf16_param(p);
+      entries[i].file->load_bf16(*entries[i].info, w);
+      for (uint64_t j = 0; j < p.numel; ++j)
+        if ((w[j] & 0x7f80) == 0x7f80) {  // exponent all ones: infinity or NaN
+          finite[i] = 0;
+          break;
+        }
+      continue;
+    }
+    float* w = model.param(p.name);
+    entries[i].file->load_f32(*entries[i].info, w);
+    for (uint64_t j = 0; j < p.numel; ++j)
       if (!std::isfinite(w[j])) {
         finite[i] = 0;
         break;

@@ -23,8 +23,9 @@ class ModelDir {
   DType stored_dtype() const;
   // The model. Every tensor the config needs must be present with the shape docs/FORMATS.md §1
   // gives; tensors it does not need are reported (warning) and skipped. Throws FileError /
-  // ShapeError naming the file and tensor.
-  Model load() const;
+  // ShapeError naming the file and tensor. matrices_in_bf16: the matrices are read straight into
+  // bfloat16 (Model(config, true)), so the peak memory is the bf16 model's, not float32's.
+  Model load(bool matrices_in_bf16 = false) const;
 
  private:
   ModelConfig config_;

@@ -51,11 +51,11 @@ std::string lora_run_setup(Model& model, const TrainConfig& c, const fs::path& r
   const auto total = static_cast<double>(model.table().parameter_count());
   const std::string line = fmt::format(
       "LoRA: r {}, lora_alpha {} (scaling {:.4g}{}), lora_dropout {}, {} adapted Linear layers ({} parameters) and {} "
-      "parameters trained whole{}; {:.3f}% of the model's {} parameters train{}",
+      "parameters trained whole{}; {:.3f}% of the model's {} parameters train; frozen matrices in {}{}",
       lc.r, lc.lora_alpha, lc.scaling(), lc.use_rslora ? ", rslora" : "", lc.lora_dropout, adapters, adapter_params,
       whole_params, spec.train_diff_params && model.config().is_differential() ? " (the differential parameters)" : "",
       100.0 * static_cast<double>(adapter_params + whole_params) / total, model.table().parameter_count(),
-      from ? "; adapter values from " + from_dir.string() : "");
+      model.matrices_in_bf16() ? "bf16 (the bf16 key)" : "float32", from ? "; adapter values from " + from_dir.string() : "");
   model.train_lora(std::move(table), std::move(values), lc);
   return line;
 }

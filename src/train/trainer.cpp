@@ -210,8 +210,8 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       model_([&] {
         if (!resume_.empty() && !fs::exists(fs::path(resume_) / kTrainerStateFile))
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
-        if (c.lora) {  // the frozen base model, and the adapters new or from the checkpoint
-          Model m = base_dir_.load();
+        if (c.lora) {  // the frozen base model (bf16 with the bf16 key), and the adapters new or from the checkpoint
+          Model m = base_dir_.load(/*matrices_in_bf16=*/c.bf16 != Bf16Mode::off);
           lora_line_ = lora_run_setup(m, c, resume_);
           return m;
         }
@@ -223,7 +223,7 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       optimizer_(model_.trained_table(), adamw_options(c), *model_.backend(), zero1_shards(c, model_, collective_)),
       metrics_(out_dir_ / "metrics.jsonl"),
       grads_(model_.trained_weights().size()) {
-  check_ranks_agree(collective_, c, data_.train, data_.val, model_.weights());  // before anything is written
+  check_ranks_agree(collective_, c, data_.train, data_.val, model_.trained_weights());  // before anything is written
   if (c.diff_attention && !model_.config().is_differential())
     fail<ConfigError>("{}: diff_attention is true but base_model {} is a standard {} model; convert it first with "
                       "difftx convert-diff-transformer",

@@ -7,13 +7,16 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "golden_util.h"
 #include "test_util.h"
 #include "common/error.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "common/bf16.h"
 #include "model/lora.h"
+#include "model/model_dir.h"
 #include "model/trace.h"
 
 namespace difftx {
@@ -47,8 +50,8 @@ struct Trained {
   int64_t counted = 0;
 };
 
-Trained start(const test::GoldenCase& g, double dropout = 0) {
-  Trained t{test::golden_model_load(g), test::next_token_targets(g.dir / "train.json")};
+Trained start(const test::GoldenCase& g, double dropout = 0, std::optional<Model> model = std::nullopt) {
+  Trained t{model ? std::move(*model) : test::golden_model_load(g), test::next_token_targets(g.dir / "train.json")};
   const LoraAdapter adapter = lora_load(g.dir / "lora", t.model);
   LoraTrainSpec spec = golden_spec(adapter);
   spec.config.lora_dropout = dropout;
@@ -127,6 +130,41 @@ TEST_P(LoraTrainGoldenTest, DropoutMasksAreDrawnAgainInTheBackward) {
   EXPECT_NE(dropped, plain);
   o.lora_dropout_seed = 12;
   EXPECT_NE(gradients(t, g, o), dropped);
+}
+
+// Frozen matrices kept in bf16 (read straight into bf16: Model(config, true)): the same gradients
+// as the float32 copy of the same bf16 weights (float32 arithmetic on widened blocks; only the
+// order of the sums differs).
+TEST_P(LoraTrainGoldenTest, Bf16FrozenMatricesGiveTheFloat32Gradients) {
+  const test::GoldenCase g = test::golden_case_load(GetParam());
+  Trained f32 = start(g, 0, test::golden_model_load(g, /*bf16=*/true));
+  Trained bf16 = start(g, 0, ModelDir(g.dir / "bf16").load(/*matrices_in_bf16=*/true));
+  ASSERT_TRUE(bf16.model.matrices_in_bf16());
+  // A matrix trained whole (llama_mha's lm_head in modules_to_save) keeps float32 master values in
+  // the trained table; the bf16 model computes with their bf16 rounding, so only the write-back is
+  // compared below.
+  const ParamSpec* head = bf16.model.trained_table().find("lm_head.weight");
+  double l32 = 0, l16 = 0;
+  const std::vector<float> a = gradients(f32, g, g.options(), &l32), b = gradients(bf16, g, g.options(), &l16);
+  if (head == nullptr) EXPECT_NEAR(l16, l32, 1e-5 * std::abs(l32));
+  for (const ParamSpec& p : f32.model.trained_table().params()) {
+    if (head != nullptr) break;
+    double max_diff = 0, max_ref = 1e-30;
+    for (uint64_t i = 0; i < p.numel; ++i) {
+      max_diff = std::max(max_diff, std::abs(double(a[p.offset + i]) - b[p.offset + i]));
+      max_ref = std::max(max_ref, std::abs(double(a[p.offset + i])));
+    }
+    EXPECT_LE(max_diff / max_ref, 1e-4) << p.name;
+  }
+  // The update reaches the bf16 copy of a whole-trained matrix (llama_mha's lm_head).
+  if (head != nullptr) {
+    std::span<float> w = bf16.model.trained_weights();
+    w[head->offset] += 1.0f;
+    bf16.model.trained_weights_updated();
+    std::vector<float> back(head->numel);
+    bf16.model.read_tensor(bf16.model.table().at("lm_head.weight"), back.data());
+    EXPECT_EQ(back[0], bf16_to_f32(f32_to_bf16(w[head->offset])));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, LoraTrainGoldenTest, ::testing::ValuesIn(lora_case_names()),

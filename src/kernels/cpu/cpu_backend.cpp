@@ -106,7 +106,7 @@ class CpuBackend final : public Backend {
       std::memcpy(dst + r * dim, src + (r * src_row_step + src_row_offset) * dim, sizeof(float) * dim);
   }
 
-  void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
+  void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, const float* dy, float* dx,
                        float* dw, float* db) override {
     difftx::linear_backward(x, m, k, w, n, dy, dx, dw, db, precision_);
   }

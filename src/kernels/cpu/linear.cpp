@@ -88,6 +88,31 @@ void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span
   gemv_many(jobs, static_cast<int>(outs.size()));
 }
 
+void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, const float* dy, float* dx,
+                     float* dw, float* db, GemmPrecision precision) {
+  if (w.bf16 == nullptr) {
+    linear_backward(x, m, k, w.f32, n, dy, dx, dw, db, precision);
+    return;
+  }
+  if (m == 0) return;
+  if (dx != nullptr) {
+    if (precision == GemmPrecision::bf16) {
+      gemm(GemmMatrix{dy, nullptr, n, false}, GemmMatrix{nullptr, w.bf16, k, false}, m, k, n, dx, k, true, precision);
+    } else {  // dx += dy[:, j0:j0+rows] · widened w[j0:j0+rows, :], block by block
+      const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
+      thread_local std::vector<float> widened;
+      widened.resize(static_cast<size_t>(block * k));
+      for (int64_t j0 = 0; j0 < n; j0 += block) {
+        const int64_t rows = std::min(block, n - j0);
+        bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
+        gemm(GemmMatrix{dy + j0, nullptr, n, false}, GemmMatrix{widened.data(), nullptr, k, false}, m, k, rows, dx, k,
+             true, precision);
+      }
+    }
+  }
+  linear_backward(x, m, k, static_cast<const float*>(nullptr), n, dy, nullptr, dw, db, precision);
+}
+
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
                      float* dw, float* db, GemmPrecision precision) {
   if (m == 0) return;

@@ -43,5 +43,10 @@ void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span
 // bf16 precision rounds dy, w and x to bfloat16 for the two products (float32 sums; db is float32).
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
                      float* dw, float* db, GemmPrecision precision = GemmPrecision::f32);
+// The same with w float32 or bfloat16 (a frozen bf16 matrix of LoRA training). With a bf16 w in
+// float32 precision, dx takes blocks of w's rows widened to float32 (as linear_forward does), so the
+// arithmetic stays float32; dw never needs w.
+void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, const float* dy, float* dx,
+                     float* dw, float* db, GemmPrecision precision = GemmPrecision::f32);
 
 }  // namespace difftx
