@@ -2,7 +2,8 @@
 # The benchmark suite: difftx beside PyTorch (eager, Debian's torch) and the machine's limits, in
 # one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured), then
 # data-parallel training over MPI, written to bench/RESULTS-mpi.md (bench/data_parallel_bench.py), then
-# training memory with and without gradient_checkpointing, bench/RESULTS-memory.md (bench/memory_bench.py).
+# training memory with and without gradient_checkpointing, bench/RESULTS-memory.md (bench/memory_bench.py), then
+# LoRA training of a 1.2B model against its memory target, bench/RESULTS-lora.md (bench/lora_memory_bench.py).
 #
 # Usage: scripts/bench.sh [--quick] [--threads N]
 #   --quick      small sizes (a few minutes), to check the suite itself; RESULTS.md is then
@@ -62,3 +63,7 @@ dp_args=(--build "$root/build" --models "$models" --shared "$shared")
 mem_args=(--build "$root/build" --shared "$shared")
 ((quick)) && mem_args+=(--seq 256 --steps 2 --work "$models/memory" --out "$models/RESULTS-memory-quick.md")
 /usr/bin/python3 bench/memory_bench.py "${mem_args[@]}"
+# LoRA training of a Llama-3.2-1B-shaped model with bf16 frozen matrices against the 6 GB target (RESULTS-lora.md).
+lora_args=(--build "$root/build" --shared "$shared")
+((quick)) && lora_args+=(--seq 256 --steps 2 --work "$models/lora" --out "$models/RESULTS-lora-quick.md")
+/usr/bin/python3 bench/lora_memory_bench.py "${lora_args[@]}"

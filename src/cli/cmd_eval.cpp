@@ -2,6 +2,8 @@
 //   [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16] [--json]
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
@@ -71,14 +73,16 @@ Command add_eval(CLI::App& root) {
   app->add_option("--text", o->text, "UTF-8 text file")->required();
   app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
   app->add_option("--context", o->eval.context, "Tokens per window")->capture_default_str();
-  app->add_option("--stride", o->eval.stride, "Tokens between window starts")->capture_default_str();
+  CLI::Option* stride =
+      app->add_option("--stride", o->eval.stride, "Tokens between window starts (default: half of --context)");
   app->add_option("--max-tokens", o->max_tokens, "Evaluate only the first N tokens (0 = all)")->capture_default_str();
   app->add_option("--kl-base", o->kl_base,
                   "Base model directory: also report the KL divergence of this model's next-token distributions "
                   "from the base's on the same windows (conversion quality)");
   add_inference_options(app, o->inference);
   app->add_flag("--json", o->json, "Machine-readable output");
-  return {app, [o]() {
+  return {app, [o, stride]() {
+            if (stride->count() == 0) o->eval.stride = std::max<int64_t>(1, o->eval.context / 2);
             if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0 (0 = all), got {}", o->max_tokens);
             const std::string text = read_text_file(o->text);
             // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.

@@ -180,6 +180,14 @@ TEST_F(WorkflowCliTest, EvalReportsPerplexity) {
   auto stride = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--context", "8",
                             "--stride", "9"});
   EXPECT_EQ(stride.exit_code, 2);
+  // Without --stride, half the context: the same report as --stride 32 for --context 64.
+  auto half = run_difftx({"eval", (dir_ / "diff").string(), "--text", (dir_ / "t.txt").string(), "--context", "64",
+                          "--json"});
+  ASSERT_EQ(half.exit_code, 0) << half.err;
+  ordered_json same = json_parse(half.out, "eval --json"), before = j;
+  for (ordered_json* x : {&same, &before})
+    for (const char* timing : {"seconds", "tokens_per_second"}) x->erase(timing);
+  EXPECT_EQ(same, before);
 }
 
 // eval --kl-base: the conversion-quality report. A conversion that keeps the base function has
