@@ -78,7 +78,12 @@ std::vector<std::string> name_list(const AxolotlYaml& y, const char* key) {
 void read_lora_keys(const AxolotlYaml& y, TrainConfig& c) {
   const std::string label = y.path.string();
   const std::string adapter = y.string("adapter").value_or("");
-  if (adapter.empty()) return;
+  if (adapter.empty()) {  // axolotl ignores them then too: said once, as for the other ignored keys
+    for (const auto& kv : y.root)
+      if (const std::string key = kv.first.as<std::string>(); key.starts_with("lora_") || key == "peft_use_rslora")
+        c.ignored_keys.push_back(key + " (without adapter: lora)");
+    return;
+  }
   if (adapter == "qlora")
     fail<ConfigError>("{}: adapter \"qlora\": 4-bit quantised base weights are not supported; use adapter: lora "
                       "(with gradient_checkpointing: true for memory)", label);

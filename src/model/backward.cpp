@@ -92,10 +92,15 @@ void attention_core_backward(const LayerGradPass& p, const DiffAttentionParams* 
                                                            d_att, grads);
   // lambda = exp(q1 · k1) - exp(q2 · k2) + lambda_init (docs/FORMATS.md §2).
   const LayerWeights& w = p.w;
-  if (p.gr.lambda_q1 == nullptr) return;  // frozen (LoRA training without lora_train_diff_params)
+  // LoRA training freezes them (lora_train_diff_params: false) or trains some (lora_modules_to_save):
+  // a frozen vector's gradient goes to scratch.
+  float* g[4] = {p.gr.lambda_q1, p.gr.lambda_k1, p.gr.lambda_q2, p.gr.lambda_k2};
+  if (std::all_of(g, g + 4, [](float* x) { return x == nullptr; })) return;
+  std::vector<float> scratch(static_cast<size_t>(4 * d));
+  for (int i = 0; i < 4; ++i)
+    if (g[i] == nullptr) g[i] = scratch.data() + i * d;
   diff_lambda_backward(w.lambda_q1, w.lambda_k1, w.lambda_q2, w.lambda_k2, d,
-                       static_cast<float>(d_lambda_eff) * lambda_mix, p.gr.lambda_q1, p.gr.lambda_k1, p.gr.lambda_q2,
-                       p.gr.lambda_k2);
+                       static_cast<float>(d_lambda_eff) * lambda_mix, g[0], g[1], g[2], g[3]);
 }
 
 // diff-v2 (spec §8): out_i = A_2i V - mix * sigmoid(z_i) A_2i+1 V over the 2H query heads'

@@ -2,6 +2,7 @@
 // dropout masks, and the model's side (Model::train_lora, the adapters' backward).
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -88,6 +89,10 @@ ParamTable lora_train_table(const Model& model, const LoraTrainSpec& spec) {
                           role == MatrixRole::lambda_proj ? "a differential parameter" : "lora_modules_to_save",
                           role == MatrixRole::lambda_proj ? " or set lora_train_diff_params: false" : "");
       }
+      if (lc.r > std::min(p->shape[0], p->shape[1]))
+        fail<ConfigError>("lora_r {} exceeds the rank a LoRA update of {} [{}, {}] can have (min(out_features, "
+                          "in_features) = {}): B A adds nothing beyond it",
+                          lc.r, module, p->shape[0], p->shape[1], std::min(p->shape[0], p->shape[1]));
       out.add(module + ".lora_A.weight", {lc.r, p->shape[1]}, ParamInit::lora_a, l);
       out.add(module + ".lora_B.weight", {p->shape[0], lc.r}, ParamInit::lora_b, l);
     }
@@ -113,7 +118,7 @@ AlignedVector<float> lora_train_values(const Model& model, const ParamTable& tab
     const ParamSpec* p = table.find(name);
     if (p == nullptr)
       fail<ConfigError>("{}: tensor \"{}{}\" is not trained by this run (check lora_target_modules, "
-                        "lora_modules_to_save and lora_r against the adapter's)",
+                        "lora_modules_to_save, lora_train_diff_params and lora_r against the adapter's)",
                         label, kPeftPrefix, name);
     std::copy(values.begin(), values.end(), v.begin() + static_cast<int64_t>(p->offset));
     given.insert(name);
@@ -134,13 +139,24 @@ void lora_save(const fs::path& dir, const Model& model) {
   const std::span<const float> values = model.trained_weights();
   const LoraConfig& config = model.lora_config();
   std::vector<TensorWrite> tensors;
-  std::set<std::string> targets;
+  // target_modules: a Linear name when every Linear of that name is adapted, else the module paths
+  // (PEFT matches a name against every module path ending in it).
+  std::map<std::string, std::vector<std::string>> adapted;  // Linear name -> adapted module paths
   for (const ParamSpec& p : table.params()) {
     tensors.push_back({std::string(kPeftPrefix) + p.name, p.shape, values.data() + p.offset, DType::F32});
     if (p.name.ends_with(".lora_A.weight")) {
       const std::string module = p.name.substr(0, p.name.size() - std::string_view(".lora_A.weight").size());
-      targets.insert(module.substr(module.rfind('.') + 1));
+      adapted[module.substr(module.rfind('.') + 1)].push_back(module);
     }
+  }
+  std::set<std::string> targets;
+  for (const auto& [name, modules] : adapted) {
+    int64_t in_model = 0;
+    for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
+      for (MatrixRole role : kMatrixRoles)
+        in_model += matrix_role_name(role) == name && matrix_of(layer_index(model.table(), l), role) != nullptr;
+    if (in_model == static_cast<int64_t>(modules.size())) targets.insert(name);
+    else targets.insert(modules.begin(), modules.end());
   }
   safetensors_write(dir / "adapter_model.safetensors", tensors);
   ordered_json j = {{"peft_type", "LORA"},

@@ -210,6 +210,15 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       model_([&] {
         if (!resume_.empty() && !fs::exists(fs::path(resume_) / kTrainerStateFile))
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
+        if (!resume_.empty()) {  // a LoRA run's checkpoint holds its adapter, a full run's the model
+          const bool adapter = fs::exists(fs::path(resume_) / "adapter_config.json");
+          if (adapter && !c.lora)
+            fail<ConfigError>("{}: this checkpoint holds a LoRA adapter; resume it with the run's config (adapter: "
+                              "lora)", resume_);
+          if (!adapter && c.lora)
+            fail<ConfigError>("{}: this checkpoint holds a whole model (a full fine-tune's); adapter: lora cannot "
+                              "resume it", resume_);
+        }
         if (c.lora) {  // the frozen base model (bf16 with the bf16 key), and the adapters new or from the checkpoint
           Model m = base_dir_.load(/*matrices_in_bf16=*/c.bf16 != Bf16Mode::off);
           lora_line_ = lora_run_setup(m, c, resume_);
@@ -236,8 +245,9 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
                  c.yaml_path.string());
   warn_beyond_max_positions(data_, model_.config().max_position_embeddings);
   if (math_ == MathMode::bf16)
-    spdlog::info("bf16: matrix products in bf16 with float32 accumulation; weights, AdamW state, norms, softmax and "
-                 "lambda in float32");
+    spdlog::info("bf16: matrix products in bf16 with float32 accumulation; {}, AdamW state, norms, softmax and "
+                 "lambda in float32",
+                 model_.lora_training() ? "frozen matrices in bf16; trained tensors" : "weights");
   if (optimizer_.sharded())
     spdlog::info("ZeRO-1 (deepspeed stage 1): each of the {} ranks keeps the AdamW moments of its shard, {:.0f} MB "
                  "here instead of {:.0f} MB",
@@ -503,6 +513,12 @@ EvaluateRunResult evaluate_run(const TrainConfig& c) {
   const auto t0 = Clock::now();
   Prepared data = prepare_run_data(c);
   Model model = model_load(data.model_dir);
+  if (c.lora && !c.lora_model_dir.empty()) {  // as axolotl evaluate: the adapter of lora_model_dir, unmerged
+    model.attach_lora(lora_load(c.lora_model_dir, model));
+    spdlog::info("evaluating with the LoRA adapter of lora_model_dir {}", c.lora_model_dir);
+  } else if (c.lora) {
+    spdlog::warn("{}: adapter: lora without lora_model_dir: evaluating the base model alone", c.yaml_path.string());
+  }
   EvaluateRunResult r;
   r.train_samples = static_cast<int64_t>(data.train.size());
   r.eval_samples = static_cast<int64_t>(data.val.size());

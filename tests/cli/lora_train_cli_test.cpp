@@ -78,6 +78,22 @@ TEST_F(LoraTrainCliTest, WritesAPeftAdapterThatResumesExactlyAndMerges) {
   EXPECT_NE(with({"forward", (dir_->path() / "diff").string()}), unmerged) << "training moved the model";
 }
 
+// Some differential parameters trained whole, the others frozen (one lambda vector of one layer);
+// module paths as targets are written as paths (PEFT matches a bare name against every layer).
+TEST_F(LoraTrainCliTest, PartsOfTheModelAsTargetsAndSavedTensors) {
+  auto r = run_difftx({"train", config("some", "adapter: lora\nlora_train_diff_params: false\nmax_steps: 2\n"
+                                               "lora_target_modules: [model.layers.0.self_attn.q_proj, down_proj]\n"
+                                               "lora_modules_to_save: [model.layers.0.self_attn.lambda_q1]").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path out = dir_->path() / "some";
+  const ordered_json targets = json_read_file(out / "adapter_config.json")["target_modules"];
+  EXPECT_EQ(targets, ordered_json({"down_proj", "model.layers.0.self_attn.q_proj"}));
+  SafetensorsFile adapter(out / "adapter_model.safetensors");
+  EXPECT_NE(adapter.find("base_model.model.model.layers.0.self_attn.lambda_q1"), nullptr);
+  EXPECT_EQ(adapter.find("base_model.model.model.layers.0.self_attn.lambda_k1"), nullptr);
+  EXPECT_EQ(adapter.find("base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"), nullptr);
+}
+
 TEST_F(LoraTrainCliTest, ContinuesFromLoraModelDirAndRefusesBadKeys) {
   ASSERT_EQ(run_difftx({"train", config("first", std::string(kLora) + "\nmax_steps: 2").string()}).exit_code, 0);
   const fs::path first = dir_->path() / "first";
@@ -88,7 +104,28 @@ TEST_F(LoraTrainCliTest, ContinuesFromLoraModelDirAndRefusesBadKeys) {
   EXPECT_NE(r.err.find("adapter values from " + first.string()), std::string::npos) << r.err;
   EXPECT_EQ(json_read_file(dir_->path() / "second" / "adapter_config.json")["r"], 4);
 
+  // Resuming needs the same kind of run: a LoRA checkpoint with the adapter key, a full one without.
+  ASSERT_EQ(run_difftx({"train", config("full", "max_steps: 3\nsave_steps: 2").string()}).exit_code, 0);
+  r = run_difftx({"train", config("x1", "max_steps: 4").string(), "--resume-from-checkpoint",
+                  (dir_->path() / "first" / "checkpoint-2").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("holds a LoRA adapter"), std::string::npos) << r.err;
+  r = run_difftx({"train", config("x2", std::string(kLora) + "\nmax_steps: 4").string(), "--resume-from-checkpoint",
+                  (dir_->path() / "full" / "checkpoint-2").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("holds a whole model"), std::string::npos) << r.err;
+
+  // evaluate applies lora_model_dir's adapter, as axolotl evaluate does.
+  auto loss = [&](const std::string& name, const std::string& extra) {
+    auto e = run_difftx({"evaluate", config(name, extra).string(), "--json"});
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return json_parse(e.out, "evaluate --json")["eval_loss"].get<double>();
+  };
+  EXPECT_NE(loss("ev1", "adapter: lora\nlora_target_linear: true\nlora_model_dir: " + first.string()),
+            loss("ev0", ""));
+
   const std::pair<std::string, std::string> bad[] = {
+      {"adapter: lora\nlora_r: 100000\nlora_target_linear: true", "exceeds the rank"},
       {"adapter: qlora", "4-bit"},
       {"adapter: lora\nlora_r: 0\nlora_target_linear: true", "lora_r"},
       {"adapter: lora\nlora_target_modules: [q_proj, qkv_proj]", "\"qkv_proj\" matches no Linear"},
