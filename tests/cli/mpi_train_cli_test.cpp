@@ -19,6 +19,7 @@
 
 #include "cli/train_fixture.h"
 #include "io/json_file.h"
+#include "io/safetensors.h"
 #include "model/model_dir.h"
 #include "test_util.h"
 
@@ -185,6 +186,34 @@ TEST_F(MpiTrainCliTest, Zero1ShardsTheOptimizerStateAndTrainsTheSame) {
   ASSERT_EQ(d.size(), 5u);
   for (size_t i = 0; i < d.size(); ++i)
     EXPECT_NEAR(d[i]["loss"].get<double>(), b[i + 5]["loss"].get<double>(), 1e-6 * b[i + 5]["loss"].get<double>());
+}
+
+// adapter: lora over ranks: the trained tensors' gradients are summed (and, with ZeRO-1, their AdamW
+// state sharded) as a full run's are: 2 ranks give the losses and adapter of 1 process with the same
+// global batch.
+TEST_F(MpiTrainCliTest, LoraTrainsTheSameOverRanks) {
+  test::write_text(dir_->path() / "zero1-lora.json", R"({"zero_optimization": {"stage": 1}})");
+  const std::string lora = "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n";
+  auto one = run_difftx({"train", run_config("lora-one", 2, lora).string()});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto two = mpirun(2, {"train", run_config("lora-two", 1, lora + "deepspeed: " +
+                                                        (dir_->path() / "zero1-lora.json").string()).string()});
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto a = metrics(out("lora-one")), b = metrics(out("lora-two"));
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(b[i]["loss"].get<double>(), a[i]["loss"].get<double>(), 1e-6 * a[i]["loss"].get<double>()) << i + 1;
+  SafetensorsFile fa(out("lora-one") / "adapter_model.safetensors"), fb(out("lora-two") / "adapter_model.safetensors");
+  ASSERT_EQ(fa.tensors().size(), fb.tensors().size());
+  double worst = 0;
+  for (const TensorInfo& t : fa.tensors()) {
+    std::vector<float> x(t.numel()), y(t.numel());
+    fa.load_f32(t, x.data());
+    fb.load_f32(*fb.find(t.name), y.data());
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, double(std::fabs(x[i] - y[i])));
+  }
+  EXPECT_LE(worst, 1e-5);
 }
 
 TEST_F(MpiTrainCliTest, DeepspeedKeyNamesTheZeroStage) {
