@@ -96,7 +96,8 @@ struct LoraTrainSpec {
 // The tensors a LoRA run trains, in one table: for each decoder layer and each Linear of it the
 // targets name (kMatrixRoles order), "<module>.lora_A.weight" [r, in] (ParamInit::lora_a) and
 // "<module>.lora_B.weight" [out, r] (lora_b); then the model's tensors trained whole, under their
-// own names and kinds: modules_to_save ("embed_tokens", "lm_head" or a module path) and, with
+// own names and kinds: modules_to_save (as PEFT matches them: every module whose path is or ends in
+// the entry, e.g. "embed_tokens", "lm_head", "q_proj", or a module path; or a tensor name) and, with
 // train_diff_params, the differential parameters. Targets are Linear names ("q_proj", ...), module
 // paths, or "all-linear" (every Linear of the decoder layers but one trained whole). ConfigError,
 // naming the key, for r < 1, a target or module that matches nothing, a module both adapted and

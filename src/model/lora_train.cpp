@@ -28,11 +28,19 @@ std::vector<const ParamSpec*> diff_params_of(const LayerIndex& ix) {
   return out;
 }
 
-// A modules_to_save entry: axolotl's short names ("embed_tokens", "lm_head") or a module path.
-const ParamSpec* saved_module(const Model& model, const std::string& name) {
-  const ParamTable& t = model.table();
-  for (const std::string& candidate : {name + ".weight", "model." + name + ".weight", name})
-    if (const ParamSpec* p = t.find(candidate); p != nullptr && p->kind != ParamKind::constant) return p;
+// A modules_to_save entry, matched as PEFT matches it: the tensors (weight and bias) of every module
+// whose path is the entry or ends in it ("embed_tokens", "lm_head", "q_proj": every layer's), or a
+// tensor of that name ("lambda_q1": every layer's).
+std::vector<const ParamSpec*> saved_module(const Model& model, const std::string& name) {
+  auto matches = [&](const std::string& tensor) {  // the module's weight and bias, or the tensor itself
+    for (const char* suffix : {"", ".weight", ".bias"})
+      if (const std::string full = name + suffix; tensor == full || tensor.ends_with("." + full)) return true;
+    return false;
+  };
+  std::vector<const ParamSpec*> out;
+  for (const ParamSpec& p : model.table().params())
+    if (p.kind != ParamKind::constant && matches(p.name)) out.push_back(&p);
+  if (!out.empty()) return out;
   if ((name == "lm_head" || name == "lm_head.weight") && model.config().tie_word_embeddings)
     fail<ConfigError>("lora_modules_to_save: \"{}\": this model ties lm_head to embed_tokens "
                       "(tie_word_embeddings); save embed_tokens instead",
@@ -60,8 +68,8 @@ ParamTable lora_train_table(const Model& model, const LoraTrainSpec& spec) {
     for (int64_t l = 0; l < L; ++l)
       for (const ParamSpec* p : diff_params_of(layer_index(t, l))) whole.push_back(p);
   for (const std::string& name : lc.modules_to_save) {
-    const ParamSpec* p = saved_module(model, name);
-    if (std::find(whole.begin(), whole.end(), p) == whole.end()) whole.push_back(p);
+    for (const ParamSpec* p : saved_module(model, name))
+      if (std::find(whole.begin(), whole.end(), p) == whole.end()) whole.push_back(p);
   }
   const bool all = lc.target_modules.size() == 1 && lc.target_modules[0] == "all-linear";
   std::set<std::string> unused(lc.target_modules.begin(), lc.target_modules.end());

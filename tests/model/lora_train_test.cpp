@@ -207,6 +207,13 @@ TEST(LoraTrainTable, TargetsWholeTensorsAndErrors) {
   EXPECT_EQ(all.at("model.layers.0.self_attn.q_proj.lora_B.weight").shape[1], 2);
   spec.train_diff_params = false;
   EXPECT_EQ(lora_train_table(model, spec).params().size(), static_cast<size_t>(L * 8 * 2));
+  // modules_to_save as PEFT matches it: "q_proj" is every layer's q_proj, trained whole and not adapted.
+  spec.config.modules_to_save = {"q_proj"};
+  const ParamTable saved = lora_train_table(model, spec);
+  EXPECT_EQ(saved.params().size(), static_cast<size_t>(L * 7 * 2 + L));
+  EXPECT_NE(saved.find("model.layers.1.self_attn.q_proj.weight"), nullptr);
+  EXPECT_EQ(saved.find("model.layers.1.self_attn.q_proj.lora_A.weight"), nullptr);
+  spec.config.modules_to_save = {};
 
   auto refused = [&](LoraTrainSpec s, const std::string& needle) {
     try {
