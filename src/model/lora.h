@@ -87,9 +87,9 @@ void lora_merge(const LoraAdapter& adapter, Model& model);
 struct LoraTrainSpec {
   LoraConfig config;  // r, lora_alpha, use_rslora, lora_dropout, target_modules, modules_to_save
   // Differential models: the differential parameters (lambda vectors, subln, diff-v2's lambda_proj)
-  // train whole beside the adapters (lora_train_diff_params, default true). A LoRA on a Linear that
-  // starts at zero cannot move (the gradient of its B is proportional to the zero output of A's
-  // input path), so adapters alone would leave a converted model's negative component dead.
+  // train whole beside the adapters (lora_train_diff_params, default true): they are new in a
+  // converted model, the lambda vectors and subln are no Linear layers to adapt, and a component
+  // that starts at zero gives an adapter around it zero gradients.
   bool train_diff_params = true;
 };
 
