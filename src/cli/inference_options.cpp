@@ -36,7 +36,8 @@ void add_inference_options(CLI::App* app, InferenceOptions& options) {
       ->check(CLI::IsMember({"auto", "f32", "bf16"}));
   app->add_option("--lora", options.lora,
                   "A LoRA adapter in PEFT's format (adapter_config.json + adapter_model.safetensors) applied "
-                  "unmerged; CPU only (difftx merge-lora folds it into the weights)");
+                  "unmerged; CPU only (difftx merge-lora folds it into the weights)")
+      ->check([](const std::string& dir) { return dir.empty() ? std::string("an empty path, expected an adapter directory") : std::string(); });
 }
 
 Model load_for_inference(const std::string& dir, const InferenceOptions& options) {

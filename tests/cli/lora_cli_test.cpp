@@ -143,5 +143,11 @@ TEST(LoraCli, AdaptersRunOnTheCpuOnly) {
   EXPECT_NE(r.err.find("adapters run unmerged on the CPU only"), std::string::npos) << r.err;
 }
 
+TEST(LoraCli, AnEmptyAdapterPathIsRefused) {
+  auto r = test::run_difftx({"forward", golden("llama_mha").string(), "--ids", "1,2", "--lora", ""});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--lora: an empty path"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace difftx
