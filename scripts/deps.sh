@@ -20,6 +20,8 @@ packages=(
   libspdlog-dev libfmt-dev    # logging / formatting
   libgtest-dev libgmock-dev   # tests
   libbenchmark-dev            # micro-benchmarks
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files
+  libcairo2-dev               # pictures: plots and attention maps (PNG)
 )
 for arg in "$@"; do
   case "$arg" in

@@ -21,7 +21,7 @@ const std::set<std::string>& ignored_keys() {
       "flash_attn_cross_entropy", "flash_attn_rms_norm", "flash_attn_fuse_qkv", "flash_attn_fuse_mlp",
       "gradient_checkpointing_kwargs", "wandb_project", "wandb_entity", "wandb_watch",
       "wandb_name", "wandb_run_id", "wandb_log_model", "wandb_mode", "mlflow_tracking_uri", "mlflow_experiment_name",
-      "use_tensorboard", "load_in_8bit", "load_in_4bit", "strict", "dataset_prepared_path", "early_stopping_patience",
+      "load_in_8bit", "load_in_4bit", "strict", "dataset_prepared_path", "early_stopping_patience",
       "local_rank", "fsdp", "fsdp_config", "model_type", "tokenizer_type", "trust_remote_code",
       "group_by_length", "hub_model_id", "hub_strategy", "push_dataset_to_hub", "debug", "ddp_timeout",
       "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "torch_compile", "torch_compile_backend", "eval_sample_packing",
@@ -41,7 +41,7 @@ const std::set<std::string>& used_keys() {
       "eval_steps", "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "output_dir",
       "resume_from_checkpoint", "special_tokens", "diff_attention", "diff_attn_log_every",
       "diff_attn_num_monitor_layers", "diff_attn_warmup_steps", "plugins", "adapter", "bf16", "deepspeed",
-      "gradient_checkpointing", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_target_linear",
+      "gradient_checkpointing", "use_tensorboard", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_target_linear",
       "lora_modules_to_save", "peft_use_rslora", "lora_model_dir", "lora_train_diff_params"};
   return keys;
 }
@@ -226,6 +226,7 @@ TrainConfig train_config_load(const std::filesystem::path& path) {
     c.gradient_checkpointing = true;
   else
     c.gradient_checkpointing = y.boolean("gradient_checkpointing").value_or(false);
+  c.use_tensorboard = y.boolean("use_tensorboard").value_or(false);
   c.chat_template = y.string("chat_template").value_or("chatml");
 
   if (const YAML::Node b = y.root["bf16"]; b && !b.IsNull()) {

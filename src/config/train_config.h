@@ -63,6 +63,9 @@ struct TrainConfig {
   // axolotl's gradient_checkpointing: keep only each decoder layer's input in the forward and
   // recompute its activations in the backward (bit-identical gradients, ~1/3 more compute).
   bool gradient_checkpointing = false;
+  // axolotl's use_tensorboard: every metric of metrics.jsonl also as TensorBoard scalars in
+  // output_dir/runs/ (io/event_file.h).
+  bool use_tensorboard = false;
   // adapter: lora, with axolotl's keys (PEFT's defaults where axolotl has none): lora_r, lora_alpha,
   // lora_dropout, lora_target_modules (or lora_target_linear: true -> {"all-linear"}),
   // lora_modules_to_save, peft_use_rslora, lora_model_dir (continue from an adapter); and difftx's

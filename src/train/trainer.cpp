@@ -26,6 +26,7 @@
 #include "train/grad_buckets.h"
 #include "train/lora_run.h"
 #include "train/metrics_log.h"
+#include "train/tensorboard_log.h"
 #include "train/rank_agreement.h"
 #include "train/run_data.h"
 #include "train/run_output.h"
@@ -181,6 +182,7 @@ class Trainer {
   AdamW optimizer_;
   TrainerState state_;
   MetricsLog metrics_;
+  std::optional<TensorBoardLog> tensorboard_;  // use_tensorboard, on rank 0
   std::optional<EarlierRun> earlier_;
   std::optional<fs::path> last_checkpoint_;
   std::vector<int64_t> monitor_;
@@ -283,6 +285,10 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   }
   stream_.seek(state_.micro_batches);
   first_step_ = state_.global_step;
+  if (lead_ && c.use_tensorboard) {
+    tensorboard_.emplace(out_dir_ / "runs", first_step_);
+    spdlog::info("TensorBoard: {} (tensorboard --logdir {})", tensorboard_->path().string(), (out_dir_ / "runs").string());
+  }
   if (model_.config().is_differential())
     monitor_ = monitored_layers(model_.config().num_hidden_layers, c.diff_attn_num_monitor_layers);
   for (const fs::path& p : lead_ ? remove_stale_entries(out_dir_) : std::vector<fs::path>{})
@@ -458,6 +464,7 @@ TrainResult Trainer::run() {
     if (schedule_.eval_every > 0 && (s % schedule_.eval_every == 0 || s == schedule_.total_steps)) evaluate(record);
     if (!record.is_null()) {
       if (lead_) metrics_.append(record);
+      if (tensorboard_) tensorboard_->append(record);
       state_.log_history.push_back(record);
     }
     const bool saved_now = s % schedule_.save_every == 0 && s < schedule_.total_steps;
