@@ -26,6 +26,7 @@ Command add_train(CLI::App& root);
 Command add_evaluate(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
+Command add_plot(CLI::App& root);
 
 // Threads for OpenMP and OpenBLAS (threads <= 0: leave the default, all cores). main.cpp.
 void set_threads(int threads);

@@ -1,0 +1,51 @@
+// A picture being drawn: a Cairo ARGB image surface with a white background, text helpers, and
+// PNG output written crash-safely (io/atomic_file.h). Sizes are in pixels.
+#pragma once
+
+#include <cairo.h>
+
+#include <filesystem>
+#include <string>
+
+namespace difftx {
+
+struct Rgb {
+  double r = 0, g = 0, b = 0;
+};
+
+// The ten colours of matplotlib's "tab10" cycle, so plots look as Python users expect; `i` wraps.
+Rgb palette_color(size_t i);
+
+enum class Align { start, center, end };
+
+class Canvas {
+ public:
+  // Throws Error when width or height lies outside [64, 16384] or Cairo cannot allocate.
+  Canvas(int width, int height);
+  ~Canvas();
+  Canvas(const Canvas&) = delete;
+  Canvas& operator=(const Canvas&) = delete;
+
+  cairo_t* cr() const { return cr_; }
+  int width() const { return width_; }
+  int height() const { return height_; }
+
+  // Text of `size` px in DejaVu Sans (any sans-serif font fontconfig finds), anchored at (x, y) by
+  // `h` (start/center/end of the advance) and `v` (start = top, center, end = baseline-ish bottom),
+  // rotated by `angle` radians about the anchor.
+  void text(double x, double y, const std::string& s, double size, Align h = Align::start, Align v = Align::end,
+            double angle = 0, Rgb color = {}, bool bold = false) const;
+  double text_width(const std::string& s, double size, bool bold = false) const;
+
+  void set_color(Rgb c, double alpha = 1.0) const;
+
+  // Writes the picture as PNG to `path` (a temporary file renamed into place). Throws FileError.
+  void save_png(const std::filesystem::path& path) const;
+
+ private:
+  int width_, height_;
+  cairo_surface_t* surface_ = nullptr;
+  cairo_t* cr_ = nullptr;
+};
+
+}  // namespace difftx

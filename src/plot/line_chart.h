@@ -1,0 +1,40 @@
+// Line charts drawn on a Canvas: linear axes with round tick values, a grid, a legend.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "plot/canvas.h"
+
+namespace difftx {
+
+struct Series {
+  std::string label;
+  std::vector<double> x, y;  // equal lengths; non-finite points are skipped (the line breaks there)
+  Rgb color;
+  bool dashed = false;
+  bool markers = false;  // a dot at every point (sparse series such as eval_loss)
+};
+
+struct LineChart {
+  std::string title, x_label, y_label;
+  std::vector<Series> series;
+  std::string empty_note;  // shown in the plot area when no series has a finite point
+};
+
+struct Rect {
+  double x = 0, y = 0, w = 0, h = 0;
+};
+
+// Round tick values covering [lo, hi] with about `target` intervals (steps of 1, 2 or 5 x 10^k);
+// lo < hi. The first tick is >= lo, the last <= hi.
+std::vector<double> nice_ticks(double lo, double hi, int target);
+
+// A tick label with as many decimals as `step` needs (fixed notation; scientific below steps of 1e-4
+// or beyond 1e7).
+std::string tick_label(double value, double step);
+
+// Draws the chart inside `area` (title, axes, ticks, grid, lines, legend).
+void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& chart);
+
+}  // namespace difftx
