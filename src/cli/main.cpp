@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_tokenize(app),
       difftx::cli::add_detokenize(app),
       difftx::cli::add_plot(app),
+      difftx::cli::add_attention_map(app),
   };
 
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say "a subcommand is required"

@@ -161,7 +161,8 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
                 {0.4, 0.4, 0.4});
     return;
   }
-  xr.widen(0.0);
+  if (std::isfinite(chart.x_min) && std::isfinite(chart.x_max)) xr = {chart.x_min, chart.x_max};
+  xr.widen(0.01);  // the end points' markers stay inside the frame
   yr.widen(0.05);
   // Ticks and grid.
   auto px = [&](double x) { return plot.x + (x - xr.lo) / (xr.hi - xr.lo) * plot.w; };

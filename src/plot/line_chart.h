@@ -1,6 +1,7 @@
 // Line charts drawn on a Canvas: linear axes with round tick values, a grid, a legend.
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct LineChart {
   std::string title, x_label, y_label;
   std::vector<Series> series;
   std::string empty_note;  // shown in the plot area when no series has a finite point
+  // The x range; NaN: the series' own. Panels that share an axis (steps of one run) set it.
+  double x_min = std::numeric_limits<double>::quiet_NaN(), x_max = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct Rect {

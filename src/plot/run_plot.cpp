@@ -1,6 +1,7 @@
 #include "plot/run_plot.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -104,7 +105,17 @@ std::vector<LineChart> training_charts(const std::vector<RunMetrics>& runs) {
     for (const std::string& k : lambda_keys(run)) add(lambda, runs, run, k, k, false, false);
     add(lambda, runs, run, "aggregate/diff_attn_mix", "diff_attn_mix", true, false);
   }
-  return {loss, lr, grad, lambda};
+  std::vector<LineChart> charts = {loss, lr, grad, lambda};
+  // One step axis for the four panels: every run's first to last record.
+  for (const RunMetrics& run : runs)
+    for (const auto& r : run.records) {
+      const double step = r["step"].get<double>();
+      for (LineChart& c : charts) {
+        c.x_min = std::isnan(c.x_min) ? step : std::min(c.x_min, step);
+        c.x_max = std::isnan(c.x_max) ? step : std::max(c.x_max, step);
+      }
+    }
+  return charts;
 }
 
 void write_training_plot(const std::vector<RunMetrics>& runs, const fs::path& png, const PlotOptions& options) {

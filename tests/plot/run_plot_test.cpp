@@ -83,6 +83,10 @@ TEST_F(RunPlotTest, ReadsTheRecordsAndBuildsThePanels) {
   EXPECT_EQ(charts[3].series[2].y, (std::vector<double>{0.7, 0.65}));
   EXPECT_EQ(charts[3].series[3].label, "diff_attn_mix");
   EXPECT_TRUE(charts[3].series[3].dashed);
+  for (const LineChart& c : charts) {  // one step axis for every panel
+    EXPECT_EQ(c.x_min, 1);
+    EXPECT_EQ(c.x_max, 4);
+  }
 }
 
 TEST_F(RunPlotTest, SeveralRunsAreLabelledByTheirDirectory) {

@@ -1,0 +1,136 @@
+// difftx attention-map MODEL_DIR --prompt TEXT [--layer L] [--head H]... [-o FILE.png] [--json]
+//   [--focus TEXT] [--tokenizer DIR] [--no-special-tokens] [--max-tokens N]
+#include <spdlog/spdlog.h>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "infer/attention_focus.h"
+#include "infer/vocab_fit.h"
+#include "io/json_file.h"
+#include "model/attention_maps.h"
+#include "model/model_dir.h"
+#include "plot/attention_plot.h"
+#include "tokenizer/tokenizer.h"
+
+namespace difftx::cli {
+namespace {
+
+ordered_json matrix_json(const std::vector<float>& m, int64_t T) {
+  ordered_json rows = ordered_json::array();
+  for (int64_t i = 0; i < T; ++i) rows.push_back(std::vector<float>(m.begin() + i * T, m.begin() + (i + 1) * T));
+  return rows;
+}
+
+ordered_json focus_json(const AttentionFocus& f, bool differential) {
+  auto head = [&](const HeadFocus& h) {
+    ordered_json j = {{"head", h.head}};
+    if (differential) {
+      j["positive"] = h.positive;
+      j["negative"] = h.negative;
+      j["difference_share"] = h.difference;
+    } else {
+      j["softmax"] = h.positive;
+    }
+    return j;
+  };
+  ordered_json heads = ordered_json::array();
+  for (const HeadFocus& h : f.heads) heads.push_back(head(h));
+  return {{"text", f.text}, {"tokens", f.tokens}, {"uniform_share", f.uniform}, {"heads", heads},
+          {"mean", head(f.mean)}};
+}
+
+void print_focus(const AttentionFocus& f, bool differential, int64_t T) {
+  fmt::print("focus \"{}\": {} of {} tokens (positions {}), a uniform row would give them {:.3f}\n", f.text,
+             f.tokens.size(), T, fmt::join(f.tokens, ","), f.uniform);
+  fmt::print("mass of the last token's row on them:\n");
+  if (differential) fmt::print("  {:>5}  {:>8}  {:>8}  {:>14}\n", "head", "A1", "A2", "(A1-λA2) share");
+  else fmt::print("  {:>5}  {:>8}\n", "head", "softmax");
+  auto row = [&](const std::string& name, const HeadFocus& h) {
+    if (differential) fmt::print("  {:>5}  {:8.3f}  {:8.3f}  {:14.3f}\n", name, h.positive, h.negative, h.difference);
+    else fmt::print("  {:>5}  {:8.3f}\n", name, h.positive);
+  };
+  for (const HeadFocus& h : f.heads) row(std::to_string(h.head), h);
+  row("mean", f.mean);
+}
+
+}  // namespace
+
+Command add_attention_map(CLI::App& root) {
+  struct Options {
+    std::string dir, prompt, out, focus, tokenizer;
+    int64_t layer = -1, max_tokens = 0;
+    std::vector<int64_t> heads;
+    bool json = false, no_special = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand(
+      "attention-map", "Draw a layer's attention maps over a prompt (differential: A1, A2 and A1 - λ·A2) as a PNG");
+  app->add_option("dir", o->dir, "Model directory (config.json, weights, tokenizer.json)")->required();
+  app->add_option("--prompt", o->prompt, "Prompt text")->required();
+  app->add_option("--layer", o->layer, "Decoder layer, 0-based; -1 = the last (default)");
+  app->add_option("--head", o->heads, "Head(s) to show, 0-based; repeat or comma-separate (default: all)")
+      ->delimiter(',');
+  app->add_option("-o,--output", o->out, "PNG to write (default: attention-map.png; with --json only when given)");
+  app->add_flag("--json", o->json, "Print the tokens and the matrices as JSON");
+  app->add_option("--focus", o->focus, "Report the last token's attention mass on this part of the prompt");
+  app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
+  app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
+  app->add_option("--max-tokens", o->max_tokens, "Longest prompt accepted (default: max_position_embeddings)");
+  return {app, [o]() {
+            if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0, got {}", o->max_tokens);
+            Model model = model_load(o->dir);
+            const ModelConfig& c = model.config();
+            Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
+            EncodeOptions encode;
+            encode.add_special_tokens = !o->no_special;
+            std::vector<int32_t> ids;
+            try {
+              ids = tokenizer.encode(o->prompt, encode);
+            } catch (const TextError& e) {
+              fail<ConfigError>("--prompt: {}", e.what());
+            }
+            if (ids.empty()) fail<ConfigError>("--prompt gives no tokens (empty prompt and no BOS)");
+            check_tokenizer_fits(tokenizer, model, ids, "--prompt");
+            const int64_t layer = o->layer == -1 ? c.num_hidden_layers - 1 : o->layer;
+            const AttentionMaps maps = attention_maps(model, ids, layer, o->heads,
+                                                      o->max_tokens > 0 ? o->max_tokens : c.max_position_embeddings);
+            const int64_t T = maps.seq_len;
+            std::optional<AttentionFocus> focus;
+            if (!o->focus.empty()) focus = attention_focus(tokenizer, ids, maps, o->focus);
+            const std::vector<std::string> tokens = tokenizer.id_to_tokens(ids);
+            const std::string out = o->out.empty() && !o->json ? "attention-map.png" : o->out;
+            std::pair<int, int> size{0, 0};
+            if (!out.empty())
+              size = write_attention_plot(maps, tokens,
+                                          fmt::format("{} ({}), layer {}", o->dir, c.model_type, layer), out);
+            if (o->json) {
+              ordered_json heads = ordered_json::array();
+              for (const HeadMaps& h : maps.heads) {
+                ordered_json j = {{"head", h.head}};
+                if (maps.differential) {
+                  j["lambda"] = h.lambda;
+                  j["positive"] = matrix_json(h.positive, T);
+                  j["negative"] = matrix_json(h.negative, T);
+                  j["difference"] = matrix_json(h.difference, T);
+                } else {
+                  j["softmax"] = matrix_json(h.positive, T);
+                }
+                heads.push_back(std::move(j));
+              }
+              ordered_json doc = {{"model", o->dir}, {"model_type", c.model_type}, {"layer", layer},
+                                  {"differential", maps.differential}, {"ids", ids}, {"tokens", tokens},
+                                  {"heads", heads}};
+              if (focus) doc["focus"] = focus_json(*focus, maps.differential);
+              if (!out.empty()) doc["png"] = out;
+              fmt::print("{}\n", doc.dump());
+              return 0;
+            }
+            fmt::print("{} ({}), layer {} of {}, {} heads, {} tokens\n", o->dir, c.model_type, layer,
+                       c.num_hidden_layers, maps.heads.size(), T);
+            if (focus) print_focus(*focus, maps.differential, T);
+            fmt::print("wrote {} ({}x{})\n", out, size.first, size.second);
+            return 0;
+          }};
+}
+
+}  // namespace difftx::cli

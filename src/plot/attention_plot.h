@@ -1,0 +1,19 @@
+// `difftx attention-map`'s picture: one row of panels per head of a layer: for a differential
+// layout the positive map A1, the negative map A2 and their difference A1 - lambda * A2 (diverging
+// colours around 0); for a standard layer its softmax map. Token strings label both axes.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/attention_maps.h"
+
+namespace difftx {
+
+// Writes the PNG; returns its size (width, height) in pixels. Throws ConfigError when the picture
+// would exceed 16384 px in a direction (ask for fewer heads), FileError when it cannot be written.
+std::pair<int, int> write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
+                                         const std::string& title, const std::filesystem::path& png);
+
+}  // namespace difftx
