@@ -6,7 +6,8 @@
 #   2. convert-diff-transformer --debug with default flags: no match, as expected;
 #   3. evaluate the base and the converted model, generate a sample (before fine-tuning);
 #   4. fine-tune it on the book's training split with the plugin's warm-up and monitoring;
-#   5. evaluate and generate again (after), and print a summary table.
+#   5. evaluate and generate again (after), draw the fine-tune's curves (finetuned/metrics.png)
+#      and print a summary table.
 # All outputs go under one directory (default out/quickstart). About 4 minutes on 2 cores after
 # the build (8 with --compare-base).
 #
@@ -121,6 +122,16 @@ if ((compare)); then
   "$difftx" evaluate "$out/eval-base-after.yml" --json > "$out/eval-base-after.json"
 fi
 
+# Pictures: the fine-tune's curves (loss, eval_loss, learning rate, gradient norm, lambdas), and
+# with --compare-base both runs overlaid.
+"$difftx" plot "$out/finetuned" -o "$out/finetuned/metrics.png" > /dev/null
+plots="$out/finetuned/metrics.png"
+if ((compare)); then
+  "$difftx" plot "$out/finetuned" "$out/base-finetuned" -o "$out/compare.png" \
+    --title "fine-tuning the converted (differential) model vs the base model" > /dev/null
+  plots="$plots $out/compare.png"
+fi
+
 # Summary table.
 ppl() { awk -v l="$1" 'BEGIN { printf "%.2f", exp(l) }'; }
 f4() { awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
@@ -148,4 +159,5 @@ last_monitor=$(grep '"layer_' "$out/finetuned/metrics.jsonl" | tail -1 || true)
     "$(jnum "$out/train.json" tokens_per_second)" "$(jnum "$out/train.json" train_seconds)"
   printf 'wall time: %s s\n' "$(($(date +%s) - t0))"
   printf 'outputs: %s (diff-zero/, diff/, finetuned/ with metrics.jsonl, *.json reports, samples)\n' "$out"
+  printf 'plot: %s\n' "$plots"
 } | tee "$out/summary.txt"

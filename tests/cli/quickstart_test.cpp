@@ -58,6 +58,9 @@ TEST(Quickstart, ShortRunOnTheEmbeddedModel) {
   EXPECT_GT(test::read_text(out / "sample-after.txt").size(), std::string("Prince Andrew looked at").size());
   const std::string summary = test::read_text(out / "summary.txt");
   EXPECT_NE(summary.find("lambda_full at step 12"), std::string::npos) << summary;
+  // The fine-tune's plot, its path in the summary.
+  EXPECT_NE(summary.find("plot: " + (out / "finetuned" / "metrics.png").string()), std::string::npos) << summary;
+  EXPECT_GT(test::read_bytes(out / "finetuned" / "metrics.png").size(), 10000u);
   EXPECT_NE(summary.find("layer_5"), std::string::npos) << summary;
 }
 
