@@ -96,14 +96,35 @@ void stroke_series(const Canvas& canvas, const Series& s, const Rect& plot, cons
   }
 }
 
-void draw_legend(const Canvas& canvas, const Rect& plot, const std::vector<const Series*>& shown) {
+void draw_legend(const Canvas& canvas, const Rect& plot, const std::vector<const Series*>& shown, const Range& xr,
+                 const Range& yr) {
   if (shown.empty()) return;
   cairo_t* cr = canvas.cr();
   const double size = 11, row = 15, sample = 22;
   double w = 0;
   for (const Series* s : shown) w = std::max(w, canvas.text_width(s->label, size));
   const double box_w = w + sample + 18, box_h = row * static_cast<double>(shown.size()) + 8;
-  const double x0 = plot.x + plot.w - box_w - 6, y0 = plot.y + 6;
+  // The corner whose box covers the fewest points (matplotlib's loc="best", over the corners).
+  auto px = [&](double x) { return plot.x + (x - xr.lo) / (xr.hi - xr.lo) * plot.w; };
+  auto py = [&](double y) { return plot.y + plot.h - (y - yr.lo) / (yr.hi - yr.lo) * plot.h; };
+  const Rect corners[] = {{plot.x + plot.w - box_w - 6, plot.y + 6, box_w, box_h},
+                          {plot.x + 6, plot.y + 6, box_w, box_h},
+                          {plot.x + plot.w - box_w - 6, plot.y + plot.h - box_h - 6, box_w, box_h},
+                          {plot.x + 6, plot.y + plot.h - box_h - 6, box_w, box_h}};
+  size_t best = 0;
+  int64_t fewest = -1;
+  for (size_t c = 0; c < std::size(corners); ++c) {
+    const Rect& r = corners[c];
+    int64_t covered = 0;
+    for (const Series* s : shown)
+      for (size_t i = 0; i + 1 < s->x.size() && i + 1 < s->y.size(); ++i)
+        for (double t : {0.0, 0.25, 0.5, 0.75}) {  // points along each segment, so a line through the box counts
+          const double x = px(s->x[i] + t * (s->x[i + 1] - s->x[i])), y = py(s->y[i] + t * (s->y[i + 1] - s->y[i]));
+          covered += x >= r.x && x <= r.x + r.w && y >= r.y && y <= r.y + r.h;
+        }
+    if (fewest < 0 || covered < fewest) fewest = covered, best = c;
+  }
+  const double x0 = corners[best].x, y0 = corners[best].y;
   canvas.set_color({1, 1, 1}, 0.85);
   cairo_rectangle(cr, x0, y0, box_w, box_h);
   cairo_fill_preserve(cr);
@@ -190,7 +211,7 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
   cairo_clip(cr);
   for (const Series* s : shown) stroke_series(canvas, *s, plot, xr, yr);
   cairo_restore(cr);
-  draw_legend(canvas, plot, shown);
+  draw_legend(canvas, plot, shown, xr, yr);
 }
 
 }  // namespace difftx
