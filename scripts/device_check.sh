@@ -91,6 +91,22 @@ if ((tests)); then
     --gtest_filter='DeviceCli.*' --gtest_output=json:"$raw/test_cli.json" --gtest_brief=1
 fi
 
+# TensorBoard event files (use_tensorboard: true) loaded by TensorBoard itself where the machine's
+# Python has it: a 4-step run of the tiny example model on README.md's text.
+tb=/tmp/difftx-tensorboard
+rm -rf "$tb" && mkdir -p "$tb"
+env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/difftx" init --config examples/tiny-mistral/config.json \
+  --out "$tb/tiny" --seed 1 >/dev/null &&
+  cp examples/models/wp-llama-12m/tokenizer.json examples/models/wp-llama-12m/tokenizer_config.json "$tb/tiny/" &&
+  cp README.md "$tb/text.txt" &&
+  printf '%s\n' "base_model: $tb/tiny" "datasets:" "  - path: $tb/text.txt" "    type: completion" \
+    "sequence_len: 64" "micro_batch_size: 2" "max_steps: 4" "val_set_size: 0.05" "eval_steps: 2" \
+    "logging_steps: 1" "use_tensorboard: true" "output_dir: $tb/run" >"$tb/train.yml"
+stage "tensorboard: a run with use_tensorboard" 60 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/difftx" \
+  train "$tb/train.yml"
+stage "tensorboard: read by TensorBoard" 60 python3 tools/reference/check_tensorboard.py "$tb/run" |
+  tee "$raw/tensorboard.txt"
+
 if ((bench)); then
   work=/tmp/difftx-models
   rm -rf "$work" && mkdir -p "$work"

@@ -2,6 +2,9 @@
 //   [--focus TEXT] [--tokenizer DIR] [--no-special-tokens] [--max-tokens N]
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <charconv>
+
 #include "cli/command.h"
 #include "common/error.h"
 #include "infer/attention_focus.h"
@@ -40,8 +43,9 @@ ordered_json focus_json(const AttentionFocus& f, bool differential) {
 }
 
 void print_focus(const AttentionFocus& f, bool differential, int64_t T) {
-  fmt::print("focus \"{}\": {} of {} tokens (positions {}), a uniform row would give them {:.3f}\n", f.text,
-             f.tokens.size(), T, fmt::join(f.tokens, ","), f.uniform);
+  fmt::print("focus \"{}\": {} of {} tokens (position{} {}), a uniform row would give {} {:.3f}\n", f.text,
+             f.tokens.size(), T, f.tokens.size() == 1 ? "" : "s", fmt::join(f.tokens, ","),
+             f.tokens.size() == 1 ? "it" : "them", f.uniform);
   fmt::print("mass of the last token's row on them:\n");
   if (differential) fmt::print("  {:>5}  {:>8}  {:>8}  {:>14}\n", "head", "A1", "A2", "(A1-λA2) share");
   else fmt::print("  {:>5}  {:>8}\n", "head", "softmax");
@@ -59,8 +63,8 @@ Command add_attention_map(CLI::App& root) {
   struct Options {
     std::string dir, prompt, out, focus, tokenizer;
     int64_t layer = -1, max_tokens = 0;
-    std::vector<int64_t> heads;
-    bool json = false, no_special = false;
+    std::vector<std::string> heads;
+    bool json = false, no_special = false, focus_given = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand(
@@ -75,28 +79,33 @@ Command add_attention_map(CLI::App& root) {
   app->add_option("--focus", o->focus, "Report the last token's attention mass on this part of the prompt");
   app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
   app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");
-  app->add_option("--max-tokens", o->max_tokens, "Longest prompt accepted (default: max_position_embeddings)");
-  return {app, [o]() {
+  app->add_option("--max-tokens", o->max_tokens, "Longest prompt accepted (default, or 0: max_position_embeddings)");
+  return {app, [o, app]() {
+            o->focus_given = app->count("--focus") > 0;
             if (o->max_tokens < 0) fail<ConfigError>("--max-tokens must be >= 0, got {}", o->max_tokens);
+            if (o->layer < -1)
+              fail<ConfigError>("--layer {}: give a layer from 0, or -1 for the last", o->layer);
+            std::vector<int64_t> heads;
+            for (const std::string& h : o->heads) {
+              int64_t v = 0;
+              const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), v);
+              if (h.empty() || ec != std::errc() || end != h.data() + h.size() || v < 0)
+                fail<ConfigError>("--head \"{}\": expected a head number from 0", h);
+              if (std::find(heads.begin(), heads.end(), v) != heads.end())
+                fail<ConfigError>("--head {} is given twice", v);
+              heads.push_back(v);
+            }
+            if (o->focus_given && o->focus.empty()) fail<ConfigError>("--focus: empty text (give a part of the prompt)");
             Model model = model_load(o->dir);
             const ModelConfig& c = model.config();
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
-            EncodeOptions encode;
-            encode.add_special_tokens = !o->no_special;
-            std::vector<int32_t> ids;
-            try {
-              ids = tokenizer.encode(o->prompt, encode);
-            } catch (const TextError& e) {
-              fail<ConfigError>("--prompt: {}", e.what());
-            }
-            if (ids.empty()) fail<ConfigError>("--prompt gives no tokens (empty prompt and no BOS)");
-            check_tokenizer_fits(tokenizer, model, ids, "--prompt");
+            const std::vector<int32_t> ids = encode_prompt(tokenizer, model, o->prompt, !o->no_special, "--prompt");
             const int64_t layer = o->layer == -1 ? c.num_hidden_layers - 1 : o->layer;
-            const AttentionMaps maps = attention_maps(model, ids, layer, o->heads,
+            const AttentionMaps maps = attention_maps(model, ids, layer, heads,
                                                       o->max_tokens > 0 ? o->max_tokens : c.max_position_embeddings);
             const int64_t T = maps.seq_len;
             std::optional<AttentionFocus> focus;
-            if (!o->focus.empty()) focus = attention_focus(tokenizer, ids, maps, o->focus);
+            if (o->focus_given) focus = attention_focus(tokenizer, ids, maps, o->focus);
             const std::vector<std::string> tokens = tokenizer.id_to_tokens(ids);
             const std::string out = o->out.empty() && !o->json ? "attention-map.png" : o->out;
             std::pair<int, int> size{0, 0};
@@ -125,8 +134,8 @@ Command add_attention_map(CLI::App& root) {
               fmt::print("{}\n", doc.dump());
               return 0;
             }
-            fmt::print("{} ({}), layer {} of {}, {} heads, {} tokens\n", o->dir, c.model_type, layer,
-                       c.num_hidden_layers, maps.heads.size(), T);
+            fmt::print("{} ({}), layer {} of {}, {} head{}, {} token{}\n", o->dir, c.model_type, layer,
+                       c.num_hidden_layers, maps.heads.size(), maps.heads.size() == 1 ? "" : "s", T, T == 1 ? "" : "s");
             if (focus) print_focus(*focus, maps.differential, T);
             fmt::print("wrote {} ({}x{})\n", out, size.first, size.second);
             return 0;

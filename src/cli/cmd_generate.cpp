@@ -43,16 +43,7 @@ Command add_generate(CLI::App& root) {
             // The model first: a wrong model directory is reported as such, not as a missing tokenizer.json.
             Model model = load_for_inference(o->dir, o->inference);
             Tokenizer tokenizer = Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer);
-            EncodeOptions encode;
-            encode.add_special_tokens = !o->no_special;
-            std::vector<int32_t> prompt;
-            try {
-              prompt = tokenizer.encode(o->prompt, encode);
-            } catch (const TextError& e) {
-              fail<ConfigError>("--prompt: {}", e.what());
-            }
-            if (prompt.empty()) fail<ConfigError>("--prompt gives no tokens (empty prompt and no BOS to start from)");
-            check_tokenizer_fits(tokenizer, model, prompt, "--prompt");
+            const std::vector<int32_t> prompt = encode_prompt(tokenizer, model, o->prompt, !o->no_special, "--prompt");
             const int64_t total = static_cast<int64_t>(prompt.size()) + o->generate.max_new_tokens;
             if (total > model.config().max_position_embeddings)
               spdlog::warn("prompt + --max-new-tokens = {} tokens, beyond the model's max_position_embeddings ({})",

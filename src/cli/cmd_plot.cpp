@@ -16,12 +16,13 @@ Command add_plot(CLI::App& root) {
       "plot", "Draw training runs' loss, eval_loss, learning rate, gradient norm and lambdas (metrics.jsonl) as one PNG");
   app->add_option("runs", o->runs, "Training output_dir(s) (or their metrics.jsonl); several overlay")->required();
   app->add_option("-o,--output", o->out, "PNG to write (default: RUN_DIR/metrics.png for one run)");
-  app->add_option("--width", o->width, "Picture width in pixels")->capture_default_str();
-  app->add_option("--height", o->height, "Picture height in pixels")->capture_default_str();
+  app->add_option("--width", o->width, "Picture width in pixels (at least 320)")->capture_default_str();
+  app->add_option("--height", o->height, "Picture height in pixels (at least 240)")->capture_default_str();
   app->add_option("--title", o->title, "Title (default: the runs' directory names)");
   return {app, [o]() {
             std::vector<RunMetrics> runs;
             for (const std::string& r : o->runs) runs.push_back(read_run_metrics(r));
+            label_runs(runs);
             std::filesystem::path out = o->out;
             if (out.empty()) {
               if (runs.size() > 1) fail<ConfigError>("plot: {} runs given; say where the PNG goes with -o FILE.png", runs.size());
@@ -29,9 +30,12 @@ Command add_plot(CLI::App& root) {
             }
             write_training_plot(runs, out, {o->width, o->height, o->title});
             for (const RunMetrics& r : runs) {
-              fmt::print("{}: {} records, steps {}-{}", r.file.string(), r.records.size(),
-                         r.records.front()["step"].get<int64_t>(), r.records.back()["step"].get<int64_t>());
-              if (r.skipped_lines > 0) fmt::print(" ({} lines that are not records skipped)", r.skipped_lines);
+              const auto [first, last] = step_range(r);
+              fmt::print("{}: {} record{}, steps {:g} to {:g}", r.file.string(), r.records.size(),
+                         r.records.size() == 1 ? "" : "s", first, last);
+              if (r.skipped_lines > 0)
+                fmt::print(" ({} line{} that {} not records skipped)", r.skipped_lines, r.skipped_lines == 1 ? "" : "s",
+                           r.skipped_lines == 1 ? "is" : "are");
               fmt::print("\n");
             }
             fmt::print("wrote {} ({}x{})\n", out.string(), o->width, o->height);

@@ -4,6 +4,21 @@
 
 namespace difftx {
 
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const Model& model, const std::string& text,
+                                   bool add_special_tokens, const std::string& flag) {
+  EncodeOptions encode;
+  encode.add_special_tokens = add_special_tokens;
+  std::vector<int32_t> ids;
+  try {
+    ids = tokenizer.encode(text, encode);
+  } catch (const TextError& e) {
+    fail<ConfigError>("{}: {}", flag, e.what());
+  }
+  if (ids.empty()) fail<ConfigError>("{} gives no tokens (empty prompt and no BOS to start from)", flag);
+  check_tokenizer_fits(tokenizer, model, ids, flag);
+  return ids;
+}
+
 void check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, std::span<const int32_t> ids,
                           const std::string& what) {
   const int64_t V = model.config().vocab_size;

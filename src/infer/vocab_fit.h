@@ -17,6 +17,12 @@ namespace difftx {
 void check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, std::span<const int32_t> ids,
                           const std::string& what);
 
+// A prompt's ids (with the tokenizer's BOS/EOS when `add_special_tokens`), checked against the
+// model. Throws ConfigError naming `flag` when the text is not valid UTF-8 or gives no tokens, and
+// ShapeError when an id does not fit the model (check_tokenizer_fits).
+std::vector<int32_t> encode_prompt(const Tokenizer& tokenizer, const Model& model, const std::string& text,
+                                   bool add_special_tokens, const std::string& flag);
+
 // The ids the tokenizer can decode. A model with a padded vocabulary can generate ids the tokenizer
 // does not have; transformers decodes them as nothing, and so does difftx.
 std::vector<int32_t> decodable_ids(const Tokenizer& tokenizer, std::span<const int32_t> ids);

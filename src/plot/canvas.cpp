@@ -1,6 +1,8 @@
 #include "plot/canvas.h"
 
 #include <array>
+#include <cstring>
+#include <fstream>
 #include <string>
 
 #include "common/error.h"
@@ -72,7 +74,30 @@ void Canvas::text(double x, double y, const std::string& s, double size, Align h
   cairo_restore(cr_);
 }
 
+void draw_title(const Canvas& canvas, const std::string& title, double size) {
+  const double room = canvas.width() - 20.0;
+  while (size > 9 && canvas.text_width(title, size, true) > room) size -= 1;
+  std::string shown = title;
+  while (shown.size() > 1 && canvas.text_width(shown + "…", size, true) > room) {
+    shown.pop_back();
+    while (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0xC0) == 0x80) shown.pop_back();  // whole UTF-8 characters
+    if (!shown.empty() && static_cast<unsigned char>(shown.back()) >= 0xC0) shown.pop_back();
+  }
+  if (shown != title) shown += "…";
+  canvas.text(canvas.width() / 2.0, 8, shown, size, Align::center, Align::start, 0, {}, true);
+}
+
 void Canvas::save_png(const std::filesystem::path& path) const {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    static constexpr char kSignature[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+    char head[8] = {};
+    std::ifstream in(path, std::ios::binary);
+    in.read(head, 8);
+    if (in.gcount() != 8 || std::memcmp(head, kSignature, 8) != 0)
+      fail<ConfigError>("{}: exists and is not a PNG; refusing to replace it with a picture (choose another -o)",
+                        path.string());
+  }
   cairo_surface_flush(surface_);
   std::string bytes;
   auto sink = [](void* closure, const unsigned char* data, unsigned int length) {

@@ -13,10 +13,11 @@ struct Rgb {
   double r = 0, g = 0, b = 0;
 };
 
+enum class Align { start, center, end };
+
 // The ten colours of matplotlib's "tab10" cycle, so plots look as Python users expect; `i` wraps.
 Rgb palette_color(size_t i);
 
-enum class Align { start, center, end };
 
 class Canvas {
  public:
@@ -39,7 +40,9 @@ class Canvas {
 
   void set_color(Rgb c, double alpha = 1.0) const;
 
-  // Writes the picture as PNG to `path` (a temporary file renamed into place). Throws FileError.
+  // Writes the picture as PNG to `path` (a temporary file renamed into place). Throws FileError,
+  // and ConfigError when `path` is an existing file that is not a PNG (an input given as -o by
+  // mistake is never replaced by a picture).
   void save_png(const std::filesystem::path& path) const;
 
  private:
@@ -47,5 +50,9 @@ class Canvas {
   cairo_surface_t* surface_ = nullptr;
   cairo_t* cr_ = nullptr;
 };
+
+// A picture's title centred at the top (y = 8), in bold; shrunk to fit the width, and cut with an
+// ellipsis where even 9 px does not fit.
+void draw_title(const Canvas& canvas, const std::string& title, double size);
 
 }  // namespace difftx

@@ -19,8 +19,11 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   for (; i < std::size(kSteps); ++i) {
     const double step = kSteps[i] * mag;
     ticks.clear();
-    for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1.0) {
-      const double t = k * step;
+    const double k0 = std::ceil(lo / step - 1e-9);
+    // At most 1000 ticks: near 1e16 and beyond, k + 1 == k in double and the loop would not end.
+    for (int n = 0; n < 1000 && (k0 + n) * step <= hi + step * 1e-9; ++n) {
+      const double t = (k0 + n) * step;
+      if (!ticks.empty() && t == ticks.back()) break;
       ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
     }
     if (ticks.size() >= 2) break;
@@ -35,9 +38,10 @@ std::string tick_label(double value, double step) {
     return fmt::format("{:.{}f}", value, decimals);
   }
   if (value == 0) return "0";
-  const int digits = std::max(0, static_cast<int>(std::floor(std::log10(std::abs(value)) + 1e-9) -
-                                                  std::floor(std::log10(step) + 1e-9)));
-  return fmt::format("{:.{}e}", value, digits);
+  // %g with the significant digits that tell `step` apart (trailing zeros dropped).
+  const int digits = std::max(1, static_cast<int>(std::floor(std::log10(std::abs(value)) + 1e-9) -
+                                                  std::floor(std::log10(step) + 1e-9)) + 1);
+  return fmt::format("{:.{}g}", value, digits);
 }
 
 namespace {
@@ -52,6 +56,9 @@ struct Range {
   bool empty() const { return lo > hi; }
   // A range with some width: a constant series gets +-10% (or +-1 around zero); y gets 5% margins.
   void widen(double margin) {
+    if (!std::isfinite(hi - lo)) {  // values near the double range's ends: keep the range as it is
+      return;
+    }
     if (hi - lo <= std::abs(hi) * 1e-12) {
       const double d = lo == 0 ? 1.0 : std::abs(lo) * 0.1;
       lo -= d;
@@ -101,9 +108,13 @@ void draw_legend(const Canvas& canvas, const Rect& plot, const std::vector<const
   if (shown.empty()) return;
   cairo_t* cr = canvas.cr();
   const double size = 11, row = 15, sample = 22;
-  double w = 0;
-  for (const Series* s : shown) w = std::max(w, canvas.text_width(s->label, size));
-  const double box_w = w + sample + 18, box_h = row * static_cast<double>(shown.size()) + 8;
+  // As many entries as fit in the frame's height; the rest are counted in a last line.
+  const size_t room = static_cast<size_t>(std::max(1.0, std::floor((plot.h - 20) / row)));
+  const size_t listed = shown.size() <= room ? shown.size() : room - 1;
+  const std::string more = listed < shown.size() ? fmt::format("... and {} more", shown.size() - listed) : "";
+  double w = canvas.text_width(more, size);
+  for (size_t i = 0; i < listed; ++i) w = std::max(w, canvas.text_width(shown[i]->label, size));
+  const double box_w = w + sample + 18, box_h = row * static_cast<double>(listed + (more.empty() ? 0 : 1)) + 8;
   // The corner whose box covers the fewest points (matplotlib's loc="best", over the corners).
   auto px = [&](double x) { return plot.x + (x - xr.lo) / (xr.hi - xr.lo) * plot.w; };
   auto py = [&](double y) { return plot.y + plot.h - (y - yr.lo) / (yr.hi - yr.lo) * plot.h; };
@@ -131,7 +142,10 @@ void draw_legend(const Canvas& canvas, const Rect& plot, const std::vector<const
   canvas.set_color({0.75, 0.75, 0.75});
   cairo_set_line_width(cr, 0.8);
   cairo_stroke(cr);
-  for (size_t i = 0; i < shown.size(); ++i) {
+  if (!more.empty())
+    canvas.text(x0 + 12 + sample, y0 + 4 + row * (static_cast<double>(listed) + 0.5), more, size, Align::start,
+                Align::center);
+  for (size_t i = 0; i < listed; ++i) {
     const Series& s = *shown[i];
     const double y = y0 + 4 + row * (static_cast<double>(i) + 0.5);
     canvas.set_color(s.color);
@@ -156,7 +170,6 @@ void draw_legend(const Canvas& canvas, const Rect& plot, const std::vector<const
 
 void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& chart) {
   cairo_t* cr = canvas.cr();
-  const Rect plot{area.x + 72, area.y + 30, area.w - 72 - 16, area.h - 30 - 48};
   canvas.text(area.x + area.w / 2, area.y + 8, chart.title, 14, Align::center, Align::start, 0, {}, true);
   Range xr, yr;
   std::vector<const Series*> shown;
@@ -170,6 +183,21 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
       }
     if (any) shown.push_back(&s);
   }
+  const double top = 30, bottom = 48, right = 16;
+  const double plot_h = area.h - top - bottom;
+  std::vector<double> yt;
+  double ystep = 1, left = 72;
+  if (!shown.empty()) {
+    if (std::isfinite(chart.x_min) && std::isfinite(chart.x_max)) xr = {chart.x_min, chart.x_max};
+    xr.widen(0.01);  // the end points' markers stay inside the frame
+    yr.widen(0.05);
+    yt = nice_ticks(yr.lo, yr.hi, std::max(2, static_cast<int>(plot_h / 50)));
+    ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+    double widest = 0;  // the y tick labels decide the left margin, so they never run into the axis title
+    for (double t : yt) widest = std::max(widest, canvas.text_width(tick_label(t, ystep), 11));
+    left = std::max(56.0, widest + 34);
+  }
+  const Rect plot{area.x + left, area.y + top, area.w - left - right, plot_h};
   // The frame.
   canvas.set_color({0.2, 0.2, 0.2});
   cairo_set_line_width(cr, 1.0);
@@ -182,15 +210,11 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
                 {0.4, 0.4, 0.4});
     return;
   }
-  if (std::isfinite(chart.x_min) && std::isfinite(chart.x_max)) xr = {chart.x_min, chart.x_max};
-  xr.widen(0.01);  // the end points' markers stay inside the frame
-  yr.widen(0.05);
   // Ticks and grid.
   auto px = [&](double x) { return plot.x + (x - xr.lo) / (xr.hi - xr.lo) * plot.w; };
   auto py = [&](double y) { return plot.y + plot.h - (y - yr.lo) / (yr.hi - yr.lo) * plot.h; };
   const auto xt = nice_ticks(xr.lo, xr.hi, std::max(2, static_cast<int>(plot.w / 90)));
-  const auto yt = nice_ticks(yr.lo, yr.hi, std::max(2, static_cast<int>(plot.h / 50)));
-  const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1, ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1;
   cairo_set_line_width(cr, 0.6);
   for (double t : xt) {
     canvas.set_color({0.88, 0.88, 0.88});

@@ -33,8 +33,8 @@ struct Rect {
 // lo < hi. The first tick is >= lo, the last <= hi.
 std::vector<double> nice_ticks(double lo, double hi, int target);
 
-// A tick label with as many decimals as `step` needs (fixed notation; scientific below steps of 1e-4
-// or beyond 1e7).
+// A tick label with as many decimals as `step` needs: fixed notation, or %g with the significant
+// digits that tell `step` apart for steps below 1e-4 and values beyond 1e7.
 std::string tick_label(double value, double step);
 
 // Draws the chart inside `area` (title, axes, ticks, grid, lines, legend).

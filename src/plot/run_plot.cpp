@@ -20,6 +20,8 @@ RunMetrics read_run_metrics(const fs::path& run) {
   const bool is_dir = fs::is_directory(run, ec);
   m.file = is_dir ? run / "metrics.jsonl" : run;
   if (!fs::exists(run, ec)) fail<FileError>("{}: no such run directory or metrics file", run.string());
+  if (is_dir && fs::exists(m.file, ec) && !fs::is_regular_file(m.file, ec))
+    fail<FileError>("{}: is not a file", m.file.string());
   if (!fs::is_regular_file(m.file, ec))
     fail<FileError>("{}: no metrics.jsonl here (expected the output_dir of a difftx train run, or its metrics.jsonl)",
                     run.string());
@@ -45,19 +47,27 @@ RunMetrics read_run_metrics(const fs::path& run) {
   }
   if (m.records.empty())
     fail<FileError>("{}: holds no metrics record (a JSON object with a numeric \"step\" per line){}", m.file.string(),
-                    m.skipped_lines > 0 ? fmt::format("; {} lines are something else", m.skipped_lines) : "");
+                    m.skipped_lines > 0 ? fmt::format("; {} line{} something else", m.skipped_lines,
+                                                      m.skipped_lines == 1 ? " is" : "s are")
+                                        : "");
   return m;
 }
 
 namespace {
 
+// The key's values by step (sorted: a file written out of order still draws left to right).
 Series series_of(const RunMetrics& run, const std::string& key) {
-  Series s;
+  std::vector<std::pair<double, double>> points;
   for (const auto& r : run.records) {
     auto it = r.find(key);
     if (it == r.end() || !it->is_number()) continue;
-    s.x.push_back(r["step"].get<double>());
-    s.y.push_back(it->get<double>());
+    points.emplace_back(r["step"].get<double>(), it->get<double>());
+  }
+  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Series s;
+  for (const auto& [x, y] : points) {
+    s.x.push_back(x);
+    s.y.push_back(y);
   }
   return s;
 }
@@ -118,14 +128,32 @@ std::vector<LineChart> training_charts(const std::vector<RunMetrics>& runs) {
   return charts;
 }
 
+std::pair<double, double> step_range(const RunMetrics& run) {
+  double lo = run.records.front()["step"].get<double>(), hi = lo;
+  for (const auto& r : run.records) {
+    lo = std::min(lo, r["step"].get<double>());
+    hi = std::max(hi, r["step"].get<double>());
+  }
+  return {lo, hi};
+}
+
+void label_runs(std::vector<RunMetrics>& runs) {
+  std::map<std::string, int> count;
+  for (const RunMetrics& r : runs) count[r.label] += 1;
+  for (RunMetrics& r : runs)  // two runs of one name: their paths tell them apart
+    if (count[r.label] > 1) r.label = (r.file.filename() == "metrics.jsonl" ? r.file.parent_path() : r.file).string();
+}
+
 void write_training_plot(const std::vector<RunMetrics>& runs, const fs::path& png, const PlotOptions& options) {
+  if (options.width < 320 || options.height < 240)
+    fail<ConfigError>("plot size {}x{}: at least 320x240 pixels for four panels", options.width, options.height);
   Canvas canvas(options.width, options.height);
   std::string title = options.title;
   if (title.empty()) {
     for (const RunMetrics& r : runs) title += (title.empty() ? "" : " vs ") + r.label;
   }
   const double top = 34;
-  canvas.text(canvas.width() / 2.0, 8, title, 16, Align::center, Align::start, 0, {}, true);
+  draw_title(canvas, title, 16);
   const auto charts = training_charts(runs);
   const double w = canvas.width() / 2.0, h = (canvas.height() - top) / 2.0;
   for (size_t i = 0; i < charts.size(); ++i)

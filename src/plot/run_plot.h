@@ -24,11 +24,17 @@ struct RunMetrics {
 // skipped_lines (a live run may be writing its last line).
 RunMetrics read_run_metrics(const std::filesystem::path& run);
 
+// The lowest and highest step of the run's records.
+std::pair<double, double> step_range(const RunMetrics& run);
+
+// Runs that share a directory name are labelled by their paths instead.
+void label_runs(std::vector<RunMetrics>& runs);
+
 // The four panels of the plot.
 std::vector<LineChart> training_charts(const std::vector<RunMetrics>& runs);
 
 struct PlotOptions {
-  int width = 1200, height = 800;  // pixels
+  int width = 1200, height = 800;  // pixels, at least 320 x 240
   std::string title;               // default: the runs' labels
 };
 

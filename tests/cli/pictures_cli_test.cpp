@@ -28,7 +28,7 @@ TEST_F(PicturesCliTest, PlotDrawsARunAndOverlaysTwo) {
   const fs::path a = dir_->path() / "pa", b = dir_->path() / "pb";
   auto r = run_difftx({"plot", a.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("8 records, steps 1-8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("8 records, steps 1 to 8"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("wrote " + (a / "metrics.png").string() + " (1200x800)"), std::string::npos) << r.out;
   auto s = test::png_stats(a / "metrics.png", palette_color(0));
   ASSERT_TRUE(s.ok);
@@ -59,8 +59,13 @@ TEST_F(PicturesCliTest, PlotRefusesWhatIsNotARun) {
   r = run_difftx({"plot", (dir_->path() / "m1.jsonl").string(), "-o", (dir_->path() / "p.png").string(), "--width",
                   "20"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("[64, 16384]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("at least 320x240"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_->path() / "p.png"));
+  // -o naming the input itself: refused, the file kept.
+  r = run_difftx({"plot", (dir_->path() / "m1.jsonl").string(), "-o", (dir_->path() / "m1.jsonl").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("exists and is not a PNG"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_text(dir_->path() / "m1.jsonl"), "{\"step\":1,\"loss\":2}\n");
 }
 
 // Every row of each [T, T] matrix sums to `expected(i)`.
@@ -141,6 +146,18 @@ TEST_F(PicturesCliTest, AttentionMapRefusesBadInput) {
   expect_refused({"--prompt", long_prompt}, "more than the 512 allowed");
   expect_refused({"--prompt", "hello there", "--focus", "absent"}, "--focus \"absent\" is not in the prompt");
   expect_refused({"--prompt", "", "--no-special-tokens"}, "--prompt gives no tokens");
+  expect_refused({"--prompt", "hello there", "--layer", "-2"}, "--layer -2: give a layer from 0, or -1 for the last");
+  expect_refused({"--prompt", "hello there", "--head", ""}, "--head \"\": expected a head number");
+  expect_refused({"--prompt", "hello there", "--head", "1,1"}, "--head 1 is given twice");
+  expect_refused({"--prompt", "hello there", "--head", "x"}, "--head \"x\"");
+  expect_refused({"--prompt", "hello there", "--focus", ""}, "--focus: empty text");
+  // -o onto the model's weights: refused, the weights kept.
+  const fs::path weights = dir_->path() / "diff" / "model.safetensors";
+  const auto before = test::read_bytes(weights);
+  auto r = run_difftx({"attention-map", model, "--prompt", "hello", "-o", weights.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("exists and is not a PNG"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_bytes(weights), before);
 }
 
 }  // namespace

@@ -31,6 +31,13 @@ TEST(NiceTicksTest, RoundStepsInsideTheRange) {
     }
 }
 
+TEST(NiceTicksTest, HugeMagnitudesEndAndGiveDistinctTicks) {
+  const auto t = nice_ticks(1e16, 1e16 + 4, 5);  // k + 1 == k in double near here
+  EXPECT_LE(t.size(), 1000u);
+  for (size_t i = 1; i < t.size(); ++i) EXPECT_GT(t[i], t[i - 1]);
+  EXPECT_TRUE(nice_ticks(-1e308, 1e308, 5).size() <= 1000u);
+}
+
 TEST(NiceTicksTest, LabelsAreShortAndTellNeighboursApart) {
   EXPECT_EQ(tick_label(0.30000000000000004, 0.1), "0.3");
   EXPECT_EQ(tick_label(150, 50), "150");
@@ -38,7 +45,10 @@ TEST(NiceTicksTest, LabelsAreShortAndTellNeighboursApart) {
   EXPECT_EQ(tick_label(2.05, 0.05), "2.05");
   EXPECT_EQ(tick_label(1000, 5), "1000");
   EXPECT_EQ(tick_label(0.25, 0.05), "0.25");
-  EXPECT_EQ(tick_label(2e-5, 1e-5), "2e-05") << "scientific below steps of 1e-4";
+  EXPECT_EQ(tick_label(2e-5, 1e-5), "2e-05") << "%g below steps of 1e-4";
+  EXPECT_EQ(tick_label(0.00105, 5e-5), "0.00105");
+  EXPECT_EQ(tick_label(1e308, 2e307), "1e+308");
+  EXPECT_EQ(tick_label(8e307, 2e307), "8e+307");
   EXPECT_EQ(tick_label(1.5e-5, 5e-6), "1.5e-05");
   EXPECT_EQ(tick_label(0, 1e-6), "0");
 }
@@ -118,6 +128,51 @@ TEST_F(RunPlotTest, ThePngHasTheSizeAskedAndTheCurvesInIt) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "no temporary file left: " << e.path();
 }
 
+TEST_F(RunPlotTest, StepsOutOfOrderAreDrawnInOrder) {
+  write_run("ooo", "{\"step\":30,\"loss\":3}\n{\"step\":10,\"loss\":1}\n{\"step\":20,\"loss\":2}\n");
+  const RunMetrics run = read_run_metrics(dir_ / "ooo");
+  EXPECT_EQ(step_range(run), (std::pair<double, double>{10, 30}));
+  const auto charts = training_charts({run});
+  EXPECT_EQ(charts[0].series[0].x, (std::vector<double>{10, 20, 30}));
+  EXPECT_EQ(charts[0].series[0].y, (std::vector<double>{1, 2, 3}));
+}
+
+TEST_F(RunPlotTest, RunsOfTheSameNameAreLabelledByTheirPaths) {
+  write_run("a/run", kRun);
+  write_run("b/run", kRun);
+  std::vector<RunMetrics> runs = {read_run_metrics(dir_ / "a" / "run"), read_run_metrics(dir_ / "b" / "run")};
+  label_runs(runs);
+  EXPECT_EQ(runs[0].label, (dir_ / "a" / "run").string());
+  EXPECT_EQ(runs[1].label, (dir_ / "b" / "run").string());
+}
+
+TEST_F(RunPlotTest, ManySeriesAndExtremeValuesStillDraw) {
+  std::string lines;
+  for (int step = 1; step <= 3; ++step) {
+    lines += "{\"step\":" + std::to_string(step) + ",\"loss\":" + (step == 2 ? "1e308" : "-1e308");
+    for (int l = 0; l < 60; ++l) lines += ",\"layer_" + std::to_string(l) + "/lambda_full\":0." + std::to_string(l + 10);
+    lines += "}\n";
+  }
+  write_run("many", lines);
+  const fs::path png = dir_ / "many.png";
+  write_training_plot({read_run_metrics(dir_ / "many")}, png, {800, 600, std::string(300, 'T')});
+  const auto s = test::png_stats(png);
+  EXPECT_EQ(s.width, 800);
+  EXPECT_GT(s.non_white, 800 * 600 / 50);
+}
+
+TEST_F(RunPlotTest, AnExistingFileThatIsNotAPngIsNeverReplaced) {
+  write_run("keep", kRun);
+  const fs::path metrics = dir_ / "keep" / "metrics.jsonl";
+  EXPECT_THROW(write_training_plot({read_run_metrics(dir_ / "keep")}, metrics, {900, 600, ""}), ConfigError);
+  EXPECT_EQ(test::read_text(metrics), kRun);
+  // An earlier picture is replaced.
+  const fs::path png = dir_ / "again.png";
+  write_training_plot({read_run_metrics(dir_ / "keep")}, png, {900, 600, ""});
+  write_training_plot({read_run_metrics(dir_ / "keep")}, png, {700, 500, ""});
+  EXPECT_EQ(test::png_stats(png).width, 700);
+}
+
 TEST_F(RunPlotTest, ALineCutByACrashIsSkippedAndCounted) {
   write_run("cut", std::string(kRun) + R"({"step":5,"loss":7.)");
   const RunMetrics run = read_run_metrics(dir_ / "cut");
@@ -143,11 +198,14 @@ TEST_F(RunPlotTest, BadRunsAreRefusedNamingThePath) {
   expect_file_error(dir_ / "blank", "holds no metrics record");
   write_run("garbage", "not json\n[1,2]\n{\"loss\":1}\n{\"step\":\"two\"}\n");
   expect_file_error(dir_ / "garbage", "4 lines are something else");
+  fs::create_directories(dir_ / "dirmetrics" / "metrics.jsonl");
+  expect_file_error(dir_ / "dirmetrics", "metrics.jsonl: is not a file");
 }
 
 TEST_F(RunPlotTest, APictureSizeOutOfRangeIsRefused) {
   write_run("diff", kRun);
   EXPECT_THROW(write_training_plot({read_run_metrics(dir_ / "diff")}, dir_ / "x.png", {10, 600, ""}), ConfigError);
+  EXPECT_THROW(write_training_plot({read_run_metrics(dir_ / "diff")}, dir_ / "x.png", {319, 600, ""}), ConfigError);
   EXPECT_FALSE(fs::exists(dir_ / "x.png"));
 }
 
