@@ -53,31 +53,34 @@ constexpr uint64_t kChunk = 1 << 16;
 
 }  // namespace
 
-void normal_fill(float* out, uint64_t n, float stddev, uint64_t seed, uint64_t stream_id) {
+// Fills [0, n) chunk by chunk, each chunk with its own generator seeded from (seed, stream_id,
+// chunk): the values do not depend on the thread count. fill(rng, begin, end) writes one chunk.
+template <typename Fill>
+void fill_by_chunks(uint64_t n, uint64_t seed, uint64_t stream_id, const Fill& fill) {
   const uint64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
   for (uint64_t c = 0; c < chunks; ++c) {
     uint64_t state = seed ^ (stream_id * 0xd1b54a32d192ed03ull) ^ (c * 0x8cb92ba72f3d8dd7ull);
     Xoshiro256Plus rng(splitmix64(state));
-    const uint64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    fill(rng, c * kChunk, std::min(n, c * kChunk + kChunk));
+  }
+}
+
+void normal_fill(float* out, uint64_t n, float stddev, uint64_t seed, uint64_t stream_id) {
+  fill_by_chunks(n, seed, stream_id, [&](Xoshiro256Plus& rng, uint64_t begin, uint64_t end) {
     for (uint64_t i = begin; i < end; i += 2) {
       const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
       const double phi = 2.0 * std::numbers::pi * rng.uniform();
       out[i] = static_cast<float>(stddev * r * std::cos(phi));
       if (i + 1 < end) out[i + 1] = static_cast<float>(stddev * r * std::sin(phi));
     }
-  }
+  });
 }
 
 void uniform_fill(float* out, uint64_t n, float bound, uint64_t seed, uint64_t stream_id) {
-  const uint64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (uint64_t c = 0; c < chunks; ++c) {
-    uint64_t state = seed ^ (stream_id * 0xd1b54a32d192ed03ull) ^ (c * 0x8cb92ba72f3d8dd7ull);
-    Xoshiro256Plus rng(splitmix64(state));
-    const uint64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+  fill_by_chunks(n, seed, stream_id, [&](Xoshiro256Plus& rng, uint64_t begin, uint64_t end) {
     for (uint64_t i = begin; i < end; ++i) out[i] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
-  }
+  });
 }
 
 void params_init_random(const ParamTable& table, std::span<float> weights, const ModelConfig& c, uint64_t seed) {

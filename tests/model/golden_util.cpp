@@ -20,6 +20,13 @@ std::vector<std::string> golden_case_names() {
   return names;
 }
 
+std::vector<std::string> golden_cases_with(const std::string& file) {
+  std::vector<std::string> out;
+  for (const std::string& name : golden_case_names())
+    if (fs::exists(golden_dir() / name / file)) out.push_back(name);
+  return out;
+}
+
 GoldenCase golden_case_load(const std::string& name) {
   GoldenCase g;
   g.name = name;
@@ -48,12 +55,7 @@ Model golden_model_load(const GoldenCase& g, bool bf16) {
   return model_load(bf16 ? g.dir / "bf16" : g.dir);
 }
 
-std::vector<std::string> training_case_names() {
-  std::vector<std::string> out;
-  for (const auto& name : golden_case_names())
-    if (fs::exists(golden_dir() / name / "train.json")) out.push_back(name);
-  return out;
-}
+std::vector<std::string> training_case_names() { return golden_cases_with("train.json"); }
 
 std::vector<int32_t> next_token_targets(const fs::path& train_json) {
   auto train = json_read_file(train_json);

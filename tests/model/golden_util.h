@@ -24,6 +24,8 @@ struct GoldenCase {
 Model golden_model_load(const GoldenCase& g, bool bf16 = false);
 
 std::vector<std::string> golden_case_names();  // every folder of tests/golden, sorted
+// The cases that have `file` (a path relative to the case's folder, e.g. "lora/grads.safetensors").
+std::vector<std::string> golden_cases_with(const std::string& file);
 GoldenCase golden_case_load(const std::string& name);
 
 // The cases with training goldens (train.json), and next-token targets from their labels

@@ -22,12 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> lora_case_names() {
-  std::vector<std::string> out;
-  for (const std::string& name : test::golden_case_names())
-    if (fs::exists(test::golden_case_load(name).dir / "lora" / "adapter_config.json")) out.push_back(name);
-  return out;
-}
+std::vector<std::string> lora_case_names() { return test::golden_cases_with("lora/adapter_config.json"); }
 
 std::vector<float> reference_logits(const test::GoldenCase& g) {
   SafetensorsFile f(g.dir / "lora" / "logits.safetensors");
