@@ -128,6 +128,16 @@ TEST_F(RunPlotTest, ThePngHasTheSizeAskedAndTheCurvesInIt) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "no temporary file left: " << e.path();
 }
 
+TEST_F(RunPlotTest, DiffV2RunsShowTheirPerTokenLambdaMean) {
+  write_run("v2", R"({"step":1,"loss":3,"layer_1/lambda_mean":0.5,"layer_1/lambda_std":0.1,"aggregate/lambda_mean_mean":0.5}
+{"step":2,"loss":2,"layer_1/lambda_mean":0.45,"layer_1/lambda_std":0.1,"aggregate/lambda_mean_mean":0.45}
+)");
+  const auto charts = training_charts({read_run_metrics(dir_ / "v2")});
+  ASSERT_EQ(charts[3].series.size(), 1u);
+  EXPECT_EQ(charts[3].series[0].label, "layer_1/lambda_mean");
+  EXPECT_EQ(charts[3].series[0].y, (std::vector<double>{0.5, 0.45}));
+}
+
 TEST_F(RunPlotTest, StepsOutOfOrderAreDrawnInOrder) {
   write_run("ooo", "{\"step\":30,\"loss\":3}\n{\"step\":10,\"loss\":1}\n{\"step\":20,\"loss\":2}\n");
   const RunMetrics run = read_run_metrics(dir_ / "ooo");
