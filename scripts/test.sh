@@ -10,6 +10,8 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   # The CPU code under the sanitizers (the CUDA backend is built and tested in the plain build).
   bash scripts/build.sh "$build_dir" -DDIFFTX_SANITIZE=ON -DDIFFTX_BUILD_BENCH=OFF -DDIFFTX_CUDA=OFF
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # Leaks inside third-party libraries that keep process-lifetime caches (fontconfig, Open MPI).
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp"
 else
   build_dir="$root/build"
   bash scripts/build.sh "$build_dir"

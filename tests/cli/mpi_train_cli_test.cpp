@@ -58,7 +58,7 @@ double max_weight_difference(const fs::path& a, const fs::path& b) {
 class MpiTrainCliTest : public test::TrainCliFixture {
  protected:
   // Under the sanitizers (scripts/test.sh --sanitize), LeakSanitizer must see through Open MPI's
-  // own allocations to suppress them (tests/lsan-mpi.supp): full stacks (the libraries have no
+  // own allocations to suppress them (tests/lsan.supp): full stacks (the libraries have no
   // frame pointers) and components kept loaded after MPI_Finalize. mpirun passes the environment
   // on to the ranks; a build without sanitizers ignores it.
   void SetUp() override {
@@ -67,7 +67,7 @@ class MpiTrainCliTest : public test::TrainCliFixture {
     if (options.find("fast_unwind_on_malloc") == std::string::npos)
       setenv("ASAN_OPTIONS", (options + (options.empty() ? "" : ":") + "fast_unwind_on_malloc=0").c_str(), 1);
     if (std::getenv("LSAN_OPTIONS") == nullptr)
-      setenv("LSAN_OPTIONS", ("suppressions=" + (test::source_dir() / "tests/lsan-mpi.supp").string()).c_str(), 1);
+      setenv("LSAN_OPTIONS", ("suppressions=" + (test::source_dir() / "tests/lsan.supp").string()).c_str(), 1);
     setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
   }
   // 10 steps, a checkpoint every 5, every step logged; `ga` micro-batches of 2 per rank and step.
