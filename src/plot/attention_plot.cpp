@@ -44,7 +44,7 @@ std::pair<int, int> write_attention_plot(const AttentionMaps& maps, const std::v
                       rows.size(), T, width, height);
   const int w = static_cast<int>(std::ceil(std::max(width, 300.0))), ht = static_cast<int>(std::ceil(height));
   Canvas canvas(w, std::max(ht, 64));
-  canvas.text(w / 2.0, 8, title, 15, Align::center, Align::start, 0, {}, true);
+  draw_title(canvas, title, 15);
   for (size_t r = 0; r < rows.size(); ++r)
     for (size_t p = 0; p < rows[r].size(); ++p)
       draw_heatmap(canvas, {5 + panel_w * static_cast<double>(p), top + panel_h * static_cast<double>(r), panel_w, panel_h},
