@@ -72,43 +72,42 @@ std::vector<int32_t> segment_ids(const TokenBatch& batch) {
   return segments;
 }
 
-// The host inputs of one call in the backend's memory, crossing over in one copy:
-// [cos | sin | ids] (each part 64-byte aligned); the host RoPE tables (a trace keeps them) and the
-// largest position the cache will have seen.
-struct PassInputs {
-  Buffer buffer;
-  const float* cos = nullptr;  // [N, d/2], on the backend
-  const float* sin = nullptr;
-  const int32_t* ids = nullptr;  // [N], on the backend
-  std::vector<float> cos_host, sin_host;
-  int64_t max_position = 0;
-};
-
+// The inputs of a call over the batch's positions (past + t unless the batch gives position ids),
+// with the largest position the cache will have seen.
 PassInputs upload_inputs(Backend& be, const ModelConfig& c, const TokenBatch& batch, int64_t past,
                          const KVCache* cache) {
   const int64_t T = batch.seq_len, N = batch.batch * T, d = c.head_dim;
-  PassInputs in;
   std::vector<int64_t> positions(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) positions[i] = batch.position_ids.empty() ? past + i % T : batch.position_ids[i];
-  in.max_position = *std::max_element(positions.begin(), positions.end());
-  if (cache) in.max_position = std::max(in.max_position, cache->max_position());
-  const RopeFreqs freqs = rope_freqs(c, in.max_position + 1);
-  in.cos_host.resize(static_cast<size_t>(N * d / 2));
-  in.sin_host.resize(in.cos_host.size());
-  rope_cos_sin(freqs, positions.data(), N, in.cos_host.data(), in.sin_host.data());
-  const int64_t table = (N * d / 2 + 15) / 16 * 16, id_words = (N + 15) / 16 * 16;
-  std::vector<float> inputs(static_cast<size_t>(2 * table + id_words));
-  std::copy(in.cos_host.begin(), in.cos_host.end(), inputs.begin());
-  std::copy(in.sin_host.begin(), in.sin_host.end(), inputs.begin() + table);
-  std::memcpy(inputs.data() + 2 * table, batch.ids.data(), sizeof(int32_t) * N);
-  in.buffer = to_backend(be, inputs);
-  in.cos = in.buffer.as<const float>();
-  in.sin = in.cos + table;
-  in.ids = reinterpret_cast<const int32_t*>(in.cos + 2 * table);
+  int64_t max_position = *std::max_element(positions.begin(), positions.end());
+  if (cache) max_position = std::max(max_position, cache->max_position());
+  const RopeFreqs freqs = rope_freqs(c, max_position + 1);
+  std::vector<float> cos(static_cast<size_t>(N * d / 2)), sin(cos.size());
+  rope_cos_sin(freqs, positions.data(), N, cos.data(), sin.data());
+  PassInputs in = pack_pass_inputs(be, std::move(cos), std::move(sin), batch.ids.data(), N);
+  in.max_position = max_position;
   return in;
 }
 
 }  // namespace
+
+PassInputs pack_pass_inputs(Backend& be, std::vector<float> cos, std::vector<float> sin, const int32_t* ids,
+                            int64_t N) {
+  PassInputs in;
+  const int64_t half = static_cast<int64_t>(cos.size());
+  const int64_t table = (half + 15) / 16 * 16, id_words = (N + 15) / 16 * 16;
+  std::vector<float> inputs(static_cast<size_t>(2 * table + id_words));
+  std::copy(cos.begin(), cos.end(), inputs.begin());
+  std::copy(sin.begin(), sin.end(), inputs.begin() + table);
+  std::memcpy(inputs.data() + 2 * table, ids, sizeof(int32_t) * N);
+  in.buffer = to_backend(be, inputs);
+  in.cos = in.buffer.as<const float>();
+  in.sin = in.cos + table;
+  in.ids = reinterpret_cast<const int32_t*>(in.cos + 2 * table);
+  in.cos_host = std::move(cos);
+  in.sin_host = std::move(sin);
+  return in;
+}
 
 PassBuffers pass_buffers(Backend& be, const ModelConfig& c, int64_t N, int64_t lora_rank) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
@@ -181,38 +180,15 @@ DiffAttentionParams Model::diff_params(int64_t l, float diff_attn_mix) const {
   return p;
 }
 
-void Model::layer_forward(int64_t l, LayerPass& s) const {
+// Attention of layer l on the pass's q, k, v (after their norms): RoPE, the keys and values
+// written to the cache (or scratch), then the layout's attention into s.att.
+void Model::attend(int64_t l, const LayerPass& s, LayerTrace* tr) const {
   const ModelConfig& c = config_;
   Backend& be = s.be;
   const int64_t B = s.B, T = s.T, N = s.N;
-  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
-  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  const LayerWeights& w = layers_[l];
-  const bool kept = s.kept_layers && std::count(s.kept_layers->begin(), s.kept_layers->end(), l) > 0;
-  LayerTrace* tr = s.work && !kept ? s.work : s.trace ? &s.trace->layers[l] : nullptr;
-
-  // Attention block.
-  if (tr) keep(be, tr->x_in, s.x, N * D);
-  if (tr == s.work && s.trace) keep(be, s.trace->layers[l].x_in, s.x, N * D);
-  const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, s.q}, {w.k_proj, w.k_bias, KH * d, s.k},
-                           {w.v_proj, w.v_bias, KV * d, s.v}, {w.lambda_proj, nullptr, H, s.lambda_logits}};
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d;
   const bool per_token_lambda = s.lambda_logits != nullptr;
-  be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, std::span(qkv, per_token_lambda ? 4 : 3));
-  const auto* lora = lora_layers_.empty() ? nullptr : &lora_layers_[static_cast<size_t>(l)];
-  if (lora) {
-    lora_forward(s, l, MatrixRole::q_proj, s.xn, D, s.q, QH * d);
-    lora_forward(s, l, MatrixRole::k_proj, s.xn, D, s.k, KH * d);
-    lora_forward(s, l, MatrixRole::v_proj, s.xn, D, s.v, KV * d);
-    if (per_token_lambda) lora_forward(s, l, MatrixRole::lambda_proj, s.xn, D, s.lambda_logits, H);
-  }
-  if (tr) keep(be, tr->xn1, s.xn, N * D);
-  if (tr && w.q_norm) {
-    keep(be, tr->q_lin, s.q, N * QH * d);
-    keep(be, tr->k_lin, s.k, N * KH * d);
-  }
-  if (w.q_norm) be.rmsnorm_forward(s.q, s.q, w.q_norm, N * QH, d, eps);
-  if (w.k_norm) be.rmsnorm_forward(s.k, s.k, w.k_norm, N * KH, d, eps);
   float* kc = s.cache ? s.cache->keys(l) : s.scratch_k;
   float* vc = s.cache ? s.cache->values(l) : s.scratch_v;
   be.rope_cache_write(s.q, QH, QH * d, s.k, KH, KH * d, s.v, KV, B, T, d, s.cos, s.sin, kc, vc, s.capacity, s.past);
@@ -245,6 +221,67 @@ void Model::layer_forward(int64_t l, LayerPass& s) const {
     }
     be.attention_forward(shape, s.q, H * d, kc, vc, s.segments, 1.0f / std::sqrt(static_cast<float>(d)), s.att, H * d,
                          tr ? tr->m.data() : nullptr, tr ? tr->l.data() : nullptr);
+  }
+}
+
+void Model::layer_forward(int64_t l, LayerPass& s) const {
+  const ModelConfig& c = config_;
+  Backend& be = s.be;
+  const int64_t N = s.N;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t QH = c.q_proj_rows() / d, KH = c.k_proj_rows() / d, I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const LayerWeights& w = layers_[l];
+  const bool kept = s.kept_layers && std::count(s.kept_layers->begin(), s.kept_layers->end(), l) > 0;
+  LayerTrace* tr = s.work && !kept ? s.work : s.trace ? &s.trace->layers[l] : nullptr;
+
+  // Attention block.
+  if (tr) keep(be, tr->x_in, s.x, N * D);
+  if (tr == s.work && s.trace) keep(be, s.trace->layers[l].x_in, s.x, N * D);
+  const LinearOut qkv[] = {{w.q_proj, w.q_bias, QH * d, s.q}, {w.k_proj, w.k_bias, KH * d, s.k},
+                           {w.v_proj, w.v_bias, KV * d, s.v}, {w.lambda_proj, nullptr, H, s.lambda_logits}};
+  const bool per_token_lambda = s.lambda_logits != nullptr;
+  be.rmsnorm_linear_forward(s.x, N, D, w.input_norm, eps, s.xn, std::span(qkv, per_token_lambda ? 4 : 3));
+  const auto* lora = lora_layers_.empty() ? nullptr : &lora_layers_[static_cast<size_t>(l)];
+  if (lora) {
+    lora_forward(s, l, MatrixRole::q_proj, s.xn, D, s.q, QH * d);
+    lora_forward(s, l, MatrixRole::k_proj, s.xn, D, s.k, KH * d);
+    lora_forward(s, l, MatrixRole::v_proj, s.xn, D, s.v, KV * d);
+    if (per_token_lambda) lora_forward(s, l, MatrixRole::lambda_proj, s.xn, D, s.lambda_logits, H);
+  }
+  if (tr) keep(be, tr->xn1, s.xn, N * D);
+  if (tr && w.q_norm) {
+    keep(be, tr->q_lin, s.q, N * QH * d);
+    keep(be, tr->k_lin, s.k, N * KH * d);
+  }
+  if (w.q_norm) be.rmsnorm_forward(s.q, s.q, w.q_norm, N * QH, d, eps);
+  if (w.k_norm) be.rmsnorm_forward(s.k, s.k, w.k_norm, N * KH, d, eps);
+  if (s.row_caches.empty()) {
+    attend(l, s, tr);
+  } else {  // one decoded token per row, each row with its own cache: attention row by row
+    for (int64_t i = 0; i < N; ++i) {
+      KVCache* cache = s.row_caches[static_cast<size_t>(i)];
+      if (cache == nullptr) {  // a padding row: its attention output is zero
+        be.zero(s.att + i * H * d, sizeof(float) * H * d);
+        continue;
+      }
+      LayerPass row = s;
+      row.B = row.T = row.N = 1;
+      row.past = cache->length();
+      row.capacity = cache->capacity();
+      row.cache = cache;
+      row.segments = cache->uniform_segments() ? nullptr : cache->segments();
+      row.row_caches = {};
+      row.q += i * QH * d;
+      row.k += i * KH * d;
+      row.v += i * KV * d;
+      row.att += i * H * d;
+      if (row.att_pairs) row.att_pairs += i * QH * d;
+      if (row.lambda_logits) row.lambda_logits += i * H;
+      row.cos += i * (d / 2);
+      row.sin += i * (d / 2);
+      attend(l, row, nullptr);
+    }
   }
   if (tr) keep(be, tr->att, s.att, N * H * d);
   be.linear_forward(s.att, N, H * d, w.o_proj, w.o_bias, D, s.x, /*accumulate=*/true);

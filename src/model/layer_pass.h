@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "io/model_config.h"
@@ -23,6 +24,21 @@ struct PassBuffers {
 };
 // lora_rank: the rank of an attached LoRA adapter (0: none).
 PassBuffers pass_buffers(Backend& be, const ModelConfig& c, int64_t N, int64_t lora_rank = 0);
+
+// The host inputs of one call in the backend's memory, crossing over in one copy:
+// [cos | sin | ids] (each part 64-byte aligned); the host RoPE tables (a trace keeps them) and the
+// largest position the cache will have seen.
+struct PassInputs {
+  Buffer buffer;
+  const float* cos = nullptr;  // [N, d/2], on the backend
+  const float* sin = nullptr;
+  const int32_t* ids = nullptr;  // [N], on the backend
+  std::vector<float> cos_host, sin_host;
+  int64_t max_position = 0;
+};
+// cos, sin: [N, d/2] on the host; ids: [N].
+PassInputs pack_pass_inputs(Backend& be, std::vector<float> cos, std::vector<float> sin, const int32_t* ids,
+                            int64_t N);
 
 struct LayerPass {
   Backend& be;
@@ -51,6 +67,9 @@ struct LayerPass {
   LayerTrace* work = nullptr;
   const std::vector<int64_t>* kept_layers = nullptr;  // with work and a trace: to trace->layers[l] all the same
   uint64_t lora_dropout_seed = 0;  // ForwardOptions::lora_dropout_seed
+  // Model::decode_rows: row i (T = 1) attends with its own cache (B = 1), nullptr for a padding
+  // row; empty: the pass's cache (or scratch) holds every row.
+  std::span<KVCache* const> row_caches = {};
 };
 
 // A pass over `buffers` with its non-buffer fields from the arguments.

@@ -157,6 +157,16 @@ class Model {
   Buffer forward_on_backend(const TokenBatch& batch, KVCache* cache, LogitsMode mode,
                             ForwardTrace* trace = nullptr, const ForwardOptions& options = {}) const;
 
+  // One decoding step of N independent sequences (continuous batching, infer/batch_decoder.h): row
+  // i's token ids[i] is appended to caches[i] (batch 1, its own length; position = its length) and
+  // attends to what that cache holds; the projections and the MLP run over all N rows at once.
+  // caches[i] == nullptr: a padding row (its logits are meaningless; nothing is cached). Returns
+  // the logits [N, V] in the backend's memory. Row i's logits depend only on row i's token and
+  // cache for a given N (every product is row-independent), so a sequence decodes to the same
+  // values whichever rows run beside it. Throws ShapeError for ids outside the vocabulary, a cache
+  // of another batch size or a full cache, and std::logic_error for a cache of another backend.
+  Buffer decode_rows(std::span<const int32_t> ids, std::span<KVCache* const> caches) const;
+
   // Next-token cross-entropy of the batch and its gradient (training). targets: [B, T], the id
   // position t should predict (kIgnoreIndex where it does not count). Returns the SUM of the
   // counted positions' losses; gradients of grad_scale * that sum are ACCUMULATED into `grads`
@@ -184,6 +194,7 @@ class Model {
   void bind();
   DiffAttentionParams diff_params(int64_t layer, float diff_attn_mix) const;
   void layer_forward(int64_t l, LayerPass& pass) const;
+  void attend(int64_t l, const LayerPass& pass, LayerTrace* trace) const;
   void paired_attention_forward(const LayerPass& pass, const float* k_cache, const float* v_cache,
                                 LayerTrace* trace) const;
   ModelConfig config_;
