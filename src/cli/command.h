@@ -28,6 +28,7 @@ Command add_tokenize(CLI::App& root);
 Command add_detokenize(CLI::App& root);
 Command add_plot(CLI::App& root);
 Command add_attention_map(CLI::App& root);
+Command add_serve(CLI::App& root);
 
 // Threads for OpenMP and OpenBLAS (threads <= 0: leave the default, all cores). main.cpp.
 void set_threads(int threads);

@@ -24,7 +24,7 @@ constexpr const char* kVersion = "0.1.0";
 // decides the speed (the others read and write files; convert runs forward passes only with
 // --debug, a few tokens).
 bool runs_dense_products(const std::string& command) {
-  for (const char* name : {"forward", "generate", "eval", "train", "evaluate"})
+  for (const char* name : {"forward", "generate", "eval", "train", "evaluate", "serve"})
     if (command == name) return true;
   return false;
 }
@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_detokenize(app),
       difftx::cli::add_plot(app),
       difftx::cli::add_attention_map(app),
+      difftx::cli::add_serve(app),
   };
 
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say "a subcommand is required"

@@ -68,6 +68,14 @@ ChatFormat chat_format_from_name(std::string_view name, const Tokenizer* tokeniz
   fail<ConfigError>("chat_template \"{}\" is not a built-in format (built-in: {})", name, chat_format_choices());
 }
 
+std::optional<ChatFormat> chat_format_guess(std::string_view jinja) {
+  if (jinja.find("<|im_start|>") != std::string_view::npos) return ChatFormat::chatml;
+  if (jinja.find("<|start_header_id|>") != std::string_view::npos) return ChatFormat::llama3;
+  if (jinja.find("[INST]") != std::string_view::npos)  // v1 puts a space before [/INST], v2/v3 do not
+    return jinja.find(" [/INST]") != std::string_view::npos ? ChatFormat::mistral_v1 : ChatFormat::mistral_v2v3;
+  return std::nullopt;
+}
+
 std::string chat_render(ChatFormat format, std::span<const ChatMessage> messages, std::string_view bos,
                         std::string_view eos, bool add_generation_prompt) {
   std::string out;

@@ -16,6 +16,7 @@
 // The rendered text is meant to be encoded with add_special_tokens off (the BOS is in the text).
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +37,10 @@ struct ChatMessage {
 // for tokenizer_default the message says whether the tokenizer has a Jinja template at all.
 ChatFormat chat_format_from_name(std::string_view name, const Tokenizer* tokenizer = nullptr);
 std::string_view chat_format_name(ChatFormat format);
+// The built-in format a tokenizer's Jinja chat_template writes, recognised by its markers as
+// llama.cpp does ("<|im_start|>": chatml; "<|start_header_id|>": llama3; "[INST]": mistral_v1 when
+// the template has " [/INST]" (a space before it), else mistral_v2v3); nullopt when none matches.
+std::optional<ChatFormat> chat_format_guess(std::string_view jinja);
 // "chatml, llama3, mistral, mistral_v1, mistral_v2v3"
 std::string_view chat_format_choices();
 

@@ -1,0 +1,167 @@
+#include "serve/openai_request.h"
+
+#include <cmath>
+#include <span>
+#include <fmt/format.h>
+
+namespace difftx {
+
+nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param) {
+  return {{"error",
+           {{"message", message}, {"type", type}, {"param", param.empty() ? nlohmann::json() : nlohmann::json(param)},
+            {"code", nullptr}}}};
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void bad(const std::string& field, const std::string& message) {
+  throw ApiError(400, fmt::format("'{}': {}", field, message), field);
+}
+
+const json* field(const json& body, const char* name) {
+  auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+double number(const json& v, const std::string& name) {
+  if (!v.is_number()) bad(name, fmt::format("expected a number, got {}", v.type_name()));
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) bad(name, "expected a finite number");
+  return x;
+}
+
+int64_t integer(const json& v, const std::string& name) {
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) bad(name, "the integer is too large");
+    return static_cast<int64_t>(v.get<uint64_t>());
+  }
+  if (!v.is_number_integer()) bad(name, fmt::format("expected an integer, got {}", v.type_name()));
+  return v.get<int64_t>();
+}
+
+bool boolean(const json& v, const std::string& name) {
+  if (!v.is_boolean()) bad(name, fmt::format("expected true or false, got {}", v.type_name()));
+  return v.get<bool>();
+}
+
+std::string string(const json& v, const std::string& name) {
+  if (!v.is_string()) bad(name, fmt::format("expected a string, got {}", v.type_name()));
+  return v.get<std::string>();
+}
+
+std::vector<int32_t> token_ids(const json& v, const std::string& name) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int64_t id = integer(v[i], fmt::format("{}[{}]", name, i));
+    if (id < 0 || id > INT32_MAX) bad(name, fmt::format("token id {} is out of range", id));
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
+void read_prompt(const json& body, CompletionRequest& r) {
+  const json* p = field(body, "prompt");
+  if (p == nullptr) bad("prompt", "this field is required");
+  if (p->is_string()) {
+    r.prompt = p->get<std::string>();
+    return;
+  }
+  if (!p->is_array()) bad("prompt", fmt::format("expected a string or an array, got {}", p->type_name()));
+  if (p->empty()) bad("prompt", "the array is empty");
+  if ((*p)[0].is_number()) {
+    r.prompt_ids = token_ids(*p, "prompt");
+    return;
+  }
+  if (p->size() != 1) bad("prompt", "one prompt per request (this server takes no prompt arrays of several)");
+  const json& one = (*p)[0];
+  if (one.is_string()) r.prompt = one.get<std::string>();
+  else if (one.is_array()) r.prompt_ids = token_ids(one, "prompt[0]");
+  else bad("prompt[0]", fmt::format("expected a string or an array of token ids, got {}", one.type_name()));
+}
+
+void read_messages(const json& body, CompletionRequest& r) {
+  const json* m = field(body, "messages");
+  if (m == nullptr) bad("messages", "this field is required");
+  if (!m->is_array() || m->empty()) bad("messages", "expected a non-empty array of messages");
+  for (size_t i = 0; i < m->size(); ++i) {
+    const json& msg = (*m)[i];
+    const std::string name = fmt::format("messages[{}]", i);
+    if (!msg.is_object()) bad(name, fmt::format("expected an object, got {}", msg.type_name()));
+    const json* role = field(msg, "role");
+    if (role == nullptr) bad(name + ".role", "this field is required");
+    ChatMessage out{string(*role, name + ".role"), ""};
+    if (const json* content = field(msg, "content")) {
+      if (content->is_string()) {
+        out.content = content->get<std::string>();
+      } else if (content->is_array()) {  // content parts: text only
+        for (size_t j = 0; j < content->size(); ++j) {
+          const json& part = (*content)[j];
+          const std::string pname = fmt::format("{}.content[{}]", name, j);
+          if (!part.is_object()) bad(pname, "expected a content part object");
+          const json* type = field(part, "type");
+          if (type == nullptr || string(*type, pname + ".type") != "text")
+            bad(pname + ".type", "only text content parts are supported");
+          const json* text = field(part, "text");
+          if (text == nullptr) bad(pname + ".text", "this field is required");
+          out.content += string(*text, pname + ".text");
+        }
+      } else {
+        bad(name + ".content", fmt::format("expected a string or an array of content parts, got {}",
+                                           content->type_name()));
+      }
+    }
+    r.messages.push_back(std::move(out));
+  }
+}
+
+}  // namespace
+
+CompletionRequest parse_completion_request(const json& body, bool chat) {
+  if (!body.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", body.type_name()));
+  CompletionRequest r;
+  r.chat = chat;
+  if (chat) read_messages(body, r);
+  else read_prompt(body, r);
+  static constexpr const char* kMaxTokens[] = {"max_completion_tokens", "max_tokens"};  // chat reads both
+  for (const char* name : std::span(kMaxTokens).subspan(chat ? 0 : 1))
+    if (const json* v = field(body, name); v && !r.max_tokens) {
+      r.max_tokens = integer(*v, name);
+      if (*r.max_tokens < 1) bad(name, fmt::format("must be >= 1, got {}", *r.max_tokens));
+    }
+  if (const json* v = field(body, "temperature")) {
+    const double t = number(*v, "temperature");
+    if (t < 0) bad("temperature", fmt::format("must be >= 0, got {}", t));
+    r.temperature = static_cast<float>(t);
+  }
+  if (const json* v = field(body, "top_p")) {
+    const double p = number(*v, "top_p");
+    if (!(p > 0 && p <= 1)) bad("top_p", fmt::format("must be in (0, 1], got {}", p));
+    r.top_p = static_cast<float>(p);
+  }
+  if (const json* v = field(body, "top_k")) {
+    r.top_k = integer(*v, "top_k");
+    if (r.top_k < 0) bad("top_k", fmt::format("must be >= 0 (0 = off), got {}", r.top_k));
+  }
+  if (const json* v = field(body, "seed")) r.seed = static_cast<uint64_t>(integer(*v, "seed"));
+  if (const json* v = field(body, "n"); v && integer(*v, "n") != 1) bad("n", "only n = 1 is supported");
+  if (const json* v = field(body, "stop")) {
+    if (v->is_string()) {
+      r.stop.push_back(v->get<std::string>());
+    } else if (v->is_array()) {
+      if (v->size() > 16) bad("stop", "at most 16 stop strings");
+      for (size_t i = 0; i < v->size(); ++i) r.stop.push_back(string((*v)[i], fmt::format("stop[{}]", i)));
+    } else {
+      bad("stop", fmt::format("expected a string or an array of strings, got {}", v->type_name()));
+    }
+  }
+  if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
+  if (const json* v = field(body, "stream_options")) {
+    if (!v->is_object()) bad("stream_options", fmt::format("expected an object, got {}", v->type_name()));
+    if (const json* u = field(*v, "include_usage")) r.include_usage = boolean(*u, "stream_options.include_usage");
+  }
+  return r;
+}
+
+}  // namespace difftx
