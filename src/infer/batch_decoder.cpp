@@ -327,14 +327,14 @@ void BatchDecoder::emit(Slot& s, int32_t id) {
 }
 
 void BatchDecoder::release(Slot& s, FinishReason reason, std::string error) {
-  s.sequence->finish(reason, std::move(error));
-  s.sequence.reset();
-  s.decoding = false;
-  {
+  {  // the counts first: a client that sees its sequence end sees them updated
     std::lock_guard<std::mutex> lock(mutex_);
     --stats_.active;
     ++stats_.requests_finished;
   }
+  s.sequence->finish(reason, std::move(error));
+  s.sequence.reset();
+  s.decoding = false;
   wake_.notify_all();
 }
 

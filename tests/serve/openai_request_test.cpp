@@ -1,0 +1,106 @@
+// parse_completion_request: OpenAI's request bodies, defaults, and the 400s naming the field.
+#include "serve/openai_request.h"
+
+#include <gtest/gtest.h>
+
+namespace difftx {
+namespace {
+
+using json = nlohmann::json;
+
+// The field a bad body is rejected for (status 400), or "" when it is accepted.
+std::string rejected_field(const json& body, bool chat = false) {
+  try {
+    parse_completion_request(body, chat);
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    return e.param.empty() ? "<body>" : e.param;
+  }
+  return "";
+}
+
+TEST(OpenAIRequest, CompletionDefaults) {
+  const CompletionRequest r = parse_completion_request(json{{"prompt", "Hello"}, {"model", "x"}, {"user", "u"}}, false);
+  EXPECT_EQ(r.prompt, "Hello");
+  EXPECT_FALSE(r.prompt_ids);
+  EXPECT_FALSE(r.max_tokens);
+  EXPECT_FLOAT_EQ(r.temperature, 1.0f);
+  EXPECT_FLOAT_EQ(r.top_p, 1.0f);
+  EXPECT_EQ(r.top_k, 0);
+  EXPECT_FALSE(r.seed);
+  EXPECT_TRUE(r.stop.empty());
+  EXPECT_FALSE(r.stream);
+}
+
+TEST(OpenAIRequest, CompletionFields) {
+  const CompletionRequest r = parse_completion_request(
+      json::parse(R"({"prompt": ["Hi"], "max_tokens": 7, "temperature": 0, "top_p": 0.5, "top_k": 3, "seed": 42,
+                      "stop": ["\n", "END"], "stream": true, "stream_options": {"include_usage": true},
+                      "logit_bias": {"1": 2}, "n": 1, "presence_penalty": null})"),
+      false);
+  EXPECT_EQ(r.prompt, "Hi");
+  EXPECT_EQ(*r.max_tokens, 7);
+  EXPECT_FLOAT_EQ(r.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(r.top_p, 0.5f);
+  EXPECT_EQ(r.top_k, 3);
+  EXPECT_EQ(*r.seed, 42u);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(parse_completion_request(json{{"prompt", "a"}, {"stop", "x"}}, false).stop, std::vector<std::string>{"x"});
+}
+
+TEST(OpenAIRequest, PromptAsTokenIds) {
+  EXPECT_EQ(*parse_completion_request(json{{"prompt", {1, 2, 3}}}, false).prompt_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(*parse_completion_request(json{{"prompt", {{5, 6}}}}, false).prompt_ids, (std::vector<int32_t>{5, 6}));
+}
+
+TEST(OpenAIRequest, ChatMessages) {
+  const CompletionRequest r = parse_completion_request(
+      json::parse(R"({"messages": [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]},
+                                   {"role": "assistant", "content": null}],
+                      "max_completion_tokens": 5, "max_tokens": 9})"),
+      true);
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[1].content, "Hello");
+  EXPECT_EQ(r.messages[2].content, "");
+  EXPECT_EQ(*r.max_tokens, 5);  // max_completion_tokens first, as OpenAI
+}
+
+TEST(OpenAIRequest, BadBodiesNameTheField) {
+  EXPECT_EQ(rejected_field(json::array()), "<body>");
+  EXPECT_EQ(rejected_field(json::object()), "prompt");
+  EXPECT_EQ(rejected_field(json{{"prompt", 3}}), "prompt");
+  EXPECT_EQ(rejected_field(json{{"prompt", json::array()}}), "prompt");
+  EXPECT_EQ(rejected_field(json{{"prompt", {"a", "b"}}}), "prompt");
+  EXPECT_EQ(rejected_field(json{{"prompt", {1, -2}}}), "prompt");
+  EXPECT_EQ(rejected_field(json{{"prompt", {1, "x"}}}), "prompt[1]");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"max_tokens", "10"}}), "max_tokens");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"max_tokens", 0}}), "max_tokens");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"max_tokens", 1.5}}), "max_tokens");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", "hot"}}), "temperature");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", -1}}), "temperature");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 0}}), "top_p");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 1.5}}), "top_p");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_k", -1}}), "top_k");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"seed", "1"}}), "seed");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"n", 2}}), "n");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"stop", 5}}), "stop");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"stop", {"x", 1}}}), "stop[1]");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"stream", "yes"}}), "stream");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"stream_options", 1}}), "stream_options");
+  EXPECT_EQ(rejected_field(json::object(), true), "messages");
+  EXPECT_EQ(rejected_field(json{{"messages", json::array()}}, true), "messages");
+  EXPECT_EQ(rejected_field(json{{"messages", {1}}}, true), "messages[0]");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"content", "x"}}}}}, true), "messages[0].role");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", 1}}}}}, true), "messages[0].role");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}, {"content", 1}}}}}, true), "messages[0].content");
+  EXPECT_EQ(rejected_field(json::parse(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"), true),
+            "messages[0].content[0].type");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", nullptr}, {"max_tokens", nullptr}}), "");
+}
+
+}  // namespace
+}  // namespace difftx
