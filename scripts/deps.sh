@@ -22,6 +22,8 @@ packages=(
   libbenchmark-dev            # micro-benchmarks
   libprotobuf-dev protobuf-compiler  # TensorBoard event files
   libcairo2-dev               # pictures: plots and attention maps (PNG)
+  libcpp-httplib-dev          # difftx serve: HTTP
+  curl                        # the server's tests talk to it with curl (and node's openai package when present)
 )
 for arg in "$@"; do
   case "$arg" in
