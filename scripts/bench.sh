@@ -3,7 +3,8 @@
 # one run, written to bench/RESULTS.md (see bench/run_bench.py for what is measured), then
 # data-parallel training over MPI, written to bench/RESULTS-mpi.md (bench/data_parallel_bench.py), then
 # training memory with and without gradient_checkpointing, bench/RESULTS-memory.md (bench/memory_bench.py), then
-# LoRA training of a 1.2B model against its memory target, bench/RESULTS-lora.md (bench/lora_memory_bench.py).
+# LoRA training of a 1.2B model against its memory target, bench/RESULTS-lora.md (bench/lora_memory_bench.py),
+# and `difftx serve` under load, bench/RESULTS-serve.md (bench/serve_bench.py).
 #
 # Usage: scripts/bench.sh [--quick] [--threads N]
 #   --quick      small sizes (a few minutes), to check the suite itself; RESULTS.md is then
@@ -59,6 +60,11 @@ args=(--build "$root/build" --models "$models" --shared "$shared" --threads "$th
 dp_args=(--build "$root/build" --models "$models" --shared "$shared")
 ((quick)) && dp_args+=(--steps 5 --skip 2 --rounds 1 --seq 128 --out "$models/RESULTS-mpi-quick.md")
 /usr/bin/python3 bench/data_parallel_bench.py "${dp_args[@]}"
+# `difftx serve` under 1, 4 and 16 concurrent streaming clients (RESULTS-serve.md). The Python clients
+# share the two cores with the server: OpenMP threads that sleep when idle instead of spinning.
+serve_args=(--build "$root/build" --model "$models/diff" --tokenizer "$shared/fixtures/tokenizers/mistral")
+((quick)) && serve_args+=(--requests 1 --max-tokens 16 --out "$models/RESULTS-serve-quick.md")
+OMP_WAIT_POLICY=passive /usr/bin/python3 bench/serve_bench.py "${serve_args[@]}"
 # Training memory with and without activation recomputation, SmolLM2-360M shape (RESULTS-memory.md).
 mem_args=(--build "$root/build" --shared "$shared")
 ((quick)) && mem_args+=(--seq 256 --steps 2 --work "$models/memory" --out "$models/RESULTS-memory-quick.md")
