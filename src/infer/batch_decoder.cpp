@@ -188,9 +188,14 @@ void BatchDecoder::loop() {
         if (queue_.empty()) return;  // stop_
       }
     }
-    admit();
-    prefill_one_chunk();
-    decode_step();
+    try {
+      admit();
+      prefill_one_chunk();
+      decode_step();
+    } catch (const std::exception& e) {  // (out of memory, say): fail what runs, keep serving
+      for (auto& slot : slots_)
+        if (slot->sequence) release(*slot, FinishReason::error, e.what());
+    }
   }
 }
 

@@ -41,12 +41,16 @@ void send_error(httplib::Response& res, const ApiError& e) {
   send_json(res, e.status, api_error_body(e.what(), e.type, e.param));
 }
 
+// The request body: a JSON object, else ApiError(400).
 json parse_body(const httplib::Request& req) {
+  json body;
   try {
-    return json::parse(req.body);
+    body = json::parse(req.body);
   } catch (const json::parse_error& e) {
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
   }
+  if (!body.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", body.type_name()));
+  return body;
 }
 
 // The response streamed as server-sent events, one call of the content provider at a time.
@@ -189,7 +193,6 @@ void Server::Impl::routes() {
     guarded(res, [&] {
       const ServedModel& m = *served.load();
       const json body = parse_body(req);
-      if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
       const auto content = body.find("content");
       if (content == body.end() || !content->is_string()) throw ApiError(400, "'content': expected a string", "content");
       EncodeOptions o;
@@ -204,7 +207,6 @@ void Server::Impl::routes() {
     guarded(res, [&] {
       const ServedModel& m = *served.load();
       const json body = parse_body(req);
-      if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
       const auto tokens = body.find("tokens");
       if (tokens == body.end() || !tokens->is_array()) throw ApiError(400, "'tokens': expected an array of token ids", "tokens");
       std::vector<int32_t> ids;
