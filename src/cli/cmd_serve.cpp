@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -47,6 +48,16 @@ void choose_chat_format(ServedModel& m, const std::string& name) {
     else m.end_of_turn = end;
   }
   spdlog::info("chat format: {} ({})", chat_format_name(m.chat_format), why);
+}
+
+// The tokenizer of the model directory, or of --tokenizer; the error says where else it may be.
+Tokenizer load_tokenizer(const std::string& dir, const std::string& tokenizer_dir) {
+  try {
+    return Tokenizer::load(tokenizer_dir.empty() ? dir : tokenizer_dir);
+  } catch (const Error& e) {
+    if (!tokenizer_dir.empty()) throw;
+    fail<ConfigError>("{} (a tokenizer in another directory: --tokenizer DIR)", e.what());
+  }
 }
 
 }  // namespace
@@ -102,22 +113,22 @@ Command add_serve(CLI::App& root) {
             server.start();
             std::fprintf(stderr, "listening on http://%s:%d (loading %s)\n", o->serve.host.c_str(), port,
                          o->dir.c_str());
+            std::atomic<bool> failed{false};
             std::thread stopper([&] {
               int signal = 0;
               sigwait(&stop_signals, &signal);
-              spdlog::info("signal {}: finishing the requests in flight", signal);
+              if (!failed) spdlog::info("signal {}: refusing new requests, finishing those in flight", signal);
               server.stop();
             });
-            const auto finish = [&] {  // wakes the stopper if no signal came, then joins it
-              if (stopper.joinable()) {
-                pthread_kill(stopper.native_handle(), SIGTERM);
-                stopper.join();
-              }
+            const auto finish = [&] {  // wakes the stopper when no signal came (loading failed), then joins it
+              failed = true;
+              pthread_kill(stopper.native_handle(), SIGTERM);
+              stopper.join();
             };
             std::unique_ptr<BatchDecoder> decoder;
             try {
               Model model = load_for_inference(o->dir, o->inference);
-              ServedModel served(model, Tokenizer::load(o->tokenizer.empty() ? o->dir : o->tokenizer));
+              ServedModel served(model, load_tokenizer(o->dir, o->tokenizer));
               const ModelConfig& c = model.config();
               const int64_t context =
                   o->ctx_size > 0 ? o->ctx_size : std::min<int64_t>(c.max_position_embeddings, 4096);
@@ -135,7 +146,6 @@ Command add_serve(CLI::App& root) {
               stopper.join();  // until SIGINT/SIGTERM; the server has finished its requests then
               decoder.reset();
             } catch (...) {
-              server.stop();
               finish();
               throw;
             }

@@ -107,6 +107,13 @@ BatchDecoder::BatchDecoder(const Model& model, int64_t slots, int64_t context, i
   if (context < 2) fail<ConfigError>("the context per slot (--ctx-size) must be >= 2 tokens, got {}", context);
   if (queue_limit < 1) fail<ConfigError>("the queue limit must be >= 1, got {}", queue_limit);
   if (prefill_chunk < 1) fail<ConfigError>("the prefill chunk must be >= 1 token, got {}", prefill_chunk);
+  // All the slots' caches at once, checked before any is allocated: on the CPU the kernel would
+  // hand out the pages lazily and kill the process when they are touched.
+  const uint64_t need = KVCache::bytes(model.config(), slots, context);
+  if (const uint64_t room = model.backend()->available_bytes(); room > 0 && need > room)
+    fail<ConfigError>("the KV caches of {} slots x {} tokens need {:.2f} GiB; {} has {:.2f} GiB available (lower "
+                      "--parallel or --ctx-size)",
+                      slots, context, need / 1073741824.0, model.backend()->name(), room / 1073741824.0);
   for (int64_t i = 0; i < slots; ++i) {
     auto slot = std::make_unique<Slot>();
     slot->cache = std::make_unique<KVCache>(model.config(), 1, context, model.backend());

@@ -68,6 +68,11 @@ class Backend {
   // size when it does not fit.
   Buffer alloc(size_t bytes);
   Buffer alloc_zeroed(size_t bytes);
+  // Bytes that can still be allocated and used, as far as the backend knows; 0: unknown. The CPU
+  // reports /proc/meminfo's MemAvailable (the kernel hands out pages lazily, so an allocation
+  // beyond it succeeds and the process is killed when the pages are touched); a GPU's allocations
+  // fail at once instead.
+  virtual uint64_t available_bytes() const { return 0; }
   template <class T>
   Buffer alloc_array(int64_t count) { return alloc(static_cast<size_t>(count) * sizeof(T)); }
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;

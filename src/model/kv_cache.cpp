@@ -6,6 +6,14 @@
 
 namespace difftx {
 
+uint64_t KVCache::bytes(const ModelConfig& c, int64_t batch, int64_t capacity) {
+  const auto tokens = static_cast<uint64_t>(batch) * static_cast<uint64_t>(capacity);
+  const auto heads = static_cast<uint64_t>(c.k_proj_rows() / c.head_dim + c.num_key_value_heads);
+  return tokens * (heads * static_cast<uint64_t>(c.head_dim) * static_cast<uint64_t>(c.num_hidden_layers) *
+                       sizeof(float) +
+                   sizeof(int32_t));
+}
+
 KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, std::shared_ptr<Backend> backend)
     : backend_(std::move(backend)), batch_(batch), capacity_(capacity) {
   if (batch <= 0 || capacity <= 0) fail<ShapeError>("KV cache needs a positive batch and capacity, got {} and {}", batch, capacity);

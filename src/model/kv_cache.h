@@ -20,6 +20,9 @@ class KVCache {
   KVCache(const ModelConfig& config, int64_t batch, int64_t capacity,
           std::shared_ptr<Backend> backend = cpu_backend());
 
+  // The bytes a cache of `batch` x `capacity` tokens allocates (keys, values, segment ids).
+  static uint64_t bytes(const ModelConfig& config, int64_t batch, int64_t capacity);
+
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }         // tokens cached so far (S)

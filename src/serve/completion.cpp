@@ -50,7 +50,7 @@ PreparedCompletion prepare_completion(const ServedModel& served, const Completio
                    fmt::format("the prompt has {} tokens; the context holds {} per request (prompt + at least one "
                                "new token; the server's --ctx-size)",
                                P, context),
-                   prompt_field, "context_length_exceeded");
+                   prompt_field, "invalid_request_error", "context_length_exceeded");
   const int64_t room = context - P;
   p.decode.max_new_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);
   p.decode.sampling.temperature = r.temperature;

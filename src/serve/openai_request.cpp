@@ -6,10 +6,10 @@
 
 namespace difftx {
 
-nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param) {
-  return {{"error",
-           {{"message", message}, {"type", type}, {"param", param.empty() ? nlohmann::json() : nlohmann::json(param)},
-            {"code", nullptr}}}};
+nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param,
+                              const std::string& code) {
+  const auto or_null = [](const std::string& v) { return v.empty() ? nlohmann::json() : nlohmann::json(v); };
+  return {{"error", {{"message", message}, {"type", type}, {"param", or_null(param)}, {"code", or_null(code)}}}};
 }
 
 namespace {
@@ -132,20 +132,31 @@ CompletionRequest parse_completion_request(const json& body, bool chat) {
     }
   if (const json* v = field(body, "temperature")) {
     const double t = number(*v, "temperature");
-    if (t < 0) bad("temperature", fmt::format("must be >= 0, got {}", t));
+    if (t < 0 || t > 2) bad("temperature", fmt::format("must be in [0, 2], got {}", t));
     r.temperature = static_cast<float>(t);
   }
   if (const json* v = field(body, "top_p")) {
     const double p = number(*v, "top_p");
-    if (!(p > 0 && p <= 1)) bad("top_p", fmt::format("must be in (0, 1], got {}", p));
+    if (!(static_cast<float>(p) > 0 && p <= 1)) bad("top_p", fmt::format("must be in (0, 1], got {}", p));
     r.top_p = static_cast<float>(p);
   }
   if (const json* v = field(body, "top_k")) {
     r.top_k = integer(*v, "top_k");
     if (r.top_k < 0) bad("top_k", fmt::format("must be >= 0 (0 = off), got {}", r.top_k));
   }
-  if (const json* v = field(body, "seed")) r.seed = static_cast<uint64_t>(integer(*v, "seed"));
+  if (const json* v = field(body, "seed"); v && (v->is_number_unsigned() || integer(*v, "seed") >= 0))
+    r.seed = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
   if (const json* v = field(body, "n"); v && integer(*v, "n") != 1) bad("n", "only n = 1 is supported");
+  // Features a client would otherwise believe it got.
+  if (const json* v = field(body, "logprobs"); v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && v->get<double>() == 0))
+    bad("logprobs", "log probabilities are not supported");
+  if (const json* v = field(body, "echo"); v && boolean(*v, "echo")) bad("echo", "echo is not supported");
+  if (const json* v = field(body, "tools"); v && !(v->is_array() && v->empty())) bad("tools", "tools are not supported");
+  if (const json* v = field(body, "response_format")) {
+    const json* type = v->is_object() ? field(*v, "type") : nullptr;
+    if (type == nullptr || !type->is_string() || type->get<std::string>() != "text")
+      bad("response_format", "only {\"type\": \"text\"} is supported");
+  }
   if (const json* v = field(body, "stop")) {
     if (v->is_string()) {
       r.stop.push_back(v->get<std::string>());

@@ -4,8 +4,11 @@
 //   completions:  prompt (string, [string], [ids] or [[ids]] with one prompt), max_tokens (default 16)
 //   chat:         messages [{role, content: string | [{type: "text", text}]}], max_tokens or
 //                 max_completion_tokens (default: what the context leaves)
-//   both:         temperature (default 1), top_p (1), top_k (0 = off; llama.cpp's extension), seed,
-//                 stop (string or array of strings), stream, stream_options.include_usage, n (1 only)
+//   both:         temperature (default 1, at most 2), top_p (1), top_k (0 = off; llama.cpp's
+//                 extension), seed (negative: random, as llama.cpp), stop (string or array of
+//                 strings), stream, stream_options.include_usage, n (1 only)
+// What difftx does not do is refused rather than ignored: logprobs, echo, tools, a response_format
+// other than text.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -24,12 +27,14 @@ namespace difftx {
 class ApiError : public std::runtime_error {
  public:
   ApiError(int status, const std::string& message, std::string param = {},
-           std::string type = "invalid_request_error")
-      : std::runtime_error(message), status(status), param(std::move(param)), type(std::move(type)) {}
+           std::string type = "invalid_request_error", std::string code = {})
+      : std::runtime_error(message), status(status), param(std::move(param)), type(std::move(type)),
+        code(std::move(code)) {}
   int status;
-  std::string param, type;
+  std::string param, type, code;  // code: e.g. "context_length_exceeded" ("" -> null)
 };
-nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param);
+nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param,
+                              const std::string& code = {});
 
 struct CompletionRequest {
   bool chat = false;

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cctype>
+#include <string_view>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -38,7 +40,7 @@ void send_json(httplib::Response& res, int status, const json& body) {
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
-  send_json(res, e.status, api_error_body(e.what(), e.type, e.param));
+  send_json(res, e.status, api_error_body(e.what(), e.type, e.param, e.code));
 }
 
 // The request body: a JSON object, else ApiError(400).
@@ -46,15 +48,34 @@ json parse_body(const httplib::Request& req) {
   json body;
   try {
     body = json::parse(req.body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers such as 1e400
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", body.type_name()));
   return body;
 }
 
+// "Bearer KEY" (the scheme in any case, RFC 7235) with the server's key, compared in constant time.
+bool authorized(std::string header, const std::string& key) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() < kScheme.size()) return false;
+  for (size_t i = 0; i < kScheme.size(); ++i) header[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(header[i])));
+  if (header.compare(0, kScheme.size(), kScheme) != 0) return false;
+  return constant_time_equal(header.substr(kScheme.size()), key);
+}
+
 // The response streamed as server-sent events, one call of the content provider at a time.
+// Counts a completion in flight while it lives.
+struct InFlight {
+  explicit InFlight(std::atomic<int64_t>& n) : count(n) { ++count; }
+  ~InFlight() { --count; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  std::atomic<int64_t>& count;
+};
+
 struct StreamState {
+  std::shared_ptr<InFlight> in_flight;
   std::shared_ptr<CompletionReply> reply;
   CompletionRequest request;
   std::string id;
@@ -71,6 +92,10 @@ struct Server::Impl {
   std::unique_ptr<ServedModel> owned;
   std::atomic<const ServedModel*> served{nullptr};
   std::atomic<uint64_t> next_id{0};
+  // Completion requests being answered (a streamed one until its last event is written), and
+  // whether the server is stopping: new completions then get 503 while these finish.
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<bool> draining{false};
   std::mutex status_mutex;
   std::map<int, int64_t> statuses;  // responses by HTTP status
 
@@ -102,6 +127,12 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->http.set_read_timeout(options.read_timeout_s, 0);
   impl_->http.set_write_timeout(options.read_timeout_s, 0);
   impl_->http.set_keep_alive_timeout(5);
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server bind
+  // the same port and share its connections instead of failing.
+  impl_->http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   impl_->routes();
 }
 
@@ -128,6 +159,9 @@ void Server::serve(ServedModel served) {
 }
 
 void Server::stop() {
+  // Streams would be cut by httplib's stop(): let every completion in flight end first.
+  impl_->draining = true;
+  while (impl_->in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (impl_->http.is_running() || impl_->listener.joinable()) impl_->http.stop();
   if (impl_->listener.joinable()) impl_->listener.join();
 }
@@ -152,8 +186,7 @@ void Server::Impl::routes() {
   });
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    if (!options.api_key.empty() &&
-        !constant_time_equal(req.get_header_value("Authorization"), "Bearer " + options.api_key)) {
+    if (!options.api_key.empty() && !authorized(req.get_header_value("Authorization"), options.api_key)) {
       send_error(res, ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')", "",
                                "authentication_error"));
       return httplib::Server::HandlerResponse::Handled;
@@ -226,7 +259,9 @@ void Server::Impl::routes() {
 }
 
 void Server::Impl::completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+  auto counted = std::make_shared<InFlight>(in_flight);
   guarded(res, [&] {
+    if (draining) throw ApiError(503, "the server is shutting down", "", "unavailable_error");
     const ServedModel& m = *served.load();
     CompletionRequest r = parse_completion_request(parse_body(req), chat);
     const PreparedCompletion p = prepare_completion(m, r);
@@ -246,7 +281,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
       send_json(res, 200, completion_body(m, r, id, created, text, *reply));
       return;
     }
-    auto state = std::make_shared<StreamState>(StreamState{reply, std::move(r), id, created, false});
+    auto state = std::make_shared<StreamState>(StreamState{counted, reply, std::move(r), id, created, false});
     res.set_header("Cache-Control", "no-cache");
     const ServedModel* mp = &m;
     res.set_chunked_content_provider("text/event-stream", [state, mp](size_t, httplib::DataSink& sink) {

@@ -48,6 +48,9 @@ TEST(OpenAIRequest, CompletionFields) {
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(parse_completion_request(json{{"prompt", "a"}, {"stop", "x"}}, false).stop, std::vector<std::string>{"x"});
+  EXPECT_FALSE(parse_completion_request(json{{"prompt", "a"}, {"seed", -1}}, false).seed);  // random, as llama.cpp
+  EXPECT_EQ(*parse_completion_request(json{{"prompt", "a"}, {"seed", 18446744073709551615ull}}, false).seed,
+            18446744073709551615ull);
 }
 
 TEST(OpenAIRequest, PromptAsTokenIds) {
@@ -82,6 +85,16 @@ TEST(OpenAIRequest, BadBodiesNameTheField) {
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"max_tokens", 1.5}}), "max_tokens");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", "hot"}}), "temperature");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", -1}}), "temperature");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", 1e39}}), "temperature");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 1e-50}}), "top_p");  // 0 as a float
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logprobs", 2}}), "logprobs");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logprobs", true}}), "logprobs");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"echo", true}}), "echo");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"tools", {{{"type", "function"}}}}}), "tools");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"response_format", {{"type", "json_object"}}}}), "response_format");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logprobs", false}, {"echo", false}, {"tools", json::array()},
+                                {"response_format", {{"type", "text"}}}}),
+            "");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 0}}), "top_p");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 1.5}}), "top_p");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_k", -1}}), "top_k");

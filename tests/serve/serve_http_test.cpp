@@ -229,6 +229,8 @@ TEST(ServeHttp, BadInputGetsClearErrors) {
   EXPECT_EQ(bad_json->status, 400);
   EXPECT_NE(json::parse(bad_json->body)["error"]["message"].get<std::string>().find("not valid JSON"), std::string::npos);
   EXPECT_EQ(post(c, "/v1/completions", {{"prompt", "a"}, {"temperature", "hot"}}, 400)["error"]["param"], "temperature");
+  auto overflow = c.Post("/v1/completions", R"({"prompt": "a", "foo": 1e400})", "application/json");
+  EXPECT_EQ(overflow->status, 400);
   EXPECT_EQ(post(c, "/v1/chat/completions", {{"messages", "hi"}}, 400)["error"]["param"], "messages");
   EXPECT_EQ(post(c, "/tokenize", {{"content", 5}}, 400)["error"]["param"], "content");
   EXPECT_EQ(post(c, "/detokenize", {{"tokens", {1, 99999999}}}, 400)["error"]["param"], "tokens");
@@ -236,7 +238,8 @@ TEST(ServeHttp, BadInputGetsClearErrors) {
   std::string long_prompt;
   for (int i = 0; i < 200; ++i) long_prompt += " the";
   const json too_long = post(c, "/v1/completions", {{"prompt", long_prompt}}, 400);
-  EXPECT_EQ(too_long["error"]["type"], "context_length_exceeded");
+  EXPECT_EQ(too_long["error"]["code"], "context_length_exceeded");
+  EXPECT_EQ(too_long["error"]["type"], "invalid_request_error");
   EXPECT_NE(too_long["error"]["message"].get<std::string>().find("holds 128"), std::string::npos);
   // max_tokens is capped by what the context leaves.
   std::string near_full;
@@ -265,6 +268,9 @@ TEST(ServeHttp, ApiKey) {
   EXPECT_EQ(json::parse(refused->body)["error"]["type"], "authentication_error");
   EXPECT_EQ(server.client("wrong").Get("/v1/models")->status, 401);
   EXPECT_EQ(server.client("s3cret").Get("/v1/models")->status, 200);
+  httplib::Client lower = server.client();
+  lower.set_default_headers({{"Authorization", "bearer s3cret"}});  // the scheme in any case (RFC 7235)
+  EXPECT_EQ(lower.Get("/v1/models")->status, 200);
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));
   EXPECT_FALSE(constant_time_equal("abc", "abcd"));
@@ -375,17 +381,45 @@ TEST(ServeHttp, SigtermLetsRequestsInFlightFinish) {
       if (!r) return -1;
       return r->status == 200 ? static_cast<int>(json::parse(r->body)["usage"]["completion_tokens"]) : -r->status;
     }));
+  // And a streamed answer in flight: it ends with its finish chunk and [DONE], not cut off.
+  std::future<std::vector<std::string>> stream = std::async(std::launch::async, [&] {
+    httplib::Client c = server.client();
+    return stream_events(c, "/v1/completions", {{"prompt", "Part 9"}, {"max_tokens", 80}, {"stream", true}});
+  });
   httplib::Client watcher = server.client();
   ASSERT_TRUE(metric_reaches(watcher, "difftx_slots_busy 2"));
   EXPECT_EQ(server.stop(), 0);
+  const std::vector<std::string> events = stream.get();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
   int finished = 0;
   for (auto& r : replies) {
     const int got = r.get();
-    EXPECT_TRUE(got == 60 || got == -1) << got;  // finished, or refused cleanly (never a half answer)
-    finished += got == 60;
+    EXPECT_TRUE(got > 0 || got == -1) << got;  // a whole answer (60 tokens or EOS), or refused cleanly
+    finished += got > 0;
   }
   EXPECT_GE(finished, 2);  // the two decoding when the signal came
   EXPECT_NE(server.log().find("stopped"), std::string::npos);
+}
+
+TEST(ServeHttp, APortInUseAndCachesBeyondMemoryAreRefused) {
+  ServeProcess first;
+  const test::RunResult second = test::run_difftx({"serve", kModel, "--port", std::to_string(first.port())});
+  EXPECT_EQ(second.exit_code, 2);
+  EXPECT_NE(second.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())), std::string::npos)
+      << second.err;
+  const test::RunResult huge = test::run_difftx({"serve", kModel, "--port", "0", "--parallel", "256", "--ctx-size",
+                                                 "10000000"});
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_NE(huge.err.find("the KV caches of 256 slots x 10000000 tokens need"), std::string::npos) << huge.err;
+  EXPECT_EQ(huge.err.find("signal"), std::string::npos) << huge.err;
+  const test::RunResult no_tokenizer =
+      test::run_difftx({"serve", std::string(DIFFTX_SOURCE_DIR) + "/tests/golden/llama_mha", "--port", "0"});
+  EXPECT_EQ(no_tokenizer.exit_code, 2);
+  EXPECT_NE(no_tokenizer.err.find("no tokenizer.json"), std::string::npos) << no_tokenizer.err;
+  EXPECT_NE(no_tokenizer.err.find("--tokenizer DIR"), std::string::npos) << no_tokenizer.err;
+  EXPECT_EQ(first.stop(), 0);
 }
 
 TEST(ServeHttp, HealthIs503UntilTheModelIsServed) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <new>
 
 #include "common/log.h"
@@ -43,6 +44,15 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(GemmPrecision precision) : precision_(precision) {}
   std::string name() const override { return precision_ == GemmPrecision::bf16 ? "cpu (bf16)" : "cpu"; }
   bool host_memory() const override { return true; }
+  uint64_t available_bytes() const override {
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    std::string unit;
+    while (meminfo >> key >> kib >> unit)
+      if (key == "MemAvailable:") return kib * 1024;
+    return 0;
+  }
 
   void upload(void* dst, const void* src, size_t bytes) override { copy_bytes(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { copy_bytes(dst, src, bytes); }
