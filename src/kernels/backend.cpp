@@ -95,7 +95,10 @@ void Backend::embedding_backward(const int32_t*, int64_t, const float*, int64_t,
 double Backend::cross_entropy_host(float*, const int32_t*, int64_t, int64_t, float, bool) {
   no_training(*this, "cross_entropy_host");
 }
-void Backend::adamw_update(std::span<const AdamWPiece>, const AdamWStep&) { no_training(*this, "adamw_update"); }
+bool Backend::adamw_update(std::span<const AdamWPiece>, const AdamWStep&) {
+  no_training(*this, "adamw_update");
+  return false;
+}
 void Backend::sum_squares_host(std::span<const AdamWPiece>, double*) { no_training(*this, "sum_squares_host"); }
 void Backend::scale_grads(std::span<const AdamWPiece>, float) { no_training(*this, "scale_grads"); }
 

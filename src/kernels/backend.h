@@ -171,8 +171,9 @@ class Backend {
                                     bool want_grad);
   // The optimizer's element-wise work over pieces of the parameter buffer (train/optimizer.h
   // states the formulas). Pieces run in parallel; within a piece elements run in order, so results
-  // do not depend on the thread count.
-  virtual void adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& step);
+  // do not depend on the thread count. Returns whether every updated parameter is finite (the
+  // trainer's divergence check then needs no pass of its own over the weights).
+  virtual bool adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& step);
   // sums[i] = sum of x^2 over pieces[i], in double.
   virtual void sum_squares_host(std::span<const AdamWPiece> pieces, double* sums);
   // grad *= factor over every piece.

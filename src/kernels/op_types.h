@@ -11,7 +11,9 @@ namespace difftx {
 // The target id of a position that does not count in a loss (transformers' -100 labels).
 inline constexpr int32_t kIgnoreIndex = -100;
 
-// A Linear weight [n, k] kept either in float32 or in bfloat16 (exactly one pointer is set).
+// A Linear weight [n, k] kept either in float32 or in bfloat16 (one pointer set), or, in CPU
+// training with bf16 products, both: the float32 master and its bf16 copy
+// (Model::keep_bf16_weight_copies), bf16 products reading the copy and everything else the float32.
 struct LinearWeight {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;

@@ -257,6 +257,7 @@ std::span<const float> Model::trained_weights() const {
 }
 
 void Model::trained_weights_updated() {
+  refresh_bf16_weight_copies();  // full fine-tuning with bf16 products (the copies exist only there)
   if (!lora_train_) return;
   LoraTraining& st = *lora_train_;
   for (const ParamSpec& p : st.table.params())  // a bf16 matrix gets its master weights rounded

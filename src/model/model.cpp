@@ -70,6 +70,8 @@ namespace {
 // lm_head (ParamKind::matrix).
 bool is_matrix(const ParamSpec& p) { return p.kind == ParamKind::matrix; }
 
+constexpr uint64_t kNoCopy = ~uint64_t{0};  // bf16_copy_offsets_ of a parameter without a bf16 copy
+
 constexpr uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
 }  // namespace
@@ -124,6 +126,11 @@ void Model::write_tensor(const ParamSpec& p, const float* values) {
     return;
   }
   std::copy_n(values, p.numel, weights_.data() + float_offset(p));
+  if (has_bf16_weight_copies() && is_matrix(p)) {  // (p may be another table's entry of the same name)
+    const size_t index = static_cast<size_t>(table_.find(p.name) - table_.params().data());
+    uint16_t* copy = bf16_copies_.data() + bf16_copy_offsets_[index];
+    for (uint64_t i = 0; i < p.numel; ++i) copy[i] = f32_to_bf16(values[i]);
+  }
 }
 
 uint16_t* Model::bf16_param(const ParamSpec& p) {
@@ -164,6 +171,54 @@ void Model::keep_matrices_in_bf16() {
   bind();
 }
 
+void Model::keep_bf16_weight_copies() {
+  if (matrices_in_bf16()) throw std::logic_error("Model::keep_bf16_weight_copies: the matrices are kept in bf16");
+  if (on_device()) throw std::logic_error("Model::keep_bf16_weight_copies: the weights are on " + backend_->name());
+  if (has_bf16_weight_copies()) return refresh_bf16_weight_copies();
+  const std::vector<ParamSpec>& params = table_.params();
+  std::vector<uint64_t> offsets(params.size(), kNoCopy);
+  uint64_t halves = 0;  // each matrix 64-byte aligned
+  for (size_t i = 0; i < params.size(); ++i)
+    if (is_matrix(params[i])) {
+      offsets[i] = halves;
+      halves += round_up(params[i].numel, 32);
+    }
+  try {
+    bf16_copies_.assign(halves, 0);
+  } catch (const std::bad_alloc&) {
+    fail<ConfigError>("bf16 copies of the matrices need {:.2f} GB more memory, which is not available",
+                      static_cast<double>(halves) * 2e-9);
+  }
+  bf16_copy_offsets_ = std::move(offsets);
+  refresh_bf16_weight_copies();
+  bind();
+}
+
+void Model::refresh_bf16_weight_copies() {
+  if (!has_bf16_weight_copies()) return;
+  const std::vector<ParamSpec>& params = table_.params();
+  // Pieces of at most 2^16 elements over every matrix, shared by the threads.
+  struct Piece {
+    const float* src;
+    uint16_t* dst;
+    int64_t n;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (bf16_copy_offsets_[i] == kNoCopy) continue;
+    const float* src = weights_.data() + params[i].offset;
+    uint16_t* dst = bf16_copies_.data() + bf16_copy_offsets_[i];
+    for (uint64_t o = 0; o < params[i].numel; o += uint64_t{1} << 16)
+      pieces.push_back({src + o, dst + o, static_cast<int64_t>(std::min<uint64_t>(params[i].numel - o, uint64_t{1} << 16))});
+  }
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& piece = pieces[i];
+#pragma omp simd
+    for (int64_t j = 0; j < piece.n; ++j) piece.dst[j] = f32_to_bf16(piece.src[j]);
+  }
+}
+
 void Model::place_on(std::shared_ptr<Backend> backend) {
   if (on_device()) throw std::logic_error("Model::place_on: the model is already on " + backend_->name());
   if (has_lora() && !backend->host_memory())
@@ -172,6 +227,8 @@ void Model::place_on(std::shared_ptr<Backend> backend) {
     backend_ = std::move(backend);
     return;
   }
+  AlignedVector<uint16_t>().swap(bf16_copies_);  // a device's products round its own weights
+  bf16_copy_offsets_.clear();
   std::vector<float> lambdas;
   if (layout_module(config_).lambda_per_layer())
     for (int64_t l = 0; l < config_.num_hidden_layers; ++l) lambdas.push_back(layer_lambda(l));
@@ -200,7 +257,11 @@ void Model::bind() {
   auto vector_at = [&](const ParamSpec* p) -> const float* { return p == nullptr ? nullptr : f32 + float_offset(*p); };
   auto matrix_at = [&](const ParamSpec* p) -> LinearWeight {
     if (p == nullptr) return {};
-    if (!matrices_in_bf16()) return {f32 + p->offset, nullptr};
+    if (!matrices_in_bf16()) {
+      const size_t index = static_cast<size_t>(p - table_.params().data());
+      if (bf16_copies_.empty() || on_device()) return {f32 + p->offset, nullptr};
+      return {f32 + p->offset, bf16_copies_.data() + bf16_copy_offsets_[index]};
+    }
     return {nullptr, bf16 + compact_offsets_[static_cast<size_t>(p - table_.params().data())]};
   };
   embed_ = matrix_at(head_index_.embed);

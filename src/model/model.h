@@ -96,6 +96,16 @@ class Model {
   // matrix throw std::logic_error. The float32 buffer is freed (peak: float32 + bf16 copies).
   void keep_matrices_in_bf16();
   bool matrices_in_bf16() const { return !compact_offsets_.empty(); }
+  // Training with bf16 products (the bf16 key), as PyTorch autocast's weight cast cache: a bfloat16
+  // copy of every float32 matrix (embedding, projections, lm_head), which bf16 products read
+  // instead of rounding the weights in every product (twice per layer and step, and once per
+  // lm_head chunk); float32 products and the embedding lookup still read the float32 matrices,
+  // which stay the master values. trained_weights_updated() refreshes the copies after each
+  // update; call refresh_bf16_weight_copies() after changing weights any other way. Costs 2 bytes
+  // per matrix element. std::logic_error with matrices kept in bf16 or on a device.
+  void keep_bf16_weight_copies();
+  void refresh_bf16_weight_copies();
+  bool has_bf16_weight_copies() const { return !bf16_copies_.empty(); }
   // A parameter's values in float32 wherever they are kept (bf16 matrices widened), and back
   // (rounded to bf16 for a bf16 matrix). Host memory only (std::logic_error on a device).
   void read_tensor(const ParamSpec& p, float* out) const;
@@ -205,6 +215,10 @@ class Model {
   AlignedVector<uint16_t> weights_bf16_;
   std::vector<uint64_t> compact_offsets_;
   uint64_t float_count_ = 0, bf16_count_ = 0;  // elements of the two buffers, wherever they are
+  // keep_bf16_weight_copies(): the rounded matrices, and each matrix's offset into them by table
+  // index (kNoCopy for the other parameters).
+  AlignedVector<uint16_t> bf16_copies_;
+  std::vector<uint64_t> bf16_copy_offsets_;
   // The backend the weights live on; on a device they are in these buffers (the host ones are
   // empty) and the per-layer lambdas are kept on the host, computed once when placed.
   std::shared_ptr<Backend> backend_;

@@ -73,7 +73,7 @@ AdamW::AdamW(const ParamTable& table, const AdamWOptions& options, Backend& back
     : table_(table), options_(options), backend_(backend), owned_(std::move(owned)),
       m_(owned_floats(table, owned_), 0.0f), v_(owned_floats(table, owned_), 0.0f) {}
 
-void AdamW::step(std::span<float> params, std::span<const float> grads, double lr) {
+bool AdamW::step(std::span<float> params, std::span<const float> grads, double lr) {
   ++steps_;
   const double b1 = options_.beta1, b2 = options_.beta2;
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
@@ -87,7 +87,7 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, double l
   st.beta2 = static_cast<float>(b2);
   // The update reads the gradients only; the pieces' pointers are mutable for the gradient-norm ops.
   float* g = const_cast<float*>(grads.data());
-  backend_.adamw_update(trainable_pieces(table_, owned_, params.data(), g, m_.data(), v_.data()), st);
+  return backend_.adamw_update(trainable_pieces(table_, owned_, params.data(), g, m_.data(), v_.data()), st);
 }
 
 void AdamW::keep_owned(std::span<const float> whole_m, std::span<const float> whole_v) {

@@ -39,7 +39,8 @@ class AdamW {
   // One update at learning rate `lr` (torch.optim.AdamW semantics): for each trainable tensor,
   // p -= lr * weight_decay * p (decayed tensors only), m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
   // p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the step number from 1.
-  void step(std::span<float> params, std::span<const float> grads, double lr);
+  // Returns whether every parameter it updated is finite.
+  bool step(std::span<float> params, std::span<const float> grads, double lr);
   int64_t steps() const { return steps_; }
   // The moments: [buffer_floats()] in the table's layout; sharded: the owned elements, range by range.
   AlignedVector<float>& exp_avg() { return m_; }

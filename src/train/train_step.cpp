@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "common/parallel.h"
 #include "model/diff_checks.h"
 #include "model/finite_logits.h"
 #include "train/grad_buckets.h"
@@ -13,9 +14,22 @@ namespace difftx {
 
 namespace {
 
-// The name of the first parameter holding a NaN or infinity, or "" when all are finite.
+// The name of the first parameter holding a NaN or infinity, or "" when all are finite. Needed after
+// an update that wrote a non-finite value, and on ZeRO-1 ranks (the others' shards arrive by
+// all-gather): one pass shared by the threads, names looked up only when it found something.
 std::string non_finite_parameter(const Model& model) {
   const std::span<const float> w = model.trained_weights();
+  bool all_finite = true;
+  parallel_ranges(static_cast<int64_t>(w.size()), w.size() >= (size_t{1} << 16), [&](int64_t begin, int64_t end) {
+    float product = 0.0f;  // x * 0 is 0 for a finite x, NaN for NaN and infinities
+#pragma omp simd reduction(+ : product)
+    for (int64_t i = begin; i < end; ++i) product += w[static_cast<size_t>(i)] * 0.0f;
+    if (product != 0.0f) {
+#pragma omp atomic write
+      all_finite = false;
+    }
+  });
+  if (all_finite) return {};
   for (const ParamSpec& p : model.trained_table().params())
     for (uint64_t i = 0; i < p.numel; ++i)
       if (!std::isfinite(w[p.offset + i])) return p.name;
@@ -68,7 +82,9 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
   for (size_t i = 0; i < micro_batches.size(); ++i)
     if (micro_batches[i].target_count > 0) last = i;
 
-  std::fill(grads.begin(), grads.end(), 0.0f);
+  parallel_ranges(static_cast<int64_t>(grads.size()), grads.size() >= (size_t{1} << 16), [&](int64_t begin, int64_t end) {
+    std::fill(grads.begin() + begin, grads.begin() + end, 0.0f);
+  });
   double loss_sum = 0;
   for (size_t i = 0; i < micro_batches.size(); ++i) {
     const MicroBatch& mb = micro_batches[i];
@@ -103,14 +119,15 @@ StepResult train_step(Model& model, AdamW& optimizer, std::span<const MicroBatch
     r.diverged = "the gradient norm is " + number_text(r.grad_norm);
     return r;
   }
-  optimizer.step(model.trained_weights(), grads, o.learning_rate);
+  // The update says whether what it wrote is finite; ZeRO-1's ranks look at every shard (all of them agree).
+  const bool updated_finite = optimizer.step(model.trained_weights(), grads, o.learning_rate);
   if (zero1) {  // each rank updated its shards: every rank gets all of them
     const std::span<float> w = model.trained_weights();
     for (const FloatRange& b : buckets.in_order()) collective.start_all_gather(w.subspan(b.begin, b.end - b.begin));
     collective.wait();
   }
   model.trained_weights_updated();
-  if (const std::string bad = non_finite_parameter(model); !bad.empty())
+  if (const std::string bad = updated_finite && !zero1 ? std::string() : non_finite_parameter(model); !bad.empty())
     r.diverged = "the update made " + bad + " non-finite";
   else if (const std::string lambda = non_finite_lambda(model); !lambda.empty())
     r.diverged = "the update made a derived quantity non-finite: " + lambda;

@@ -105,6 +105,8 @@ MathMode place_for_training(Model& model, const TrainConfig& c) {
                  "and AMX, or DNNL_MAX_CPU_ISA hides them); training in float32",
                  c.yaml_path.string());
   model.place_on(cpu_backend(math));
+  // Full fine-tuning: the matrices' bf16 copies, rounded once per update (autocast's weight cache).
+  if (math == MathMode::bf16 && !model.lora_training() && !model.matrices_in_bf16()) model.keep_bf16_weight_copies();
   return math;
 }
 
@@ -249,7 +251,8 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   if (math_ == MathMode::bf16)
     spdlog::info("bf16: matrix products in bf16 with float32 accumulation; {}, AdamW state, norms, softmax and "
                  "lambda in float32",
-                 model_.lora_training() ? "frozen matrices in bf16; trained tensors" : "weights");
+                 model_.lora_training() ? "frozen matrices in bf16; trained tensors"
+                                        : "bf16 copies of the matrices made once per update; weights");
   if (optimizer_.sharded())
     spdlog::info("ZeRO-1 (deepspeed stage 1): each of the {} ranks keeps the AdamW moments of its shard, {:.0f} MB "
                  "here instead of {:.0f} MB",

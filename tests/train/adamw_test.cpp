@@ -122,7 +122,7 @@ TEST(AdamW, LargeTensorsFollowThePlainFormulasAndRepeatOverThreadCounts) {
       std::vector<float> grads = grad0;
       for (size_t i = 0; i < grads.size(); ++i) grads[i] *= static_cast<float>(s + 1);
       norms.push_back(clip_grad_norm(table, grads, max_norm));
-      opt.step(params, grads, lr);
+      EXPECT_TRUE(opt.step(params, grads, lr)) << "every updated value is finite";
     }
     omp_set_num_threads(before);
   };
@@ -165,6 +165,28 @@ TEST(AdamW, LargeTensorsFollowThePlainFormulasAndRepeatOverThreadCounts) {
   EXPECT_LE(worst, 2e-6);
   const uint64_t lambda_init = table.at("model.layers.0.self_attn.lambda_init").offset;
   EXPECT_EQ(one[lambda_init], start[lambda_init]);
+}
+
+// step() says whether what it wrote is finite (the trainer's divergence check relies on it): an
+// update that overflows one element, in the last piece of a tensor or in the middle of another,
+// is reported; the same state with a finite update is not.
+TEST(AdamW, StepReportsANonFiniteUpdate) {
+  ParamTable table;
+  table.add("model.embed_tokens.weight", {301, 700}, ParamInit::normal);
+  table.add("model.norm.weight", {700}, ParamInit::ones);
+  for (const uint64_t at : {uint64_t{210699}, uint64_t{70000}, table.at("model.norm.weight").offset + 3}) {
+    std::vector<float> params(table.buffer_floats(), 1.0f), grads(params.size(), 0.5f);
+    params[at] = -3.4e38f;  // moves by about -lr (1e37): past the largest float
+    AdamW opt(table, AdamWOptions{});
+    EXPECT_FALSE(opt.step(params, grads, 1.0e37)) << at;
+    EXPECT_TRUE(std::isfinite(params[at == 70000 ? 0 : 70000])) << "the others stay finite";
+    EXPECT_TRUE(std::isinf(params[at])) << at;
+    std::vector<float> again(params.size(), 1.0f);
+    again[at] = -3.4e38f;
+    AdamW fresh(table, AdamWOptions{});
+    EXPECT_TRUE(fresh.step(again, grads, 1e-3)) << at;
+    EXPECT_TRUE(std::isfinite(again[at])) << at;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AdamWTest, ::testing::ValuesIn(test::training_case_names()),

@@ -69,8 +69,8 @@ class CpuBackend final : public Backend {
   void embedding_forward(const int32_t* ids, int64_t n, LinearWeight table, int64_t dim, float* out) override {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row = static_cast<int64_t>(ids[i]) * dim;
-      if (table.bf16 != nullptr) bf16_rows_to_f32(table.bf16 + row, 1, dim, out + i * dim);
-      else std::memcpy(out + i * dim, table.f32 + row, sizeof(float) * dim);
+      if (table.f32 != nullptr) std::memcpy(out + i * dim, table.f32 + row, sizeof(float) * dim);  // also beside a bf16 copy
+      else bf16_rows_to_f32(table.bf16 + row, 1, dim, out + i * dim);
     }
   }
   void rmsnorm_forward(float* out, const float* x, const float* weight, int64_t rows, int64_t dim,
@@ -178,8 +178,9 @@ class CpuBackend final : public Backend {
                             bool want_grad) override {
     return cross_entropy_forward_backward(logits, targets, rows, V, grad_scale, want_grad);
   }
-  void adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& st) override {
-#pragma omp parallel for schedule(static)
+  bool adamw_update(std::span<const AdamWPiece> pieces, const AdamWStep& st) override {
+    bool all_finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : all_finite)
     for (size_t i = 0; i < pieces.size(); ++i) {
       const AdamWPiece& p = pieces[i];
       const float decay = p.decay ? st.decay : 0.0f;
@@ -188,16 +189,21 @@ class CpuBackend final : public Backend {
       float* m = p.m;
       float* v = p.v;
       const float fb1 = st.beta1, fb2 = st.beta2;
-#pragma omp simd  // four separate buffers
+      float zeros = 0.0f;  // the sum of x * 0: 0 while every new x is finite, NaN otherwise
+#pragma omp simd reduction(+ : zeros)  // four separate buffers
       for (uint64_t j = 0; j < p.count; ++j) {
         const float xj = x[j] - decay * x[j];
         const float mj = fb1 * m[j] + (1.0f - fb1) * g[j];
         const float vj = fb2 * v[j] + (1.0f - fb2) * g[j] * g[j];
         m[j] = mj;
         v[j] = vj;
-        x[j] = xj - st.step_size * mj / (std::sqrt(vj) * st.inv_sqrt_bias2 + st.eps);
+        const float updated = xj - st.step_size * mj / (std::sqrt(vj) * st.inv_sqrt_bias2 + st.eps);
+        x[j] = updated;
+        zeros += updated * 0.0f;
       }
+      all_finite = all_finite && zeros == 0.0f;
     }
+    return all_finite;
   }
   void sum_squares_host(std::span<const AdamWPiece> pieces, double* sums) override {
 #pragma omp parallel for schedule(static)

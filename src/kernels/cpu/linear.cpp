@@ -19,6 +19,40 @@ float put_bias(const float* bias, int64_t m, int64_t n, float* y, int64_t y_stri
   return 1.0f;
 }
 
+// The storage a product of `precision` reads when w has both (a float32 matrix and its bf16 copy,
+// Model::keep_bf16_weight_copies): bf16 products the copy, float32 ones the float32 matrix.
+LinearWeight for_precision(LinearWeight w, GemmPrecision precision) {
+  if (w.f32 == nullptr || w.bf16 == nullptr) return w;
+  return precision == GemmPrecision::bf16 ? LinearWeight{nullptr, w.bf16} : LinearWeight{w.f32, nullptr};
+}
+
+// The bf16 products of linear_backward: dy rounded once for both; w as bf16 (w16), or rounded from
+// float32 w when w16 is nullptr.
+void backward_bf16(const float* x, int64_t m, int64_t k, const float* w, const uint16_t* w16, int64_t n,
+                   const float* dy, float* dx, float* dw) {
+  thread_local std::vector<uint16_t> dy16, other16;
+  round_to_bf16(dy, m, n, n, dy16);
+  if (dx != nullptr) {
+    if (w16 == nullptr) {
+      round_to_bf16(w, n, k, k, other16);
+      w16 = other16.data();
+    }
+    gemm(GemmMatrix{nullptr, dy16.data(), n, false}, GemmMatrix{nullptr, w16, k, false}, m, k, n, dx, k, true,
+         GemmPrecision::bf16);
+  }
+  if (dw != nullptr) {
+    round_to_bf16(x, m, k, k, other16);
+    gemm(GemmMatrix{nullptr, dy16.data(), n, true}, GemmMatrix{nullptr, other16.data(), k, false}, n, k, m, dw, k,
+         true, GemmPrecision::bf16);
+  }
+}
+
+void add_bias_grad(const float* dy, int64_t m, int64_t n, float* db) {
+  if (db == nullptr) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
+}
+
 // y = x · w^T with w [n, k] float32 or bfloat16 (the forward of a Linear layer).
 void product_nt(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, float* y, bool accumulate,
                 int64_t x_stride, int64_t y_stride, GemmPrecision precision) {
@@ -59,6 +93,7 @@ void linear_forward(const float* x, int64_t m, int64_t k, LinearWeight w, const 
   if (x_stride == 0) x_stride = k;
   if (y_stride == 0) y_stride = n;
   if (m == 0 || n == 0) return;
+  w = for_precision(w, precision);
   const float beta = put_bias(bias, m, n, y, y_stride, accumulate);
   if (m == 1) {  // one row (decoding): a matrix-vector product, without GEMM's packing of w
     const float* xr = rounded_row(x, k, precision);
@@ -83,31 +118,34 @@ void linear_forward_shared_input(const float* x, int64_t m, int64_t k, std::span
   for (size_t i = 0; i < outs.size(); ++i) {
     const LinearOut& o = outs[i];
     const bool accumulate = put_bias(o.bias, 1, o.n, o.y, o.n, false) != 0.0f;
-    jobs[i] = GemvJob{o.w.f32, o.w.bf16, o.n, k, x, o.y, accumulate};
+    const LinearWeight w = for_precision(o.w, precision);
+    jobs[i] = GemvJob{w.f32, w.bf16, o.n, k, x, o.y, accumulate};
   }
   gemv_many(jobs, static_cast<int>(outs.size()));
 }
 
 void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, const float* dy, float* dx,
                      float* dw, float* db, GemmPrecision precision) {
+  w = for_precision(w, precision);
   if (w.bf16 == nullptr) {
     linear_backward(x, m, k, w.f32, n, dy, dx, dw, db, precision);
     return;
   }
   if (m == 0) return;
-  if (dx != nullptr) {
-    if (precision == GemmPrecision::bf16) {
-      gemm(GemmMatrix{dy, nullptr, n, false}, GemmMatrix{nullptr, w.bf16, k, false}, m, k, n, dx, k, true, precision);
-    } else {  // dx += dy[:, j0:j0+rows] · widened w[j0:j0+rows, :], block by block
-      const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
-      thread_local std::vector<float> widened;
-      widened.resize(static_cast<size_t>(block * k));
-      for (int64_t j0 = 0; j0 < n; j0 += block) {
-        const int64_t rows = std::min(block, n - j0);
-        bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
-        gemm(GemmMatrix{dy + j0, nullptr, n, false}, GemmMatrix{widened.data(), nullptr, k, false}, m, k, rows, dx, k,
-             true, precision);
-      }
+  if (precision == GemmPrecision::bf16) {
+    backward_bf16(x, m, k, nullptr, w.bf16, n, dy, dx, dw);
+    add_bias_grad(dy, m, n, db);
+    return;
+  }
+  if (dx != nullptr) {  // dx += dy[:, j0:j0+rows] · widened w[j0:j0+rows, :], block by block
+    const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
+    thread_local std::vector<float> widened;
+    widened.resize(static_cast<size_t>(block * k));
+    for (int64_t j0 = 0; j0 < n; j0 += block) {
+      const int64_t rows = std::min(block, n - j0);
+      bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
+      gemm(GemmMatrix{dy + j0, nullptr, n, false}, GemmMatrix{widened.data(), nullptr, k, false}, m, k, rows, dx, k,
+           true, precision);
     }
   }
   linear_backward(x, m, k, static_cast<const float*>(nullptr), n, dy, nullptr, dw, db, precision);
@@ -116,28 +154,15 @@ void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64
 void linear_backward(const float* x, int64_t m, int64_t k, const float* w, int64_t n, const float* dy, float* dx,
                      float* dw, float* db, GemmPrecision precision) {
   if (m == 0) return;
-  if (precision == GemmPrecision::bf16) {  // dy rounded once for both products
-    thread_local std::vector<uint16_t> dy16, other16;
-    round_to_bf16(dy, m, n, n, dy16);
-    if (dx != nullptr) {
-      round_to_bf16(w, n, k, k, other16);
-      gemm(GemmMatrix{nullptr, dy16.data(), n, false}, GemmMatrix{nullptr, other16.data(), k, false}, m, k, n, dx, k,
-           true, precision);
-    }
-    if (dw != nullptr) {
-      round_to_bf16(x, m, k, k, other16);
-      gemm(GemmMatrix{nullptr, dy16.data(), n, true}, GemmMatrix{nullptr, other16.data(), k, false}, n, k, m, dw, k,
-           true, precision);
-    }
+  if (precision == GemmPrecision::bf16) {
+    backward_bf16(x, m, k, w, nullptr, n, dy, dx, dw);
   } else {
     if (dx != nullptr)
       gemm(GemmMatrix{dy, nullptr, n, false}, GemmMatrix{w, nullptr, k, false}, m, k, n, dx, k, true, precision);
     if (dw != nullptr)
       gemm(GemmMatrix{dy, nullptr, n, true}, GemmMatrix{x, nullptr, k, false}, n, k, m, dw, k, true, precision);
   }
-  if (db != nullptr)
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
+  add_bias_grad(dy, m, n, db);
 }
 
 }  // namespace difftx
