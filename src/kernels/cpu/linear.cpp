@@ -53,6 +53,20 @@ void add_bias_grad(const float* dy, int64_t m, int64_t n, float* db) {
     for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
 }
 
+// Float32 arithmetic on a bf16 matrix w [n, k]: product(j0, rows, widened) for blocks of at most
+// 2^21 / k rows j0..j0+rows, each widened exactly into a per-thread float32 buffer.
+template <class F>
+void widened_blocks(const uint16_t* w, int64_t n, int64_t k, F&& product) {
+  const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
+  thread_local std::vector<float> widened;
+  widened.resize(static_cast<size_t>(block * k));
+  for (int64_t j0 = 0; j0 < n; j0 += block) {
+    const int64_t rows = std::min(block, n - j0);
+    bf16_rows_to_f32(w + j0 * k, rows, k, widened.data());
+    product(j0, rows, widened.data());
+  }
+}
+
 // y = x · w^T with w [n, k] float32 or bfloat16 (the forward of a Linear layer).
 void product_nt(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n, float* y, bool accumulate,
                 int64_t x_stride, int64_t y_stride, GemmPrecision precision) {
@@ -61,15 +75,10 @@ void product_nt(const float* x, int64_t m, int64_t k, LinearWeight w, int64_t n,
     gemm(a, GemmMatrix{w.f32, w.bf16, k, true}, m, n, k, y, y_stride, accumulate, precision);
     return;
   }
-  // float32 arithmetic on bf16 weights: widen blocks of output columns, one product per block.
-  const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
-  thread_local std::vector<float> widened;
-  widened.resize(static_cast<size_t>(block * k));
-  for (int64_t j0 = 0; j0 < n; j0 += block) {
-    const int64_t rows = std::min(block, n - j0);
-    bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
-    gemm(a, GemmMatrix{widened.data(), nullptr, k, true}, m, rows, k, y + j0, y_stride, accumulate, precision);
-  }
+  // float32 arithmetic on bf16 weights: one product per block of output columns.
+  widened_blocks(w.bf16, n, k, [&](int64_t j0, int64_t rows, const float* widened) {
+    gemm(a, GemmMatrix{widened, nullptr, k, true}, m, rows, k, y + j0, y_stride, accumulate, precision);
+  });
 }
 
 // One row in bf16 precision: x rounded to bf16 as the products' other rows would be.
@@ -137,17 +146,11 @@ void linear_backward(const float* x, int64_t m, int64_t k, LinearWeight w, int64
     add_bias_grad(dy, m, n, db);
     return;
   }
-  if (dx != nullptr) {  // dx += dy[:, j0:j0+rows] · widened w[j0:j0+rows, :], block by block
-    const int64_t block = std::min(n, std::max<int64_t>(16, (int64_t{1} << 21) / std::max<int64_t>(k, 1)));
-    thread_local std::vector<float> widened;
-    widened.resize(static_cast<size_t>(block * k));
-    for (int64_t j0 = 0; j0 < n; j0 += block) {
-      const int64_t rows = std::min(block, n - j0);
-      bf16_rows_to_f32(w.bf16 + j0 * k, rows, k, widened.data());
-      gemm(GemmMatrix{dy + j0, nullptr, n, false}, GemmMatrix{widened.data(), nullptr, k, false}, m, k, rows, dx, k,
-           true, precision);
-    }
-  }
+  if (dx != nullptr)  // dx += dy[:, j0:j0+rows] · widened w[j0:j0+rows, :], block by block
+    widened_blocks(w.bf16, n, k, [&](int64_t j0, int64_t rows, const float* widened) {
+      gemm(GemmMatrix{dy + j0, nullptr, n, false}, GemmMatrix{widened, nullptr, k, false}, m, k, rows, dx, k, true,
+           precision);
+    });
   linear_backward(x, m, k, static_cast<const float*>(nullptr), n, dy, nullptr, dw, db, precision);
 }
 
