@@ -392,7 +392,10 @@ TEST(ServeHttp, SigtermLetsRequestsInFlightFinish) {
   const std::vector<std::string> events = stream.get();
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.back(), "[DONE]");
-  EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
+  // Its finish chunk: "length" after 80 tokens, or "stop" when the sampled text (no seed: a random
+  // one) reached the end of sequence first; a cut stream has neither.
+  const json finish = json::parse(events[events.size() - 2])["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "length" || finish == "stop") << finish;
   int finished = 0;
   for (auto& r : replies) {
     const int got = r.get();
