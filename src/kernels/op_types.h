@@ -27,6 +27,12 @@ struct LinearOut {
   float* y = nullptr;
 };
 
+// The operands of attention's tile products (q·k^T, P·v and their gradients): float32, or rounded
+// to bf16 with float32 sums, as PyTorch autocast runs attention's matmuls (the bf16 compute mode;
+// CPU: kernels/cpu/attention_tiles_bf16.h, on AVX512_BF16 builds, else float32). Scores, softmax
+// statistics, weights P and outputs stay float32 either way.
+enum class TileProducts { f32, bf16 };
+
 // The shape of every attention operation (standard and differential, forward and backward):
 // which queries see which cached keys, and how many heads each tensor holds.
 struct AttentionShape {

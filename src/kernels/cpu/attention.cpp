@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/attention_tiles_bf16.h"
 
 namespace difftx {
 
@@ -73,18 +74,32 @@ void attention_decode(const AttentionShape& sh, const float* q, int64_t q_stride
 
 void attention_forward(const AttentionShape& sh, const float* q, int64_t q_stride, const float* k, const float* v,
                        const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,
-                       float* stats_l) {
+                       float* stats_l, TileProducts products) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, H = sh.n_q_heads, d = sh.head_dim;
   const int64_t group = H / sh.n_k_heads;
   const int64_t past = S - T;
   if (T == 1 && stats_m == nullptr) return attention_decode(sh, q, q_stride, k, v, segments, scale, out, out_stride);
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
-  const tiles::TransposedKeys kt_all(k, B, sh.n_k_heads, sh.kv_capacity, S, d, T);
+  const bool bf16 = tiles::bf16::use_bf16_tiles(products, T);
+  const tiles::TransposedKeys kt_all(k, B, sh.n_k_heads, sh.kv_capacity, S, d, bf16 ? 0 : T);
+#if defined(__AVX512BF16__)
+  using tiles::bf16::CachePanels;
+  const std::unique_ptr<CachePanels> k_panels(
+      bf16 ? new CachePanels(k, B, sh.n_k_heads, sh.kv_capacity, S, d, CachePanels::kAlongD) : nullptr);
+  const std::unique_ptr<CachePanels> v_panels(
+      bf16 ? new CachePanels(v, B, sh.n_v_heads, sh.kv_capacity, S, d, CachePanels::kAlongPositions) : nullptr);
+#endif
 
 #pragma omp parallel
   {
     // Written before it is read: no zero fill (decoding calls this for every layer and token).
     const std::unique_ptr<float[]> scores(new float[static_cast<size_t>(std::min(kQueryTile, T) * S)]);
+    // bf16 operands: the query tile's pairs, then P's (tiles::bf16).
+    std::unique_ptr<uint32_t[]> q_pairs, pairs;
+    if (bf16) {
+      q_pairs.reset(new uint32_t[static_cast<size_t>(kQueryTile * d)]);
+      pairs.reset(new uint32_t[static_cast<size_t>(kQueryTile * (S + 2))]);
+    }
 #pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
@@ -94,7 +109,8 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int64_t kvh = h / group;
           // Keys any row of this tile may see: [lo, hi).
           const int64_t hi = past + t0 + rows;
-          const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past + t0 - sh.window + 1) : 0;
+          int64_t lo = sh.window > 0 ? std::max<int64_t>(0, past + t0 - sh.window + 1) : 0;
+          if (bf16) lo -= lo % 2;  // the value panels' pairs start at even positions (the extra key is masked)
           const int64_t n = hi - lo;
           const float* qt = q + (b * T + t0) * q_stride + h * d;
           const float* kt = k + ((b * sh.n_k_heads + kvh) * sh.kv_capacity + lo) * d;
@@ -103,7 +119,15 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
 
           // scores[rows, n] = scale * q_tile · k[lo:hi]^T
-          tiles::scores(qt, q_stride, kt, d, kt_all.at(b, kvh, lo), kt_all.stride(), rows, n, d, scale, scores.get());
+#if defined(__AVX512BF16__)
+          if (bf16) {
+            tiles::bf16::pack_rows(qt, q_stride, rows, d, q_pairs.get(), tiles::bf16::pairs(d));
+            tiles::bf16::scores(q_pairs.get(), tiles::bf16::pairs(d), k_panels->along_d(b, kvh, sh.n_k_heads, lo),
+                                k_panels->stride_d(), rows, n, d, scale, scores.get());
+          } else
+#endif
+            tiles::scores(qt, q_stride, kt, d, kt_all.at(b, kvh, lo), kt_all.stride(), rows, n, d, scale,
+                          scores.get());
           tiles::mask_scores(scores.get(), rows, n, lo, past + t0, sh.window, seg);
           for (int64_t r = 0; r < rows; ++r) {
             float* row = scores.get() + r * n;
@@ -121,7 +145,14 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
           }
           // out_tile[rows, d] = P · v[lo:hi]
           for (int64_t r = 0; r < rows; ++r) std::fill(ot + r * out_stride, ot + r * out_stride + d, 0.0f);
-          tiles::weighted_rows(scores.get(), rows, n, vt, d, d, ot, out_stride);
+#if defined(__AVX512BF16__)
+          if (bf16) {
+            tiles::bf16::pack_rows(scores.get(), n, rows, n, pairs.get(), tiles::bf16::pairs(n));
+            tiles::bf16::weighted_rows(pairs.get(), rows, n, v_panels->along_positions(b, kvh, sh.n_v_heads, lo), d,
+                                       ot, out_stride);
+          } else
+#endif
+            tiles::weighted_rows(scores.get(), rows, n, vt, d, d, ot, out_stride);
         }
       }
     }

@@ -21,8 +21,10 @@ namespace difftx {
 // Extra memory: one [tile, S] score block per thread (linear in S, never S x T per head).
 // stats (optional, for the backward): row max m and sum l of exp(score - m), [B, H, T] each;
 // a row that sees no key has m = -inf, l = 0.
+// products: bf16 rounds the operands of q·k^T and P·v (op_types.h) where query tiles are long
+// enough to pack them for (prefill; decoding keeps float32).
 void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
                        const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m = nullptr,
-                       float* stats_l = nullptr);
+                       float* stats_l = nullptr, TileProducts products = TileProducts::f32);
 
 }  // namespace difftx

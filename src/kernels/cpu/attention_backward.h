@@ -40,6 +40,7 @@ struct AttentionBackwardArgs {
   int64_t dq_stride = 0;
   float* dk = nullptr;        // like k, accumulated
   float* dv = nullptr;        // like v, accumulated
+  TileProducts products = TileProducts::f32;  // bf16: every tile product's operands rounded (op_types.h)
 };
 
 // The arguments of one backward from the forward's inputs, statistics and the gradient outputs.
@@ -83,6 +84,6 @@ void attention_maps_square_sums(const AttentionShape& shape, const AttentionMaps
 // Accumulates into grads.dq, dk, dv.
 void attention_backward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
                         const int32_t* segments, float scale, const float* m, const float* l, const float* out,
-                        const float* d_out, const AttentionGrads& grads);
+                        const float* d_out, const AttentionGrads& grads, TileProducts products = TileProducts::f32);
 
 }  // namespace difftx

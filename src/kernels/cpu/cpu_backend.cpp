@@ -102,13 +102,15 @@ class CpuBackend final : public Backend {
   void attention_forward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
                          const int32_t* segments, float scale, float* out, int64_t out_stride, float* stats_m,
                          float* stats_l) override {
-    difftx::attention_forward(shape, q, q_stride, k, v, segments, scale, out, out_stride, stats_m, stats_l);
+    difftx::attention_forward(shape, q, q_stride, k, v, segments, scale, out, out_stride, stats_m, stats_l,
+                              tile_products());
   }
   void diff_attention_forward(const AttentionShape& shape, const DiffHeadMap& map,
                               const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                               const float* v, const int32_t* segments, float* out, int64_t out_stride,
                               const DiffAttentionStats* stats) override {
-    difftx::diff_attention_forward(shape, map, params, q, q_stride, k, v, segments, out, out_stride, stats);
+    difftx::diff_attention_forward(shape, map, params, q, q_stride, k, v, segments, out, out_stride, stats,
+                                   tile_products());
   }
   void gather_rows(float* dst, const float* src, int64_t rows, int64_t dim, int64_t src_row_step,
                    int64_t src_row_offset) override {
@@ -155,18 +157,20 @@ class CpuBackend final : public Backend {
   void attention_backward(const AttentionShape& shape, const float* q, int64_t q_stride, const float* k, const float* v,
                           const int32_t* segments, float scale, const float* m, const float* l, const float* out,
                           const float* d_out, const AttentionGrads& grads) override {
-    difftx::attention_backward(shape, q, q_stride, k, v, segments, scale, m, l, out, d_out, grads);
+    difftx::attention_backward(shape, q, q_stride, k, v, segments, scale, m, l, out, d_out, grads, tile_products());
   }
   double diff_attention_backward(const AttentionShape& shape, const DiffHeadMap& map,
                                  const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                                  const float* v, const int32_t* segments, const DiffAttentionStats& stats,
                                  const float* d_out, const AttentionGrads& grads) override {
-    return difftx::diff_attention_backward(shape, map, params, q, q_stride, k, v, segments, stats, d_out, grads);
+    return difftx::diff_attention_backward(shape, map, params, q, q_stride, k, v, segments, stats, d_out, grads,
+                                           tile_products());
   }
   void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
                                   int64_t q_stride, const float* k, const int32_t* segments,
                                   const DiffAttentionStats& stats, float* square_sums) override {
-    difftx::diff_attention_square_sums(shape, map, scale, q, q_stride, k, segments, stats, square_sums);
+    difftx::diff_attention_square_sums(shape, map, scale, q, q_stride, k, segments, stats, square_sums,
+                                       tile_products());
   }
   void embedding_backward(const int32_t* ids, int64_t n, const float* dy, int64_t dim, float* d_table) override {
     for (int64_t i = 0; i < n; ++i) {
@@ -244,6 +248,11 @@ class CpuBackend final : public Backend {
   void release(void* data) noexcept override { ::operator delete(data, kAlignment); }
 
  private:
+  // bf16 compute mode: attention's tile products in bf16 as well (autocast's matmuls).
+  TileProducts tile_products() const {
+    return precision_ == GemmPrecision::bf16 ? TileProducts::bf16 : TileProducts::f32;
+  }
+
   GemmPrecision precision_;
 
   static void copy_bytes(void* dst, const void* src, size_t bytes) {

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "kernels/cpu/attention_tiles.h"
+#include "kernels/cpu/attention_tiles_bf16.h"
 
 namespace difftx {
 
@@ -165,19 +167,37 @@ void diff_attention_decode(const AttentionShape& sh, const DiffHeadMap& map, con
 
 void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, const DiffAttentionParams& p,
                             const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
-                            float* out, int64_t out_stride, const DiffAttentionStats* stats) {
+                            float* out, int64_t out_stride, const DiffAttentionStats* stats,
+                            TileProducts products) {
   const int64_t B = sh.batch, T = sh.q_len, S = sh.kv_len, d = sh.head_dim;
   const int64_t Hd = map.n_diff_heads(), nv = map.value_heads, w = nv * d;
   const int64_t past = S - T;
   if (T == 1 && stats == nullptr)
     return diff_attention_decode(sh, map, p, q, q_stride, k, v, segments, out, out_stride);
   const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
-  const tiles::TransposedKeys kt(k, B, sh.n_k_heads, sh.kv_capacity, S, d, T);
+  const bool bf16 = tiles::bf16::use_bf16_tiles(products, T);
+  const tiles::TransposedKeys kt(k, B, sh.n_k_heads, sh.kv_capacity, S, d, bf16 ? 0 : T);
+#if defined(__AVX512BF16__)
+  using tiles::bf16::CachePanels;
+  const std::unique_ptr<CachePanels> k_panels(
+      bf16 ? new CachePanels(k, B, sh.n_k_heads, sh.kv_capacity, S, d, CachePanels::kAlongD) : nullptr);
+  const std::unique_ptr<CachePanels> v_panels(
+      bf16 ? new CachePanels(v, B, sh.n_v_heads, sh.kv_capacity, S, d, CachePanels::kAlongPositions) : nullptr);
+  const int64_t dp = tiles::bf16::pairs(d);
+#endif
 
 #pragma omp parallel
   {
     OnlineSoftmax c1, c2;
     std::vector<float> row(static_cast<size_t>(w));
+    // bf16 operands: both maps' query tiles, then P's pairs (tiles::bf16).
+    std::vector<uint32_t> q1_pairs, q2_pairs, p1_pairs, p2_pairs;
+    if (bf16) {
+      q1_pairs.resize(static_cast<size_t>(kQueryTile * d));
+      q2_pairs.resize(q1_pairs.size());
+      p1_pairs.resize(static_cast<size_t>(kQueryTile * kKeyTile));
+      p2_pairs.resize(p1_pairs.size());
+    }
 #pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < Hd; ++i) {
@@ -185,7 +205,8 @@ void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, co
           const int64_t t0 = tile * kQueryTile;
           const int64_t rows = std::min(kQueryTile, T - t0);
           const int64_t first_i = past + t0, last_i = past + t0 + rows - 1;  // cache indices of the rows
-          const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, first_i - sh.window + 1) : 0;
+          int64_t lo = sh.window > 0 ? std::max<int64_t>(0, first_i - sh.window + 1) : 0;
+          if (bf16) lo -= lo % 2;  // the value panels' pairs start at even positions (the extra key is masked)
           const int32_t* seg = segments ? segments + b * sh.kv_capacity : nullptr;
           const float* q1 = q + (b * T + t0) * q_stride + map.q1[i] * d;
           const float* q2 = q + (b * T + t0) * q_stride + map.q2[i] * d;
@@ -193,22 +214,52 @@ void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, co
           const float* k2 = k + (b * sh.n_k_heads + map.k2[i]) * sh.kv_capacity * d;
           c1.reset(rows, w);
           c2.reset(rows, w);
+#if defined(__AVX512BF16__)
+          if (bf16) {
+            tiles::bf16::pack_rows(q1, q_stride, rows, d, q1_pairs.data(), dp);
+            tiles::bf16::pack_rows(q2, q_stride, rows, d, q2_pairs.data(), dp);
+          }
+#endif
 
           for (int64_t s0 = lo; s0 <= last_i; s0 += kKeyTile) {
             const int64_t n = std::min(kKeyTile, last_i + 1 - s0);
             // Scores of both maps for this key tile: [rows, n], masked where keys are hidden.
-            tiles::scores(q1, q_stride, k1 + s0 * d, d, kt.at(b, map.k1[i], s0), kt.stride(), rows, n, d, p.scale,
-                          c1.scores.data());
-            tiles::scores(q2, q_stride, k2 + s0 * d, d, kt.at(b, map.k2[i], s0), kt.stride(), rows, n, d, p.scale,
-                          c2.scores.data());
+#if defined(__AVX512BF16__)
+            if (bf16) {
+              tiles::bf16::scores(q1_pairs.data(), dp, k_panels->along_d(b, map.k1[i], sh.n_k_heads, s0),
+                                  k_panels->stride_d(), rows, n, d, p.scale, c1.scores.data());
+              tiles::bf16::scores(q2_pairs.data(), dp, k_panels->along_d(b, map.k2[i], sh.n_k_heads, s0),
+                                  k_panels->stride_d(), rows, n, d, p.scale, c2.scores.data());
+            } else
+#endif
+            {
+              tiles::scores(q1, q_stride, k1 + s0 * d, d, kt.at(b, map.k1[i], s0), kt.stride(), rows, n, d, p.scale,
+                            c1.scores.data());
+              tiles::scores(q2, q_stride, k2 + s0 * d, d, kt.at(b, map.k2[i], s0), kt.stride(), rows, n, d, p.scale,
+                            c2.scores.data());
+            }
             tiles::mask_scores(c1.scores.data(), rows, n, s0, first_i, sh.window, seg);
             tiles::mask_scores(c2.scores.data(), rows, n, s0, first_i, sh.window, seg);
             const bool any1 = c1.update(rows, n, w);
             const bool any2 = c2.update(rows, n, w);
             if (!any1 && !any2) continue;
+#if defined(__AVX512BF16__)
+            if (bf16) {
+              tiles::bf16::pack_rows(c1.scores.data(), n, rows, n, p1_pairs.data(), tiles::bf16::pairs(n));
+              tiles::bf16::pack_rows(c2.scores.data(), n, rows, n, p2_pairs.data(), tiles::bf16::pairs(n));
+            }
+#endif
             // Each value tile serves both maps while it is in cache: acc += P · V[s0:s0+n] per value head.
             for (int64_t h = 0; h < nv; ++h) {
               const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
+#if defined(__AVX512BF16__)
+              if (bf16) {
+                const uint32_t* panel = v_panels->along_positions(b, map.v[i * nv + h], sh.n_v_heads, s0);
+                tiles::bf16::weighted_rows(p1_pairs.data(), rows, n, panel, d, c1.acc.data() + h * d, w);
+                tiles::bf16::weighted_rows(p2_pairs.data(), rows, n, panel, d, c2.acc.data() + h * d, w);
+                continue;
+              }
+#endif
               tiles::weighted_rows(c1.scores.data(), rows, n, vt, d, d, c1.acc.data() + h * d, w);
               tiles::weighted_rows(c2.scores.data(), rows, n, vt, d, d, c2.acc.data() + h * d, w);
             }

@@ -22,9 +22,11 @@ namespace difftx {
 // k:   [B, n_k_heads, S_cap, d]; v: [B, n_v_heads, S_cap, d]; segments: [B, S_cap] as in attention.h, or nullptr.
 // out: [B, T, n_diff_heads, w], token rows out_stride floats apart (out_stride >= n_diff_heads * w).
 // Query t sits at cache index S - T + t and sees keys s <= that index (and within the window).
-// stats may be nullptr.
+// stats may be nullptr. products: bf16 rounds the operands of q·k^T and P·v (op_types.h) where query
+// tiles are long enough to pack them for (prefill; decoding keeps float32).
 void diff_attention_forward(const AttentionShape& shape, const DiffHeadMap& map, const DiffAttentionParams& params,
                             const float* q, int64_t q_stride, const float* k, const float* v, const int32_t* segments,
-                            float* out, int64_t out_stride, const DiffAttentionStats* stats = nullptr);
+                            float* out, int64_t out_stride, const DiffAttentionStats* stats = nullptr,
+                            TileProducts products = TileProducts::f32);
 
 }  // namespace difftx

@@ -29,7 +29,7 @@ AttentionMaps both_components(const DiffHeadMap& hm) {
 double diff_attention_backward(const AttentionShape& sh, const DiffHeadMap& hm, const DiffAttentionParams& p,
                                const float* q, int64_t q_stride, const float* k, const float* v,
                                const int32_t* segments, const DiffAttentionStats& stats, const float* d_out,
-                               const AttentionGrads& grads) {
+                               const AttentionGrads& grads, TileProducts products) {
   const int64_t N = sh.batch * sh.q_len, Hd = hm.n_diff_heads(), w = hm.value_heads * sh.head_dim;
   const float lambda = p.lambda;
   // z = A1 - lambda A2, then dz through the norm (or the identity) and the scale.
@@ -65,17 +65,19 @@ double diff_attention_backward(const AttentionShape& sh, const DiffHeadMap& hm, 
         d_lambda -= static_cast<double>(gz[x]) * a2[x];
       }
     }
-  attention_maps_backward(sh, both_components(hm),
-                          backward_args(q, q_stride, k, v, segments, p.scale, stats.m, stats.l, stats.a, d_maps.data(),
-                                        grads));
+  AttentionBackwardArgs args =
+      backward_args(q, q_stride, k, v, segments, p.scale, stats.m, stats.l, stats.a, d_maps.data(), grads);
+  args.products = products;
+  attention_maps_backward(sh, both_components(hm), args);
   return d_lambda;
 }
 
 void diff_attention_square_sums(const AttentionShape& sh, const DiffHeadMap& hm, float scale, const float* q,
                                 int64_t q_stride, const float* k, const int32_t* segments,
-                                const DiffAttentionStats& stats, float* square_sums) {
-  const AttentionBackwardArgs args =
+                                const DiffAttentionStats& stats, float* square_sums, TileProducts products) {
+  AttentionBackwardArgs args =
       backward_args(q, q_stride, k, nullptr, segments, scale, stats.m, stats.l, nullptr, nullptr, {});
+  args.products = products;
   attention_maps_square_sums(sh, both_components(hm), args, square_sums);
 }
 

@@ -24,12 +24,14 @@ namespace difftx {
 double diff_attention_backward(const AttentionShape& shape, const DiffHeadMap& map,
                                const DiffAttentionParams& params, const float* q, int64_t q_stride, const float* k,
                                const float* v, const int32_t* segments, const DiffAttentionStats& stats,
-                               const float* d_out, const AttentionGrads& grads);
+                               const float* d_out, const AttentionGrads& grads,
+                               TileProducts products = TileProducts::f32);
 
 // For the monitor: sum over keys of P^2 for every row of the 2 * Hd maps, [B, 2 * Hd, T] (layout of
 // stats.m), recomputed from the forward's statistics (m and l used).
 void diff_attention_square_sums(const AttentionShape& shape, const DiffHeadMap& map, float scale, const float* q,
                                 int64_t q_stride, const float* k, const int32_t* segments,
-                                const DiffAttentionStats& stats, float* square_sums);
+                                const DiffAttentionStats& stats, float* square_sums,
+                                TileProducts products = TileProducts::f32);
 
 }  // namespace difftx
