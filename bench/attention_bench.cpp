@@ -112,45 +112,47 @@ DiffAttentionParams bench_params(const Buffers& b, float scale) {
   return p;
 }
 
-void run_forward(const Case& c, Buffers& b, bool with_stats) {
+void run_forward(const Case& c, Buffers& b, bool with_stats, TileProducts products = TileProducts::f32) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   if (c.kind == Kind::standard) {
     AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.k_heads, kHeadDim, 0};
     attention_forward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.out.data(),
-                      c.out_width(), with_stats ? b.m.data() : nullptr, with_stats ? b.l.data() : nullptr);
+                      c.out_width(), with_stats ? b.m.data() : nullptr, with_stats ? b.l.data() : nullptr, products);
     return;
   }
   AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
   const DiffAttentionParams p = bench_params(b, scale);
   DiffAttentionStats st{b.m.data(), b.l.data(), b.a.data()};
   diff_attention_forward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, b.out.data(),
-                         c.out_width(), with_stats ? &st : nullptr);
+                         c.out_width(), with_stats ? &st : nullptr, products);
 }
 
 // The backward: standard heads (attention_maps_backward), or the differential kernel
 // (diff_attention_backward: the difference, the norm and both maps of each diff-head).
-void run_backward(const Case& c, Buffers& b) {
+void run_backward(const Case& c, Buffers& b, TileProducts products = TileProducts::f32) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   const AttentionGrads grads{b.dq.data(), c.q_heads * kHeadDim, b.dk.data(), b.dv.data(), nullptr};
   if (c.kind == Kind::standard) {
     AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.k_heads, kHeadDim, 0};
     attention_backward(s, b.q.data(), c.q_heads * kHeadDim, b.k.data(), b.v.data(), nullptr, scale, b.m.data(),
-                       b.l.data(), b.out.data(), b.d_out.data(), grads);
+                       b.l.data(), b.out.data(), b.d_out.data(), grads, products);
     return;
   }
   AttentionShape s{1, c.T, c.T, c.T, c.q_heads, c.k_heads, c.v_heads, kHeadDim, 0};
   const DiffAttentionParams p = bench_params(b, scale);
   benchmark::DoNotOptimize(diff_attention_backward(s, c.map, p, b.q.data(), c.q_heads * kHeadDim, b.k.data(),
                                                    b.v.data(), nullptr, {b.m.data(), b.l.data(), b.a.data()},
-                                                   b.d_out.data(), grads));
+                                                   b.d_out.data(), grads, products));
 }
 
-void BM_Attention(benchmark::State& state, Kind kind, bool backward) {
+// products bf16: the tiles of the bf16 compute mode (attention_tiles_bf16.h; float32 on builds
+// without AVX512_BF16).
+void BM_Attention(benchmark::State& state, Kind kind, bool backward, TileProducts products = TileProducts::f32) {
   const Case c = make_case(kind, state.range(0));
   Buffers b(c, backward);
   for (auto _ : state) {
-    run_forward(c, b, backward);
-    if (backward) run_backward(c, b);
+    run_forward(c, b, backward, products);
+    if (backward) run_backward(c, b, products);
     benchmark::DoNotOptimize(b.out.data());
     benchmark::ClobberMemory();
   }
@@ -198,6 +200,9 @@ BENCHMARK_CAPTURE(BM_Attention, split_fwd, Kind::diff_split, false)->Arg(256)->A
 BENCHMARK_CAPTURE(BM_Attention, standard_fwdbwd, Kind::standard, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Attention, double_fwdbwd, Kind::diff_double, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Attention, split_fwdbwd, Kind::diff_split, true)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, standard_fwd_bf16, Kind::standard, false, TileProducts::bf16)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, double_fwd_bf16, Kind::diff_double, false, TileProducts::bf16)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Attention, double_fwdbwd_bf16, Kind::diff_double, true, TileProducts::bf16)->Arg(256)->Arg(1024)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "--peak-memory") return peak_memory(argv[2], std::stoll(argv[3]));

@@ -155,23 +155,19 @@ inline void weighted_rows(const uint32_t* p_pairs, int64_t rows, int64_t n, cons
 }
 
 // out[j, 0:d] += sum_r p[r, j] * a_r for j < n, r < rows: p float32 [rows, n]; a (float32, rows
-// lda apart) is a tile of queries or output gradients. Rounds a into a B operand and p^T into
-// an A operand in `scratch` (rows x d + 2 x n x pairs(rows) elements).
+// lda apart) is a tile of queries or output gradients. Rounds both into B operands in `scratch`
+// (pairs(rows) x (d + n) elements); p's pairs, read down their columns, are the A operand p^T.
 inline void weighted_rows_transposed(const float* p, int64_t rows, int64_t n, const float* a, int64_t lda, int64_t d,
                                      float* out, int64_t ldo, uint32_t* scratch) {
-  uint32_t* a_pairs = scratch;                     // [pairs(rows), d]
-  uint32_t* p_pairs = a_pairs + pairs(rows) * d;   // [pairs(rows), n]
-  uint32_t* pt_pairs = p_pairs + pairs(rows) * n;  // [n, pairs(rows)]
+  uint32_t* a_pairs = scratch;                    // [pairs(rows), d]
+  uint32_t* p_pairs = a_pairs + pairs(rows) * d;  // [pairs(rows), n]
   pack_row_pairs(a, lda, rows, d, a_pairs, d);
   pack_row_pairs(p, n, rows, n, p_pairs, n);
-  transpose(p_pairs, n, pairs(rows), n, pt_pairs, pairs(rows));
-  avx512::product_of<avx512::Bf16PairElements>(pt_pairs, pairs(rows), 1, a_pairs, d, n, d, pairs(rows), out, ldo);
+  avx512::product_of<avx512::Bf16PairElements>(p_pairs, 1, n, a_pairs, d, n, d, pairs(rows), out, ldo);
 }
 
 // Scratch elements weighted_rows_transposed needs for tiles of up to `rows` x `n`.
-inline int64_t transposed_scratch_size(int64_t rows, int64_t n, int64_t d) {
-  return pairs(rows) * d + 2 * n * pairs(rows);
-}
+inline int64_t transposed_scratch_size(int64_t rows, int64_t n, int64_t d) { return pairs(rows) * (d + n); }
 #endif
 
 }  // namespace difftx::tiles::bf16
