@@ -218,27 +218,12 @@ TEST_P(Bf16AttentionTest, StandardForwardAndBackwardNearFloat32) {
   }
 }
 
-// Diff-head i reads q heads 2i, 2i+1, their groups' key heads and value_heads value heads.
-DiffHeadMap pair_map(const Shape& s, int64_t value_heads) {
-  DiffHeadMap map;
-  map.value_heads = value_heads;
-  const int64_t group = s.H / s.KV;
-  for (int32_t i = 0; i < s.H / 2; ++i) {
-    map.q1.push_back(2 * i);
-    map.q2.push_back(2 * i + 1);
-    map.k1.push_back(static_cast<int32_t>(2 * i / group));
-    map.k2.push_back(static_cast<int32_t>((2 * i + 1) / group));
-    for (int64_t h = 0; h < value_heads; ++h) map.v.push_back(static_cast<int32_t>((2 * i / group + h) % s.KV));
-  }
-  return map;
-}
-
 TEST_P(Bf16AttentionTest, DifferentialForwardAndBackwardNearFloat32) {
   SKIP_WITHOUT_BF16_TILES();
   const Shape s = GetParam();
   for (int64_t value_heads : {1, 2}) {
     const Inputs in(s, s.KV, /*round=*/true);
-    const DiffHeadMap map = pair_map(s, value_heads);
+    const DiffHeadMap map = test::pair_map(s.H, s.KV, value_heads);
     const int64_t Hd = map.n_diff_heads(), w = value_heads * s.d, N = s.B * s.T;
     std::vector<float> weight = randn(static_cast<size_t>(w), 25, 0.5f);
     for (float& x : weight) x += 1.0f;

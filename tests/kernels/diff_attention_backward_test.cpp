@@ -25,27 +25,11 @@ struct Case {
   bool padding;
 };
 
-// Diff-head i reads q heads 2i and 2i+1 (the paper's adjacent pairs), key heads of their groups,
-// and value_heads value heads starting at its group's.
-DiffHeadMap pair_map(const Case& c) {
-  DiffHeadMap map;
-  map.value_heads = c.value_heads;
-  const int64_t group = c.H / c.KV;
-  for (int32_t i = 0; i < c.H / 2; ++i) {
-    map.q1.push_back(2 * i);
-    map.q2.push_back(2 * i + 1);
-    map.k1.push_back(static_cast<int32_t>(2 * i / group));
-    map.k2.push_back(static_cast<int32_t>((2 * i + 1) / group));
-    for (int64_t h = 0; h < c.value_heads; ++h) map.v.push_back(static_cast<int32_t>((2 * i / group + h) % c.KV));
-  }
-  return map;
-}
-
 class DiffAttentionBackward : public ::testing::TestWithParam<Case> {};
 
 TEST_P(DiffAttentionBackward, MatchesFiniteDifferences) {
   const Case c = GetParam();
-  const DiffHeadMap map = pair_map(c);
+  const DiffHeadMap map = test::pair_map(c.H, c.KV, c.value_heads);
   const int64_t cap = c.T, Hd = map.n_diff_heads(), w = c.value_heads * c.d;
   auto q = randn(c.B * c.T * c.H * c.d, 11), k = randn(c.B * c.KV * cap * c.d, 12), v = randn(k.size(), 13);
   auto weight = randn(w, 14, 0.5f);

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "kernels/op_types.h"
+
 namespace difftx::test {
 
 inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
@@ -16,6 +18,22 @@ inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// Diff-head i reads q heads 2i and 2i+1 (the paper's adjacent pairs), the key heads of their
+// groups, and value_heads value heads starting at its group's.
+inline DiffHeadMap pair_map(int64_t H, int64_t KV, int64_t value_heads) {
+  DiffHeadMap map;
+  map.value_heads = value_heads;
+  const int64_t group = H / KV;
+  for (int32_t i = 0; i < H / 2; ++i) {
+    map.q1.push_back(2 * i);
+    map.q2.push_back(2 * i + 1);
+    map.k1.push_back(static_cast<int32_t>(2 * i / group));
+    map.k2.push_back(static_cast<int32_t>((2 * i + 1) / group));
+    for (int64_t h = 0; h < value_heads; ++h) map.v.push_back(static_cast<int32_t>((2 * i / group + h) % KV));
+  }
+  return map;
 }
 
 inline double dot(const std::vector<float>& a, const std::vector<float>& b) {

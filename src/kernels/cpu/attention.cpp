@@ -83,11 +83,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
   const bool bf16 = tiles::bf16::use_bf16_tiles(products, T);
   const tiles::TransposedKeys kt_all(k, B, sh.n_k_heads, sh.kv_capacity, S, d, bf16 ? 0 : T);
 #if defined(__AVX512BF16__)
-  using tiles::bf16::CachePanels;
-  const std::unique_ptr<CachePanels> k_panels(
-      bf16 ? new CachePanels(k, B, sh.n_k_heads, sh.kv_capacity, S, d, CachePanels::kAlongD) : nullptr);
-  const std::unique_ptr<CachePanels> v_panels(
-      bf16 ? new CachePanels(v, B, sh.n_v_heads, sh.kv_capacity, S, d, CachePanels::kAlongPositions) : nullptr);
+  const tiles::bf16::ForwardPanels panels(bf16, sh, k, v);
 #endif
 
 #pragma omp parallel
@@ -122,8 +118,8 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
 #if defined(__AVX512BF16__)
           if (bf16) {
             tiles::bf16::pack_rows(qt, q_stride, rows, d, q_pairs.get(), tiles::bf16::pairs(d));
-            tiles::bf16::scores(q_pairs.get(), tiles::bf16::pairs(d), k_panels->along_d(b, kvh, sh.n_k_heads, lo),
-                                k_panels->stride_d(), rows, n, d, scale, scores.get());
+            tiles::bf16::scores(q_pairs.get(), tiles::bf16::pairs(d), panels.keys->along_d(b, kvh, sh.n_k_heads, lo),
+                                panels.keys->stride_d(), rows, n, d, scale, scores.get());
           } else
 #endif
             tiles::scores(qt, q_stride, kt, d, kt_all.at(b, kvh, lo), kt_all.stride(), rows, n, d, scale,
@@ -148,7 +144,7 @@ void attention_forward(const AttentionShape& sh, const float* q, int64_t q_strid
 #if defined(__AVX512BF16__)
           if (bf16) {
             tiles::bf16::pack_rows(scores.get(), n, rows, n, pairs.get(), tiles::bf16::pairs(n));
-            tiles::bf16::weighted_rows(pairs.get(), rows, n, v_panels->along_positions(b, kvh, sh.n_v_heads, lo), d,
+            tiles::bf16::weighted_rows(pairs.get(), rows, n, panels.values->along_positions(b, kvh, sh.n_v_heads, lo), d,
                                        ot, out_stride);
           } else
 #endif

@@ -139,6 +139,18 @@ class CachePanels {
   int64_t len_, d_;
 };
 
+// The panels a forward pass reads: keys along d (scores) and values along positions (P·v); both
+// null unless `bf16` (a call that uses bf16 tiles).
+struct ForwardPanels {
+  std::unique_ptr<CachePanels> keys, values;
+  ForwardPanels(bool bf16, const AttentionShape& sh, const float* k, const float* v) {
+    if (!bf16) return;
+    keys.reset(new CachePanels(k, sh.batch, sh.n_k_heads, sh.kv_capacity, sh.kv_len, sh.head_dim, CachePanels::kAlongD));
+    values.reset(new CachePanels(v, sh.batch, sh.n_v_heads, sh.kv_capacity, sh.kv_len, sh.head_dim,
+                                 CachePanels::kAlongPositions));
+  }
+};
+
 // s[r, j] = scale * q_r · panel column j for r < rows, j < n: q_pairs an A operand [rows, pairs(d)]
 // (rows ldq apart), the panel along d (rows ldp apart).
 inline void scores(const uint32_t* q_pairs, int64_t ldq, const uint32_t* panel, int64_t ldp, int64_t rows, int64_t n,

@@ -178,11 +178,7 @@ void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, co
   const bool bf16 = tiles::bf16::use_bf16_tiles(products, T);
   const tiles::TransposedKeys kt(k, B, sh.n_k_heads, sh.kv_capacity, S, d, bf16 ? 0 : T);
 #if defined(__AVX512BF16__)
-  using tiles::bf16::CachePanels;
-  const std::unique_ptr<CachePanels> k_panels(
-      bf16 ? new CachePanels(k, B, sh.n_k_heads, sh.kv_capacity, S, d, CachePanels::kAlongD) : nullptr);
-  const std::unique_ptr<CachePanels> v_panels(
-      bf16 ? new CachePanels(v, B, sh.n_v_heads, sh.kv_capacity, S, d, CachePanels::kAlongPositions) : nullptr);
+  const tiles::bf16::ForwardPanels panels(bf16, sh, k, v);
   const int64_t dp = tiles::bf16::pairs(d);
 #endif
 
@@ -226,10 +222,10 @@ void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, co
             // Scores of both maps for this key tile: [rows, n], masked where keys are hidden.
 #if defined(__AVX512BF16__)
             if (bf16) {
-              tiles::bf16::scores(q1_pairs.data(), dp, k_panels->along_d(b, map.k1[i], sh.n_k_heads, s0),
-                                  k_panels->stride_d(), rows, n, d, p.scale, c1.scores.data());
-              tiles::bf16::scores(q2_pairs.data(), dp, k_panels->along_d(b, map.k2[i], sh.n_k_heads, s0),
-                                  k_panels->stride_d(), rows, n, d, p.scale, c2.scores.data());
+              tiles::bf16::scores(q1_pairs.data(), dp, panels.keys->along_d(b, map.k1[i], sh.n_k_heads, s0),
+                                  panels.keys->stride_d(), rows, n, d, p.scale, c1.scores.data());
+              tiles::bf16::scores(q2_pairs.data(), dp, panels.keys->along_d(b, map.k2[i], sh.n_k_heads, s0),
+                                  panels.keys->stride_d(), rows, n, d, p.scale, c2.scores.data());
             } else
 #endif
             {
@@ -254,7 +250,7 @@ void diff_attention_forward(const AttentionShape& sh, const DiffHeadMap& map, co
               const float* vt = v + ((b * sh.n_v_heads + map.v[i * nv + h]) * sh.kv_capacity + s0) * d;
 #if defined(__AVX512BF16__)
               if (bf16) {
-                const uint32_t* panel = v_panels->along_positions(b, map.v[i * nv + h], sh.n_v_heads, s0);
+                const uint32_t* panel = panels.values->along_positions(b, map.v[i * nv + h], sh.n_v_heads, s0);
                 tiles::bf16::weighted_rows(p1_pairs.data(), rows, n, panel, d, c1.acc.data() + h * d, w);
                 tiles::bf16::weighted_rows(p2_pairs.data(), rows, n, panel, d, c2.acc.data() + h * d, w);
                 continue;
