@@ -3,6 +3,7 @@
 #include "kernels/cpu/gemv.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <bit>
 #include <cmath>
@@ -57,7 +58,7 @@ double error_vs_double(const std::vector<float>& w, int64_t n, int64_t k, const 
 
 TEST(Gemv, Bf16AndF32MatchADoubleProductForEveryShapeTail) {
   std::mt19937 rng(7);
-  for (int64_t n : {1, 3, 4, 5, 17, 64, 301})
+  for (int64_t n : {1, 3, 4, 5, 17, 64, 301, 1000})
     for (int64_t k : {1, 15, 16, 17, 64, 100, 576, 1000})
       for (bool accumulate : {false, true}) {
         Bf16Matrix w = random_bf16(n, k, rng);
@@ -107,6 +108,28 @@ TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
         EXPECT_LE(err / scale, 1e-5) << "m " << s.m << " k " << s.k << " n " << s.n << " bias " << bias_on
                                      << " accumulate " << accumulate;
       }
+}
+
+// Each row is summed by one thread in a fixed order, so the products are bit-identical whatever
+// the thread count (blocks of 128 rows in runs of 32 read in step, a block's tail one by one).
+TEST(Gemv, ResultsDoNotDependOnTheThreadCount) {
+  std::mt19937 rng(11);
+  const int64_t n = 1000, k = 576;
+  Bf16Matrix w = random_bf16(n, k, rng);
+  std::vector<float> x = random_vector(k, rng);
+  const int threads = omp_get_max_threads();
+  std::vector<float> one_f32(n), one_bf16(n), many_f32(n), many_bf16(n);
+  omp_set_num_threads(1);
+  gemv_f32(w.widened.data(), n, k, x.data(), one_f32.data(), false);
+  gemv_bf16(w.bits.data(), n, k, x.data(), one_bf16.data(), false);
+  omp_set_num_threads(3);
+  gemv_f32(w.widened.data(), n, k, x.data(), many_f32.data(), false);
+  gemv_bf16(w.bits.data(), n, k, x.data(), many_bf16.data(), false);
+  omp_set_num_threads(threads);
+  for (int64_t r = 0; r < n; ++r) {
+    EXPECT_EQ(std::bit_cast<uint32_t>(one_f32[r]), std::bit_cast<uint32_t>(many_f32[r])) << "row " << r;
+    EXPECT_EQ(std::bit_cast<uint32_t>(one_bf16[r]), std::bit_cast<uint32_t>(many_bf16[r])) << "row " << r;
+  }
 }
 
 // Several outputs of one input (q/k/v, gate/up): one row goes through gemv_many (all blocks in one

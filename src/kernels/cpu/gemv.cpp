@@ -72,71 +72,114 @@ inline float lane_sum(__m512 v) {
 inline float scalar(float v) { return v; }
 inline float scalar(uint16_t h) { return widen(h); }
 
-// Rows [r0, r1) one after another: each row's dot product with four accumulators over 64 columns
-// per step, then the tail of k 16 at a time and scalar. Reading each row to its end before the next
-// gives every thread one sequential stream, which the hardware prefetcher follows; the earlier
-// kernel read four rows in step (four short streams) and needed software prefetching for bf16
-// (bench/NOTES.md, changes 9 and 17).
+// S rows read in step, each to its end, two accumulators per row over 32 columns, then the
+// tail of k 16 at a time and scalar.
+template <int S, typename W>
+void rows_in_step(const W* const* wr, int64_t k, const float* x, float* sums) {
+  __m512 a[S][2];
+  for (int s = 0; s < S; ++s) a[s][0] = a[s][1] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= k; j += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + j), x1 = _mm512_loadu_ps(x + j + 16);
+    for (int s = 0; s < S; ++s) {
+      a[s][0] = _mm512_fmadd_ps(load16(wr[s] + j), x0, a[s][0]);
+      a[s][1] = _mm512_fmadd_ps(load16(wr[s] + j + 16), x1, a[s][1]);
+    }
+  }
+  if (j + 16 <= k) {
+    const __m512 x0 = _mm512_loadu_ps(x + j);
+    for (int s = 0; s < S; ++s) a[s][0] = _mm512_fmadd_ps(load16(wr[s] + j), x0, a[s][0]);
+    j += 16;
+  }
+  for (int s = 0; s < S; ++s) {
+    float sum = lane_sum(_mm512_add_ps(a[s][0], a[s][1]));
+    for (int64_t t = j; t < k; ++t) sum += scalar(wr[s][t]) * x[t];
+    sums[s] = sum;
+  }
+}
+
+// Rows [r0, r1) as kStreams contiguous runs read in step: row i of every run, then row i + 1.
+// Each run is a sequential stream of whole rows (32 rows of 576 floats: 72 KB), and the thread
+// keeps kStreams of them in flight: one stream per thread left the memory system idle between
+// the hardware prefetcher's requests (read-only streaming here: ~10% more bytes per second with
+// four streams; bench/NOTES.md change 25). Four rows in step *within* a block of four (change 9)
+// were four short streams that the prefetcher followed badly; these runs are long.
+constexpr int kStreams = 4;
+
 template <typename W>
 void rows_avx512(const W* w, int64_t r0, int64_t r1, int64_t k, const float* x, float* y, bool accumulate) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const W* wr = w + r * k;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t j = 0;
-    for (; j + 64 <= k; j += 64) {
-      a0 = _mm512_fmadd_ps(load16(wr + j), _mm512_loadu_ps(x + j), a0);
-      a1 = _mm512_fmadd_ps(load16(wr + j + 16), _mm512_loadu_ps(x + j + 16), a1);
-      a2 = _mm512_fmadd_ps(load16(wr + j + 32), _mm512_loadu_ps(x + j + 32), a2);
-      a3 = _mm512_fmadd_ps(load16(wr + j + 48), _mm512_loadu_ps(x + j + 48), a3);
-    }
-    for (; j + 16 <= k; j += 16) a0 = _mm512_fmadd_ps(load16(wr + j), _mm512_loadu_ps(x + j), a0);
-    float sum = lane_sum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-    for (; j < k; ++j) sum += scalar(wr[j]) * x[j];
+  const int64_t per = (r1 - r0) / kStreams;
+  for (int64_t i = 0; i < per; ++i) {
+    const W* rows[kStreams];
+    float sums[kStreams];
+    for (int s = 0; s < kStreams; ++s) rows[s] = w + (r0 + s * per + i) * k;
+    rows_in_step<kStreams>(rows, k, x, sums);
+    for (int s = 0; s < kStreams; ++s) store(y, r0 + s * per + i, sums[s], accumulate);
+  }
+  for (int64_t r = r0 + per * kStreams; r < r1; ++r) {
+    const W* row = w + r * k;
+    float sum;
+    rows_in_step<1>(&row, k, x, &sum);
     store(y, r, sum, accumulate);
   }
 }
 #endif
 
-// Block b (rows 4b .. 4b+3, fewer at the end) of one job, with the kernel for the build.
+// Rows per block that one thread takes at a time: 128 for the AVX-512 kernel (four runs of 32),
+// 4 for the portable loop.
+template <bool Portable>
+constexpr int64_t block_rows() {
+#if defined(__AVX512F__)
+  if constexpr (!Portable) return 128;
+#endif
+  return 4;
+}
+
+// Rows [r0, min(r0 + block_rows, n)) of one job, with the kernel for the build.
 template <bool Portable>
 void run_block(const GemvJob& job, int64_t r0) {
-  const int64_t n = job.n, k = job.k;
+  const int64_t n = job.n, k = job.k, r1 = std::min(r0 + block_rows<Portable>(), n);
   auto same = [](float v) { return v; };
 #if defined(__AVX512F__)
   if constexpr (!Portable) {
-    const int64_t r1 = std::min(r0 + 4, n);
     if (job.w_bf16 != nullptr) rows_avx512(job.w_bf16, r0, r1, k, job.x, job.y, job.accumulate);
     else rows_avx512(job.w_f32, r0, r1, k, job.x, job.y, job.accumulate);
     return;
   }
 #endif
-  if (r0 + 4 > n) {
-    if (job.w_bf16 != nullptr) rows_one_by_one(job.w_bf16, r0, n, k, job.x, job.y, job.accumulate, widen);
-    else rows_one_by_one(job.w_f32, r0, n, k, job.x, job.y, job.accumulate, same);
+  if (r0 + 4 > r1) {
+    if (job.w_bf16 != nullptr) rows_one_by_one(job.w_bf16, r0, r1, k, job.x, job.y, job.accumulate, widen);
+    else rows_one_by_one(job.w_f32, r0, r1, k, job.x, job.y, job.accumulate, same);
     return;
   }
   if (job.w_bf16 != nullptr) four_rows(job.w_bf16, r0, k, job.x, job.y, job.accumulate, widen);
   else four_rows(job.w_f32, r0, k, job.x, job.y, job.accumulate, same);
 }
 
-// Every job's blocks of four rows, numbered one after another and shared out over the threads in
-// one parallel region (small products stay on the calling thread). Guided: the threads do not
+// Every job's blocks, numbered one after another and shared out over the threads in one parallel
+// region (small products stay on the calling thread). Not a static split: the threads do not
 // stream memory equally fast on this machine, and a static split left one waiting (decode
 // ~96 -> ~104 tokens/s, bench/NOTES.md change 12). Each row is computed by one thread in a fixed
-// order, so results do not depend on the split.
+// order, so results do not depend on the split or the thread count.
 template <bool Portable>
 void run_jobs(const GemvJob* jobs, int count) {
+  constexpr int64_t rows = block_rows<Portable>();
   int64_t blocks = 0, work = 0;
   for (int i = 0; i < count; ++i) {
-    blocks += (jobs[i].n + 3) / 4;
+    blocks += (jobs[i].n + rows - 1) / rows;
     work += jobs[i].n * jobs[i].k;
   }
-#pragma omp parallel for schedule(guided, 8) if (work >= 65536)
-  for (int64_t b = 0; b < blocks; ++b) {
+  auto run = [&](int64_t b) {
     int i = 0;
-    int64_t local = b;
-    while (local >= (jobs[i].n + 3) / 4) local -= (jobs[i++].n + 3) / 4;
-    run_block<Portable>(jobs[i], local * 4);
+    while (b >= (jobs[i].n + rows - 1) / rows) b -= (jobs[i++].n + rows - 1) / rows;
+    run_block<Portable>(jobs[i], b * rows);
+  };
+  if constexpr (rows == 4) {
+#pragma omp parallel for schedule(guided, 8) if (work >= 65536)
+    for (int64_t b = 0; b < blocks; ++b) run(b);
+  } else {
+#pragma omp parallel for schedule(dynamic, 1) if (work >= 65536)
+    for (int64_t b = 0; b < blocks; ++b) run(b);
   }
 }
 

@@ -1,6 +1,6 @@
 // Memory-bound matrix-vector products for one row of activations (decoding): each thread streams
-// blocks of weight rows once, row after row (x stays in L1). Faster here than OpenBLAS's sgemv
-// (bench/NOTES.md, changes 6 and 17).
+// blocks of weight rows once, several long runs of rows in step (x stays in L1). Faster here than
+// OpenBLAS's sgemv (bench/NOTES.md, changes 6, 17 and 25).
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,7 @@ struct GemvJob {
   bool accumulate = false;
 };
 
-// The jobs' products in one parallel region: their blocks of four rows are numbered one after
+// The jobs' products in one parallel region: their blocks of rows are numbered one after
 // another and shared out over the threads. Same results as one gemv_f32 / gemv_bf16 per job
 // with fewer thread hand-offs (decoding: q, k, v together; gate and up together).
 void gemv_many(const GemvJob* jobs, int count);
