@@ -13,7 +13,8 @@
 // norm's own backward, an O(T w) elementwise pass, is left out here and in the PyTorch rows).
 //
 // Peak extra memory: `attention_bench --peak-memory KIND T` runs one forward (KIND standard,
-// double, split) or forward+backward (KIND ending "-bwd") in a fresh process and prints, as JSON,
+// double, split) or forward+backward (KIND ending "-bwd"), with the bf16 tiles when KIND ends
+// "-bf16" (after any "-bwd"), in a fresh process and prints, as JSON,
 // the growth of the process's peak RSS (VmHWM) over its RSS with the inputs and outputs
 // allocated and touched: what the kernel itself needed. scripts/bench.sh calls it per case.
 #include <benchmark/benchmark.h>
@@ -170,22 +171,28 @@ int64_t status_bytes(const char* key) {
 }
 
 int peak_memory(const std::string& kind_name, int64_t T) {
-  const bool backward = kind_name.size() > 4 && kind_name.compare(kind_name.size() - 4, 4, "-bwd") == 0;
-  const std::string base = backward ? kind_name.substr(0, kind_name.size() - 4) : kind_name;
+  std::string base = kind_name;
+  const auto strip = [&base](const std::string& suffix) {
+    const bool has = base.size() > suffix.size() && base.compare(base.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (has) base.resize(base.size() - suffix.size());
+    return has;
+  };
+  const TileProducts products = strip("-bf16") ? TileProducts::bf16 : TileProducts::f32;
+  const bool backward = strip("-bwd");
   Kind kind;
   if (base == "standard") kind = Kind::standard;
   else if (base == "double") kind = Kind::diff_double;
   else if (base == "split") kind = Kind::diff_split;
   else {
-    fmt::print(stderr, "attention_bench: --peak-memory KIND must be standard, double or split (optionally -bwd), got {}\n",
+    fmt::print(stderr, "attention_bench: --peak-memory KIND must be standard, double or split (optionally -bwd, then optionally -bf16), got {}\n",
                kind_name);
     return 2;
   }
   const Case c = make_case(kind, T);
   Buffers b(c, backward);
   const int64_t before = status_bytes("VmRSS:");
-  run_forward(c, b, backward);
-  if (backward) run_backward(c, b);
+  run_forward(c, b, backward, products);
+  if (backward) run_backward(c, b, products);
   const int64_t peak = status_bytes("VmHWM:");
   fmt::print("{{\"kind\": \"{}\", \"T\": {}, \"rss_before_bytes\": {}, \"extra_bytes\": {}}}\n", kind_name, T,
              before, std::max<int64_t>(0, peak - before));

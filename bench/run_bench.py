@@ -219,22 +219,32 @@ def main():
     for b in json.loads(out)["benchmarks"]:
         if b.get("run_type", "iteration") != "iteration":
             continue  # the mean, median and stddev rows of the repetitions
+        # names: KIND_PHASE (float32 tiles) or KIND_PHASE_bf16 (the bf16 compute mode's tiles)
         _, name, T = b["name"].split("/")[:3]
+        products = "f32"
+        if name.endswith("_bf16"):
+            name, products = name[: -len("_bf16")], "bf16"
         kind, phase = name.rsplit("_", 1)
-        key = (kind, phase, int(T))
+        key = (kind, phase, int(T), products)
         if key not in kernels or b["real_time"] < kernels[key]["difftx_ms"]:
             kernels[key] = {"difftx_ms": b["real_time"], "gflops": b["GFLOP/s"]}
-    for (kind, phase, T), k in sorted(kernels.items(), key=lambda x: (x[0][1], x[0][0], x[0][2])):
-        label = kind + ("-bwd" if phase == "fwdbwd" else "")
+    # float32 rows first: a bf16 row is compared with the same PyTorch (float32) run as its float32 row
+    for (kind, phase, T, products), k in sorted(kernels.items(), key=lambda x: (x[0][3] != "f32", x[0][1], x[0][0], x[0][2])):
+        label = kind + ("-bwd" if phase == "fwdbwd" else "") + ("-bf16" if products == "bf16" else "")
         out, _, _, _ = run_child([attn, "--peak-memory", label, str(T)], env)
         k["difftx_extra"] = last_json(out)["extra_bytes"]
-        targs = ["kernel", kind, str(T), "--repeats", "2" if T >= 4096 else "3"] + (["--backward"] if phase == "fwdbwd" else [])
-        out, _, _, _ = run_child(torch_bench + targs, env)
-        t = last_json(out)
-        k["torch_ms"] = t["seconds"] * 1e3
-        k["torch_extra"] = t["extra_bytes"]
-        note(f"kernel {kind} {phase} T={T}: difftx {k['difftx_ms']:.2f} ms ({k['gflops']:.1f} GFLOP/s, extra "
-             f"{k['difftx_extra'] / MB:.1f} MB); torch {k['torch_ms']:.2f} ms (extra {k['torch_extra'] / MB:.1f} MB)")
+        if products == "f32" or (kind, phase, T, "f32") not in kernels:
+            targs = ["kernel", kind, str(T), "--repeats", "2" if T >= 4096 else "3"] + (["--backward"] if phase == "fwdbwd" else [])
+            out, _, _, _ = run_child(torch_bench + targs, env)
+            t = last_json(out)
+            k["torch_ms"] = t["seconds"] * 1e3
+            k["torch_extra"] = t["extra_bytes"]
+        else:
+            k["torch_ms"] = kernels[(kind, phase, T, "f32")]["torch_ms"]
+            k["torch_extra"] = kernels[(kind, phase, T, "f32")]["torch_extra"]
+        note(f"kernel {kind} {phase}{' bf16 tiles' if products == 'bf16' else ''} T={T}: difftx {k['difftx_ms']:.2f} ms "
+             f"({k['gflops']:.1f} GFLOP/s, extra {k['difftx_extra'] / MB:.1f} MB); torch {k['torch_ms']:.2f} ms "
+             f"(extra {k['torch_extra'] / MB:.1f} MB)")
 
     write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tokens, gemm_table)
 
@@ -317,8 +327,11 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
              "per case.\n")
     L.append("| kernel | T | difftx ms | difftx GFLOP/s | PyTorch ms | speed-up | difftx extra | PyTorch extra | memory ratio |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (kind, phase, T), k in sorted(kernels.items(), key=lambda x: (x[0][1] != "fwd", x[0][0], x[0][2])):
+    for (kind, phase, T, products), k in sorted(kernels.items(),
+                                                key=lambda x: (x[0][3] != "f32", x[0][1] != "fwd", x[0][0], x[0][2])):
         label = f"{kind} {'forward' if phase == 'fwd' else 'forward+backward'}"
+        if products == "bf16":
+            label += " (bf16 tiles; PyTorch float32)"
         mem_ratio = (k["torch_extra"] / k["difftx_extra"]) if k["difftx_extra"] > 0 else float("inf")
         L.append(f"| {label} | {T} | {k['difftx_ms']:.2f} | {k['gflops']:.1f} | {k['torch_ms']:.2f} | "
                  f"{fmt_ratio(k['torch_ms'] / k['difftx_ms'])} | {k['difftx_extra'] / MB:.1f} MB | "
@@ -343,13 +356,13 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
         row("training diff peak RSS <= half of PyTorch's", f"{r['difftx_rss'] / r['torch_rss']:.2f}",
             r["difftx_rss"] <= 0.5 * r["torch_rss"])
     big = max(kernel_T)
-    if ("double", "fwd", big) in kernels:
-        k = kernels[("double", "fwd", big)]
+    if ("double", "fwd", big, "f32") in kernels:
+        k = kernels[("double", "fwd", big, "f32")]
         row(f"fused diff forward T={big} >= 5x PyTorch", fmt_ratio(k["torch_ms"] / k["difftx_ms"]),
             k["torch_ms"] / k["difftx_ms"] >= 5)
         row(f"fused diff forward T={big} extra memory <= 1/10 of PyTorch's",
             f"{k['difftx_extra'] / MB:.1f} vs {k['torch_extra'] / MB:.1f} MB", k["difftx_extra"] * 10 <= k["torch_extra"])
-        k = kernels[("double", "fwdbwd", big)]
+        k = kernels[("double", "fwdbwd", big, "f32")]
         row(f"fused diff forward+backward T={big} >= 3x PyTorch", fmt_ratio(k["torch_ms"] / k["difftx_ms"]),
             k["torch_ms"] / k["difftx_ms"] >= 3)
     r = e2e[("base", "prefill", seq[0])]

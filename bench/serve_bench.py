@@ -90,7 +90,11 @@ def run_level(port, clients, requests, max_tokens):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    q = lambda xs, p: statistics.quantiles(xs, n=100, method="inclusive")[p - 1] * 1000 if len(xs) > 1 else float("nan")
+    def q(xs, p):  # percentile in ms; one sample is every percentile of itself, none gives nan
+        if len(xs) > 1:
+            return statistics.quantiles(xs, n=100, method="inclusive")[p - 1] * 1000
+        return xs[0] * 1000 if xs else float("nan")
+
     return {"clients": clients, "requests": clients * requests, "tokens": tokens[0], "seconds": wall,
             "tokens_per_s": tokens[0] / wall, "ttft_p50": q(ttfts, 50), "ttft_p99": q(ttfts, 99),
             "token_p50": q(gaps, 50), "token_p99": q(gaps, 99)}
