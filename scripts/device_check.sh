@@ -79,7 +79,8 @@ say "environment (difftx $revision)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv 2>/dev/null ||
   echo "no nvidia-smi"
 nproc
-LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" ldd "$bin/difftx" | grep -E "not found|cublas" || true
+LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" ldd "$bin/difftx" | grep -E "not found" || true
+echo "cuBLASLt (loaded by difftx at its first CUDA use): ${lt:-not found by find; LD_LIBRARY_PATH and ld.so.cache decide}"
 device=cuda
 ((dry)) && device=cpu
 

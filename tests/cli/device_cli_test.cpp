@@ -58,5 +58,17 @@ TEST(DeviceCli, CudaRunsOrSaysWhyNot) {
   }
 }
 
+// A CUDA build loads cuBLASLt only for a CUDA backend (kernels/cuda/cublaslt_library.h): linked
+// at start-up, the 540 MB library cost every CPU run ~150 MB of resident memory and ~60 ms. The
+// dynamic loader's own log (LD_DEBUG=files) of a CPU forward must not name it.
+TEST(DeviceCli, CpuRunsDoNotLoadCublasLt) {
+  const auto run = test::run_program(test::difftx_binary(),
+                                     {"forward", embedded_model(), "--ids", "1,415,3340", "--top", "1", "--json"},
+                                     {"LD_DEBUG=files"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("libc.so.6"), std::string::npos) << "the loader's log is missing: " << run.err.substr(0, 2000);
+  EXPECT_EQ(run.err.find("libcublasLt"), std::string::npos) << run.err;
+}
+
 }  // namespace
 }  // namespace difftx
