@@ -153,6 +153,27 @@ bool metric_reaches(httplib::Client& c, const std::string& line) {
   return false;
 }
 
+// The value of a metric line "NAME VALUE" of GET /metrics, or -1 when absent.
+double metric_value(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find("\n" + name + " ");
+  return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+}
+
+// Waits (up to 30 s) until the server has taken `requests` completions (queued, decoding or
+// finished) with every slot of `slots` busy.
+bool all_admitted_and_slots_busy(httplib::Client& c, int requests, int slots) {
+  for (int i = 0; i < 1500; ++i) {
+    if (auto r = c.Get("/metrics")) {
+      const double busy = metric_value(r->body, "difftx_slots_busy");
+      const double seen = metric_value(r->body, "difftx_queue_length") + busy +
+                          metric_value(r->body, "difftx_requests_finished_total");
+      if (busy == slots && seen == requests) return true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
 TEST(ServeHttp, EndpointsAndStreamedEqualsNonStreamed) {
   ServeProcess server;
   httplib::Client c = server.client();
@@ -386,8 +407,10 @@ TEST(ServeHttp, SigtermLetsRequestsInFlightFinish) {
     httplib::Client c = server.client();
     return stream_events(c, "/v1/completions", {{"prompt", "Part 9"}, {"max_tokens", 80}, {"stream", true}});
   });
+  // Stopped once all five requests are in (a request that arrives after SIGTERM gets 503, so
+  // waiting only for two busy slots let the stream come too late on a loaded machine).
   httplib::Client watcher = server.client();
-  ASSERT_TRUE(metric_reaches(watcher, "difftx_slots_busy 2"));
+  ASSERT_TRUE(all_admitted_and_slots_busy(watcher, 5, 2));
   EXPECT_EQ(server.stop(), 0);
   const std::vector<std::string> events = stream.get();
   ASSERT_GE(events.size(), 2u);
