@@ -39,7 +39,7 @@ Command add_train(CLI::App& root) {
               return end_rank(ranks.get(), std::current_exception());
             }
             if (r.world_size > 1 && ranks->rank() != 0) return 0;  // rank 0 reports the run
-            ordered_json j = {{"output_dir", r.output_dir.string()}, {"steps", r.steps},
+            ordered_json j = {{"output_dir", r.output_dir.string()}, {"steps", r.steps}, {"first_step", r.first_step},
                               {"train_samples", r.train_samples}, {"val_samples", r.val_samples},
                               {"first_loss", r.first_loss}, {"last_loss", r.last_loss},
                               {"eval_loss", r.eval_loss ? ordered_json(*r.eval_loss) : ordered_json(nullptr)},
@@ -52,14 +52,20 @@ Command add_train(CLI::App& root) {
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {
-              fmt::print("trained {} steps in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n",
-                         r.steps, r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
+              // After a resume: the steps of this run, from the checkpoint's step on (the losses are this run's).
+              const std::string steps = r.first_step > 0 ? fmt::format("steps {}-{} (resumed at {}; {} this run)",
+                                                                       r.first_step + 1, r.steps, r.first_step,
+                                                                       r.steps - r.first_step)
+                                                         : fmt::format("{} steps", r.steps);
+              fmt::print("trained {} in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n", steps,
+                         r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
                          r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
               if (r.world_size > 1)
                 fmt::print("{} ranks: {:.1f} s in the gradient and loss sums on rank 0, {:.1f} s of it waiting (for a "
                            "slower rank, or for the transfer after the backward pass)\n",
                            r.world_size, r.communication_seconds, r.communication_waited_seconds);
-              fmt::print("model: {} (metrics.jsonl, checkpoint-{})\n", r.output_dir.string(), r.steps);
+              fmt::print("model: {} (metrics.jsonl, checkpoint-{}{})\n", r.output_dir.string(), r.steps,
+                         r.tensorboard ? ", runs/ for TensorBoard" : "");
             }
             return 0;
           }};

@@ -504,6 +504,8 @@ TrainResult Trainer::run() {
   result_.communication_seconds = collective_.seconds_total();
   result_.communication_waited_seconds = collective_.seconds_waited();
   result_.steps = state_.global_step;
+  result_.first_step = first_step_;
+  result_.tensorboard = tensorboard_.has_value();
   result_.seconds = seconds_since(t_start_);
   result_.tokens_per_second =
       result_.train_seconds > 0 ? static_cast<double>(result_.tokens) / result_.train_seconds : 0.0;

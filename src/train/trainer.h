@@ -28,7 +28,9 @@ struct TrainRunOptions {
 
 struct TrainResult {
   std::filesystem::path output_dir;
-  int64_t steps = 0, total_steps = 0;
+  int64_t steps = 0, total_steps = 0;  // steps: the global step reached (resumed ones included)
+  int64_t first_step = 0;               // the step this run started from: 0, or the resumed checkpoint's
+  bool tensorboard = false;             // event files were written under output_dir/runs (use_tensorboard)
   int64_t train_samples = 0, val_samples = 0;
   double first_loss = 0, last_loss = 0;  // mean loss per target of this run's first and last step
   std::optional<double> eval_loss;       // last evaluation

@@ -53,6 +53,10 @@ TEST_F(TensorBoardCliTest, EventFilesHoldTheMetricsAndAResumeReplacesTheLaterSte
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("tensorboard --logdir " + (out / "runs").string()), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("use_tensorboard"), std::string::npos) << "the key is used, not listed as ignored: " << r.err;
+  // The summary's last line names the event files too.
+  EXPECT_NE(r.out.find("model: " + out.string() + " (metrics.jsonl, checkpoint-8, runs/ for TensorBoard)"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trained 8 steps in "), std::string::npos) << r.out;
   const auto rows = metrics(out);
   ASSERT_EQ(rows.size(), 8u);
   const auto files = event_files(out / "runs");
@@ -72,6 +76,8 @@ TEST_F(TensorBoardCliTest, EventFilesHoldTheMetricsAndAResumeReplacesTheLaterSte
   auto resumed = run_difftx({"train", config("tb", "use_tensorboard: true").string(), "--resume-from-checkpoint",
                              (out / "checkpoint-6").string()});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // The summary counts this run's steps: 7 and 8, after checkpoint-6.
+  EXPECT_NE(resumed.out.find("trained steps 7-8 (resumed at 6; 2 this run) in "), std::string::npos) << resumed.out;
   const auto files2 = event_files(out / "runs");
   ASSERT_EQ(files2.size(), 2u);
   const fs::path newer = files2[0] == files[0] ? files2[1] : files2[0];

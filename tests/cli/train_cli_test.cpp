@@ -89,8 +89,11 @@ TEST_F(TrainCliTest, ResumeContinuesExactly) {
   fs::copy(dir_->path() / "full" / "checkpoint-6", part / "checkpoint-6", fs::copy_options::recursive);
   std::ofstream(part / "metrics.jsonl") << test::read_text(dir_->path() / "full" / "metrics.jsonl");
   const fs::path cfg2 = config("part", "");
-  auto r = run_difftx({"train", cfg2.string(), "--resume-from-checkpoint", (part / "checkpoint-6").string()});
+  auto r = run_difftx({"train", cfg2.string(), "--resume-from-checkpoint", (part / "checkpoint-6").string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = ordered_json::parse(r.out);
+  EXPECT_EQ(summary["first_step"], 6);
+  EXPECT_EQ(summary["steps"], full.back()["step"]);
   auto resumed = metrics(part);
   ASSERT_EQ(resumed.size(), full.size());
   for (size_t i = 0; i < full.size(); ++i) {
