@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/interrupt.h"
 #include "config/model_keys.h"
 #include "model/finite_logits.h"
 
@@ -56,12 +57,17 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions) {
                  longer, max_positions, longest, max_positions - 1);
 }
 
-// Mean loss per target of a set of micro-batches (no gradients).
-double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
-                 const ForwardOptions& options) {
+namespace {
+
+// Mean loss per target of a set of micro-batches (no gradients); nullopt when `interruptible` and a
+// stop was requested before a micro-batch (*done: the micro-batches evaluated).
+std::optional<double> mean_loss_of(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
+                                   const ForwardOptions& options, bool interruptible, size_t* done) {
   double total = 0;
   int64_t count = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
+    if (done != nullptr) *done = i;
+    if (interruptible && interrupt_requested()) return std::nullopt;
     const MicroBatch& mb = batches[i];
     if (mb.target_count == 0) continue;
     const double loss = model.loss(mb.tokens, mb.targets, options);
@@ -71,7 +77,20 @@ double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, con
     total += loss;
     count += mb.target_count;
   }
+  if (done != nullptr) *done = batches.size();
   return count > 0 ? total / static_cast<double>(count) : std::nan("");
+}
+
+}  // namespace
+
+double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
+                 const ForwardOptions& options) {
+  return *mean_loss_of(model, batches, split, options, false, nullptr);
+}
+
+std::optional<double> mean_loss_unless_interrupted(const Model& model, const std::vector<MicroBatch>& batches,
+                                                   const char* split, const ForwardOptions& options, size_t* done) {
+  return mean_loss_of(model, batches, split, options, true, done);
 }
 
 }  // namespace difftx

@@ -2,6 +2,8 @@
 // training and validation splits (dataset.h), the pad id; and the mean loss over a split.
 #pragma once
 
+#include <optional>
+
 #include <cstdint>
 #include <filesystem>
 #include <vector>
@@ -33,5 +35,11 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions);
 // `split` when a loss is not finite; NaN when there are no targets.
 double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
                  const ForwardOptions& options = {});
+
+// The same, stopping early when Ctrl-C / SIGTERM arrives (common/interrupt.h, polled before each
+// micro-batch): std::nullopt then, with `done` (when given) set to the micro-batches evaluated.
+std::optional<double> mean_loss_unless_interrupted(const Model& model, const std::vector<MicroBatch>& batches,
+                                                   const char* split, const ForwardOptions& options = {},
+                                                   size_t* done = nullptr);
 
 }  // namespace difftx

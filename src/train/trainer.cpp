@@ -391,9 +391,19 @@ void Trainer::evaluate(ordered_json& record) {
   if (!lead_) return;
   const int64_t s = state_.global_step;
   const auto t_eval = Clock::now();
-  // With the step's warm-up mix, as the seed evaluates.
-  const double eval_loss = mean_loss(model_, val_batches_, "validation split", {diff_attn_mix_});
+  // With the step's warm-up mix, as the seed evaluates. Ctrl-C / SIGTERM stops it between
+  // micro-batches: the step then has no eval_loss, and the stop after the step saves and ends the run.
+  size_t done = 0;
+  const std::optional<double> loss =
+      mean_loss_unless_interrupted(model_, val_batches_, "validation split", {diff_attn_mix_}, &done);
   eval_seconds_ += seconds_since(t_eval);
+  if (!loss) {
+    spdlog::warn("signal {} during the evaluation of step {}: stopped it after {} of {} micro-batches; step {} has no "
+                 "eval_loss",
+                 interrupt_signal(), s, done, val_batches_.size(), s);
+    return;
+  }
+  const double eval_loss = *loss;
   if (record.is_null()) record = {{"step", s}, {"epoch", state_.epoch}};
   record["eval_loss"] = eval_loss;
   result_.eval_loss = eval_loss;
@@ -497,6 +507,13 @@ TrainResult Trainer::run() {
       model_save(model_, out_dir_, base_dir_.stored_dtype());
     copy_model_files(data_.tokenizer_dir, out_dir_);
   }
+  // A signal during the last step or its evaluation (every rank agreed on it after the step): the
+  // training is complete and saved, and the run still ends as interrupted, never ignoring the signal.
+  if (stop_signal_ != 0 && state_.global_step > first_step_)
+    throw Interrupted(fmt::format("interrupted by signal {} during the last step ({}) or its evaluation; the training "
+                                  "is complete and the final model is saved in {}",
+                                  stop_signal_, state_.global_step, out_dir_.string()),
+                      stop_signal_);
   result_.world_size = collective_.world_size();
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

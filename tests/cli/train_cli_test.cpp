@@ -263,6 +263,54 @@ TEST_F(TrainCliTest, CtrlCSavesACheckpointOnceAndStops) {
   EXPECT_TRUE(fs::exists(out / "model.safetensors"));
 }
 
+// Ctrl-C during an evaluation stops it between micro-batches (an evaluation can take minutes): the
+// step has no eval_loss, a checkpoint is saved and the run ends as interrupted. During the final
+// evaluation the training is complete: the final model is saved, and the run still ends as
+// interrupted. The whole dasher corpus with val_set_size 0.9 makes each evaluation take seconds.
+TEST_F(TrainCliTest, CtrlCDuringAnEvaluationStopsIt) {
+  const fs::path d = dir_->path();
+  const auto run_until_eval = [&](const std::string& name, int max_steps, int eval_step) {
+    const fs::path cfg = d / (name + ".yml");
+    test::write_text(cfg, "base_model: " + (d / "diff").string() + "\ndatasets:\n  - path: " +
+                              (fs::path(DIFFTX_SHARED_DIR) / "corpora/dasher-english-gb.txt").string() +
+                              "\n    type: completion\nval_set_size: 0.9\nsequence_len: 128\nsample_packing: true\n"
+                              "micro_batch_size: 4\nmax_steps: " + std::to_string(max_steps) +
+                              "\nlearning_rate: 0.002\nlogging_steps: 1\neval_steps: " + std::to_string(eval_step) +
+                              "\nsave_steps: 1000\noutput_dir: " + (d / name).string() + "\ndiff_attention: true\n");
+    test::Child child = test::spawn_difftx({"train", cfg.string()}, d);
+    EXPECT_GT(child.pid, 0);
+    // The progress line of the step comes just before its evaluation.
+    const std::string line = fmt::format("step {}/{} | epoch", eval_step, max_steps);
+    bool evaluating = false;
+    for (int i = 0; i < 6000 && !evaluating; ++i) {
+      evaluating = test::read_text(child.err).find(line) != std::string::npos;
+      if (!evaluating) usleep(50000);
+    }
+    usleep(200000);
+    kill(child.pid, SIGINT);
+    EXPECT_TRUE(evaluating) << test::read_text(child.err);
+    EXPECT_EQ(test::wait_child(child), 130) << test::read_text(child.err);
+    return test::read_text(child.err);
+  };
+  // Mid-run: stopped during step 2's evaluation, checkpoint-2 saved, no final model; it resumes.
+  std::string err = run_until_eval("evalint", 6, 2);
+  EXPECT_NE(err.find("signal 2 during the evaluation of step 2: stopped it after "), std::string::npos) << err;
+  EXPECT_NE(err.find("interrupted by signal 2 after step 2/6"), std::string::npos) << err;
+  EXPECT_EQ(err.find("step 2/6 | eval_loss"), std::string::npos) << "the evaluation ran to its end: " << err;
+  const auto rows = metrics(d / "evalint");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_FALSE(rows[1].contains("eval_loss")) << rows[1].dump();
+  EXPECT_TRUE(fs::exists(d / "evalint" / "checkpoint-2"));
+  EXPECT_FALSE(fs::exists(d / "evalint" / "model.safetensors"));
+  // The final evaluation: the final model is saved, and the exit still reports the signal.
+  err = run_until_eval("evalfinal", 2, 2);
+  EXPECT_NE(err.find("signal 2 during the evaluation of step 2: stopped it after "), std::string::npos) << err;
+  EXPECT_NE(err.find("the training is complete and the final model is saved in " + (d / "evalfinal").string()),
+            std::string::npos) << err;
+  EXPECT_TRUE(fs::exists(d / "evalfinal" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "evalfinal" / "config.json"));
+}
+
 TEST_F(TrainCliTest, KilledDuringCheckpointSavesTheNewestCompleteOneResumes) {
   // SIGKILL at random moments of checkpoint saves (a run saving every step, killed 0-20 ms after a
   // staging directory appears), 20 times; each time the newest complete checkpoint must load and
