@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 
+from machine import cpu_description
 from report_file import write_lines
 from train_yaml import write_train_yaml
 
@@ -117,7 +118,7 @@ def main():
     P = parameter_count(mdir)
     grad_bytes = 4 * P
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_description()
     L = ["# Data-parallel training over MPI\n",
          f"Made by `bench/data_parallel_bench.py` (a row of `scripts/bench.sh`) on {datetime.date.today().isoformat()}, "
          f"difftx {rev}, {cpu}, {cores} cores, Open MPI on one machine (shared memory). Regenerate it rather than "

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from data_parallel_bench import parameter_count
+from machine import cpu_description
 from report_file import write_lines
 from train_yaml import write_train_yaml
 
@@ -111,7 +112,7 @@ def main():
     m = {k: statistics.median(v) for k, v in peak.items()}
     t = {k: statistics.median(v) for k, v in tps.items()}
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_description()
     cmd = f"bench/memory_bench.py --build {a.build} --shared ... --seq {a.seq} --steps {a.steps} --rounds {a.rounds}"
     lines = [
         "# Training memory: activation recomputation (gradient_checkpointing)\n",

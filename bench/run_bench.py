@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from machine import cpu_description
 from report_file import write_lines
 from train_yaml import write_train_yaml
 
@@ -104,7 +105,7 @@ def main():
         log.append(line)
 
     # ---------------------------------------------------------------- machine
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_description()
     torch_version = subprocess.run(torch_bench[:1] + ["-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True).stdout.strip()
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -266,7 +267,7 @@ def write_report(a, limits, e2e, kernels, log, seq, kernel_T, train_seq, new_tok
     L.append(f"- machine limits (same run): oneDNN matmul {sgemm:.1f} GFLOP/s in float32 and {limits['gemm_bf16']:.1f} in "
              f"bf16 (2048^3, all threads; the library difftx's dense layers use), OpenBLAS sgemm {limits['sgemm']:.1f} "
              f"GFLOP/s ({limits['kernels']} kernels; see bench/NOTES.md on the kernels OpenBLAS picks), "
-             f"triad {triad:.1f} GB/s, read-only stream {read:.1f} GB/s (decoding only reads its weights; the "
+             f"triad {triad:.1f} GB/s, read-only {read:.1f} GB/s (four runs in step per thread, as decoding reads its weights; the "
              "bounds below divide by the triad, as the issue asks, and the read-only share is given beside)")
     L.append("- PyTorch: eager, float32, `bench/torch_bench.py` (the tools/reference implementation of each layout, "
              "switched from float64 to float32; decode with a key/value cache of concatenated tensors)")

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from machine import cpu_description
 from report_file import write_lines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -134,7 +135,7 @@ def main():
     top = next(r for r in rows if r["clients"] == max(levels) and r["parallel"] == max(levels))
     same_server = next(r for r in rows if r["clients"] == 1 and r["parallel"] == max(levels))
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_description()
     lines = [
         "# `difftx serve` under load (issue 23)", "",
         f"{datetime.date.today()}, difftx {rev}, {cpu}, {os.cpu_count()} cores; server threads {a.threads}; model "
