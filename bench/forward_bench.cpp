@@ -79,8 +79,11 @@ double triad_gbps(size_t n, int repeats) {
 }
 
 // Read-only streaming (what decoding does with the weights): sum of n floats, each thread one
-// contiguous part, 64 partial sums so the adds do not form one latency chain.
+// contiguous part read as four runs in step, as the decode kernel reads its weight rows (gemv.cpp;
+// one run per thread left bandwidth unused, bench/NOTES.md change 25), 16 partial sums per run so
+// the adds do not form one latency chain.
 double read_gbps(size_t n, int repeats) {
+  constexpr size_t kRuns = 4, kLine = 16;
   std::vector<float> a(n, 1.0f);
   double best = 1e30;
   float sink = 0.0f;
@@ -90,18 +93,25 @@ double read_gbps(size_t n, int repeats) {
 #pragma omp parallel reduction(+ : total)
     {
       const size_t t = static_cast<size_t>(omp_get_thread_num()), threads = static_cast<size_t>(omp_get_num_threads());
-      const size_t blocks = n / 64, lo = blocks * t / threads * 64, hi = blocks * (t + 1) / threads * 64;
-      float acc[64] = {};
-      for (size_t i = lo; i < hi; i += 64)
+      const size_t lines = n / kLine, lo = lines * t / threads, per_run = (lines * (t + 1) / threads - lo) / kRuns;
+      const float* run[kRuns];
+      for (size_t s = 0; s < kRuns; ++s) run[s] = a.data() + (lo + s * per_run) * kLine;
+      float acc[kRuns][kLine] = {};
+      for (size_t i = 0; i < per_run * kLine; i += kLine)
+        for (size_t s = 0; s < kRuns; ++s)
 #pragma omp simd
-        for (size_t j = 0; j < 64; ++j) acc[j] += a[i + j];
-      for (float v : acc) total += v;
+          for (size_t j = 0; j < kLine; ++j) acc[s][j] += run[s][i + j];
+      for (const auto& line : acc)
+        for (float v : line) total += v;
     }
     sink += total;
     if (r > 0) best = std::min(best, seconds_since(t0));
   }
   if (sink < 0.0f) fmt::print("");  // keeps the sums live
-  return n * sizeof(float) / best / 1e9;
+  // The bytes read: each thread's whole runs (at most 4 lines per thread left unread).
+  const size_t threads = static_cast<size_t>(omp_get_max_threads());
+  const size_t read = n / kLine / threads / kRuns * kRuns * threads * kLine;
+  return read * sizeof(float) / best / 1e9;
 }
 
 }  // namespace
@@ -163,7 +173,7 @@ int main(int argc, char** argv) {
       bw = triad_gbps(size_t(1) << 26, 3);
       fmt::print("triad          {:.1f} GB/s (3 x 256 MB streams)\n", bw);
       read_bw = read_gbps(size_t(1) << 27, 3);
-      fmt::print("read           {:.1f} GB/s (one 512 MB stream, read only)\n", read_bw);
+      fmt::print("read           {:.1f} GB/s (512 MB read only, four runs in step per thread)\n", read_bw);
     }
 
     Model model = model_load(dir);

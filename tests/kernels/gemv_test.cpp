@@ -111,25 +111,62 @@ TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
 }
 
 // Each row is summed by one thread in a fixed order, so the products are bit-identical whatever
-// the thread count (blocks of 128 rows in runs of 32 read in step, a block's tail one by one).
+// the thread count (blocks cut per thread count: 1000 rows in blocks of 128 with 1 or 2 threads and
+// of 112 with 3, 576 in blocks of 128 with 1 thread and of 96 with 2 or 3, 193 in 100 + 93 with 2;
+// runs of rows read in step, a block's tail one by one).
 TEST(Gemv, ResultsDoNotDependOnTheThreadCount) {
   std::mt19937 rng(11);
-  const int64_t n = 1000, k = 576;
-  Bf16Matrix w = random_bf16(n, k, rng);
-  std::vector<float> x = random_vector(k, rng);
   const int threads = omp_get_max_threads();
-  std::vector<float> one_f32(n), one_bf16(n), many_f32(n), many_bf16(n);
-  omp_set_num_threads(1);
-  gemv_f32(w.widened.data(), n, k, x.data(), one_f32.data(), false);
-  gemv_bf16(w.bits.data(), n, k, x.data(), one_bf16.data(), false);
-  omp_set_num_threads(3);
-  gemv_f32(w.widened.data(), n, k, x.data(), many_f32.data(), false);
-  gemv_bf16(w.bits.data(), n, k, x.data(), many_bf16.data(), false);
-  omp_set_num_threads(threads);
-  for (int64_t r = 0; r < n; ++r) {
-    EXPECT_EQ(std::bit_cast<uint32_t>(one_f32[r]), std::bit_cast<uint32_t>(many_f32[r])) << "row " << r;
-    EXPECT_EQ(std::bit_cast<uint32_t>(one_bf16[r]), std::bit_cast<uint32_t>(many_bf16[r])) << "row " << r;
+  for (int64_t n : {1000, 576, 193}) {
+    const int64_t k = 576;
+    Bf16Matrix w = random_bf16(n, k, rng);
+    std::vector<float> x = random_vector(k, rng);
+    std::vector<float> one_f32(n), one_bf16(n);
+    omp_set_num_threads(1);
+    gemv_f32(w.widened.data(), n, k, x.data(), one_f32.data(), false);
+    gemv_bf16(w.bits.data(), n, k, x.data(), one_bf16.data(), false);
+    for (int team : {2, 3}) {
+      std::vector<float> many_f32(n), many_bf16(n);
+      omp_set_num_threads(team);
+      gemv_f32(w.widened.data(), n, k, x.data(), many_f32.data(), false);
+      gemv_bf16(w.bits.data(), n, k, x.data(), many_bf16.data(), false);
+      for (int64_t r = 0; r < n; ++r) {
+        EXPECT_EQ(std::bit_cast<uint32_t>(one_f32[r]), std::bit_cast<uint32_t>(many_f32[r]))
+            << "n " << n << " threads " << team << " row " << r;
+        EXPECT_EQ(std::bit_cast<uint32_t>(one_bf16[r]), std::bit_cast<uint32_t>(many_bf16[r]))
+            << "n " << n << " threads " << team << " row " << r;
+      }
+    }
+    omp_set_num_threads(threads);
   }
+}
+
+// gemv_many of more jobs than one parallel region takes (8), of every size (an empty one too),
+// mixed storage and accumulation: bit-identical to one gemv call per job.
+TEST(Gemv, ManyJobsEqualOneCallEach) {
+  std::mt19937 rng(3);
+  const int64_t k = 96;
+  const std::vector<int64_t> sizes = {576, 192, 0, 7, 1536, 130, 4, 1, 300, 64, 129};
+  std::vector<Bf16Matrix> ws;
+  std::vector<std::vector<float>> ys, refs;
+  std::vector<GemvJob> jobs;
+  const std::vector<float> x = random_vector(k, rng);
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    ws.push_back(random_bf16(sizes[i], k, rng));
+    ys.push_back(random_vector(sizes[i], rng));
+    refs.push_back(ys.back());
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const bool bf16 = i % 2 == 1, accumulate = i % 3 == 0;
+    jobs.push_back(GemvJob{bf16 ? nullptr : ws[i].widened.data(), bf16 ? ws[i].bits.data() : nullptr, sizes[i], k,
+                           x.data(), ys[i].data(), accumulate});
+    if (bf16) gemv_bf16(ws[i].bits.data(), sizes[i], k, x.data(), refs[i].data(), accumulate);
+    else gemv_f32(ws[i].widened.data(), sizes[i], k, x.data(), refs[i].data(), accumulate);
+  }
+  gemv_many(jobs.data(), static_cast<int>(jobs.size()));
+  for (size_t i = 0; i < sizes.size(); ++i)
+    for (int64_t r = 0; r < sizes[i]; ++r)
+      EXPECT_EQ(std::bit_cast<uint32_t>(ys[i][r]), std::bit_cast<uint32_t>(refs[i][r])) << "job " << i << " row " << r;
 }
 
 // Several outputs of one input (q/k/v, gate/up): one row goes through gemv_many (all blocks in one

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include <omp.h>
+
 #include "common/parallel.h"
 
 #if defined(__AVX512F__)
@@ -125,20 +127,34 @@ void rows_avx512(const W* w, int64_t r0, int64_t r1, int64_t k, const float* x, 
 }
 #endif
 
-// Rows per block that one thread takes at a time: 128 for the AVX-512 kernel (four runs of 32),
-// 4 for the portable loop.
+// Rows per block that one thread takes at a time, at most: 128 for the AVX-512 kernel (four runs
+// of 32), 4 for the portable loop.
 template <bool Portable>
-constexpr int64_t block_rows() {
+constexpr int64_t max_block_rows() {
 #if defined(__AVX512F__)
   if constexpr (!Portable) return 128;
 #endif
   return 4;
 }
 
-// Rows [r0, min(r0 + block_rows, n)) of one job, with the kernel for the build.
+// A job's rows per block for `threads` threads. The AVX-512 kernel cuts a job into a multiple of
+// `threads` blocks of equal size (a multiple of 4 rows, at most 128): SmolLM2's 576-row products in
+// blocks of 128 left 4.5 blocks, so one thread streamed half a block (up to 393 KB) while the other
+// waited, at the end of every o and down product (bench/NOTES.md, change 27).
 template <bool Portable>
-void run_block(const GemvJob& job, int64_t r0) {
-  const int64_t n = job.n, k = job.k, r1 = std::min(r0 + block_rows<Portable>(), n);
+int64_t block_rows(int64_t n, int threads) {
+  constexpr int64_t most = max_block_rows<Portable>();
+  if constexpr (most == 4) return most;
+  const int64_t per_thread = (n + most * threads - 1) / (most * threads);  // blocks per thread
+  const int64_t blocks = std::max<int64_t>(1, per_thread) * threads;
+  const int64_t rows = (n + blocks - 1) / blocks;
+  return std::clamp<int64_t>((rows + 3) / 4 * 4, 4, most);
+}
+
+// Rows [r0, r1) of one job, with the kernel for the build.
+template <bool Portable>
+void run_block(const GemvJob& job, int64_t r0, int64_t r1) {
+  const int64_t k = job.k;
   auto same = [](float v) { return v; };
 #if defined(__AVX512F__)
   if constexpr (!Portable) {
@@ -156,6 +172,9 @@ void run_block(const GemvJob& job, int64_t r0) {
   else four_rows(job.w_f32, r0, k, job.x, job.y, job.accumulate, same);
 }
 
+// Jobs per parallel region (gemv_many runs more as several regions).
+constexpr int kMaxJobs = 8;
+
 // Every job's blocks, numbered one after another and shared out over the threads in one parallel
 // region (small products stay on the calling thread). Not a static split: the threads do not
 // stream memory equally fast on this machine, and a static split left one waiting (decode
@@ -163,29 +182,37 @@ void run_block(const GemvJob& job, int64_t r0) {
 // order, so results do not depend on the split or the thread count.
 template <bool Portable>
 void run_jobs(const GemvJob* jobs, int count) {
-  constexpr int64_t rows = block_rows<Portable>();
-  int64_t blocks = 0, work = 0;
+  int64_t work = 0;
+  for (int i = 0; i < count; ++i) work += jobs[i].n * jobs[i].k;
+  const bool parallel = work >= 65536;
+  const int threads = parallel ? omp_get_max_threads() : 1;
+  int64_t rows[kMaxJobs], first[kMaxJobs + 1];  // each job's block rows and first block number
+  first[0] = 0;
   for (int i = 0; i < count; ++i) {
-    blocks += (jobs[i].n + rows - 1) / rows;
-    work += jobs[i].n * jobs[i].k;
+    rows[i] = block_rows<Portable>(jobs[i].n, threads);
+    first[i + 1] = first[i] + (jobs[i].n + rows[i] - 1) / rows[i];
   }
   auto run = [&](int64_t b) {
     int i = 0;
-    while (b >= (jobs[i].n + rows - 1) / rows) b -= (jobs[i++].n + rows - 1) / rows;
-    run_block<Portable>(jobs[i], b * rows);
+    while (b >= first[i + 1]) ++i;
+    const int64_t r0 = (b - first[i]) * rows[i];
+    run_block<Portable>(jobs[i], r0, std::min(r0 + rows[i], jobs[i].n));
   };
-  if constexpr (rows == 4) {
-#pragma omp parallel for schedule(guided, 8) if (work >= 65536)
+  const int64_t blocks = first[count];
+  if constexpr (max_block_rows<Portable>() == 4) {
+#pragma omp parallel for schedule(guided, 8) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) run(b);
   } else {
-#pragma omp parallel for schedule(dynamic, 1) if (work >= 65536)
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (int64_t b = 0; b < blocks; ++b) run(b);
   }
 }
 
 }  // namespace
 
-void gemv_many(const GemvJob* jobs, int count) { run_jobs<false>(jobs, count); }
+void gemv_many(const GemvJob* jobs, int count) {
+  for (int i = 0; i < count; i += kMaxJobs) run_jobs<false>(jobs + i, std::min(kMaxJobs, count - i));
+}
 
 void gemv_f32(const float* w, int64_t n, int64_t k, const float* x, float* y, bool accumulate) {
   const GemvJob job{w, nullptr, n, k, x, y, accumulate};

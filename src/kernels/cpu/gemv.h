@@ -30,7 +30,8 @@ struct GemvJob {
 
 // The jobs' products in one parallel region: their blocks of rows are numbered one after
 // another and shared out over the threads. Same results as one gemv_f32 / gemv_bf16 per job
-// with fewer thread hand-offs (decoding: q, k, v together; gate and up together).
+// with fewer thread hand-offs (decoding: q, k, v together; gate and up together). Up to 8 jobs
+// share one region; more run as several.
 void gemv_many(const GemvJob* jobs, int count);
 
 // dst[r, :] = float32(src[r, :]) for rows [0, rows) of k columns, in parallel.
