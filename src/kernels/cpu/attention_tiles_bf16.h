@@ -39,9 +39,14 @@ inline bool use_bf16_tiles(TileProducts products, int64_t rows) {
   return kAvailable && products == TileProducts::bf16 && rows >= TransposedKeys::kTransposeMinRows;
 }
 
-#if defined(__AVX512BF16__)
-
+// bf16 pairs holding k values (the last one padded when k is odd).
 inline int64_t pairs(int64_t k) { return (k + 1) / 2; }
+
+// Scratch elements weighted_rows_transposed needs for tiles of up to `rows` x `n`. Outside the
+// AVX512_BF16 part: callers size their buffers in code that every build compiles.
+inline int64_t transposed_scratch_size(int64_t rows, int64_t n, int64_t d) { return pairs(rows) * (d + n); }
+
+#if defined(__AVX512BF16__)
 
 inline __mmask16 first_lanes(int64_t count) {
   return count >= 16 ? avx512::kAll : static_cast<__mmask16>((1u << std::max<int64_t>(count, 0)) - 1u);
@@ -177,9 +182,6 @@ inline void weighted_rows_transposed(const float* p, int64_t rows, int64_t n, co
   pack_row_pairs(p, n, rows, n, p_pairs, n);
   avx512::product_of<avx512::Bf16PairElements>(p_pairs, 1, n, a_pairs, d, n, d, pairs(rows), out, ldo);
 }
-
-// Scratch elements weighted_rows_transposed needs for tiles of up to `rows` x `n`.
-inline int64_t transposed_scratch_size(int64_t rows, int64_t n, int64_t d) { return pairs(rows) * (d + n); }
 #endif
 
 }  // namespace difftx::tiles::bf16
