@@ -112,7 +112,7 @@ TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
 
 // Each row is summed by one thread in a fixed order, so the products are bit-identical whatever
 // the thread count (blocks cut per thread count: 1000 rows in blocks of 128 with 1 or 2 threads and
-// of 112 with 3, 576 in blocks of 128 with 1 thread and of 96 with 2 or 3, 193 in 100 + 93 with 2;
+// of 112 with 3, 576 in blocks of 116 with 1 thread and of 96 with 2 or 3, 193 in 100 + 93 with 2;
 // runs of rows read in step, a block's tail one by one).
 TEST(Gemv, ResultsDoNotDependOnTheThreadCount) {
   std::mt19937 rng(11);

@@ -138,7 +138,8 @@ constexpr int64_t max_block_rows() {
 }
 
 // A job's rows per block for `threads` threads. The AVX-512 kernel cuts a job into a multiple of
-// `threads` blocks of equal size (a multiple of 4 rows, at most 128): SmolLM2's 576-row products in
+// `threads` blocks of one size (a multiple of 4 rows, at most 128; the last block may be shorter,
+// and a job of more than 128 * threads rows takes as many such blocks as it needs): SmolLM2's 576-row products in
 // blocks of 128 left 4.5 blocks, so one thread streamed half a block (up to 393 KB) while the other
 // waited, at the end of every o and down product (bench/NOTES.md, change 27).
 template <bool Portable>
