@@ -5,6 +5,7 @@
 #include <fstream>
 #include <new>
 
+#include "common/huge_pages.h"
 #include "common/log.h"
 #include "common/parallel.h"
 #include <cmath>
@@ -242,6 +243,7 @@ class CpuBackend final : public Backend {
  protected:
   void* allocate(size_t bytes) override {
     void* p = ::operator new(std::max<size_t>(bytes, 1), kAlignment, std::nothrow);
+    if (p != nullptr) advise_huge_pages(p, bytes);  // before the first write
     if (p != nullptr && bytes > 0) std::memset(p, 0, bytes);
     return p;
   }
