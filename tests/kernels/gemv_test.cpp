@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "io/dtype.h"
@@ -111,9 +112,9 @@ TEST(Gemv, LinearForwardBf16EqualsF32OnTheWidenedWeights) {
 }
 
 // Each row is summed by one thread in a fixed order, so the products are bit-identical whatever
-// the thread count (blocks cut per thread count: 1000 rows in blocks of 128 with 1 or 2 threads and
-// of 112 with 3, 576 in blocks of 116 with 1 thread and of 96 with 2 or 3, 193 in 100 + 93 with 2;
-// runs of rows read in step, a block's tail one by one).
+// the thread count (the blocks depend on it: 1000 rows are 7 x 128 + 104 with 1 thread, 6 x 128
+// then 116, 60, 28, 16, 8, 4 with 2; 193 rows are 128 + 65 with 1 thread, 96, 48, 24, 12, 8, 5 with 2
+// and end in 8, 8, 8, 1 with 3; runs of rows read in step, a block's tail one by one).
 TEST(Gemv, ResultsDoNotDependOnTheThreadCount) {
   std::mt19937 rng(11);
   const int threads = omp_get_max_threads();
@@ -167,6 +168,41 @@ TEST(Gemv, ManyJobsEqualOneCallEach) {
   for (size_t i = 0; i < sizes.size(); ++i)
     for (int64_t r = 0; r < sizes[i]; ++r)
       EXPECT_EQ(std::bit_cast<uint32_t>(ys[i][r]), std::bit_cast<uint32_t>(refs[i][r])) << "job " << i << " row " << r;
+}
+
+// One region of jobs of different widths (the claimed blocks cross from a 1536-column job into
+// 576-column ones, and shrink by the work left in columns): bit-identical with 1, 2 and 3 threads,
+// and to one call per job.
+TEST(Gemv, RegionOfMixedWidthsDoesNotDependOnTheThreadCount) {
+  std::mt19937 rng(17);
+  const int threads = omp_get_max_threads();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{576, 1536}, {333, 576}, {0, 576}, {1536, 576}, {9, 100}};
+  std::vector<Bf16Matrix> ws;
+  std::vector<std::vector<float>> xs, refs;
+  for (auto [n, k] : shapes) {
+    ws.push_back(random_bf16(n, k, rng));
+    xs.push_back(random_vector(k, rng));
+    refs.emplace_back(static_cast<size_t>(n));
+  }
+  omp_set_num_threads(1);
+  for (size_t i = 0; i < shapes.size(); ++i)
+    gemv_f32(ws[i].widened.data(), shapes[i].first, shapes[i].second, xs[i].data(), refs[i].data(), false);
+  for (int team : {1, 2, 3}) {
+    omp_set_num_threads(team);
+    std::vector<std::vector<float>> ys;
+    std::vector<GemvJob> jobs;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      ys.emplace_back(static_cast<size_t>(shapes[i].first), -1.0f);
+      jobs.push_back(GemvJob{i == 1 ? nullptr : ws[i].widened.data(), i == 1 ? ws[i].bits.data() : nullptr,
+                             shapes[i].first, shapes[i].second, xs[i].data(), ys[i].data(), false});
+    }
+    gemv_many(jobs.data(), static_cast<int>(jobs.size()));
+    for (size_t i = 0; i < shapes.size(); ++i)
+      for (int64_t r = 0; r < shapes[i].first; ++r)
+        EXPECT_EQ(std::bit_cast<uint32_t>(ys[i][r]), std::bit_cast<uint32_t>(refs[i][r]))
+            << "threads " << team << " job " << i << " row " << r;
+  }
+  omp_set_num_threads(threads);
 }
 
 // Several outputs of one input (q/k/v, gate/up): one row goes through gemv_many (all blocks in one

@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 
 #include <omp.h>
@@ -137,20 +138,8 @@ constexpr int64_t max_block_rows() {
   return 4;
 }
 
-// A job's rows per block for `threads` threads. The AVX-512 kernel cuts a job into a multiple of
-// `threads` blocks of one size (a multiple of 4 rows, at most 128; the last block may be shorter,
-// and a job of more than 128 * threads rows takes as many such blocks as it needs): SmolLM2's 576-row products in
-// blocks of 128 left 4.5 blocks, so one thread streamed half a block (up to 393 KB) while the other
-// waited, at the end of every o and down product (bench/NOTES.md, change 27).
-template <bool Portable>
-int64_t block_rows(int64_t n, int threads) {
-  constexpr int64_t most = max_block_rows<Portable>();
-  if constexpr (most == 4) return most;
-  const int64_t per_thread = (n + most * threads - 1) / (most * threads);  // blocks per thread
-  const int64_t blocks = std::max<int64_t>(1, per_thread) * threads;
-  const int64_t rows = (n + blocks - 1) / blocks;
-  return std::clamp<int64_t>((rows + 3) / 4 * 4, 4, most);
-}
+// Rows of the AVX-512 kernel's smallest block (the end of a region).
+constexpr int64_t kMinBlockRows = 8;
 
 // Rows [r0, r1) of one job, with the kernel for the build.
 template <bool Portable>
@@ -176,36 +165,82 @@ void run_block(const GemvJob& job, int64_t r0, int64_t r1) {
 // Jobs per parallel region (gemv_many runs more as several regions).
 constexpr int kMaxJobs = 8;
 
-// Every job's blocks, numbered one after another and shared out over the threads in one parallel
-// region (small products stay on the calling thread). Not a static split: the threads do not
-// stream memory equally fast on this machine, and a static split left one waiting (decode
-// ~96 -> ~104 tokens/s, bench/NOTES.md change 12). Each row is computed by one thread in a fixed
-// order, so results do not depend on the split or the thread count.
+// The rows of a region's jobs numbered one after another ([first[i], first[i + 1]) is job i), and
+// the block that starts at row `pos` for `threads` threads: the work left (rows times columns,
+// to the end of the last job) shared out over the threads, in a multiple of 4 rows from
+// kMinBlockRows to 128, cut at the job's end. Blocks shrink towards the end of the region, so
+// the threads finish within a few rows of each other: blocks of one size left one thread waiting
+// for the other's last block at the end of every region, ~half a block (7-20 us here) about five
+// times per layer (bench/NOTES.md, change 29). The block sequence depends only on the jobs and
+// the thread count, never on which thread claims which block.
+struct RegionRows {
+  const GemvJob* jobs;
+  int count;
+  int64_t first[kMaxJobs + 1];
+
+  RegionRows(const GemvJob* j, int c) : jobs(j), count(c) {
+    first[0] = 0;
+    for (int i = 0; i < c; ++i) first[i + 1] = first[i] + j[i].n;
+  }
+  int64_t rows() const { return first[count]; }
+  int job_of(int64_t pos) const {
+    int i = 0;
+    while (pos >= first[i + 1]) ++i;
+    return i;
+  }
+  int64_t block_at(int64_t pos, int i, int threads) const {
+    int64_t left = (first[i + 1] - pos) * jobs[i].k;
+    for (int j = i + 1; j < count; ++j) left += jobs[j].n * jobs[j].k;
+    const int64_t share = left / threads / std::max<int64_t>(1, jobs[i].k);
+    const int64_t rows = std::clamp<int64_t>((share + 3) / 4 * 4, kMinBlockRows, max_block_rows<false>());
+    return std::min(rows, first[i + 1] - pos);
+  }
+};
+
+// Every job's rows in one parallel region (small products stay on the calling thread). Not a
+// static split: the threads do not stream memory equally fast on this machine, and a static split
+// left one waiting (decode ~96 -> ~104 tokens/s, bench/NOTES.md change 12). The AVX-512 kernel's
+// threads claim the blocks of RegionRows in turn from a shared position; the portable loop takes
+// blocks of 4 rows, guided. Each row is computed by one thread in a fixed order, so results do not
+// depend on the split or the thread count.
 template <bool Portable>
 void run_jobs(const GemvJob* jobs, int count) {
   int64_t work = 0;
   for (int i = 0; i < count; ++i) work += jobs[i].n * jobs[i].k;
   const bool parallel = work >= 65536;
-  const int threads = parallel ? omp_get_max_threads() : 1;
-  int64_t rows[kMaxJobs], first[kMaxJobs + 1];  // each job's block rows and first block number
-  first[0] = 0;
-  for (int i = 0; i < count; ++i) {
-    rows[i] = block_rows<Portable>(jobs[i].n, threads);
-    first[i + 1] = first[i] + (jobs[i].n + rows[i] - 1) / rows[i];
-  }
-  auto run = [&](int64_t b) {
-    int i = 0;
-    while (b >= first[i + 1]) ++i;
-    const int64_t r0 = (b - first[i]) * rows[i];
-    run_block<Portable>(jobs[i], r0, std::min(r0 + rows[i], jobs[i].n));
-  };
-  const int64_t blocks = first[count];
   if constexpr (max_block_rows<Portable>() == 4) {
+    int64_t first[kMaxJobs + 1];  // each job's first block of 4 rows
+    first[0] = 0;
+    for (int i = 0; i < count; ++i) first[i + 1] = first[i] + (jobs[i].n + 3) / 4;
 #pragma omp parallel for schedule(guided, 8) if (parallel)
-    for (int64_t b = 0; b < blocks; ++b) run(b);
+    for (int64_t b = 0; b < first[count]; ++b) {
+      int i = 0;
+      while (b >= first[i + 1]) ++i;
+      const int64_t r0 = (b - first[i]) * 4;
+      run_block<Portable>(jobs[i], r0, std::min(r0 + 4, jobs[i].n));
+    }
   } else {
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-    for (int64_t b = 0; b < blocks; ++b) run(b);
+    const RegionRows region(jobs, count);
+    std::atomic<int64_t> next{0};
+    auto claim_and_run = [&](int threads) {
+      for (;;) {
+        int64_t pos = next.load(std::memory_order_relaxed), rows = 0;
+        int i = 0;
+        do {
+          if (pos >= region.rows()) return;
+          i = region.job_of(pos);
+          rows = region.block_at(pos, i, threads);
+        } while (!next.compare_exchange_weak(pos, pos + rows, std::memory_order_relaxed));
+        const int64_t r0 = pos - region.first[i];
+        run_block<Portable>(jobs[i], r0, r0 + rows);
+      }
+    };
+    if (!parallel || omp_in_parallel() || omp_get_max_threads() == 1) {
+      claim_and_run(1);
+      return;
+    }
+#pragma omp parallel
+    claim_and_run(omp_get_num_threads());
   }
 }
 
