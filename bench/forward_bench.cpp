@@ -117,8 +117,9 @@ double read_gbps(size_t n, int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    fmt::print(stderr, "usage: forward_bench MODEL_DIR [--seq-len N] [--decode N] [--repeats N] [--weight-dtype f32|bf16]\n");
+  if (argc < 2 || argv[1][0] == '-') {
+    fmt::print(stderr, "usage: forward_bench MODEL_DIR [--seq-len N] [--decode N] [--repeats N] [--weight-dtype f32|bf16]"
+                       " [--compute-dtype f32|bf16] [--no-limits] [--json]\n");
     return 2;
   }
   std::string dir = argv[1];
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    Model model = model_load(dir);  // first: a bad directory fails before the limits' ~10 s of measuring
     fmt::print("threads        {} (OpenMP), {} (OpenBLAS)\n", omp_get_max_threads(), openblas_get_num_threads());
     fmt::print("openblas       {}\n", openblas_get_config());
     double peak = 0, blas = 0, bw = 0, read_bw = 0;
@@ -176,7 +178,6 @@ int main(int argc, char** argv) {
       fmt::print("read           {:.1f} GB/s (512 MB read only, four runs in step per thread)\n", read_bw);
     }
 
-    Model model = model_load(dir);
     const ModelConfig& c = model.config();
     std::mt19937 rng(1);
     std::uniform_int_distribution<int32_t> token(0, int32_t(c.vocab_size - 1));
