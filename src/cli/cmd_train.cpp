@@ -1,6 +1,6 @@
 // difftx train CONFIG.yml [--max-steps N] [--resume-from-checkpoint DIR] [--overwrite] [--json]
 // (under mpirun -np N: N data-parallel ranks, cli/train_ranks.h)
-// difftx evaluate CONFIG.yml [--json]
+// difftx evaluate CONFIG.yml [--json] (under mpirun -np N: the ranks share out the micro-batches)
 #include "cli/command.h"
 #include "cli/train_ranks.h"
 #include "common/interrupt.h"
@@ -80,19 +80,28 @@ Command add_evaluate(CLI::App& root) {
   CLI::App* app = root.add_subcommand("evaluate", "Mean loss of base_model on the config's training and validation splits");
   app->add_option("config", o->config, "axolotl config YAML")->required();
   app->add_flag("--json", o->json, "Machine-readable output");
-  return {app, [o]() {
-            TrainConfig config = train_config_load(o->config);
-            EvaluateRunResult r = evaluate_run(config);
+  const CLI::Option* threads = root.get_option("--threads");
+  return {app, [o, threads]() {
+            std::unique_ptr<MpiCollective> ranks = start_ranks(threads->count() > 0);
+            EvaluateRunResult r;
+            try {
+              r = evaluate_run(train_config_load(o->config), ranks.get());
+            } catch (...) {
+              return end_rank(ranks.get(), std::current_exception());
+            }
+            if (r.world_size > 1 && ranks->rank() != 0) return 0;  // rank 0 reports
             ordered_json j = {{"train_loss", r.train_loss},
                               {"eval_loss", r.has_eval ? ordered_json(r.eval_loss) : ordered_json(nullptr)},
                               {"train_samples", r.train_samples}, {"eval_samples", r.eval_samples},
-                              {"runtime", r.seconds}, {"samples_per_second", r.samples_per_second}};
+                              {"runtime", r.seconds}, {"samples_per_second", r.samples_per_second},
+                              {"world_size", r.world_size}};
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {
               fmt::print("train_loss   {:.4f} ({} samples)\n", r.train_loss, r.train_samples);
               if (r.has_eval) fmt::print("eval_loss    {:.4f} ({} samples)\n", r.eval_loss, r.eval_samples);
-              fmt::print("runtime      {:.2f} s ({:.1f} samples/s)\n", r.seconds, r.samples_per_second);
+              fmt::print("runtime      {:.2f} s ({:.1f} samples/s{})\n", r.seconds, r.samples_per_second,
+                         r.world_size > 1 ? fmt::format(", {} ranks", r.world_size) : "");
             }
             return 0;
           }};

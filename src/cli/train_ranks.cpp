@@ -58,6 +58,9 @@ int end_rank(MpiCollective* ranks, std::exception_ptr error) {
   } catch (const RanksAgreeError&) {
     if (lead) throw;
     return 2;
+  } catch (const RanksAgreeNumericError&) {
+    if (lead) throw;
+    return 2;
   } catch (const TrainingError&) {
     if (lead) throw;
     return 2;

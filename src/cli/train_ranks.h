@@ -15,7 +15,7 @@ namespace difftx::cli {
 std::unique_ptr<MpiCollective> start_ranks(bool threads_given);
 
 // The exit status of a rank whose run threw `error`. Alone: rethrown for main() to report. Errors
-// every rank detects alike (the ranks' disagreement, a diverged loss, Ctrl-C) are rethrown on rank
+// every rank detects alike (the ranks' disagreement, a diverged or non-finite loss, Ctrl-C) are rethrown on rank
 // 0 and end the other ranks quietly; any other error is printed with the rank's number and stops
 // every rank at once (MPI_Abort), since the others may be waiting for this one.
 int end_rank(MpiCollective* ranks, std::exception_ptr error);

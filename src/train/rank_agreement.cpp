@@ -40,7 +40,7 @@ uint64_t samples_fingerprint(const std::vector<Sample>& samples, uint64_t h) {
 }  // namespace
 
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
-                       const std::vector<Sample>& val, std::span<const float> weights) {
+                       const std::vector<Sample>& val, std::span<const float> weights, const char* task) {
   const int world = collective.world_size(), rank = collective.rank();
   if (world <= 1) return;
   std::ifstream in(config.yaml_path, std::ios::binary);
@@ -64,9 +64,9 @@ void check_ranks_agree(Collective& collective, const TrainConfig& config, const 
                                               ranks.find(',') == std::string::npos ? "" : "s", ranks);
   }
   if (!differ.empty())
-    fail<RanksAgreeError>("{}: the {} ranks do not train the same thing: {} differ{} from rank 0's. Every rank must "
+    fail<RanksAgreeError>("{}: the {} ranks do not {} the same thing: {} differ{} from rank 0's. Every rank must "
                           "read identical files (copy them to every machine, or use a shared directory)",
-                          config.yaml_path.string(), world, differ, differ.find(';') == std::string::npos ? "s" : "");
+                          config.yaml_path.string(), world, task, differ, differ.find(';') == std::string::npos ? "s" : "");
 }
 
 }  // namespace difftx

@@ -22,12 +22,20 @@ class RanksAgreeError : public ConfigError {
   using ConfigError::ConfigError;
 };
 
+// A loss that is not finite, found alike on every rank from the summed losses (train/run_data.h):
+// reported the same way.
+class RanksAgreeNumericError : public NumericError {
+ public:
+  using NumericError::NumericError;
+};
+
 // 64-bit fingerprint of bytes (FNV-1a over 8-byte words; not cryptographic: it tells files apart).
 uint64_t fingerprint(std::span<const uint8_t> bytes, uint64_t seed = 0xcbf29ce484222325ULL);
 
 // Throws RanksAgreeError on every rank when some rank's config file, training/validation samples
 // or starting weights differ from rank 0's, naming the ranks and what differs.
+// `task` ("train", "evaluate") names what they do in the message.
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
-                       const std::vector<Sample>& val, std::span<const float> weights);
+                       const std::vector<Sample>& val, std::span<const float> weights, const char* task = "train");
 
 }  // namespace difftx

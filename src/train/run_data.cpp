@@ -8,6 +8,7 @@
 #include "common/interrupt.h"
 #include "config/model_keys.h"
 #include "model/finite_logits.h"
+#include "train/rank_agreement.h"
 
 namespace fs = std::filesystem;
 
@@ -57,40 +58,37 @@ void warn_beyond_max_positions(const Prepared& data, int64_t max_positions) {
                  longer, max_positions, longest, max_positions - 1);
 }
 
-namespace {
-
-// Mean loss per target of a set of micro-batches (no gradients); nullopt when `interruptible` and a
-// stop was requested before a micro-batch (*done: the micro-batches evaluated).
-std::optional<double> mean_loss_of(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
-                                   const ForwardOptions& options, bool interruptible, size_t* done) {
+std::optional<double> mean_loss_over_ranks(const Model& model, const std::vector<MicroBatch>& batches,
+                                           const char* split, const ForwardOptions& options, Collective& collective,
+                                           bool interruptible, size_t* done) {
+  // One sum: each micro-batch's loss (only its rank adds a value, so the sum is exact), then whether
+  // a rank stopped on a signal, then how many micro-batches the ranks evaluated.
+  const size_t n = batches.size();
+  std::vector<double> shared(n + 2, 0.0);
+  const int rank = collective.rank(), world = collective.world_size();
+  for (size_t i = static_cast<size_t>(rank); i < n; i += static_cast<size_t>(world)) {
+    if (interruptible && interrupt_requested()) {
+      shared[n] = 1;
+      break;
+    }
+    const MicroBatch& mb = batches[i];
+    if (mb.target_count > 0) shared[i] = model.loss(mb.tokens, mb.targets, options);
+    shared[n + 1] += 1;
+    if (!std::isfinite(shared[i])) break;  // the first this rank meets; an earlier one would be another rank's
+  }
+  collective.all_reduce_sum(std::span<double>(shared));
+  if (done != nullptr) *done = static_cast<size_t>(shared[n + 1]);
+  if (shared[n] > 0) return std::nullopt;
   double total = 0;
   int64_t count = 0;
-  for (size_t i = 0; i < batches.size(); ++i) {
-    if (done != nullptr) *done = i;
-    if (interruptible && interrupt_requested()) return std::nullopt;
-    const MicroBatch& mb = batches[i];
-    if (mb.target_count == 0) continue;
-    const double loss = model.loss(mb.tokens, mb.targets, options);
-    if (!std::isfinite(loss))
-      fail<NumericError>("the loss of micro-batch {} of {} of the {} is {}. {}", i + 1, batches.size(), split,
-                         number_text(loss), non_finite_cause(model));
-    total += loss;
-    count += mb.target_count;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(shared[i]))
+      fail<RanksAgreeNumericError>("the loss of micro-batch {} of {} of the {} is {}. {}", i + 1, n, split,
+                                   number_text(shared[i]), non_finite_cause(model));
+    total += shared[i];
+    count += batches[i].target_count;
   }
-  if (done != nullptr) *done = batches.size();
   return count > 0 ? total / static_cast<double>(count) : std::nan("");
-}
-
-}  // namespace
-
-double mean_loss(const Model& model, const std::vector<MicroBatch>& batches, const char* split,
-                 const ForwardOptions& options) {
-  return *mean_loss_of(model, batches, split, options, false, nullptr);
-}
-
-std::optional<double> mean_loss_unless_interrupted(const Model& model, const std::vector<MicroBatch>& batches,
-                                                   const char* split, const ForwardOptions& options, size_t* done) {
-  return mean_loss_of(model, batches, split, options, true, done);
 }
 
 }  // namespace difftx

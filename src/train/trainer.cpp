@@ -386,28 +386,29 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
   return record;
 }
 
-// Rank 0 evaluates (the other ranks wait at the next step's first sum).
+// Every rank evaluates its share of the validation micro-batches; one sum gives all the same loss.
 void Trainer::evaluate(ordered_json& record) {
-  if (!lead_) return;
   const int64_t s = state_.global_step;
   const auto t_eval = Clock::now();
   // With the step's warm-up mix, as the seed evaluates. Ctrl-C / SIGTERM stops it between
   // micro-batches: the step then has no eval_loss, and the stop after the step saves and ends the run.
   size_t done = 0;
-  const std::optional<double> loss =
-      mean_loss_unless_interrupted(model_, val_batches_, "validation split", {diff_attn_mix_}, &done);
+  const std::optional<double> loss = mean_loss_over_ranks(model_, val_batches_, "validation split", {diff_attn_mix_},
+                                                          collective_, /*interruptible=*/true, &done);
   eval_seconds_ += seconds_since(t_eval);
   if (!loss) {
-    spdlog::warn("signal {} during the evaluation of step {}: stopped it after {} of {} micro-batches; step {} has no "
+    const int sig = interrupt_signal();  // 0 here when the signal reached another rank only
+    spdlog::warn("{} during the evaluation of step {}: stopped it after {} of {} micro-batches; step {} has no "
                  "eval_loss",
-                 interrupt_signal(), s, done, val_batches_.size(), s);
+                 sig != 0 ? fmt::format("signal {}", sig) : std::string("a signal on another rank"), s, done,
+                 val_batches_.size(), s);
     return;
   }
   const double eval_loss = *loss;
   if (record.is_null()) record = {{"step", s}, {"epoch", state_.epoch}};
   record["eval_loss"] = eval_loss;
   result_.eval_loss = eval_loss;
-  if (o_.progress) fmt::print(stderr, "step {}/{} | eval_loss {:.4f}\n", s, schedule_.total_steps, eval_loss);
+  if (o_.progress && lead_) fmt::print(stderr, "step {}/{} | eval_loss {:.4f}\n", s, schedule_.total_steps, eval_loss);
 }
 
 // ZeRO-1: rank 0 receives every rank's shards of the moments (into `m` and `v`, the table's layout).
@@ -538,7 +539,9 @@ TrainResult train_run(const TrainConfig& c, const TrainRunOptions& o) {
   return trainer.run();
 }
 
-EvaluateRunResult evaluate_run(const TrainConfig& c) {
+EvaluateRunResult evaluate_run(const TrainConfig& c, Collective* collective) {
+  SingleProcess single;
+  Collective& ranks = collective != nullptr ? *collective : single;
   const auto t0 = Clock::now();
   Prepared data = prepare_run_data(c);
   Model model = model_load(data.model_dir);
@@ -548,12 +551,18 @@ EvaluateRunResult evaluate_run(const TrainConfig& c) {
   } else if (c.lora) {
     spdlog::warn("{}: adapter: lora without lora_model_dir: evaluating the base model alone", c.yaml_path.string());
   }
+  check_ranks_agree(ranks, c, data.train, data.val, model.weights(), "evaluate");
   EvaluateRunResult r;
+  r.world_size = ranks.world_size();
   r.train_samples = static_cast<int64_t>(data.train.size());
   r.eval_samples = static_cast<int64_t>(data.val.size());
-  r.train_loss = mean_loss(model, make_micro_batches(data.train, c, 0, data.pad_id, false), "training split");
+  auto loss_of = [&](const std::vector<Sample>& split, const char* name) {
+    return *mean_loss_over_ranks(model, make_micro_batches(split, c, 0, data.pad_id, false), name, {}, ranks,
+                                 /*interruptible=*/false);
+  };
+  r.train_loss = loss_of(data.train, "training split");
   if (!data.val.empty()) {
-    r.eval_loss = mean_loss(model, make_micro_batches(data.val, c, 0, data.pad_id, false), "validation split");
+    r.eval_loss = loss_of(data.val, "validation split");
     r.has_eval = true;
   }
   r.seconds = seconds_since(t0);

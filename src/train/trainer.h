@@ -57,11 +57,14 @@ struct EvaluateRunResult {
   int64_t train_samples = 0, eval_samples = 0;
   double seconds = 0, samples_per_second = 0;
   bool has_eval = false;
+  int world_size = 1;
 };
 
 // The mean losses of base_model over the config's training and validation splits (the same split
-// as `train`), like `axolotl evaluate`.
-EvaluateRunResult evaluate_run(const TrainConfig& config);
+// as `train`), like `axolotl evaluate`. With `collective` (mpirun -np N), the ranks share out the
+// micro-batches (train/run_data.h: the same losses as one process) after checking that they read
+// the same config, samples and weights (train/rank_agreement.h).
+EvaluateRunResult evaluate_run(const TrainConfig& config, Collective* collective = nullptr);
 
 class TrainingError : public Error {
  public:

@@ -1,7 +1,8 @@
 // `mpirun -np 2 difftx train`: data-parallel ranks over MPI, as CI runs them (loopback, one
 // machine, --oversubscribe). Two ranks with micro-batch B match one process accumulating two
 // micro-batches of B (the same global batch); resumes are exact; ranks that disagree or fail stop
-// every rank with one clear error and write nothing; a killed rank leaves a resumable checkpoint.
+// every rank with one clear error and write nothing; a killed rank leaves a resumable checkpoint;
+// `evaluate` shares its micro-batches out over the ranks.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -43,6 +44,13 @@ test::RunResult mpirun(int np, const std::vector<std::string>& args) {
     t.insert(t.end(), a.begin(), a.end());
     return t;
   }());
+}
+
+// How often `part` occurs in `text`.
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t p = text.find(part); p != std::string::npos; p = text.find(part, p + 1)) ++n;
+  return n;
 }
 
 // The largest |a - b| over all parameters of two saved models of the same layout.
@@ -104,6 +112,8 @@ TEST_F(MpiTrainCliTest, TwoRanksMatchOneProcessWithTheSameGlobalBatch) {
     EXPECT_EQ(a[i]["epoch"], b[i]["epoch"]) << "the same data position";
   }
   EXPECT_NEAR(b[4]["eval_loss"].get<double>(), a[4]["eval_loss"].get<double>(), 1e-6 * a[4]["eval_loss"].get<double>());
+  EXPECT_NEAR(b[9]["eval_loss"].get<double>(), a[9]["eval_loss"].get<double>(), 1e-6 * a[9]["eval_loss"].get<double>());
+  EXPECT_EQ(count_of(two.err, "| eval_loss "), 2u) << "both ranks evaluate, rank 0 prints:\n" << two.err;
   const double worst_weight = max_weight_difference(out("one"), out("two"));
   EXPECT_LE(worst_weight, 1e-5);
   std::printf("2 ranks x micro-batch 2 vs 1 process x accumulation 2, 10 steps: losses within %.2e relative, "
@@ -257,10 +267,10 @@ TEST_F(MpiTrainCliTest, TwoNetworkNamespacesGiveTheSameBitsAsSharedMemory) {
 }
 
 // mpirun's MPMD form gives each rank its own command line: rank 1 reads another file.
-test::RunResult mpirun_two_configs(const fs::path& rank0, const fs::path& rank1) {
+test::RunResult mpirun_two_configs(const fs::path& rank0, const fs::path& rank1, const std::string& command = "train") {
   std::vector<std::string> a = {"300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1",
-                                test::difftx_binary(), "train", rank0.string(), ":", "-np", "1",
-                                test::difftx_binary(), "train", rank1.string()};
+                                test::difftx_binary(), command, rank0.string(), ":", "-np", "1",
+                                test::difftx_binary(), command, rank1.string()};
   return test::run_program("timeout", a);
 }
 
@@ -275,9 +285,7 @@ TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) 
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("the 2 ranks do not train the same thing: the config file of rank 1 differs from rank 0's"),
             std::string::npos) << r.err;
-  size_t errors = 0;
-  for (size_t p = r.err.find("error:"); p != std::string::npos; p = r.err.find("error:", p + 1)) ++errors;
-  EXPECT_EQ(errors, 1u) << "rank 0 reports, rank 1 stops quietly:\n" << r.err;
+  EXPECT_EQ(count_of(r.err, "error:"), 1u) << "rank 0 reports, rank 1 stops quietly:\n" << r.err;
   EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
 
   // Rank 1 cannot read its data: it names the file and its rank; every rank stops (no hang).
@@ -294,6 +302,58 @@ TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) 
   EXPECT_NE(m.err.find("no-such-text.txt"), std::string::npos) << m.err;
   EXPECT_FALSE(fs::exists(out("mismatch") / "metrics.jsonl"));
   EXPECT_FALSE(fs::exists(out("mismatch") / "checkpoint-5"));
+}
+
+// `mpirun -np N difftx evaluate`: rank r evaluates micro-batches r, r + N, ...; one sum of the
+// per-micro-batch losses gives the single process's mean, bit for bit (one thread per process, so
+// each micro-batch's loss is computed alike), with N dividing the micro-batches or not.
+TEST_F(MpiTrainCliTest, EvaluateSharesOutTheMicroBatchesAndGivesOneProcessesLosses) {
+  const fs::path cfg = config("ev-ranks", "");
+  auto alone = run_difftx({"--threads", "1", "evaluate", cfg.string(), "--json"});
+  ASSERT_EQ(alone.exit_code, 0) << alone.err;
+  const ordered_json one = json_parse(alone.out, "evaluate --json");
+  EXPECT_EQ(one["world_size"], 1);
+  ASSERT_TRUE(one["eval_loss"].is_number());
+  for (int np : {2, 3}) {
+    auto r = mpirun(np, {"--threads", "1", "evaluate", cfg.string(), "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const ordered_json j = json_parse(r.out, "evaluate --json");  // rank 0 alone prints
+    EXPECT_EQ(j["world_size"], np);
+    EXPECT_EQ(j["train_loss"].get<double>(), one["train_loss"].get<double>()) << np << " ranks";
+    EXPECT_EQ(j["eval_loss"].get<double>(), one["eval_loss"].get<double>()) << np << " ranks";
+    EXPECT_EQ(j["train_samples"], one["train_samples"]);
+    EXPECT_EQ(j["eval_samples"], one["eval_samples"]);
+  }
+  auto text = mpirun(2, {"--threads", "1", "evaluate", cfg.string()});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_EQ(count_of(text.out, "train_loss "), 1u) << text.out;
+  EXPECT_NE(text.out.find("samples/s, 2 ranks)"), std::string::npos) << text.out;
+
+  // Ranks reading different configs stop before evaluating, with one error.
+  const fs::path changed = dir_->path() / "ev-ranks-rank1.yml";
+  std::string other = test::read_text(cfg);
+  other.replace(other.find("seed: 5"), 7, "seed: 6");
+  test::write_text(changed, other);
+  auto mismatch = mpirun_two_configs(cfg, changed, "evaluate");
+  EXPECT_EQ(mismatch.exit_code, 2) << mismatch.err;
+  EXPECT_NE(mismatch.err.find("the 2 ranks do not evaluate the same thing: the config file"), std::string::npos)
+      << mismatch.err;
+  EXPECT_EQ(count_of(mismatch.err, "error:"), 1u) << mismatch.err;
+
+  // Losses that overflow: every rank finds it in the summed losses and rank 0 reports the first
+  // micro-batch, as one process does; no rank hangs or prints a second error.
+  Model m = model_load(dir_->path() / "diff");
+  std::fill_n(m.param("model.norm.weight"), m.table().at("model.norm.weight").numel, 1e38f);
+  const fs::path overflow = dir_->path() / "ev-overflow-model";
+  fs::create_directories(overflow);
+  model_save(m, overflow, DType::F32);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(dir_->path() / "diff" / f, overflow / f, fs::copy_options::overwrite_existing);
+  auto bad = mpirun(2, {"evaluate", config("ev-overflow", "base_model: " + overflow.string()).string()});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("error: the loss of micro-batch 1 of "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(" of the training split is "), std::string::npos) << bad.err;
+  EXPECT_EQ(count_of(bad.err, "error:"), 1u) << bad.err;
 }
 
 // The pid of the rank whose command line holds `marker` and whose environment says it is `rank`.
