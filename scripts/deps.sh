@@ -22,6 +22,8 @@ packages=(
   libbenchmark-dev            # micro-benchmarks
   libprotobuf-dev protobuf-compiler  # TensorBoard event files
   libcairo2-dev               # pictures: plots and attention maps (PNG)
+  libpango1.0-dev             # their text, each character from a font that has it
+  fonts-dejavu-core fonts-droid-fallback  # the labels' font, and one with CJK for the tests of that
   libcpp-httplib-dev          # difftx serve: HTTP
   curl                        # the server's tests talk to it with curl (and node's openai package when present)
 )

@@ -108,10 +108,24 @@ Command add_attention_map(CLI::App& root) {
             if (o->focus_given) focus = attention_focus(tokenizer, ids, maps, o->focus);
             const std::vector<std::string> tokens = tokenizer.id_to_tokens(ids);
             const std::string out = o->out.empty() && !o->json ? "attention-map.png" : o->out;
-            std::pair<int, int> size{0, 0};
-            if (!out.empty())
-              size = write_attention_plot(maps, tokens,
-                                          fmt::format("{} ({}), layer {}", o->dir, c.model_type, layer), out);
+            AttentionPlot plot;
+            if (!out.empty()) {
+              plot = write_attention_plot(maps, tokens, fmt::format("{} ({}), layer {}", o->dir, c.model_type, layer), out);
+              const std::vector<char32_t>& missing = plot.characters_without_font;
+              if (!missing.empty()) {
+                std::string shown;  // the first few code points
+                for (size_t i = 0; i < std::min<size_t>(missing.size(), 8); ++i)
+                  shown += fmt::format("{}U+{:04X}", i > 0 ? ", " : "", static_cast<uint32_t>(missing[i]));
+                if (missing.size() > 8) shown += ", ...";
+                const bool one = missing.size() == 1;
+                spdlog::warn("{}: {} character{} of the token labels ({}) {} in no installed font and {} drawn as {} "
+                             "holding {} code; install a font that covers {} (Debian: fonts-noto-cjk for Chinese, "
+                             "Japanese and Korean, fonts-noto-color-emoji){}",
+                             out, missing.size(), one ? "" : "s", shown, one ? "is" : "are", one ? "is" : "are",
+                             one ? "a box" : "boxes", one ? "its" : "their", one ? "it" : "them",
+                             o->json ? "" : "; --json gives the exact token strings");
+              }
+            }
             if (o->json) {
               ordered_json heads = ordered_json::array();
               for (const HeadMaps& h : maps.heads) {
@@ -137,7 +151,7 @@ Command add_attention_map(CLI::App& root) {
             fmt::print("{} ({}), layer {} of {}, {} head{}, {} token{}\n", o->dir, c.model_type, layer,
                        c.num_hidden_layers, maps.heads.size(), maps.heads.size() == 1 ? "" : "s", T, T == 1 ? "" : "s");
             if (focus) print_focus(*focus, maps.differential, T);
-            fmt::print("wrote {} ({}x{})\n", out, size.first, size.second);
+            fmt::print("wrote {} ({}x{})\n", out, plot.width, plot.height);
             return 0;
           }};
 }

@@ -11,8 +11,8 @@
 
 namespace difftx {
 
-std::pair<int, int> write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
-                                         const std::string& title, const std::filesystem::path& png) {
+AttentionPlot write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
+                                   const std::string& title, const std::filesystem::path& png) {
   const int64_t T = maps.seq_len;
   std::vector<std::vector<Heatmap>> rows;
   for (const HeadMaps& h : maps.heads) {
@@ -50,7 +50,12 @@ std::pair<int, int> write_attention_plot(const AttentionMaps& maps, const std::v
       draw_heatmap(canvas, {5 + panel_w * static_cast<double>(p), top + panel_h * static_cast<double>(r), panel_w, panel_h},
                    rows[r][p], layout);
   canvas.save_png(png);
-  return {w, std::max(ht, 64)};
+  AttentionPlot result{w, std::max(ht, 64), {}};
+  std::vector<char32_t>& missing = result.characters_without_font;
+  for (const std::string& t : tokens)
+    for (char32_t c : canvas.characters_without_font(t))
+      if (std::find(missing.begin(), missing.end(), c) == missing.end()) missing.push_back(c);
+  return result;
 }
 
 }  // namespace difftx

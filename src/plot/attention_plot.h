@@ -11,9 +11,14 @@
 
 namespace difftx {
 
-// Writes the PNG; returns its size (width, height) in pixels. Throws ConfigError when the picture
-// would exceed 16384 px in a direction (ask for fewer heads), FileError when it cannot be written.
-std::pair<int, int> write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
-                                         const std::string& title, const std::filesystem::path& png);
+struct AttentionPlot {
+  int width = 0, height = 0;                   // pixels
+  std::vector<char32_t> characters_without_font;  // in the labels, drawn as boxes (each once, in order)
+};
+
+// Writes the PNG. Throws ConfigError when the picture would exceed 16384 px in a direction (ask for
+// fewer heads), FileError when it cannot be written.
+AttentionPlot write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
+                                   const std::string& title, const std::filesystem::path& png);
 
 }  // namespace difftx

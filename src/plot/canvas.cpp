@@ -1,5 +1,8 @@
 #include "plot/canvas.h"
 
+#include <pango/pangocairo.h>
+
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <fstream>
@@ -30,47 +33,75 @@ Canvas::Canvas(int width, int height) : width_(width), height_(height) {
   cr_ = cairo_create(surface_);
   cairo_set_source_rgb(cr_, 1, 1, 1);
   cairo_paint(cr_);
+  layout_ = pango_cairo_create_layout(cr_);
 }
 
 Canvas::~Canvas() {
+  g_object_unref(layout_);
   cairo_destroy(cr_);
   cairo_surface_destroy(surface_);
 }
 
 void Canvas::set_color(Rgb c, double alpha) const { cairo_set_source_rgba(cr_, c.r, c.g, c.b, alpha); }
 
-namespace {
-
-void select_font(cairo_t* cr, double size, bool bold) {
-  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
+std::pair<double, double> Canvas::set_text(const std::string& s, double size, bool bold) const {
+  PangoFontDescription* font = pango_font_description_from_string("DejaVu Sans");
+  pango_font_description_set_weight(font, bold ? PANGO_WEIGHT_BOLD : PANGO_WEIGHT_NORMAL);
+  pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
+  pango_cairo_update_layout(cr_, layout_);  // the current transformation (rotated labels)
+  pango_layout_set_font_description(layout_, font);
+  if (g_utf8_validate(s.data(), static_cast<gssize>(s.size()), nullptr)) {
+    pango_layout_set_text(layout_, s.data(), static_cast<int>(s.size()));
+  } else {  // a token's partial UTF-8 sequence: U+FFFD in its place
+    gchar* valid = g_utf8_make_valid(s.data(), static_cast<gssize>(s.size()));
+    pango_layout_set_text(layout_, valid, -1);
+    g_free(valid);
+  }
+  PangoFontMetrics* m = pango_context_get_metrics(pango_layout_get_context(layout_), font, nullptr);
+  const double ascent = static_cast<double>(pango_font_metrics_get_ascent(m)) / PANGO_SCALE;
+  const double descent = static_cast<double>(pango_font_metrics_get_descent(m)) / PANGO_SCALE;
+  pango_font_metrics_unref(m);
+  pango_font_description_free(font);
+  return {ascent, descent};
 }
 
-}  // namespace
-
 double Canvas::text_width(const std::string& s, double size, bool bold) const {
-  select_font(cr_, size, bold);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr_, s.c_str(), &e);
-  return e.x_advance;
+  set_text(s, size, bold);
+  PangoRectangle logical;
+  pango_layout_get_extents(layout_, nullptr, &logical);
+  return static_cast<double>(logical.width) / PANGO_SCALE;
+}
+
+std::vector<char32_t> Canvas::characters_without_font(const std::string& s) const {
+  std::vector<char32_t> missing;
+  set_text(s, 10, false);
+  if (pango_layout_get_unknown_glyphs_count(layout_) == 0) return missing;
+  gchar* valid = g_utf8_make_valid(s.data(), static_cast<gssize>(s.size()));
+  for (const gchar* p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+    const char32_t c = g_utf8_get_char(p);
+    if (std::find(missing.begin(), missing.end(), c) != missing.end()) continue;
+    set_text(std::string(p, static_cast<const gchar*>(g_utf8_next_char(p))), 10, false);
+    if (pango_layout_get_unknown_glyphs_count(layout_) > 0) missing.push_back(c);
+  }
+  g_free(valid);
+  return missing;
 }
 
 void Canvas::text(double x, double y, const std::string& s, double size, Align h, Align v, double angle, Rgb color,
                   bool bold) const {
-  select_font(cr_, size, bold);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr_, s.c_str(), &e);
-  cairo_font_extents_t f;
-  cairo_font_extents(cr_, &f);
-  const double dx = h == Align::start ? 0 : h == Align::center ? -e.x_advance / 2 : -e.x_advance;
-  // Vertical anchors from the font's ascent/descent, so labels of one row line up whatever their letters.
-  const double dy = v == Align::start ? f.ascent : v == Align::center ? (f.ascent - f.descent) / 2 : -f.descent;
   cairo_save(cr_);
   cairo_translate(cr_, x, y);
   cairo_rotate(cr_, angle);
-  cairo_move_to(cr_, dx, dy);
+  const auto [ascent, descent] = set_text(s, size, bold);
+  PangoRectangle logical;
+  pango_layout_get_extents(layout_, nullptr, &logical);
+  const double advance = static_cast<double>(logical.width) / PANGO_SCALE;
+  const double baseline = static_cast<double>(pango_layout_get_baseline(layout_)) / PANGO_SCALE;  // below the layout's top
+  const double dx = h == Align::start ? 0 : h == Align::center ? -advance / 2 : -advance;
+  const double dy = v == Align::start ? ascent : v == Align::center ? (ascent - descent) / 2 : -descent;
+  cairo_move_to(cr_, dx, dy - baseline);  // the layout's top left: its baseline lands at dy
   set_color(color);
-  cairo_show_text(cr_, s.c_str());
+  pango_cairo_show_layout(cr_, layout_);
   cairo_restore(cr_);
 }
 

@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+typedef struct _PangoLayout PangoLayout;  // pango/pango-layout.h
 
 namespace difftx {
 
@@ -31,12 +34,17 @@ class Canvas {
   int width() const { return width_; }
   int height() const { return height_; }
 
-  // Text of `size` px in DejaVu Sans (any sans-serif font fontconfig finds), anchored at (x, y) by
-  // `h` (start/center/end of the advance) and `v` (start = top, center, end = baseline-ish bottom),
-  // rotated by `angle` radians about the anchor.
+  // Text (UTF-8) of `size` px, laid out by Pango: DejaVu Sans (else the sans-serif font fontconfig
+  // prefers), and each character it lacks (CJK, emoji, ...) from an installed font that has it.
+  // Anchored at (x, y) by `h` (start/center/end of the advance) and `v` (start = top, center, end =
+  // bottom, from the main font's ascent and descent, so the labels of a row line up whatever their
+  // letters), rotated by `angle` radians about the anchor.
   void text(double x, double y, const std::string& s, double size, Align h = Align::start, Align v = Align::end,
             double angle = 0, Rgb color = {}, bool bold = false) const;
   double text_width(const std::string& s, double size, bool bold = false) const;
+  // The characters of `s` (code points, in order, each once) that no installed font has: Pango
+  // draws them as boxes holding their hexadecimal code.
+  std::vector<char32_t> characters_without_font(const std::string& s) const;
 
   void set_color(Rgb c, double alpha = 1.0) const;
 
@@ -49,6 +57,9 @@ class Canvas {
   int width_, height_;
   cairo_surface_t* surface_ = nullptr;
   cairo_t* cr_ = nullptr;
+  PangoLayout* layout_ = nullptr;  // reused by every text call
+  // Lays out `s` in the font of `size` and `bold`; returns the main font's ascent and descent (px).
+  std::pair<double, double> set_text(const std::string& s, double size, bool bold) const;
 };
 
 // A picture's title centred at the top (y = 8), in bold; shrunk to fit the width, and cut with an

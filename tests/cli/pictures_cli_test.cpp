@@ -127,6 +127,36 @@ TEST_F(PicturesCliTest, AttentionMapOfADifferentialAndABaseModel) {
   expect_row_sums(jb["heads"][0]["softmax"], static_cast<int64_t>(jb["tokens"].size()), [](int64_t) { return 1.0; });
 }
 
+// Token labels take each character from an installed font that has it: CJK tokens of the Mistral
+// vocabulary draw without a warning (scripts/deps.sh installs a CJK font); a private-use character
+// no font has (U+F0B7, a PDF bullet the vocabulary holds as a token) draws as a box, and the
+// command says which characters and what to install.
+TEST_F(PicturesCliTest, AttentionMapLabelsNameTheCharactersNoFontHas) {
+  const fs::path png = dir_->path() / "cjk-map.png";
+  auto r = run_difftx({"attention-map", (dir_->path() / "diff").string(), "--prompt", "東京は日本の首都です", "-o",
+                       png.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("in no installed font"), std::string::npos) << r.err;
+  EXPECT_TRUE(test::png_stats(png).ok);
+  r = run_difftx({"attention-map", (dir_->path() / "diff").string(), "--prompt", "東京 \uf0b7 river", "-o",
+                  png.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find(png.string() + ": 1 character of the token labels (U+F0B7) is in no installed font and is "
+                                      "drawn as a box holding its code; install a font that covers it"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("; --json gives the exact token strings"), std::string::npos) << r.err;
+  EXPECT_TRUE(test::png_stats(png).ok);
+  r = run_difftx({"attention-map", (dir_->path() / "diff").string(), "--prompt", "東京 \uf0b7 river", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("in no installed font"), std::string::npos) << "no picture, no warning:\n" << r.err;
+  bool bullet = false;  // --json has the exact token
+  const ordered_json j = json_parse(r.out, "attention-map --json");
+  for (const auto& t : j["tokens"])
+    bullet = bullet || t.get<std::string>().find("\uf0b7") != std::string::npos;
+  EXPECT_TRUE(bullet) << r.out;
+}
+
 TEST_F(PicturesCliTest, AttentionMapRefusesBadInput) {
   const std::string model = (dir_->path() / "diff").string();
   auto expect_refused = [&](std::vector<std::string> args, const std::string& needle) {
