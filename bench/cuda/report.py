@@ -4,7 +4,8 @@ issue (prefill >= 1.5x transformers on the differential models and >= 1.0x on th
 decode batch 1 >= 70% of the HBM bound and ahead of transformers).
 
 Usage: python3 report.py RESULTS_DIR OUT.md "COMMAND" [DIFFTX_REVISION]
-RESULTS_DIR holds difftx-{base,diffllama,llama-differential}.json and hf-{base,diffllama}.json.
+RESULTS_DIR holds difftx-{base,diffllama,llama-differential}.json and hf-{base,diffllama}.json, and
+difftx-base-gemv{,-pipelined}.json (decoding through difftx's GEMV) when the run made them.
 """
 import datetime
 import json
@@ -78,6 +79,27 @@ def main():
             lines.append(f"| {label} | decode batch {B} tokens/s ({dd['steps']} after {dd['prompt']}; "
                          f"{dd['ms_per_step']:.2f} ms/step{host}{share}) | {fmt(dd['tokens_per_second'])} | {fmt(ht)} | | "
                          f"{fmt(ratio, 2) + 'x' if ratio else ''} | {target} | {met} |")
+    # Decoding of the base model with every product through difftx's own GEMV instead of cuBLASLt
+    # (DIFFTX_CUDA_DECODE_GEMV=1), with its plain and its pipelined loop (DIFFTX_CUDA_GEMV=pipelined).
+    variants = [(label, load(os.path.join(rdir, f"{name}.json")))
+                for label, name in (("cuBLASLt (the default)", "difftx-base"), ("GEMV, plain loop", "difftx-base-gemv"),
+                                    ("GEMV, pipelined loop", "difftx-base-gemv-pipelined"))]
+    if any(v for _, v in variants[1:]):
+        lines += ["", "Decoding of the base model by product path (the same run; `DIFFTX_CUDA_DECODE_GEMV=1` puts every "
+                  "decoding product on difftx's GEMV, `DIFFTX_CUDA_GEMV=pipelined` gives the GEMV its pipelined loop):",
+                  "", "| products | batch | tokens/s | ms/step | of it queueing on the host | share of the HBM bound |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for label, d in variants:
+            if d is None:
+                lines.append(f"| {label} | (run failed: see device_check.log) | | | | |")
+                continue
+            for dd in d["decode"]:
+                share = ""
+                if dd["batch"] == 1 and bw:
+                    share = f"{100 * dd['tokens_per_second'] / (bw / d['streamed_bytes_per_step']):.0f}%"
+                host = f"{dd['host_ms_per_step']:.2f}" if "host_ms_per_step" in dd else ""
+                lines.append(f"| {label} | {dd['batch']} | {fmt(dd['tokens_per_second'])} | {dd['ms_per_step']:.2f} | "
+                             f"{host} | {share} |")
     lines += ["", "transformers loads no llama-differential model (the seed's own modeling code is not in transformers), "
               "so that row has difftx alone; its layout does twice the attention work of the base model's. "
               "The torch.compile column is empty when the run had `--no-compile` (its compilation takes minutes of "

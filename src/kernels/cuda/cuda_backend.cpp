@@ -108,6 +108,7 @@ class CudaBackend final : public Backend {
     if (y_stride == 0) y_stride = n;
     if (use_gemv(m, w)) {
       GemvArgs a;
+      a.pipelined = pipelined_gemv_;
       a.x = x;
       a.x_stride = x_stride;
       a.m = m;
@@ -125,6 +126,7 @@ class CudaBackend final : public Backend {
     activate();
     if (outs.size() <= 3 && same_weight_dtype(outs) && use_gemv(m, outs[0].w)) {
       GemvArgs a;
+      a.pipelined = pipelined_gemv_;
       a.input = GemvInput::rmsnorm;
       a.x = x;
       a.m = m;
@@ -148,6 +150,7 @@ class CudaBackend final : public Backend {
     activate();
     if (use_gemv(m, w)) {
       GemvArgs a;
+      a.pipelined = pipelined_gemv_;
       a.input = GemvInput::swiglu;
       a.x = gate;
       a.up = up;
@@ -416,6 +419,11 @@ class CudaBackend final : public Backend {
   const bool force_gemv_ = [] {
     const char* e = std::getenv("DIFFTX_CUDA_DECODE_GEMV");
     return e != nullptr && std::string_view(e) == "1";
+  }();
+  // DIFFTX_CUDA_GEMV=pipelined: the GEMV's software-pipelined loop (kernels.h: GemvArgs::pipelined).
+  const bool pipelined_gemv_ = [] {
+    const char* e = std::getenv("DIFFTX_CUDA_GEMV");
+    return e != nullptr && std::string_view(e) == "pipelined";
   }();
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;

@@ -19,23 +19,49 @@ constexpr int kWarps = 8;                   // output rows per block
 constexpr int kThreads = kWarps * 32;
 constexpr int64_t kStageBytes = 64 * 1024;  // shared memory for staged input rows (configure_gemv)
 
-// Loads 8 consecutive weights of a row as float32.
+// 8 consecutive weights of a row as loaded: one 16-byte load of bfloat16, two of float32.
 template <bool BF16>
-__device__ __forceinline__ void load8(const GemvOutput& o, int64_t offset, float (&w)[8]) {
+struct Load8;
+template <>
+struct Load8<true> {
+  uint4 raw;
+};
+template <>
+struct Load8<false> {
+  float4 a, b;
+};
+
+template <bool BF16>
+__device__ __forceinline__ void issue8(const GemvOutput& o, int64_t offset, Load8<BF16>& l) {
   if constexpr (BF16) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(o.w_bf16 + offset));
-    const uint32_t parts[4] = {raw.x, raw.y, raw.z, raw.w};
+    l.raw = __ldg(reinterpret_cast<const uint4*>(o.w_bf16 + offset));
+  } else {
+    l.a = __ldg(reinterpret_cast<const float4*>(o.w_f32 + offset));
+    l.b = __ldg(reinterpret_cast<const float4*>(o.w_f32 + offset + 4));
+  }
+}
+
+template <bool BF16>
+__device__ __forceinline__ void unpack8(const Load8<BF16>& l, float (&w)[8]) {
+  if constexpr (BF16) {
+    const uint32_t parts[4] = {l.raw.x, l.raw.y, l.raw.z, l.raw.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       w[2 * i] = __uint_as_float(parts[i] << 16);
       w[2 * i + 1] = __uint_as_float(parts[i] & 0xffff0000u);
     }
   } else {
-    const float4 a = __ldg(reinterpret_cast<const float4*>(o.w_f32 + offset));
-    const float4 b = __ldg(reinterpret_cast<const float4*>(o.w_f32 + offset + 4));
-    w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
-    w[4] = b.x; w[5] = b.y; w[6] = b.z; w[7] = b.w;
+    w[0] = l.a.x; w[1] = l.a.y; w[2] = l.a.z; w[3] = l.a.w;
+    w[4] = l.b.x; w[5] = l.b.y; w[6] = l.b.z; w[7] = l.b.w;
   }
+}
+
+// Loads 8 consecutive weights of a row as float32.
+template <bool BF16>
+__device__ __forceinline__ void load8(const GemvOutput& o, int64_t offset, float (&w)[8]) {
+  Load8<BF16> l;
+  issue8<BF16>(o, offset, l);
+  unpack8<BF16>(l, w);
 }
 
 template <bool BF16>
@@ -90,6 +116,22 @@ __device__ __forceinline__ void stage_input(const GemvArgs& a, float* xs) {
   __syncthreads();
 }
 
+// The warp's sums of output row `row` for each input row, plus the bias, into y (lane r writes row r).
+__device__ __forceinline__ void write_rows(const GemvArgs& a, const GemvOutput& o, int64_t row, int lane, int m,
+                                           const float (&acc)[kGemvMaxRows]) {
+  const int64_t y_stride = o.y_stride == 0 ? o.n : o.y_stride;
+  const float bias = o.bias != nullptr ? o.bias[row] : 0.0f;
+#pragma unroll
+  for (int r = 0; r < kGemvMaxRows; ++r) {
+    if (r >= m) break;
+    const float sum = warp_sum(acc[r]) + bias;
+    if (lane == r) {
+      float* y = o.y + r * y_stride + row;
+      *y = a.accumulate ? *y + sum : sum;
+    }
+  }
+}
+
 // STAGED: the input rows are in shared memory (xs), else read from global memory (plain input).
 // VEC: 16-byte loads (k % 8 == 0, aligned rows), else one element per lane and step.
 template <bool BF16, bool STAGED, bool VEC>
@@ -131,17 +173,67 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
       }
     }
   }
-  const int64_t y_stride = o.y_stride == 0 ? o.n : o.y_stride;
-  const float bias = o.bias != nullptr ? o.bias[row] : 0.0f;
+  write_rows(a, o, row, lane, m, acc);
+}
+
+// The pipelined loop (GemvArgs::pipelined; 16-byte loads only). Lane `lane` of the row's warp reads
+// the weights [c, c + 8) for c = lane * 8 + j * 256, j = 0, 1, ..., as the plain loop does, in
+// chunks of kChunk such loads: the first chunk is issued before the block stages its input (so the
+// staging's reads, reductions and barrier overlap the weights' latency), and each next chunk
+// before the current one is multiplied.
+constexpr int kChunk = 4;
+constexpr int64_t kChunkSpan = 32 * 8 * kChunk;  // columns of a row one chunk covers
+
+template <bool BF16>
+__device__ __forceinline__ void issue_chunk(const GemvOutput& o, int64_t w_row, int64_t k, int64_t base, int lane,
+                                            Load8<BF16> (&l)[kChunk]) {
 #pragma unroll
-  for (int r = 0; r < kGemvMaxRows; ++r) {
-    if (r >= m) break;
-    const float sum = warp_sum(acc[r]) + bias;
-    if (lane == r) {
-      float* y = o.y + r * y_stride + row;
-      *y = a.accumulate ? *y + sum : sum;
-    }
+  for (int i = 0; i < kChunk; ++i) {
+    const int64_t c = base + i * 256 + lane * 8;
+    if (c < k) issue8<BF16>(o, w_row + c, l[i]);
   }
+}
+
+template <bool BF16, bool STAGED>
+__global__ void __launch_bounds__(kThreads) gemv_pipelined_kernel(const GemvArgs a) {
+  extern __shared__ float xs[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int64_t row = int64_t{blockIdx.x} * kWarps + warp;
+  GemvOutput o;
+  const bool valid = select_output(a, row, o);  // a warp past the last row still helps to stage
+  const int64_t k = a.k, w_row = row * k;
+  Load8<BF16> cur[kChunk], next[kChunk];
+  if (valid) issue_chunk<BF16>(o, w_row, k, 0, lane, cur);
+  if constexpr (STAGED) stage_input(a, xs);
+  if (!valid) return;
+  const int m = static_cast<int>(a.m);
+  float acc[kGemvMaxRows];
+#pragma unroll
+  for (int r = 0; r < kGemvMaxRows; ++r) acc[r] = 0.0f;
+  for (int64_t base = 0; base < k; base += kChunkSpan) {
+    const bool more = base + kChunkSpan < k;
+    if (more) issue_chunk<BF16>(o, w_row, k, base + kChunkSpan, lane, next);
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) {
+      const int64_t c = base + i * 256 + lane * 8;
+      if (c >= k) break;
+      float w[8];
+      unpack8<BF16>(cur[i], w);
+#pragma unroll
+      for (int r = 0; r < kGemvMaxRows; ++r) {
+        if (r >= m) break;
+        const float* xr = STAGED ? xs + r * k + c : input_row(a, r) + c;
+        const float4 x0 = *reinterpret_cast<const float4*>(xr);
+        const float4 x1 = *reinterpret_cast<const float4*>(xr + 4);
+        acc[r] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
+                  w[7] * x1.w;
+      }
+    }
+    if (more)
+#pragma unroll
+      for (int i = 0; i < kChunk; ++i) cur[i] = next[i];
+  }
+  write_rows(a, o, row, lane, m, acc);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -149,7 +241,9 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 template <bool BF16>
 void launch(cudaStream_t stream, const GemvArgs& a, bool staged, bool vec, unsigned blocks) {
   const size_t smem = staged ? static_cast<size_t>(a.m * a.k) * sizeof(float) : 0;
-  if (staged && vec) gemv_kernel<BF16, true, true><<<blocks, kThreads, smem, stream>>>(a);
+  if (a.pipelined && vec && staged) gemv_pipelined_kernel<BF16, true><<<blocks, kThreads, smem, stream>>>(a);
+  else if (a.pipelined && vec) gemv_pipelined_kernel<BF16, false><<<blocks, kThreads, 0, stream>>>(a);
+  else if (staged && vec) gemv_kernel<BF16, true, true><<<blocks, kThreads, smem, stream>>>(a);
   else if (staged) gemv_kernel<BF16, true, false><<<blocks, kThreads, smem, stream>>>(a);
   else if (vec) gemv_kernel<BF16, false, true><<<blocks, kThreads, 0, stream>>>(a);
   else gemv_kernel<BF16, false, false><<<blocks, kThreads, 0, stream>>>(a);
@@ -164,6 +258,8 @@ void configure_gemv() {
   DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<true, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<false, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<false, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_pipelined_kernel<true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DIFFTX_CUDA_CHECK(cudaFuncSetAttribute(gemv_pipelined_kernel<false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
 void gemv(cudaStream_t stream, const GemvArgs& args) {

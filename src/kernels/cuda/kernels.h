@@ -78,6 +78,11 @@ struct GemvArgs {
   GemvOutput out[3];                   // products sharing the input (q/k/v, gate/up)
   int n_out = 0;
   bool accumulate = false;             // y += product (+ bias) instead of y =
+  // The software-pipelined loop (16-byte loads only): each warp issues its row's first loads before
+  // the block stages the input, and the next chunk's before it multiplies the current one. The same
+  // sums in the same order as the plain loop. Opt-in (DIFFTX_CUDA_GEMV=pipelined) until a device
+  // check has measured it (bench/cuda/NOTES.md).
+  bool pipelined = false;
 };
 
 // y = input · w^T (+ bias), float32 arithmetic on float32 or widened bfloat16 weights: one warp
