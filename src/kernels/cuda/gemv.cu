@@ -132,6 +132,21 @@ __device__ __forceinline__ void write_rows(const GemvArgs& a, const GemvOutput& 
   }
 }
 
+// acc[r] += w · input row r at columns [c, c + 8), for the m input rows (staged in xs, or from x).
+template <bool STAGED>
+__device__ __forceinline__ void accumulate8(const GemvArgs& a, const float* xs, int64_t c, int m, const float (&w)[8],
+                                            float (&acc)[kGemvMaxRows]) {
+#pragma unroll
+  for (int r = 0; r < kGemvMaxRows; ++r) {
+    if (r >= m) break;
+    const float* xr = STAGED ? xs + r * a.k + c : input_row(a, r) + c;
+    const float4 x0 = *reinterpret_cast<const float4*>(xr);
+    const float4 x1 = *reinterpret_cast<const float4*>(xr + 4);
+    acc[r] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
+              w[7] * x1.w;
+  }
+}
+
 // STAGED: the input rows are in shared memory (xs), else read from global memory (plain input).
 // VEC: 16-byte loads (k % 8 == 0, aligned rows), else one element per lane and step.
 template <bool BF16, bool STAGED, bool VEC>
@@ -153,15 +168,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
     for (int64_t c = lane * 8; c < k; c += 32 * 8) {
       float w[8];
       load8<BF16>(o, w_row + c, w);
-#pragma unroll
-      for (int r = 0; r < kGemvMaxRows; ++r) {
-        if (r >= m) break;
-        const float* xr = STAGED ? xs + r * k + c : input_row(a, r) + c;
-        const float4 x0 = *reinterpret_cast<const float4*>(xr);
-        const float4 x1 = *reinterpret_cast<const float4*>(xr + 4);
-        acc[r] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
-                  w[7] * x1.w;
-      }
+      accumulate8<STAGED>(a, xs, c, m, w, acc);
     }
   } else {
     for (int64_t c = lane; c < k; c += 32) {
@@ -219,15 +226,7 @@ __global__ void __launch_bounds__(kThreads) gemv_pipelined_kernel(const GemvArgs
       if (c >= k) break;
       float w[8];
       unpack8<BF16>(cur[i], w);
-#pragma unroll
-      for (int r = 0; r < kGemvMaxRows; ++r) {
-        if (r >= m) break;
-        const float* xr = STAGED ? xs + r * k + c : input_row(a, r) + c;
-        const float4 x0 = *reinterpret_cast<const float4*>(xr);
-        const float4 x1 = *reinterpret_cast<const float4*>(xr + 4);
-        acc[r] += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y + w[6] * x1.z +
-                  w[7] * x1.w;
-      }
+      accumulate8<STAGED>(a, xs, c, m, w, acc);
     }
     if (more)
 #pragma unroll
