@@ -88,12 +88,13 @@ if ((tests)); then
   # The CUDA tests (test_backend: every op against the CPU, whole models) and the --device CLI test.
   stage "tests: test_backend" 180 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_backend" \
     --gtest_output=json:"$raw/test_backend.json" --gtest_brief=1
-  # The same products and decoding with the GEMV's pipelined loop (DIFFTX_CUDA_GEMV=pipelined, opt-in
-  # until measured): the ops that take it against the CPU, and decoding against the full forward.
-  stage "tests: test_backend, pipelined GEMV" 120 env DIFFTX_CUDA_GEMV=pipelined \
-    LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_backend" \
-    --gtest_filter='*Linear*:*KVCacheDecoding*:CudaModel.Greedy*:CudaModel.Perplexity*' \
-    --gtest_output=json:"$raw/test_backend_pipelined.json" --gtest_brief=1
+  # The kernels prepared without a GPU and opt-in until measured (bench/cuda/NOTES.md): the GEMV's
+  # pipelined loop and attention_rows' batched tile copy. The ops that take them against the CPU,
+  # and whole models (decoding against the full forward, generation, perplexity).
+  stage "tests: test_backend, prepared kernels" 150 env DIFFTX_CUDA_GEMV=pipelined \
+    DIFFTX_CUDA_ATTENTION=batched-loads LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_backend" \
+    --gtest_filter='BackendOps.*Linear*:BackendOps.*Attention*:CudaGolden.*:CudaModel.*' \
+    --gtest_output=json:"$raw/test_backend_prepared.json" --gtest_brief=1
   stage "tests: DeviceCli" 120 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_cli" \
     --gtest_filter='DeviceCli.*' --gtest_output=json:"$raw/test_cli.json" --gtest_brief=1
 fi
@@ -138,9 +139,16 @@ if ((bench)); then
   stage "bench: difftx base, decoding GEMV" 120 env DIFFTX_CUDA_DECODE_GEMV=1 LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" \
     "$bin/infer_bench" "$work/base" --device "$device" --prefill 16 --prompt $prompt --decode $decode \
     --batch $batches --repeats $repeats >"$raw/difftx-base-gemv.json"
-  stage "bench: difftx base, decoding GEMV pipelined" 120 env DIFFTX_CUDA_DECODE_GEMV=1 DIFFTX_CUDA_GEMV=pipelined \
-    LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/infer_bench" "$work/base" --device "$device" --prefill 16 \
-    --prompt $prompt --decode $decode --batch $batches --repeats $repeats >"$raw/difftx-base-gemv-pipelined.json"
+  # The prepared kernels, alone and together (report.py: "Decoding of the base model by product path").
+  for variant in "gemv-pipelined:DIFFTX_CUDA_DECODE_GEMV=1 DIFFTX_CUDA_GEMV=pipelined" \
+                 "attention-batched:DIFFTX_CUDA_ATTENTION=batched-loads" \
+                 "gemv-pipelined-attention-batched:DIFFTX_CUDA_DECODE_GEMV=1 DIFFTX_CUDA_GEMV=pipelined DIFFTX_CUDA_ATTENTION=batched-loads"; do
+    name=${variant%%:*}
+    read -r -a settings <<<"${variant#*:}"
+    stage "bench: difftx base, $name" 120 env "${settings[@]}" LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" \
+      "$bin/infer_bench" "$work/base" --device "$device" --prefill 16 --prompt $prompt --decode $decode \
+      --batch $batches --repeats $repeats >"$raw/difftx-base-$name.json"
+  done
   stage "bench: difftx generate (diffllama)" 60 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/difftx" generate \
     "$work/diffllama" --device "$device" --prompt "The quick brown fox" --max-new-tokens 64
   if ((dry)); then
@@ -184,7 +192,7 @@ result = {"revision": revision, "stages": {}, "tests": {}}
 for line in open(os.path.join(out, "stages.txt")):
     name, rc = line.rsplit(" ", 1)
     result["stages"][name] = int(rc)
-for name in ("test_backend", "test_backend_pipelined", "test_cli"):
+for name in ("test_backend", "test_backend_prepared", "test_cli"):
     path = os.path.join(out, name + ".json")
     if not os.path.exists(path):
         continue

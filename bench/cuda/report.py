@@ -5,7 +5,8 @@ decode batch 1 >= 70% of the HBM bound and ahead of transformers).
 
 Usage: python3 report.py RESULTS_DIR OUT.md "COMMAND" [DIFFTX_REVISION]
 RESULTS_DIR holds difftx-{base,diffllama,llama-differential}.json and hf-{base,diffllama}.json, and
-difftx-base-gemv{,-pipelined}.json (decoding through difftx's GEMV) when the run made them.
+difftx-base-{gemv,gemv-pipelined,attention-batched,gemv-pipelined-attention-batched}.json (decoding
+through difftx's GEMV and the prepared kernels) when the run made them.
 """
 import datetime
 import json
@@ -80,13 +81,17 @@ def main():
                          f"{dd['ms_per_step']:.2f} ms/step{host}{share}) | {fmt(dd['tokens_per_second'])} | {fmt(ht)} | | "
                          f"{fmt(ratio, 2) + 'x' if ratio else ''} | {target} | {met} |")
     # Decoding of the base model with every product through difftx's own GEMV instead of cuBLASLt
-    # (DIFFTX_CUDA_DECODE_GEMV=1), with its plain and its pipelined loop (DIFFTX_CUDA_GEMV=pipelined).
-    variants = [(label, load(os.path.join(rdir, f"{name}.json")))
-                for label, name in (("cuBLASLt (the default)", "difftx-base"), ("GEMV, plain loop", "difftx-base-gemv"),
-                                    ("GEMV, pipelined loop", "difftx-base-gemv-pipelined"))]
+    # (DIFFTX_CUDA_DECODE_GEMV=1), and the kernels prepared without a GPU: the GEMV's pipelined loop
+    # (DIFFTX_CUDA_GEMV=pipelined) and attention_rows' batched tile copy (DIFFTX_CUDA_ATTENTION=batched-loads).
+    variants = [(label, load(os.path.join(rdir, f"difftx-base{suffix}.json")))
+                for label, suffix in (("cuBLASLt (the default)", ""), ("GEMV, plain loop", "-gemv"),
+                                      ("GEMV, pipelined loop", "-gemv-pipelined"),
+                                      ("cuBLASLt, batched attention loads", "-attention-batched"),
+                                      ("GEMV pipelined, batched attention loads", "-gemv-pipelined-attention-batched"))]
     if any(v for _, v in variants[1:]):
         lines += ["", "Decoding of the base model by product path (the same run; `DIFFTX_CUDA_DECODE_GEMV=1` puts every "
-                  "decoding product on difftx's GEMV, `DIFFTX_CUDA_GEMV=pipelined` gives the GEMV its pipelined loop):",
+                  "decoding product on difftx's GEMV, `DIFFTX_CUDA_GEMV=pipelined` gives the GEMV its pipelined loop, "
+                  "`DIFFTX_CUDA_ATTENTION=batched-loads` batches the decoding attention's tile loads):",
                   "", "| products | batch | tokens/s | ms/step | of it queueing on the host | share of the HBM bound |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for label, d in variants:

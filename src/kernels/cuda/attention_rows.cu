@@ -76,6 +76,54 @@ __host__ __device__ inline Partials partials(float* ws, const AttentionArgs& a, 
   return {ws, ws + n * a.value_heads * a.d, ws + n * a.value_heads * a.d + n};
 }
 
+// The tile copy of rows_kernel with AttentionArgs::batched_loads: each thread loads kCopyBatch
+// floats (kThreads apart: coalesced) into registers before it stores any, so a thread waits for one
+// memory round trip per kCopyBatch * kThreads floats instead of one per kThreads. The keys of a
+// tile are n * d consecutive floats of their head's cache; the values of value head j fill the
+// columns [j d, (j + 1) d) of v_s.
+constexpr int kCopyBatch = 8;
+
+template <int MAPS>
+__device__ __forceinline__ void copy_tile_batched(const AttentionArgs& a, const float* const (&kbase)[MAPS], int64_t b,
+                                                  int unit, int64_t s0, int n, int kt, float* k_s, float* v_s) {
+  const int tid = threadIdx.x, d = static_cast<int>(a.d), w = a.value_heads * d, count = n * d;
+  float r[kCopyBatch];
+  // Keys: map m's tile is kbase[m][s0 * d, (s0 + n) * d), stored as rows of d + 1 floats.
+#pragma unroll
+  for (int m = 0; m < MAPS; ++m) {
+    const float* src = kbase[m] + s0 * a.d;
+    for (int i0 = tid; i0 < count; i0 += kThreads * kCopyBatch) {
+#pragma unroll
+      for (int j = 0; j < kCopyBatch; ++j) {
+        const int i = i0 + j * kThreads;
+        r[j] = i < count ? __ldg(src + i) : 0.0f;
+      }
+#pragma unroll
+      for (int j = 0; j < kCopyBatch; ++j) {
+        const int i = i0 + j * kThreads;
+        if (i < count) k_s[(m * kt + i / d) * (d + 1) + i % d] = r[j];
+      }
+    }
+  }
+  // Values: value head j's tile is d-float rows of its cache, into v_s[key][j d + c].
+  for (int j = 0; j < a.value_heads; ++j) {
+    const int vh = a.heads[4 * a.units + unit * a.value_heads + j];
+    const float* src = a.v + ((b * a.n_v_heads + vh) * a.capacity + s0) * a.d;
+    for (int i0 = tid; i0 < count; i0 += kThreads * kCopyBatch) {
+#pragma unroll
+      for (int t = 0; t < kCopyBatch; ++t) {
+        const int i = i0 + t * kThreads;
+        r[t] = i < count ? __ldg(src + i) : 0.0f;
+      }
+#pragma unroll
+      for (int t = 0; t < kCopyBatch; ++t) {
+        const int i = i0 + t * kThreads;
+        if (i < count) v_s[(i / d) * w + j * d + i % d] = r[t];
+      }
+    }
+  }
+}
+
 template <int R, int MAPS>
 __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, int splits, int64_t keys_per_split,
                                                         int kt, float* ws) {
@@ -131,16 +179,20 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(const AttentionArgs a, i
     const int n = end - s0 < kt ? static_cast<int>(end - s0) : kt;  // keys in this tile
     // Copy the tile: keys of every map, then the values (coalesced: consecutive threads read
     // consecutive floats of a row).
+    if (a.batched_loads) {
+      copy_tile_batched<MAPS>(a, kbase, b, unit, s0, n, kt, k_s, v_s);
+    } else {
 #pragma unroll
-    for (int m = 0; m < MAPS; ++m)
-      for (int i = tid; i < n * d; i += kThreads) {
-        const int key = i / d, c = i % d;
-        k_s[(m * kt + key) * (d + 1) + c] = kbase[m][(s0 + key) * a.d + c];
+      for (int m = 0; m < MAPS; ++m)
+        for (int i = tid; i < n * d; i += kThreads) {
+          const int key = i / d, c = i % d;
+          k_s[(m * kt + key) * (d + 1) + c] = kbase[m][(s0 + key) * a.d + c];
+        }
+      for (int i = tid; i < n * w; i += kThreads) {
+        const int key = i / w, c = i % w;
+        const int vh = a.heads[4 * a.units + unit * a.value_heads + c / d];
+        v_s[key * w + c] = a.v[((b * a.n_v_heads + vh) * a.capacity + s0 + key) * a.d + c % d];
       }
-    for (int i = tid; i < n * w; i += kThreads) {
-      const int key = i / w, c = i % w;
-      const int vh = a.heads[4 * a.units + unit * a.value_heads + c / d];
-      v_s[key * w + c] = a.v[((b * a.n_v_heads + vh) * a.capacity + s0 + key) * a.d + c % d];
     }
     __syncthreads();
     // Scores: thread -> (key j, pairs p = g, g + kThreads / kt, ...).

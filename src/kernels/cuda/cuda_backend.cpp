@@ -384,6 +384,7 @@ class CudaBackend final : public Backend {
     a.segments = segments;
     a.out = out;
     a.out_stride = out_stride;
+    a.batched_loads = batched_attention_loads_;
     return a;
   }
 
@@ -424,6 +425,11 @@ class CudaBackend final : public Backend {
   const bool pipelined_gemv_ = [] {
     const char* e = std::getenv("DIFFTX_CUDA_GEMV");
     return e != nullptr && std::string_view(e) == "pipelined";
+  }();
+  // DIFFTX_CUDA_ATTENTION=batched-loads: attention_rows' batched tile copy (kernels.h: AttentionArgs).
+  const bool batched_attention_loads_ = [] {
+    const char* e = std::getenv("DIFFTX_CUDA_ATTENTION");
+    return e != nullptr && std::string_view(e) == "batched-loads";
   }();
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;

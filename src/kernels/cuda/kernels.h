@@ -127,6 +127,11 @@ struct AttentionArgs {
   float* stat_m[2] = {nullptr, nullptr};
   float* stat_l[2] = {nullptr, nullptr};
   float* stat_a[2] = {nullptr, nullptr};
+  // attention_rows copies each key/value tile with its loads in batches of 8 per thread, all issued
+  // before any is stored (the plain copy stores each load before the next: one memory round trip
+  // per 128 floats). The same values. Opt-in (DIFFTX_CUDA_ATTENTION=batched-loads) until a device
+  // check has measured it (bench/cuda/NOTES.md).
+  bool batched_loads = false;
 
   int64_t width() const { return value_heads * d; }
 };
