@@ -93,7 +93,7 @@ if ((tests)); then
   # and whole models (decoding against the full forward, generation, perplexity).
   stage "tests: test_backend, prepared kernels" 150 env DIFFTX_CUDA_GEMV=pipelined \
     DIFFTX_CUDA_ATTENTION=batched-loads LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_backend" \
-    --gtest_filter='BackendOps.*Linear*:BackendOps.*Attention*:CudaGolden.*:CudaModel.*' \
+    --gtest_filter='*BackendOps.*Linear*:*BackendOps.*Attention*:*CudaGolden.*:CudaModel.*' \
     --gtest_output=json:"$raw/test_backend_prepared.json" --gtest_brief=1
   stage "tests: DeviceCli" 120 env LD_LIBRARY_PATH="$DIFFTX_LD_LIBRARY_PATH" "$bin/test_cli" \
     --gtest_filter='DeviceCli.*' --gtest_output=json:"$raw/test_cli.json" --gtest_brief=1
