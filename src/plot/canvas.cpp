@@ -79,6 +79,10 @@ std::vector<char32_t> Canvas::characters_without_font(const std::string& s) cons
   gchar* valid = g_utf8_make_valid(s.data(), static_cast<gssize>(s.size()));
   for (const gchar* p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
     const char32_t c = g_utf8_get_char(p);
+    const GUnicodeType type = g_unichar_type(c);
+    if (type == G_UNICODE_CONTROL || type == G_UNICODE_FORMAT || type == G_UNICODE_UNASSIGNED ||
+        type == G_UNICODE_LINE_SEPARATOR || type == G_UNICODE_PARAGRAPH_SEPARATOR)
+      continue;  // no font draws these: installing one would not help
     if (std::find(missing.begin(), missing.end(), c) != missing.end()) continue;
     set_text(std::string(p, static_cast<const gchar*>(g_utf8_next_char(p))), 10, false);
     if (pango_layout_get_unknown_glyphs_count(layout_) > 0) missing.push_back(c);
@@ -118,12 +122,36 @@ void draw_title(const Canvas& canvas, const std::string& title, double size) {
   canvas.text(canvas.width() / 2.0, 8, shown, size, Align::center, Align::start, 0, {}, true);
 }
 
+namespace {
+
+// What a path that is not a regular file is, for the refusal's message.
+const char* file_kind(const std::filesystem::file_status& st) {
+  using std::filesystem::file_type;
+  switch (st.type()) {
+    case file_type::directory: return "a directory";
+    case file_type::character: return "a character device";
+    case file_type::block: return "a block device";
+    case file_type::fifo: return "a FIFO (named pipe)";
+    case file_type::socket: return "a socket";
+    default: return "not a regular file";
+  }
+}
+
+}  // namespace
+
 void Canvas::save_png(const std::filesystem::path& path) const {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) {
+  // A symbolic link keeps pointing at the picture: the file it names is the one replaced.
+  const fs::path target = fs::is_symlink(fs::symlink_status(path, ec)) ? fs::weakly_canonical(path, ec) : path;
+  const fs::file_status existing = fs::status(target, ec);
+  if (fs::exists(existing) && !fs::is_regular_file(existing))  // /dev/null, a FIFO, ...: never replaced by a file
+    fail<ConfigError>("{}: exists and is {}; refusing to replace it with a picture (choose another -o)", path.string(),
+                      file_kind(existing));
+  if (fs::is_regular_file(existing)) {
     static constexpr char kSignature[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
     char head[8] = {};
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(target, std::ios::binary);
     in.read(head, 8);
     if (in.gcount() != 8 || std::memcmp(head, kSignature, 8) != 0)
       fail<ConfigError>("{}: exists and is not a PNG; refusing to replace it with a picture (choose another -o)",
@@ -137,7 +165,7 @@ void Canvas::save_png(const std::filesystem::path& path) const {
   };
   const cairo_status_t st = cairo_surface_write_to_png_stream(surface_, sink, &bytes);
   if (st != CAIRO_STATUS_SUCCESS) fail<FileError>("{}: cannot encode the PNG: {}", path.string(), cairo_status_to_string(st));
-  AtomicFile out(path);
+  AtomicFile out(target);
   out.write(bytes.data(), bytes.size());
   out.commit();
 }

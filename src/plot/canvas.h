@@ -43,14 +43,16 @@ class Canvas {
             double angle = 0, Rgb color = {}, bool bold = false) const;
   double text_width(const std::string& s, double size, bool bold = false) const;
   // The characters of `s` (code points, in order, each once) that no installed font has: Pango
-  // draws them as boxes holding their hexadecimal code.
+  // draws them as boxes holding their hexadecimal code. Control and format characters (U+0001,
+  // U+200D, ...) and unassigned code points are left out: no font is meant to draw them.
   std::vector<char32_t> characters_without_font(const std::string& s) const;
 
   void set_color(Rgb c, double alpha = 1.0) const;
 
-  // Writes the picture as PNG to `path` (a temporary file renamed into place). Throws FileError,
-  // and ConfigError when `path` is an existing file that is not a PNG (an input given as -o by
-  // mistake is never replaced by a picture).
+  // Writes the picture as PNG to `path` (a temporary file renamed into place; through a symbolic
+  // link, the file it names). Throws FileError, and ConfigError when `path` exists and is not a PNG
+  // file: an input given as -o by mistake, a directory, a device such as /dev/null or a FIFO is
+  // never replaced by a picture.
   void save_png(const std::filesystem::path& path) const;
 
  private:

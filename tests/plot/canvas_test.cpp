@@ -52,6 +52,9 @@ TEST(CanvasTextTest, CharactersNoFontHasAreNamedOnceInOrder) {
   ASSERT_EQ(missing.size(), 2u);
   EXPECT_EQ(missing[0], U'\uf0b7');
   EXPECT_EQ(missing[1], U'\uf0a7');
+  // Control and format characters and an unassigned code point: drawn as boxes or not at all, but
+  // no font would help, so they are not named.
+  EXPECT_TRUE(c.characters_without_font("a\x01b\x7f\u200d\u200e\ufeff\u0378").empty());
 }
 
 TEST(CanvasTextTest, InvalidUtf8IsDrawnAsReplacementAndLaterTextStillDraws) {

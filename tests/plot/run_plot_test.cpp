@@ -1,6 +1,7 @@
 // difftx plot's parts: round ticks, tick labels, reading metrics.jsonl (and refusing what is not
 // one), the panels' series, and a PNG of the asked size with the curves drawn in it.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -181,6 +182,25 @@ TEST_F(RunPlotTest, AnExistingFileThatIsNotAPngIsNeverReplaced) {
   write_training_plot({read_run_metrics(dir_ / "keep")}, png, {900, 600, ""});
   write_training_plot({read_run_metrics(dir_ / "keep")}, png, {700, 500, ""});
   EXPECT_EQ(test::png_stats(png).width, 700);
+  // Through a symbolic link the picture it names is replaced, and the link stays a link.
+  const fs::path link = dir_ / "link.png";
+  fs::create_symlink(png, link);
+  write_training_plot({read_run_metrics(dir_ / "keep")}, link, {800, 500, ""});
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link)));
+  EXPECT_EQ(test::png_stats(png).width, 800);
+  // A FIFO (like /dev/null, not a regular file) and a directory are refused and stay what they are.
+  const fs::path fifo = dir_ / "pipe.png";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    write_training_plot({read_run_metrics(dir_ / "keep")}, fifo, {700, 500, ""});
+    ADD_FAILURE() << "a FIFO was replaced";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("pipe.png: exists and is a FIFO (named pipe); refusing to replace it"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_THROW(write_training_plot({read_run_metrics(dir_ / "keep")}, dir_ / "keep", {700, 500, ""}), ConfigError);
+  EXPECT_TRUE(fs::is_directory(dir_ / "keep"));
 }
 
 TEST_F(RunPlotTest, ALineCutByACrashIsSkippedAndCounted) {
