@@ -83,44 +83,37 @@ __host__ __device__ inline Partials partials(float* ws, const AttentionArgs& a, 
 // columns [j d, (j + 1) d) of v_s.
 constexpr int kCopyBatch = 8;
 
+// count consecutive floats of src into dst[place(i)], kCopyBatch loads per thread in flight.
+template <class Place>
+__device__ __forceinline__ void copy_batched(const float* src, int count, float* dst, Place place) {
+  float r[kCopyBatch];
+  for (int i0 = threadIdx.x; i0 < count; i0 += kThreads * kCopyBatch) {
+#pragma unroll
+    for (int j = 0; j < kCopyBatch; ++j) {
+      const int i = i0 + j * kThreads;
+      r[j] = i < count ? __ldg(src + i) : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kCopyBatch; ++j) {
+      const int i = i0 + j * kThreads;
+      if (i < count) dst[place(i)] = r[j];
+    }
+  }
+}
+
 template <int MAPS>
 __device__ __forceinline__ void copy_tile_batched(const AttentionArgs& a, const float* const (&kbase)[MAPS], int64_t b,
                                                   int unit, int64_t s0, int n, int kt, float* k_s, float* v_s) {
-  const int tid = threadIdx.x, d = static_cast<int>(a.d), w = a.value_heads * d, count = n * d;
-  float r[kCopyBatch];
+  const int d = static_cast<int>(a.d), w = a.value_heads * d, count = n * d;
   // Keys: map m's tile is kbase[m][s0 * d, (s0 + n) * d), stored as rows of d + 1 floats.
 #pragma unroll
-  for (int m = 0; m < MAPS; ++m) {
-    const float* src = kbase[m] + s0 * a.d;
-    for (int i0 = tid; i0 < count; i0 += kThreads * kCopyBatch) {
-#pragma unroll
-      for (int j = 0; j < kCopyBatch; ++j) {
-        const int i = i0 + j * kThreads;
-        r[j] = i < count ? __ldg(src + i) : 0.0f;
-      }
-#pragma unroll
-      for (int j = 0; j < kCopyBatch; ++j) {
-        const int i = i0 + j * kThreads;
-        if (i < count) k_s[(m * kt + i / d) * (d + 1) + i % d] = r[j];
-      }
-    }
-  }
+  for (int m = 0; m < MAPS; ++m)
+    copy_batched(kbase[m] + s0 * a.d, count, k_s + m * kt * (d + 1), [d](int i) { return (i / d) * (d + 1) + i % d; });
   // Values: value head j's tile is d-float rows of its cache, into v_s[key][j d + c].
   for (int j = 0; j < a.value_heads; ++j) {
     const int vh = a.heads[4 * a.units + unit * a.value_heads + j];
-    const float* src = a.v + ((b * a.n_v_heads + vh) * a.capacity + s0) * a.d;
-    for (int i0 = tid; i0 < count; i0 += kThreads * kCopyBatch) {
-#pragma unroll
-      for (int t = 0; t < kCopyBatch; ++t) {
-        const int i = i0 + t * kThreads;
-        r[t] = i < count ? __ldg(src + i) : 0.0f;
-      }
-#pragma unroll
-      for (int t = 0; t < kCopyBatch; ++t) {
-        const int i = i0 + t * kThreads;
-        if (i < count) v_s[(i / d) * w + j * d + i % d] = r[t];
-      }
-    }
+    copy_batched(a.v + ((b * a.n_v_heads + vh) * a.capacity + s0) * a.d, count, v_s + j * d,
+                 [d, w](int i) { return (i / d) * w + i % d; });
   }
 }
 
