@@ -6,7 +6,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "cli/command.h"
 #include "common/error.h"
@@ -50,11 +52,41 @@ std::unique_ptr<MpiCollective> start_ranks(bool threads_given) {
   return ranks;
 }
 
+namespace {
+
+// The exit status main() gives an error, and its message.
+std::pair<int, std::string> status_of(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Interrupted& e) {
+    return {128 + e.signal(), e.what()};
+  } catch (const Error& e) {
+    return {2, e.what()};
+  } catch (const std::filesystem::filesystem_error& e) {
+    return {2, e.what()};
+  } catch (const std::exception& e) {
+    return {1, e.what()};
+  }
+}
+
+}  // namespace
+
 int end_rank(MpiCollective* ranks, std::exception_ptr error) {
   if (ranks == nullptr) std::rethrow_exception(error);
   const bool lead = ranks->rank() == 0;
+  const auto [status, message] = status_of(error);
+  if (ranks->calls() == 0) {  // failed while setting up: the others are in check_ranks_agree's sum, or will be
+    if (share_setup_failure(*ranks, message)) {  // every rank, alike
+      if (lead) std::rethrow_exception(error);
+      return status;
+    }
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), message.c_str());
+    return status;
+  }
   try {
     std::rethrow_exception(error);
+  } catch (const PeerRankFailedError&) {  // that rank reported its error
+    return 2;
   } catch (const RanksAgreeError&) {
     if (lead) throw;
     return 2;
@@ -64,14 +96,12 @@ int end_rank(MpiCollective* ranks, std::exception_ptr error) {
   } catch (const TrainingError&) {
     if (lead) throw;
     return 2;
-  } catch (const Interrupted& e) {
+  } catch (const Interrupted&) {
     if (lead) throw;
-    return 128 + e.signal();
-  } catch (const std::exception& e) {  // the other ranks may be waiting in a sum for this one
-    const bool input = dynamic_cast<const Error*>(&e) != nullptr ||
-                       dynamic_cast<const std::filesystem::filesystem_error*>(&e) != nullptr;
-    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), e.what());
-    ranks->abort(input ? 2 : 1);
+    return status;
+  } catch (const std::exception&) {  // the other ranks may be waiting in a sum for this one
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), message.c_str());
+    ranks->abort(status);
   }
 }
 

@@ -14,10 +14,15 @@ namespace difftx::cli {
 // exceed the cores, or when the launcher bound the rank to fewer cores than its threads.
 std::unique_ptr<MpiCollective> start_ranks(bool threads_given);
 
-// The exit status of a rank whose run threw `error`. Alone: rethrown for main() to report. Errors
-// every rank detects alike (the ranks' disagreement, a diverged or non-finite loss, Ctrl-C) are rethrown on rank
-// 0 and end the other ranks quietly; any other error is printed with the rank's number and stops
-// every rank at once (MPI_Abort), since the others may be waiting for this one.
+// The exit status of a rank whose run threw `error`. Alone: rethrown for main() to report.
+// - Before the run's first collective operation (reading the config, samples and model): the rank
+//   joins check_ranks_agree's sum (share_setup_failure). When every rank failed with the same
+//   message (a config path missing everywhere), rank 0 reports it once; otherwise each rank that
+//   failed reports its own, with its number, and the others stop quietly. No rank is aborted.
+// - Errors every rank detects alike (the ranks' disagreement, a diverged or non-finite loss,
+//   Ctrl-C) are rethrown on rank 0 and end the other ranks quietly.
+// - Any other error is printed with the rank's number and stops every rank at once (MPI_Abort),
+//   since the others may be waiting for this one.
 int end_rank(MpiCollective* ranks, std::exception_ptr error);
 
 }  // namespace difftx::cli

@@ -72,6 +72,7 @@ struct MpiCollective::PendingSum {
 MpiCollective::PendingSum& MpiCollective::add_pending(std::span<float> data, int phase) {
   if (data.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     fail<Error>("MPI: a sum of {} floats is more than one call can move (split it; grad_buckets.h does)", data.size());
+  ++calls_;
   PendingSum& p = pending_.emplace_back();
   p.data = data;
   p.phase = phase;
@@ -120,6 +121,7 @@ void MpiCollective::abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); std::_Exi
 template <typename T>
 void MpiCollective::small_sum(std::span<T> data, MPI_Datatype type) {
   const double t0 = now();
+  ++calls_;
   const int n = static_cast<int>(data.size());
   std::vector<T> all(static_cast<size_t>(n) * static_cast<size_t>(world_));
   check(MPI_Allgather(data.data(), n, type, all.data(), n, type, MPI_COMM_WORLD), "MPI_Allgather");

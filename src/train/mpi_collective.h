@@ -46,6 +46,9 @@ class MpiCollective final : public Collective {
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
   int local_size() const { return local_size_; }  // ranks sharing this machine (MPI_COMM_TYPE_SHARED)
+  // How many collective operations this rank has started (0: it has not reached the run's first
+  // one, check_ranks_agree, where the other ranks may be waiting for it: cli/train_ranks.h).
+  int64_t calls() const { return calls_; }
   void all_reduce_sum(std::span<float> data) override;
   void all_reduce_sum(std::span<double> data) override;
   void all_reduce_sum(std::span<int64_t> data) override;
@@ -68,6 +71,7 @@ class MpiCollective final : public Collective {
   void start_sum(std::span<float> data, bool scatter_only);
   bool advance(PendingSum& p, bool block);  // true when p is complete
   int rank_ = 0, world_ = 1, local_size_ = 1;
+  int64_t calls_ = 0;
   // Each kind of call keeps its own start order: all-to-alls (scatter_comm_), the all-gathers that
   // finish sums (gather_comm_, started in progress()), and all-gathers / gathers the caller starts.
   MPI_Comm scatter_comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL, move_comm_ = MPI_COMM_NULL;

@@ -37,36 +37,66 @@ uint64_t samples_fingerprint(const std::vector<Sample>& samples, uint64_t h) {
   return fingerprint(as_bytes_of(std::span<const uint64_t>(&count, 1)), h);
 }
 
+// Rank r's fingerprints are slots kSlots r .. kSlots r + kSlots - 1 of one int64 sum (one nonzero
+// term per slot, so the sum is each rank's values): the config file, the samples, the weights, and
+// its setup failure (0: none; else the message's fingerprint, odd).
+constexpr int kSlots = 4;
+
+std::vector<int64_t> exchange(Collective& collective, const uint64_t (&mine)[kSlots]) {
+  std::vector<int64_t> all(static_cast<size_t>(collective.world_size()) * kSlots, 0);
+  std::memcpy(&all[static_cast<size_t>(collective.rank()) * kSlots], mine, sizeof(mine));
+  collective.all_reduce_sum(all);
+  return all;
+}
+
+int64_t slot(const std::vector<int64_t>& all, int rank, int k) { return all[static_cast<size_t>(rank) * kSlots + k]; }
+
 }  // namespace
 
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
                        const std::vector<Sample>& val, std::span<const float> weights, const char* task) {
-  const int world = collective.world_size(), rank = collective.rank();
+  const int world = collective.world_size();
   if (world <= 1) return;
   std::ifstream in(config.yaml_path, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const uint64_t mine[3] = {
+  const uint64_t mine[kSlots] = {
       fingerprint(as_bytes_of(std::span<const char>(text))),
       samples_fingerprint(val, samples_fingerprint(train, 0xcbf29ce484222325ULL)),
       fingerprint(as_bytes_of(weights)),
+      0,
   };
+  const std::vector<int64_t> all = exchange(collective, mine);
+  std::string failed;
+  for (int r = 0; r < world; ++r)
+    if (slot(all, r, 3) != 0) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
+  if (!failed.empty()) throw PeerRankFailedError(fmt::format("rank {} could not start", failed));
   const char* what[3] = {"config file", "training or validation samples (dataset files, tokenizer)",
                          "starting weights (base_model or the checkpoint resumed)"};
-  std::vector<int64_t> all(static_cast<size_t>(world) * 3, 0);  // rank r's fingerprints in slots 3r..3r+2
-  for (int k = 0; k < 3; ++k) std::memcpy(&all[static_cast<size_t>(rank) * 3 + k], &mine[k], 8);
-  collective.all_reduce_sum(all);
+  // "rank 1 differs from rank 0 in its config file and its samples (...); rank 2 in its weights (...)"
   std::string differ;
-  for (int k = 0; k < 3; ++k) {
-    std::string ranks;
-    for (int r = 1; r < world; ++r)
-      if (all[static_cast<size_t>(r) * 3 + k] != all[static_cast<size_t>(k)]) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-    if (!ranks.empty()) differ += fmt::format("{}the {} of rank{} {}", differ.empty() ? "" : "; ", what[k],
-                                              ranks.find(',') == std::string::npos ? "" : "s", ranks);
+  for (int r = 1; r < world; ++r) {
+    std::vector<const char*> parts;
+    for (int k = 0; k < 3; ++k)
+      if (slot(all, r, k) != slot(all, 0, k)) parts.push_back(what[k]);
+    if (parts.empty()) continue;
+    std::string list;
+    for (size_t i = 0; i < parts.size(); ++i)
+      list += fmt::format("{}its {}", i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ", parts[i]);
+    differ += differ.empty() ? fmt::format("rank {} differs from rank 0 in {}", r, list)
+                             : fmt::format("; rank {} in {}", r, list);
   }
   if (!differ.empty())
-    fail<RanksAgreeError>("{}: the {} ranks do not {} the same thing: {} differ{} from rank 0's. Every rank must "
-                          "read identical files (copy them to every machine, or use a shared directory)",
-                          config.yaml_path.string(), world, task, differ, differ.find(';') == std::string::npos ? "s" : "");
+    fail<RanksAgreeError>("{}: the {} ranks do not {} the same thing: {}. Every rank must read identical files (copy "
+                          "them to every machine, or use a shared directory)",
+                          config.yaml_path.string(), world, task, differ);
+}
+
+bool share_setup_failure(Collective& collective, std::string_view message) {
+  const uint64_t mine[kSlots] = {0, 0, 0, fingerprint(as_bytes_of(std::span<const char>(message))) | 1};
+  const std::vector<int64_t> all = exchange(collective, mine);
+  for (int r = 0; r < collective.world_size(); ++r)
+    if (slot(all, r, 3) != slot(all, 0, 3)) return false;
+  return true;
 }
 
 }  // namespace difftx

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -29,13 +30,28 @@ class RanksAgreeNumericError : public NumericError {
   using NumericError::NumericError;
 };
 
+// Thrown by check_ranks_agree on the ranks whose setup went well when another rank's failed (that
+// rank reports its own error): they stop quietly.
+class PeerRankFailedError : public Error {
+ public:
+  using Error::Error;
+};
+
 // 64-bit fingerprint of bytes (FNV-1a over 8-byte words; not cryptographic: it tells files apart).
 uint64_t fingerprint(std::span<const uint8_t> bytes, uint64_t seed = 0xcbf29ce484222325ULL);
 
-// Throws RanksAgreeError on every rank when some rank's config file, training/validation samples
-// or starting weights differ from rank 0's, naming the ranks and what differs.
+// The first collective operation of a run, once each rank has read its config, samples and
+// weights. Throws RanksAgreeError on every rank when some rank's config file, training/validation
+// samples or starting weights differ from rank 0's, naming the ranks and what differs; throws
+// PeerRankFailedError when a rank could not get that far (share_setup_failure).
 // `task` ("train", "evaluate") names what they do in the message.
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
                        const std::vector<Sample>& val, std::span<const float> weights, const char* task = "train");
+
+// For a rank whose setup threw `message` before it reached check_ranks_agree: takes its part in that
+// operation's sum, which the other ranks wait in. True when every rank failed with the same message
+// (so that rank 0 alone reports it); false when some ranks got through or the messages differ (each
+// rank that failed reports its own).
+bool share_setup_failure(Collective& collective, std::string_view message);
 
 }  // namespace difftx

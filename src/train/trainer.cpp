@@ -236,11 +236,13 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       optimizer_(model_.trained_table(), adamw_options(c), *model_.backend(), zero1_shards(c, model_, collective_)),
       metrics_(out_dir_ / "metrics.jsonl"),
       grads_(model_.trained_weights().size()) {
-  check_ranks_agree(collective_, c, data_.train, data_.val, model_.trained_weights());  // before anything is written
   if (c.diff_attention && !model_.config().is_differential())
     fail<ConfigError>("{}: diff_attention is true but base_model {} is a standard {} model; convert it first with "
                       "difftx convert-diff-transformer",
                       c.yaml_path.string(), c.base_model, model_.config().model_type);
+  // The run's first collective operation (the errors above reach it through cli/train_ranks.h's
+  // end_rank), before anything is written.
+  check_ranks_agree(collective_, c, data_.train, data_.val, model_.trained_weights());
   if (const std::string stuck = stuck_negative_component(model_); !stuck.empty()) spdlog::warn("{}", stuck);
   if (layout_module(model_.config()).per_token_lambda() && c.diff_attn_warmup_steps > 0)
     spdlog::warn("{}: diff_attn_warmup_steps ramps diff-v2's lambda from 0, so a model converted with --init identity "

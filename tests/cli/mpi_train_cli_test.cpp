@@ -283,12 +283,13 @@ TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) 
   test::write_text(changed, text);
   auto r = mpirun_two_configs(base, changed);
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("the 2 ranks do not train the same thing: the config file of rank 1 differs from rank 0's"),
+  EXPECT_NE(r.err.find("the 2 ranks do not train the same thing: rank 1 differs from rank 0 in its config file. "),
             std::string::npos) << r.err;
   EXPECT_EQ(count_of(r.err, "error:"), 1u) << "rank 0 reports, rank 1 stops quietly:\n" << r.err;
   EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
 
-  // Rank 1 cannot read its data: it names the file and its rank; every rank stops (no hang).
+  // Rank 1 cannot read its data: it names the file and its rank; every rank stops (no hang), rank 0
+  // quietly, and no rank is aborted (it joins the sum the other ranks wait in).
   std::string missing = test::read_text(base);
   const std::string text_path = (dir_->path() / "text.txt").string();
   missing.replace(missing.find(text_path), text_path.size(), (dir_->path() / "no-such-text.txt").string());
@@ -300,8 +301,21 @@ TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) 
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
   EXPECT_NE(m.err.find("error: rank 1 of 2:"), std::string::npos) << m.err;
   EXPECT_NE(m.err.find("no-such-text.txt"), std::string::npos) << m.err;
+  EXPECT_EQ(count_of(m.err, "error:"), 1u) << m.err;
+  EXPECT_EQ(m.err.find("MPI_ABORT"), std::string::npos) << "no rank aborted:\n" << m.err;
   EXPECT_FALSE(fs::exists(out("mismatch") / "metrics.jsonl"));
   EXPECT_FALSE(fs::exists(out("mismatch") / "checkpoint-5"));
+
+  // Every rank fails alike (a config path that exists nowhere): one error, from rank 0, unnumbered.
+  for (const char* command : {"train", "evaluate"}) {
+    const std::string absent = (dir_->path() / "absent.yml").string();
+    auto a = mpirun(2, {command, absent});
+    EXPECT_EQ(a.exit_code, 2) << command << ":\n" << a.err;
+    EXPECT_EQ(count_of(a.err, "error:"), 1u) << command << ":\n" << a.err;
+    EXPECT_NE(a.err.find("error: " + absent), std::string::npos) << command << ":\n" << a.err;
+    EXPECT_EQ(a.err.find("error: rank"), std::string::npos) << command << ":\n" << a.err;
+    EXPECT_EQ(a.err.find("MPI_ABORT"), std::string::npos) << command << ":\n" << a.err;
+  }
 }
 
 // `mpirun -np N difftx evaluate`: rank r evaluates micro-batches r, r + N, ...; one sum of the
@@ -336,7 +350,10 @@ TEST_F(MpiTrainCliTest, EvaluateSharesOutTheMicroBatchesAndGivesOneProcessesLoss
   test::write_text(changed, other);
   auto mismatch = mpirun_two_configs(cfg, changed, "evaluate");
   EXPECT_EQ(mismatch.exit_code, 2) << mismatch.err;
-  EXPECT_NE(mismatch.err.find("the 2 ranks do not evaluate the same thing: the config file"), std::string::npos)
+  // The seed differs, and with it the validation split: both differences, in one sentence.
+  EXPECT_NE(mismatch.err.find("the 2 ranks do not evaluate the same thing: rank 1 differs from rank 0 in its config "
+                              "file and its training or validation samples (dataset files, tokenizer). Every rank"),
+            std::string::npos)
       << mismatch.err;
   EXPECT_EQ(count_of(mismatch.err, "error:"), 1u) << mismatch.err;
 
