@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/inference_options.h"
 #include "common/error.h"
+#include "common/number_text.h"
 #include "infer/kl_divergence.h"
 #include "infer/perplexity.h"
 #include "infer/vocab_fit.h"
@@ -49,8 +50,8 @@ void print_kl_divergence(const Options& o, const KlDivergenceResult& r) {
   fmt::print("tokens       {} ({} scored, {} window{} of {} with stride {})\n", r.tokens, r.scored, r.windows,
              r.windows == 1 ? "" : "s", o.eval.context, o.eval.stride);
   fmt::print("             {:>12} {:>12}\n", "model", "base");
-  fmt::print("mean loss    {:>12.4f} {:>12.4f} nats/token\n", r.mean_loss, r.base_mean_loss);
-  fmt::print("perplexity   {:>12.3f} {:>12.3f}\n", r.perplexity, r.base_perplexity);
+  fmt::print("mean loss    {:>12} {:>12} nats/token\n", number_text(r.mean_loss, 4), number_text(r.base_mean_loss, 4));
+  fmt::print("perplexity   {:>12} {:>12}\n", number_text(r.perplexity, 3), number_text(r.base_perplexity, 3));
   fmt::print("KLD          mean {:.6f}  median {:.6f}  99.9% {:.6f}  max {:.6f} nats (model from base)\n", r.kld_mean,
              r.kld_median, r.kld_p99_9, r.kld_max);
   fmt::print("same top-1   {:.2f}% of positions\n", 100.0 * r.same_top1);
@@ -141,8 +142,8 @@ Command add_eval(CLI::App& root) {
             } else {
               fmt::print("tokens       {} ({} scored, {} window{} of {} with stride {})\n", r.tokens, r.scored,
                          r.windows, r.windows == 1 ? "" : "s", o->eval.context, o->eval.stride);
-              fmt::print("mean loss    {:.4f} nats/token\n", r.mean_loss);
-              fmt::print("perplexity   {:.3f}\n", r.perplexity);
+              fmt::print("mean loss    {} nats/token\n", number_text(r.mean_loss, 4));
+              fmt::print("perplexity   {}\n", number_text(r.perplexity, 3));
               fmt::print("speed        {:.1f} tokens/s ({} tokens through the model in {:.2f} s)\n",
                          r.forward_tokens / r.seconds, r.forward_tokens, r.seconds);
             }

@@ -4,6 +4,7 @@
 #include "cli/command.h"
 #include "cli/train_ranks.h"
 #include "common/interrupt.h"
+#include "common/number_text.h"
 #include "train/trainer.h"
 
 namespace difftx::cli {
@@ -57,9 +58,10 @@ Command add_train(CLI::App& root) {
                                                                        r.first_step + 1, r.steps, r.first_step,
                                                                        r.steps - r.first_step)
                                                          : fmt::format("{} steps", r.steps);
-              fmt::print("trained {} in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {:.4f} -> {:.4f}{}\n", steps,
-                         r.seconds, r.train_seconds, r.tokens_per_second, r.first_loss, r.last_loss,
-                         r.eval_loss ? fmt::format(", eval_loss {:.4f}", *r.eval_loss) : "");
+              fmt::print("trained {} in {:.1f} s ({:.1f} s of steps, {:.0f} tokens/s): loss {} -> {}{}\n", steps,
+                         r.seconds, r.train_seconds, r.tokens_per_second, number_text(r.first_loss, 4),
+                         number_text(r.last_loss, 4),
+                         r.eval_loss ? ", eval_loss " + number_text(*r.eval_loss, 4) : "");
               if (r.world_size > 1)
                 fmt::print("{} ranks: {:.1f} s in the gradient and loss sums on rank 0, {:.1f} s of it waiting (for a "
                            "slower rank, or for the transfer after the backward pass)\n",
@@ -98,8 +100,8 @@ Command add_evaluate(CLI::App& root) {
             if (o->json) {
               fmt::print("{}\n", j.dump(2));
             } else {
-              fmt::print("train_loss   {:.4f} ({} samples)\n", r.train_loss, r.train_samples);
-              if (r.has_eval) fmt::print("eval_loss    {:.4f} ({} samples)\n", r.eval_loss, r.eval_samples);
+              fmt::print("train_loss   {} ({} samples)\n", number_text(r.train_loss, 4), r.train_samples);
+              if (r.has_eval) fmt::print("eval_loss    {} ({} samples)\n", number_text(r.eval_loss, 4), r.eval_samples);
               fmt::print("runtime      {:.2f} s ({:.1f} samples/s{})\n", r.seconds, r.samples_per_second,
                          r.world_size > 1 ? fmt::format(", {} ranks", r.world_size) : "");
             }

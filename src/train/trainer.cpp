@@ -11,6 +11,7 @@
 
 #include "common/aligned_vector.h"
 #include "common/interrupt.h"
+#include "common/number_text.h"
 #include "config/local_dir.h"
 #include "io/atomic_file.h"
 #include "io/model_files.h"
@@ -377,8 +378,9 @@ ordered_json Trainer::log_step(const StepResult& step, double lr) {
   result_.tokens += window_tokens_;
   const double elapsed = seconds_since(t_start_);
   if (o_.progress && lead_)
-    fmt::print(stderr, "step {}/{} | epoch {:.2f} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | ETA {}\n", s,
-               schedule_.total_steps, state_.epoch, record["loss"].get<double>(), lr, step.grad_norm, tps,
+    fmt::print(stderr, "step {}/{} | epoch {:.2f} | loss {} | lr {:.2e} | grad {} | {:.0f} tok/s | ETA {}\n", s,
+               schedule_.total_steps, state_.epoch, number_text(record["loss"].get<double>(), 4), lr,
+               number_text(step.grad_norm, 3), tps,
                duration_text(elapsed / static_cast<double>(s - first_step_) *
                              static_cast<double>(schedule_.total_steps - s)));
   window_loss_ = 0;
@@ -410,7 +412,8 @@ void Trainer::evaluate(ordered_json& record) {
   if (record.is_null()) record = {{"step", s}, {"epoch", state_.epoch}};
   record["eval_loss"] = eval_loss;
   result_.eval_loss = eval_loss;
-  if (o_.progress && lead_) fmt::print(stderr, "step {}/{} | eval_loss {:.4f}\n", s, schedule_.total_steps, eval_loss);
+  if (o_.progress && lead_) fmt::print(stderr, "step {}/{} | eval_loss {}\n", s, schedule_.total_steps,
+                                     number_text(eval_loss, 4));
 }
 
 // ZeRO-1: rank 0 receives every rank's shards of the moments (into `m` and `v`, the table's layout).
