@@ -256,13 +256,16 @@ std::vector<Sample> load_samples(const TrainConfig& c, std::span<const DatasetSp
   return out;
 }
 
-std::vector<Sample> split_validation(std::vector<Sample>& samples, double val_set_size, uint64_t seed) {
+std::vector<Sample> split_validation(std::vector<Sample>& samples, double val_set_size, uint64_t seed,
+                                     std::string_view config) {
   if (val_set_size <= 0) return {};
   const int64_t n = static_cast<int64_t>(samples.size());
   int64_t n_val = val_set_size < 1 ? static_cast<int64_t>(std::ceil(val_set_size * static_cast<double>(n)))
                                    : static_cast<int64_t>(val_set_size);
   if (n_val >= n)
-    fail<ConfigError>("val_set_size {} leaves no training sample ({} samples in all)", val_set_size, n);
+    fail<ConfigError>("{}: val_set_size {} takes all {} samples for validation and leaves none to train on "
+                      "(lower it, or give the validation samples a dataset of their own in test_datasets)",
+                      config, val_set_size, n);
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(seed);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "config/train_config.h"
@@ -53,7 +54,9 @@ std::vector<Sample> load_samples(const TrainConfig& config, std::span<const Data
                                  const Tokenizer& tokenizer, DatasetReport& report);
 
 // Splits off val_set_size samples (a fraction when < 1, a count otherwise) after shuffling with
-// the seed: returns the validation samples and leaves the training ones in `samples`.
-std::vector<Sample> split_validation(std::vector<Sample>& samples, double val_set_size, uint64_t seed);
+// the seed: returns the validation samples and leaves the training ones in `samples`. Throws
+// ConfigError, naming `config` (the YAML file), when no training sample would be left.
+std::vector<Sample> split_validation(std::vector<Sample>& samples, double val_set_size, uint64_t seed,
+                                     std::string_view config);
 
 }  // namespace difftx

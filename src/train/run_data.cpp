@@ -25,7 +25,7 @@ Prepared prepare_run_data(const TrainConfig& c) {
                         c.yaml_path.string(), key, token);
   p.train = load_samples(c, c.datasets, p.tokenizer, p.report);
   if (c.test_datasets.empty()) {
-    p.val = split_validation(p.train, c.val_set_size, c.seed);
+    p.val = split_validation(p.train, c.val_set_size, c.seed, c.yaml_path.string());
   } else {
     DatasetReport held_out;  // test_datasets: validation samples of their own, counted in the report
     p.val = load_samples(c, c.test_datasets, p.tokenizer, held_out);

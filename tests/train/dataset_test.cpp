@@ -126,13 +126,22 @@ TEST_F(DatasetTest, BadRecordsNameFileAndLine) {
 TEST(Split, ValidationIsSeededAndSized) {
   std::vector<Sample> a(20), b(20);
   for (int i = 0; i < 20; ++i) a[i].ids = b[i].ids = {i};
-  auto va = split_validation(a, 0.1, 7), vb = split_validation(b, 0.1, 7);
+  auto va = split_validation(a, 0.1, 7, "a.yml"), vb = split_validation(b, 0.1, 7, "b.yml");
   ASSERT_EQ(va.size(), 2u);
   EXPECT_EQ(a.size(), 18u);
   EXPECT_EQ(va[0].ids, vb[0].ids);
   std::vector<Sample> c(20);
-  EXPECT_EQ(split_validation(c, 5, 7).size(), 5u);
-  EXPECT_THROW(split_validation(c, 100, 7), ConfigError);
+  EXPECT_EQ(split_validation(c, 5, 7, "c.yml").size(), 5u);
+  try {  // no training sample left: the message names the config file and the counts
+    split_validation(c, 100, 7, "c.yml");
+    FAIL() << "no training sample left";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yml: val_set_size 100 takes all 15 samples for validation"), std::string::npos)
+        << e.what();
+  }
+  std::vector<Sample> d(3);
+  EXPECT_THROW(split_validation(d, 0.9, 7, "d.yml"), ConfigError);  // ceil(2.7) = 3 of 3
+  EXPECT_EQ(d.size(), 3u) << "the samples are left as they were";
 }
 
 TEST(Batches, PackingMarksDocumentsAndTargets) {
