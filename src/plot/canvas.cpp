@@ -50,6 +50,8 @@ std::pair<double, double> Canvas::set_text(const std::string& s, double size, bo
   pango_font_description_set_absolute_size(font, size * PANGO_SCALE);
   pango_cairo_update_layout(cr_, layout_);  // the current transformation (rotated labels)
   pango_layout_set_font_description(layout_, font);
+  pango_layout_set_width(layout_, -1);  // no width, no ellipsis: Canvas::text's max_width sets them
+  pango_layout_set_ellipsize(layout_, PANGO_ELLIPSIZE_NONE);
   if (g_utf8_validate(s.data(), static_cast<gssize>(s.size()), nullptr)) {
     pango_layout_set_text(layout_, s.data(), static_cast<int>(s.size()));
   } else {  // a token's partial UTF-8 sequence: U+FFFD in its place
@@ -92,11 +94,15 @@ std::vector<char32_t> Canvas::characters_without_font(const std::string& s) cons
 }
 
 void Canvas::text(double x, double y, const std::string& s, double size, Align h, Align v, double angle, Rgb color,
-                  bool bold) const {
+                  bool bold, double max_width) const {
   cairo_save(cr_);
   cairo_translate(cr_, x, y);
   cairo_rotate(cr_, angle);
   const auto [ascent, descent] = set_text(s, size, bold);
+  if (max_width > 0) {  // one line, ellipsized (set_text resets both for the next call)
+    pango_layout_set_width(layout_, static_cast<int>(max_width * PANGO_SCALE));
+    pango_layout_set_ellipsize(layout_, PANGO_ELLIPSIZE_END);
+  }
   PangoRectangle logical;
   pango_layout_get_extents(layout_, nullptr, &logical);
   const double advance = static_cast<double>(logical.width) / PANGO_SCALE;
@@ -112,14 +118,7 @@ void Canvas::text(double x, double y, const std::string& s, double size, Align h
 void draw_title(const Canvas& canvas, const std::string& title, double size) {
   const double room = canvas.width() - 20.0;
   while (size > 9 && canvas.text_width(title, size, true) > room) size -= 1;
-  std::string shown = title;
-  while (shown.size() > 1 && canvas.text_width(shown + "…", size, true) > room) {
-    shown.pop_back();
-    while (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0xC0) == 0x80) shown.pop_back();  // whole UTF-8 characters
-    if (!shown.empty() && static_cast<unsigned char>(shown.back()) >= 0xC0) shown.pop_back();
-  }
-  if (shown != title) shown += "…";
-  canvas.text(canvas.width() / 2.0, 8, shown, size, Align::center, Align::start, 0, {}, true);
+  canvas.text(canvas.width() / 2.0, 8, title, size, Align::center, Align::start, 0, {}, true, room);
 }
 
 namespace {

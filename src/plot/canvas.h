@@ -38,9 +38,10 @@ class Canvas {
   // prefers), and each character it lacks (CJK, emoji, ...) from an installed font that has it.
   // Anchored at (x, y) by `h` (start/center/end of the advance) and `v` (start = top, center, end =
   // bottom, from the main font's ascent and descent, so the labels of a row line up whatever their
-  // letters), rotated by `angle` radians about the anchor.
+  // letters), rotated by `angle` radians about the anchor. Text wider than `max_width` px (> 0) is
+  // cut at the end with an ellipsis (…) to fit it, anchored by its shortened advance.
   void text(double x, double y, const std::string& s, double size, Align h = Align::start, Align v = Align::end,
-            double angle = 0, Rgb color = {}, bool bold = false) const;
+            double angle = 0, Rgb color = {}, bool bold = false, double max_width = 0) const;
   double text_width(const std::string& s, double size, bool bold = false) const;
   // The characters of `s` (code points, in order, each once) that no installed font has: Pango
   // draws them as boxes holding their hexadecimal code. Control and format characters (U+0001,

@@ -68,7 +68,8 @@ void draw_heatmap(const Canvas& canvas, const Rect& area, const Heatmap& map, co
   cairo_set_line_width(cr, 0.8);
   cairo_rectangle(cr, x0, y0, l.cell * static_cast<double>(map.cols), l.cell * static_cast<double>(map.rows));
   cairo_stroke(cr);
-  // Labels, clipped to their margin so that a long token does not run into the next panel.
+  // Labels, cut with an ellipsis to their margin so that a long token does not run into the next
+  // panel (and clipped to it).
   auto clipped = [&](double cx, double cy, double cw, double ch, auto&& draw) {
     cairo_save(cr);
     cairo_rectangle(cr, cx, cy, cw, ch);
@@ -79,13 +80,13 @@ void draw_heatmap(const Canvas& canvas, const Rect& area, const Heatmap& map, co
   clipped(area.x, y0, l.margin_left - 3, l.cell * static_cast<double>(map.rows), [&] {
     for (int64_t i = 0; i < static_cast<int64_t>(map.row_labels.size()); i += l.label_every)
       canvas.text(x0 - 4, y0 + (static_cast<double>(i) + 0.5) * l.cell, map.row_labels[i], l.label_size, Align::end,
-                  Align::center);
+                  Align::center, 0, {}, false, l.margin_left - 8);
   });
   const double yb = y0 + l.cell * static_cast<double>(map.rows);
   clipped(x0, yb + 3, l.cell * static_cast<double>(map.cols), l.margin_bottom, [&] {
     for (int64_t j = 0; j < static_cast<int64_t>(map.col_labels.size()); j += l.label_every)
       canvas.text(x0 + (static_cast<double>(j) + 0.5) * l.cell, yb + 4, map.col_labels[j], l.label_size, Align::end,
-                  Align::center, -M_PI / 2);
+                  Align::center, -M_PI / 2, {}, false, l.margin_bottom - 8);
   });
   // The colour bar: 12 px wide, as tall as the matrix, with its two ends' values.
   const double bx = x0 + l.cell * static_cast<double>(map.cols) + 10, bh = l.cell * static_cast<double>(map.rows);

@@ -44,6 +44,27 @@ TEST(CanvasTextTest, CjkCharactersHaveAFont) {
   }
 }
 
+TEST(CanvasTextTest, TextWiderThanItsRoomIsCutWithAnEllipsis) {
+  const Canvas c(400, 120);
+  const std::string long_token(60, 'W');
+  ASSERT_GT(c.text_width(long_token, 11), 300.0);
+  // Anchored at its end (a row label): without a width it runs out to the left edge; with 80 px it
+  // stays within them, and what is drawn ends with the ellipsis (a low dot: ink near the baseline
+  // only, in the last few pixels).
+  c.text(390, 10, long_token, 11, Align::end, Align::start);
+  EXPECT_GT(ink(c, 0, 10, 300, 30), 0);
+  c.text(390, 60, long_token, 11, Align::end, Align::start, 0, {}, false, 80);
+  EXPECT_EQ(ink(c, 0, 55, 308, 85), 0) << "ink left of the 80 px room";
+  EXPECT_GT(ink(c, 310, 55, 380, 85), 100) << "the start of the token is drawn";
+  EXPECT_EQ(ink(c, 383, 55, 391, 67), 0) << "the last characters are the ellipsis's low dots, not a W";
+  EXPECT_GT(ink(c, 380, 67, 391, 75), 0) << "the ellipsis";
+  // Text that fits is drawn as it is.
+  const Canvas d(200, 64), e(200, 64);
+  d.text(10, 10, "short", 11, Align::start, Align::start);
+  e.text(10, 10, "short", 11, Align::start, Align::start, 0, {}, false, 80);
+  EXPECT_EQ(ink(d, 0, 0, 200, 64), ink(e, 0, 0, 200, 64));
+}
+
 TEST(CanvasTextTest, CharactersNoFontHasAreNamedOnceInOrder) {
   const Canvas c(100, 64);
   // U+F0B7 and U+F0A7: the Symbol font's bullets in the private use area (PDF text brings them;
