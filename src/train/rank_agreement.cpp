@@ -38,9 +38,9 @@ uint64_t samples_fingerprint(const std::vector<Sample>& samples, uint64_t h) {
 }
 
 // Rank r's fingerprints are slots kSlots r .. kSlots r + kSlots - 1 of one int64 sum (one nonzero
-// term per slot, so the sum is each rank's values): the config file, the samples, the weights, and
-// its setup failure (0: none; else the message's fingerprint, odd).
-constexpr int kSlots = 4;
+// term per slot, so the sum is each rank's values): the config file, the samples, the weights, the
+// command, and its setup failure (0: none; else the message's fingerprint, odd).
+constexpr int kSlots = 5, kFailure = 4;
 
 std::vector<int64_t> exchange(Collective& collective, const uint64_t (&mine)[kSlots]) {
   std::vector<int64_t> all(static_cast<size_t>(collective.world_size()) * kSlots, 0);
@@ -54,7 +54,8 @@ int64_t slot(const std::vector<int64_t>& all, int rank, int k) { return all[stat
 }  // namespace
 
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
-                       const std::vector<Sample>& val, std::span<const float> weights, const char* task) {
+                       const std::vector<Sample>& val, std::span<const float> weights, const char* task,
+                       std::string_view command) {
   const int world = collective.world_size();
   if (world <= 1) return;
   std::ifstream in(config.yaml_path, std::ios::binary);
@@ -63,20 +64,22 @@ void check_ranks_agree(Collective& collective, const TrainConfig& config, const 
       fingerprint(as_bytes_of(std::span<const char>(text))),
       samples_fingerprint(val, samples_fingerprint(train, 0xcbf29ce484222325ULL)),
       fingerprint(as_bytes_of(weights)),
+      fingerprint(as_bytes_of(std::span<const char>(command))),
       0,
   };
   const std::vector<int64_t> all = exchange(collective, mine);
   std::string failed;
   for (int r = 0; r < world; ++r)
-    if (slot(all, r, 3) != 0) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
+    if (slot(all, r, kFailure) != 0) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
   if (!failed.empty()) throw PeerRankFailedError(fmt::format("rank {} could not start", failed));
-  const char* what[3] = {"config file", "training or validation samples (dataset files, tokenizer)",
-                         "starting weights (base_model or the checkpoint resumed)"};
+  const char* what[kFailure] = {"config file", "training or validation samples (dataset files, tokenizer)",
+                                "starting weights (base_model or the checkpoint resumed)",
+                                "command (the subcommand, --max-steps, --resume-from-checkpoint, --overwrite)"};
   // "rank 1 differs from rank 0 in its config file and its samples (...); rank 2 in its weights (...)"
   std::string differ;
   for (int r = 1; r < world; ++r) {
     std::vector<const char*> parts;
-    for (int k = 0; k < 3; ++k)
+    for (int k = 0; k < kFailure; ++k)
       if (slot(all, r, k) != slot(all, 0, k)) parts.push_back(what[k]);
     if (parts.empty()) continue;
     std::string list;
@@ -92,10 +95,11 @@ void check_ranks_agree(Collective& collective, const TrainConfig& config, const 
 }
 
 bool share_setup_failure(Collective& collective, std::string_view message) {
-  const uint64_t mine[kSlots] = {0, 0, 0, fingerprint(as_bytes_of(std::span<const char>(message))) | 1};
+  uint64_t mine[kSlots] = {};
+  mine[kFailure] = fingerprint(as_bytes_of(std::span<const char>(message))) | 1;
   const std::vector<int64_t> all = exchange(collective, mine);
   for (int r = 0; r < collective.world_size(); ++r)
-    if (slot(all, r, 3) != slot(all, 0, 3)) return false;
+    if (slot(all, r, kFailure) != slot(all, 0, kFailure)) return false;
   return true;
 }
 

@@ -42,11 +42,14 @@ uint64_t fingerprint(std::span<const uint8_t> bytes, uint64_t seed = 0xcbf29ce48
 
 // The first collective operation of a run, once each rank has read its config, samples and
 // weights. Throws RanksAgreeError on every rank when some rank's config file, training/validation
-// samples or starting weights differ from rank 0's, naming the ranks and what differs; throws
-// PeerRankFailedError when a rank could not get that far (share_setup_failure).
-// `task` ("train", "evaluate") names what they do in the message.
+// samples, starting weights or command differ from rank 0's, naming the ranks and what differs;
+// throws PeerRankFailedError when a rank could not get that far (share_setup_failure).
+// `task` ("train", "evaluate") names what they do in the message; `command` is the subcommand with
+// the options that change what the ranks compute (mpirun's MPMD form can give each rank its own:
+// `-np 1 difftx train a.yml --max-steps 2 : -np 1 difftx train a.yml --max-steps 4`).
 void check_ranks_agree(Collective& collective, const TrainConfig& config, const std::vector<Sample>& train,
-                       const std::vector<Sample>& val, std::span<const float> weights, const char* task = "train");
+                       const std::vector<Sample>& val, std::span<const float> weights, const char* task,
+                       std::string_view command);
 
 // For a rank whose setup threw `message` before it reached check_ranks_agree: takes its part in that
 // operation's sum, which the other ranks wait in. True when every rank failed with the same message

@@ -243,7 +243,9 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
                       c.yaml_path.string(), c.base_model, model_.config().model_type);
   // The run's first collective operation (the errors above reach it through cli/train_ranks.h's
   // end_rank), before anything is written.
-  check_ranks_agree(collective_, c, data_.train, data_.val, model_.trained_weights());
+  check_ranks_agree(collective_, c, data_.train, data_.val, model_.trained_weights(), "train",
+                    fmt::format("train --max-steps {} --resume-from-checkpoint {} --overwrite {}",
+                                o.max_steps.value_or(0), o.resume_from_checkpoint, o.overwrite));
   if (const std::string stuck = stuck_negative_component(model_); !stuck.empty()) spdlog::warn("{}", stuck);
   if (layout_module(model_.config()).per_token_lambda() && c.diff_attn_warmup_steps > 0)
     spdlog::warn("{}: diff_attn_warmup_steps ramps diff-v2's lambda from 0, so a model converted with --init identity "
@@ -556,7 +558,7 @@ EvaluateRunResult evaluate_run(const TrainConfig& c, Collective* collective) {
   } else if (c.lora) {
     spdlog::warn("{}: adapter: lora without lora_model_dir: evaluating the base model alone", c.yaml_path.string());
   }
-  check_ranks_agree(ranks, c, data.train, data.val, model.weights(), "evaluate");
+  check_ranks_agree(ranks, c, data.train, data.val, model.weights(), "evaluate", "evaluate");
   EvaluateRunResult r;
   r.world_size = ranks.world_size();
   r.train_samples = static_cast<int64_t>(data.train.size());

@@ -288,6 +288,27 @@ TEST_F(MpiTrainCliTest, RanksThatDisagreeOrFailStopWithOneErrorAndWriteNothing) 
   EXPECT_EQ(count_of(r.err, "error:"), 1u) << "rank 0 reports, rank 1 stops quietly:\n" << r.err;
   EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
 
+  // The same config, but another --max-steps on rank 1 (its schedule, and so its evaluations and
+  // sums, would differ), or another subcommand: one error before anything is written.
+  std::vector<std::string> steps = {"300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1",
+                                    test::difftx_binary(), "train", base.string(), "--max-steps", "2", ":", "-np", "1",
+                                    test::difftx_binary(), "train", base.string(), "--max-steps", "4"};
+  auto s = test::run_program("timeout", steps);
+  EXPECT_EQ(s.exit_code, 2) << s.err;
+  EXPECT_NE(s.err.find("the 2 ranks do not train the same thing: rank 1 differs from rank 0 in its command (the "
+                       "subcommand, --max-steps, --resume-from-checkpoint, --overwrite)"),
+            std::string::npos) << s.err;
+  EXPECT_EQ(count_of(s.err, "error:"), 1u) << s.err;
+  EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
+  steps = {"300", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "1", test::difftx_binary(), "evaluate",
+           base.string(), ":", "-np", "1", test::difftx_binary(), "train", base.string()};
+  auto e = test::run_program("timeout", steps);
+  EXPECT_EQ(e.exit_code, 2) << e.err;
+  EXPECT_NE(e.err.find("the 2 ranks do not evaluate the same thing: rank 1 differs from rank 0 in its command"),
+            std::string::npos) << e.err;
+  EXPECT_EQ(count_of(e.err, "error:"), 1u) << e.err;
+  EXPECT_FALSE(fs::exists(out("mismatch"))) << "nothing written";
+
   // Rank 1 cannot read its data: it names the file and its rank; every rank stops (no hang), rank 0
   // quietly, and no rank is aborted (it joins the sum the other ranks wait in).
   std::string missing = test::read_text(base);
