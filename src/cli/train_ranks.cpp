@@ -42,9 +42,9 @@ std::unique_ptr<MpiCollective> start_ranks(bool threads_given) {
   }
   spdlog::info("{} ranks ({} on this machine) x {} thread{}", ranks->world_size(), local, threads, threads == 1 ? "" : "s");
   if (local * threads > cores)
-    spdlog::warn("{} ranks x {} threads on this machine exceed its {} cores: the ranks slow each other down "
+    spdlog::warn("{} ranks x {} thread{} on this machine exceed its {} cores: the ranks slow each other down "
                  "(--threads sets each rank's threads)",
-                 local, threads, cores);
+                 local, threads, threads == 1 ? "" : "s", cores);
   if (const int allowed = cores_allowed(); allowed > 0 && allowed < threads)
     spdlog::warn("the launcher bound each rank to {} core{} for {} threads; give each rank its cores (Open MPI: "
                  "mpirun --map-by slot:PE={} or --bind-to none)",

@@ -23,6 +23,7 @@ fs::path resolve_local_dir(const std::string& key, const std::string& value, con
         yaml_path.string(), key, value, (cwd / p).lexically_normal().string(), cwd.string(), value,
         p.filename().string(), key);
   if (fs::exists(p, ec)) fail<ConfigError>("{}: {} \"{}\" is not a directory", yaml_path.string(), key, value);
+  if (p.is_absolute()) fail<ConfigError>("{}: {} \"{}\" does not exist", yaml_path.string(), key, value);
   fail<ConfigError>("{}: {} \"{}\" does not exist (relative paths are taken from the current directory {})",
                     yaml_path.string(), key, value, cwd.string());
 }

@@ -213,6 +213,8 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
       data_((check_inputs_outside(c, c.output_dir), prepare_run_data(c))),
       base_dir_(data_.model_dir),
       model_([&] {
+        if (!resume_.empty() && !fs::exists(resume_))
+          fail<FileError>("{}: the checkpoint to resume from does not exist", resume_);
         if (!resume_.empty() && !fs::exists(fs::path(resume_) / kTrainerStateFile))
           fail<FileError>("{}: not a complete training checkpoint (no {})", resume_, kTrainerStateFile);
         if (!resume_.empty()) {  // a LoRA run's checkpoint holds its adapter, a full run's the model
@@ -316,9 +318,10 @@ void Trainer::log_start() {
                data_.train.size(), data_.val.size(), data_.report.records, data_.report.dropped_long, c_.sequence_len,
                data_.report.dropped_untrained);
   const int world = collective_.world_size();
-  spdlog::info("{} steps ({} per epoch, {} micro-batches of {} x gradient_accumulation_steps {}{}), warm-up {} steps{}",
+  spdlog::info("{} steps ({} per epoch, {} micro-batches of {} x gradient_accumulation_steps {}{}), warm-up {} step{}{}",
                schedule_.total_steps, schedule_.steps_per_epoch, stream_.epoch_size(), c_.micro_batch_size,
                c_.gradient_accumulation_steps, world > 1 ? fmt::format(" x {} ranks", world) : "", schedule_.warmup,
+               schedule_.warmup == 1 ? "" : "s",
                differential ? fmt::format(", monitoring layers {}", fmt::join(monitor_, ", ")) : "");
   if (!lora_line_.empty()) spdlog::info("{}", lora_line_);
   if (c_.gradient_checkpointing)
@@ -525,7 +528,10 @@ TrainResult Trainer::run() {
   result_.world_size = collective_.world_size();
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  result_.peak_rss_bytes = per_rank(static_cast<int64_t>(usage.ru_maxrss) * 1024);
+  // ru_maxrss (Linux's hiwater_rss) is brought up to date only at some events (an unmap, exit), so
+  // it can read below the resident size measured a moment ago: the peak is at least that.
+  result_.peak_rss_bytes =
+      per_rank(std::max(static_cast<int64_t>(usage.ru_maxrss) * 1024, resident_bytes()));
   result_.communication_seconds = collective_.seconds_total();
   result_.communication_waited_seconds = collective_.seconds_waited();
   result_.steps = state_.global_step;

@@ -218,6 +218,17 @@ TEST_F(HardeningCliTest, DeadEndsAndSilentChoicesAreWarnedAbout) {
   EXPECT_TRUE(has(hub.err, "relative paths are taken from the current directory " + fs::current_path().string()))
       << hub.err;
   EXPECT_TRUE(has(hub.err, "huggingface-cli download m/llama")) << hub.err;
+  // An absolute path that does not exist: said plainly, without the relative-path hint.
+  const std::string absent = (d / "no-such-model").string();
+  auto gone = run_difftx({"train", config("gone", "base_model: " + absent).string()});
+  EXPECT_EQ(gone.exit_code, 2);
+  EXPECT_TRUE(has(gone.err, "base_model \"" + absent + "\" does not exist\n")) << gone.err;
+  // A checkpoint directory that does not exist is named as such (not "not a complete checkpoint").
+  auto no_ckpt = run_difftx({"train", config("no-ckpt", "").string(), "--resume-from-checkpoint",
+                             (d / "checkpoint-99").string()});
+  EXPECT_EQ(no_ckpt.exit_code, 2);
+  EXPECT_TRUE(has(no_ckpt.err, (d / "checkpoint-99").string() + ": the checkpoint to resume from does not exist"))
+      << no_ckpt.err;
 }
 
 }  // namespace

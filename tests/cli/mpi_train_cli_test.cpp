@@ -181,6 +181,9 @@ TEST_F(MpiTrainCliTest, Zero1ShardsTheOptimizerStateAndTrainsTheSame) {
   const double half_moments = 8.0 * static_cast<double>(m.table().buffer_floats()) / 2;
   EXPECT_LT(zj["rss_bytes"][1].get<double>(), pj["rss_bytes"][1].get<double>() - 0.5 * half_moments)
       << zj.dump() << pj.dump();
+  for (const auto* j : {&pj, &zj})  // the peak is never below the resident size measured before it
+    for (size_t r = 0; r < 2; ++r)
+      EXPECT_GE((*j)["peak_rss_bytes"][r].get<double>(), (*j)["rss_bytes"][r].get<double>()) << j->dump();
   // The checkpoint holds the whole moments: it resumes sharded (2 -> 2, bit-identical) and unsharded.
   fs::copy(out("zero") / "checkpoint-5", dir_->path() / "ckpt-zero-5", fs::copy_options::recursive);
   auto again = mpirun(2, {"train", run_config("zero", 1, ds).string(), "--resume-from-checkpoint",
