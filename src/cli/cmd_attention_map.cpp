@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "infer/attention_focus.h"
+#include "infer/token_text.h"
 #include "infer/vocab_fit.h"
 #include "io/json_file.h"
 #include "model/attention_maps.h"
@@ -74,7 +75,8 @@ Command add_attention_map(CLI::App& root) {
   app->add_option("--layer", o->layer, "Decoder layer, 0-based; -1 = the last (default)");
   app->add_option("--head", o->heads, "Head(s) to show, 0-based; repeat or comma-separate (default: all)")
       ->delimiter(',');
-  app->add_option("-o,--output", o->out, "PNG to write (default: attention-map.png; with --json only when given)");
+  app->add_option("-o,--output", o->out, "PNG to write (default: attention-map.png; with --json only when given)")
+      ->check(png_output);
   app->add_flag("--json", o->json, "Print the tokens and the matrices as JSON");
   app->add_option("--focus", o->focus, "Report the last token's attention mass on this part of the prompt");
   app->add_option("--tokenizer", o->tokenizer, "Directory with tokenizer.json (default: the model directory)");
@@ -107,10 +109,11 @@ Command add_attention_map(CLI::App& root) {
             std::optional<AttentionFocus> focus;
             if (o->focus_given) focus = attention_focus(tokenizer, ids, maps, o->focus);
             const std::vector<std::string> tokens = tokenizer.id_to_tokens(ids);
+            const std::vector<std::string> labels = token_labels(tokenizer, ids);
             const std::string out = o->out.empty() && !o->json ? "attention-map.png" : o->out;
             AttentionPlot plot;
             if (!out.empty()) {
-              plot = write_attention_plot(maps, tokens, fmt::format("{} ({}), layer {}", o->dir, c.model_type, layer), out);
+              plot = write_attention_plot(maps, labels, fmt::format("{} ({}), layer {}", o->dir, c.model_type, layer), out);
               const std::vector<char32_t>& missing = plot.characters_without_font;
               if (!missing.empty()) {
                 std::string shown;  // the first few code points
@@ -142,6 +145,7 @@ Command add_attention_map(CLI::App& root) {
               }
               ordered_json doc = {{"model", o->dir}, {"model_type", c.model_type}, {"layer", layer},
                                   {"differential", maps.differential}, {"ids", ids}, {"tokens", tokens},
+                                  {"labels", labels},
                                   {"heads", heads}};
               if (focus) doc["focus"] = focus_json(*focus, maps.differential);
               if (!out.empty()) doc["png"] = out;

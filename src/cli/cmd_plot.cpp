@@ -15,7 +15,8 @@ Command add_plot(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "plot", "Draw training runs' loss, eval_loss, learning rate, gradient norm and lambdas (metrics.jsonl) as one PNG");
   app->add_option("runs", o->runs, "Training output_dir(s) (or their metrics.jsonl); several overlay")->required();
-  app->add_option("-o,--output", o->out, "PNG to write (default: RUN_DIR/metrics.png for one run)");
+  app->add_option("-o,--output", o->out, "PNG to write (default: RUN_DIR/metrics.png for one run)")
+      ->check(png_output);
   app->add_option("--width", o->width, "Picture width in pixels (at least 320)")->capture_default_str();
   app->add_option("--height", o->height, "Picture height in pixels (at least 240)")->capture_default_str();
   app->add_option("--title", o->title, "Title (default: the runs' directory names)");

@@ -6,7 +6,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
+#include <filesystem>
 #include <functional>
+#include <string>
 
 namespace difftx::cli {
 
@@ -32,5 +35,16 @@ Command add_serve(CLI::App& root);
 
 // Threads for OpenMP and OpenBLAS (threads <= 0: leave the default, all cores). main.cpp.
 void set_threads(int threads);
+
+// The -o of a picture: difftx writes PNG only, so a name with another extension (map.jpg, x.svg)
+// is refused when the options are parsed, before any work; a name without one is taken as given.
+inline const CLI::Validator png_output(
+    [](std::string& name) -> std::string {
+      std::string ext = std::filesystem::path(name).extension().string();
+      for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return ext.empty() || ext == ".png" ? std::string()
+                                          : fmt::format("{}: difftx writes PNG pictures only; name the file .png", name);
+    },
+    "FILE.png");
 
 }  // namespace difftx::cli

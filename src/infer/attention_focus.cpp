@@ -3,21 +3,9 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "infer/token_text.h"
 
 namespace difftx {
-
-std::vector<std::pair<size_t, size_t>> token_spans(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
-  DecodeOptions o;
-  o.skip_special_tokens = true;
-  std::vector<std::pair<size_t, size_t>> spans;
-  size_t before = 0;
-  for (size_t k = 1; k <= ids.size(); ++k) {
-    const size_t now = tokenizer.decode(std::span(ids.data(), k), o).size();
-    spans.emplace_back(std::min(before, now), now);
-    before = std::max(before, now);
-  }
-  return spans;
-}
 
 AttentionFocus attention_focus(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, const AttentionMaps& maps,
                                const std::string& text) {

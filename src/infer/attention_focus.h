@@ -15,10 +15,6 @@
 
 namespace difftx {
 
-// [begin, end) byte offsets of each token's text in tokenizer.decode(ids) (special tokens skipped:
-// empty spans), found by decoding every prefix. Memory/time O(T^2) characters: for prompts.
-std::vector<std::pair<size_t, size_t>> token_spans(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
-
 struct HeadFocus {
   int64_t head = 0;
   double positive = 0;    // A1 (or the softmax map) on the focus tokens; the row sums to 1

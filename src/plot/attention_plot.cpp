@@ -11,13 +11,13 @@
 
 namespace difftx {
 
-AttentionPlot write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& tokens,
+AttentionPlot write_attention_plot(const AttentionMaps& maps, const std::vector<std::string>& labels,
                                    const std::string& title, const std::filesystem::path& png) {
   const int64_t T = maps.seq_len;
   std::vector<std::vector<Heatmap>> rows;
   for (const HeadMaps& h : maps.heads) {
     auto map = [&](std::string name, const std::vector<float>& values, Colormap cm) {
-      return Heatmap{fmt::format("head {}: {}", h.head, name), T, T, values, tokens, tokens, cm};
+      return Heatmap{fmt::format("head {}: {}", h.head, name), T, T, values, labels, labels, cm};
     };
     if (!maps.differential) {
       rows.push_back({map("softmax", h.positive, Colormap::sequential)});
@@ -52,7 +52,7 @@ AttentionPlot write_attention_plot(const AttentionMaps& maps, const std::vector<
   canvas.save_png(png);
   AttentionPlot result{w, std::max(ht, 64), {}};
   std::vector<char32_t>& missing = result.characters_without_font;
-  for (const std::string& t : tokens)
+  for (const std::string& t : labels)
     for (char32_t c : canvas.characters_without_font(t))
       if (std::find(missing.begin(), missing.end(), c) == missing.end()) missing.push_back(c);
   return result;

@@ -61,11 +61,24 @@ TEST_F(PicturesCliTest, PlotRefusesWhatIsNotARun) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("at least 320x240"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_->path() / "p.png"));
-  // -o naming the input itself: refused, the file kept.
+  // -o naming the input itself: refused (not a .png name), the file kept; a .png name that holds
+  // something else: refused too, the file kept.
   r = run_difftx({"plot", (dir_->path() / "m1.jsonl").string(), "-o", (dir_->path() / "m1.jsonl").string()});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("exists and is not a PNG"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("m1.jsonl: difftx writes PNG pictures only; name the file .png"), std::string::npos) << r.err;
   EXPECT_EQ(test::read_text(dir_->path() / "m1.jsonl"), "{\"step\":1,\"loss\":2}\n");
+  test::write_text(dir_->path() / "notes.png", "my notes\n");
+  r = run_difftx({"plot", (dir_->path() / "m1.jsonl").string(), "-o", (dir_->path() / "notes.png").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("exists and is not a PNG"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_text(dir_->path() / "notes.png"), "my notes\n");
+  // Another picture format's name is refused before any work (difftx would write a PNG under it).
+  for (const char* name : {"curves.jpg", "curves.SVG", "curves.pdf"}) {
+    r = run_difftx({"plot", (dir_->path() / "m1.jsonl").string(), "-o", (dir_->path() / name).string()});
+    EXPECT_EQ(r.exit_code, 2) << name;
+    EXPECT_NE(r.err.find("difftx writes PNG pictures only"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_->path() / name));
+  }
 }
 
 // Every row of each [T, T] matrix sums to `expected(i)`.
@@ -107,6 +120,12 @@ TEST_F(PicturesCliTest, AttentionMapOfADifferentialAndABaseModel) {
   std::string pieces;
   for (const auto& t : f["tokens"]) pieces += j["tokens"][t.get<int64_t>()].get<std::string>();
   EXPECT_NE(pieces.find("river"), std::string::npos) << pieces;
+  // The labels: each token's text with visible spaces ("▁river" in the vocabulary, "␣river" drawn).
+  ASSERT_EQ(j["labels"].size(), j["tokens"].size());
+  std::string labelled;
+  for (const auto& t : f["tokens"]) labelled += j["labels"][t.get<int64_t>()].get<std::string>();
+  EXPECT_NE(labelled.find("␣river"), std::string::npos) << labelled;
+  EXPECT_EQ(labelled.find("▁"), std::string::npos) << labelled;
   const auto s = test::png_stats(png);
   ASSERT_TRUE(s.ok);
   EXPECT_GT(s.width, 3 * T * 4) << "three panels of T cells";
@@ -186,8 +205,12 @@ TEST_F(PicturesCliTest, AttentionMapRefusesBadInput) {
   const auto before = test::read_bytes(weights);
   auto r = run_difftx({"attention-map", model, "--prompt", "hello", "-o", weights.string()});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("exists and is not a PNG"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("difftx writes PNG pictures only"), std::string::npos) << r.err;
   EXPECT_EQ(test::read_bytes(weights), before);
+  r = run_difftx({"attention-map", model, "--prompt", "hello", "-o", (dir_->path() / "map.jpeg").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("map.jpeg: difftx writes PNG pictures only; name the file .png"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_->path() / "map.jpeg"));
 }
 
 }  // namespace
