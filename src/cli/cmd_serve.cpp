@@ -85,7 +85,13 @@ Command add_serve(CLI::App& root) {
                   "Tokens of context per slot, prompt + generated (default: max_position_embeddings, at most 4096)")
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 24));
   app->add_option("--threads", o->threads, "Threads for the model (default: all cores)")->check(CLI::Range(0, 4096));
-  app->add_option("--api-key", o->serve.api_key, "Require 'Authorization: Bearer KEY' (all but /health)");
+  app->add_option("--api-key", o->serve.api_key, "Require 'Authorization: Bearer KEY' (all but /health)")
+      ->check(CLI::Validator(
+          [](std::string& key) {
+            return key.empty() ? std::string("an empty key would leave the server open; leave --api-key out for that")
+                               : std::string();
+          },
+          "KEY"));
   app->add_option("--chat-template", o->chat_template,
                   "Chat format for /v1/chat/completions (default: the tokenizer's, recognised, else chatml)");
   app->add_option("--alias", o->alias, "Model id in responses and /v1/models (default: the directory's name)");
@@ -132,6 +138,10 @@ Command add_serve(CLI::App& root) {
               const ModelConfig& c = model.config();
               const int64_t context =
                   o->ctx_size > 0 ? o->ctx_size : std::min<int64_t>(c.max_position_embeddings, 4096);
+              if (context > c.max_position_embeddings)
+                spdlog::warn("--ctx-size {} is longer than the model's max_position_embeddings ({}): positions beyond "
+                             "it are untrained",
+                             context, c.max_position_embeddings);
               decoder = std::make_unique<BatchDecoder>(model, o->serve.slots, context, o->serve.queue_size);
               served.decoder = decoder.get();
               served.name = o->alias.empty() ? std::filesystem::path(o->dir).lexically_normal().filename().string()

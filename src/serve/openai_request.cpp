@@ -1,6 +1,8 @@
 #include "serve/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <fmt/format.h>
 
@@ -36,6 +38,12 @@ int64_t integer(const json& v, const std::string& name) {
   if (v.is_number_unsigned()) {
     if (v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) bad(name, "the integer is too large");
     return static_cast<int64_t>(v.get<uint64_t>());
+  }
+  if (v.is_number_float()) {  // 16.0, or an integer beyond 64 bits that the parser kept as a double
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x != std::floor(x)) bad(name, fmt::format("expected an integer, got {}", x));
+    if (x < -9.2e18 || x > 9.2e18) bad(name, fmt::format("the integer {} is out of range", x));
+    return static_cast<int64_t>(x);
   }
   if (!v.is_number_integer()) bad(name, fmt::format("expected an integer, got {}", v.type_name()));
   return v.get<int64_t>();
@@ -92,25 +100,32 @@ void read_messages(const json& body, CompletionRequest& r) {
     const json* role = field(msg, "role");
     if (role == nullptr) bad(name + ".role", "this field is required");
     ChatMessage out{string(*role, name + ".role"), ""};
-    if (const json* content = field(msg, "content")) {
-      if (content->is_string()) {
-        out.content = content->get<std::string>();
-      } else if (content->is_array()) {  // content parts: text only
-        for (size_t j = 0; j < content->size(); ++j) {
-          const json& part = (*content)[j];
-          const std::string pname = fmt::format("{}.content[{}]", name, j);
-          if (!part.is_object()) bad(pname, "expected a content part object");
-          const json* type = field(part, "type");
-          if (type == nullptr || string(*type, pname + ".type") != "text")
-            bad(pname + ".type", "only text content parts are supported");
-          const json* text = field(part, "text");
-          if (text == nullptr) bad(pname + ".text", "this field is required");
-          out.content += string(*text, pname + ".text");
-        }
-      } else {
-        bad(name + ".content", fmt::format("expected a string or an array of content parts, got {}",
-                                           content->type_name()));
+    if (out.role != "system" && out.role != "developer" && out.role != "user" && out.role != "assistant")
+      bad(name + ".role", fmt::format("\"{}\" is not a role this server takes (system, developer, user, assistant; "
+                                      "tool messages need tools, which are not supported)",
+                                      out.role));
+    const json* content = field(msg, "content");
+    if (content == nullptr && out.role != "assistant")  // OpenAI leaves it out of an assistant's tool calls only
+      bad(name + ".content", "this field is required (a string or an array of text parts)");
+    if (content == nullptr) {
+      out.content.clear();
+    } else if (content->is_string()) {
+      out.content = content->get<std::string>();
+    } else if (content->is_array()) {  // content parts: text only
+      for (size_t j = 0; j < content->size(); ++j) {
+        const json& part = (*content)[j];
+        const std::string pname = fmt::format("{}.content[{}]", name, j);
+        if (!part.is_object()) bad(pname, "expected a content part object");
+        const json* type = field(part, "type");
+        if (type == nullptr || string(*type, pname + ".type") != "text")
+          bad(pname + ".type", "only text content parts are supported");
+        const json* text = field(part, "text");
+        if (text == nullptr) bad(pname + ".text", "this field is required");
+        out.content += string(*text, pname + ".text");
       }
+    } else {
+      bad(name + ".content", fmt::format("expected a string or an array of content parts, got {}",
+                                         content->type_name()));
     }
     r.messages.push_back(std::move(out));
   }
@@ -137,8 +152,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat) {
   }
   if (const json* v = field(body, "top_p")) {
     const double p = number(*v, "top_p");
-    if (!(static_cast<float>(p) > 0 && p <= 1)) bad("top_p", fmt::format("must be in (0, 1], got {}", p));
-    r.top_p = static_cast<float>(p);
+    if (!(p > 0 && p <= 1)) bad("top_p", fmt::format("must be in (0, 1], got {}", p));
+    r.top_p = std::max(static_cast<float>(p), std::numeric_limits<float>::min());  // 1e-46 is not 0
   }
   if (const json* v = field(body, "top_k")) {
     r.top_k = integer(*v, "top_k");
@@ -146,7 +161,19 @@ CompletionRequest parse_completion_request(const json& body, bool chat) {
   }
   if (const json* v = field(body, "seed"); v && (v->is_number_unsigned() || integer(*v, "seed") >= 0))
     r.seed = v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
+  if (const json* v = field(body, "model")) string(*v, "model");  // any name: the server has one model
   if (const json* v = field(body, "n"); v && integer(*v, "n") != 1) bad("n", "only n = 1 is supported");
+  if (const json* v = field(body, "best_of"); v && integer(*v, "best_of") != 1) bad("best_of", "only best_of = 1 is supported");
+  // Sampling controls difftx does not apply: refused unless they leave the output as it is.
+  for (const char* name : {"frequency_penalty", "presence_penalty"})
+    if (const json* v = field(body, name); v && number(*v, name) != 0)
+      bad(name, "repetition penalties are not supported (0 is accepted)");
+  if (const json* v = field(body, "logit_bias"); v && !(v->is_object() && v->empty()))
+    bad("logit_bias", "logit biases are not supported (an empty object is accepted)");
+  if (const json* v = field(body, "suffix"); v && !string(*v, "suffix").empty())
+    bad("suffix", "insertion (a suffix after the completion) is not supported");
+  if (const json* v = field(body, "top_logprobs"); v && integer(*v, "top_logprobs") != 0)
+    bad("top_logprobs", "log probabilities are not supported");
   // Features a client would otherwise believe it got.
   if (const json* v = field(body, "logprobs"); v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number() && v->get<double>() == 0))
     bad("logprobs", "log probabilities are not supported");

@@ -2,13 +2,17 @@
 // reads them: unknown fields are ignored, a field of the wrong type or out of range is a 400 error
 // naming the field (ApiError), null means "not given".
 //   completions:  prompt (string, [string], [ids] or [[ids]] with one prompt), max_tokens (default 16)
-//   chat:         messages [{role, content: string | [{type: "text", text}]}], max_tokens or
+//   chat:         messages [{role: system | developer | user | assistant, content: string |
+//                 [{type: "text", text}] (an assistant's may be left out)}], max_tokens or
 //                 max_completion_tokens (default: what the context leaves)
 //   both:         temperature (default 1, at most 2), top_p (1), top_k (0 = off; llama.cpp's
 //                 extension), seed (negative: random, as llama.cpp), stop (string or array of
-//                 strings), stream, stream_options.include_usage, n (1 only)
-// What difftx does not do is refused rather than ignored: logprobs, echo, tools, a response_format
-// other than text.
+//                 strings), stream, stream_options.include_usage, n (1 only), model (a string;
+//                 any name, as llama.cpp's server: there is one model)
+// What difftx does not do is refused rather than ignored: logprobs, top_logprobs, echo, tools, a
+// response_format other than text, best_of other than 1, a suffix, frequency_penalty and
+// presence_penalty other than 0, a non-empty logit_bias. Integers may be written 16.0; beyond 64
+// bits they are out of range.
 #pragma once
 
 #include <nlohmann/json.hpp>

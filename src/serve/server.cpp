@@ -200,6 +200,7 @@ void Server::Impl::routes() {
 
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     if (served.load() == nullptr) send_error(res, ApiError(503, "the model is loading", "", "unavailable_error"));
+    else if (draining) send_error(res, ApiError(503, "the server is shutting down", "", "unavailable_error"));
     else send_json(res, 200, {{"status", "ok"}});
   });
   const auto models = [this](const httplib::Request&, httplib::Response& res) {
@@ -221,6 +222,13 @@ void Server::Impl::routes() {
     http.Post(path, [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
   for (const char* path : {"/v1/chat/completions", "/chat/completions"})
     http.Post(path, [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
+  // A GET where only POST is served: 405 with Allow, not "no such endpoint".
+  for (const char* path : {"/v1/completions", "/completions", "/v1/chat/completions", "/chat/completions", "/tokenize",
+                           "/detokenize"})
+    http.Get(path, [](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("Allow", "POST");
+      send_error(res, ApiError(405, fmt::format("{} takes POST requests", req.path)));
+    });
 
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     guarded(res, [&] {

@@ -36,7 +36,7 @@ TEST(OpenAIRequest, CompletionFields) {
   const CompletionRequest r = parse_completion_request(
       json::parse(R"({"prompt": ["Hi"], "max_tokens": 7, "temperature": 0, "top_p": 0.5, "top_k": 3, "seed": 42,
                       "stop": ["\n", "END"], "stream": true, "stream_options": {"include_usage": true},
-                      "logit_bias": {"1": 2}, "n": 1, "presence_penalty": null})"),
+                      "logit_bias": {}, "n": 1, "presence_penalty": null})"),
       false);
   EXPECT_EQ(r.prompt, "Hi");
   EXPECT_EQ(*r.max_tokens, 7);
@@ -86,7 +86,34 @@ TEST(OpenAIRequest, BadBodiesNameTheField) {
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", "hot"}}), "temperature");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", -1}}), "temperature");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", 1e39}}), "temperature");
-  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", 1e-50}}), "top_p");  // 0 as a float
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"top_p", -1e-50}}), "top_p");
+  // A top_p below float's range is the smallest float, not 0 (which would be refused as out of (0, 1]).
+  EXPECT_GT(parse_completion_request(json{{"prompt", "a"}, {"top_p", 1e-50}}, false).top_p, 0.0f);
+  // Integers: 16.0 is 16; beyond 64 bits (kept as a double by the parser) is out of range, not "not an integer".
+  EXPECT_EQ(parse_completion_request(json{{"prompt", "a"}, {"max_tokens", 16.0}}, false).max_tokens, 16);
+  for (const char* text : {R"({"prompt": "a", "max_tokens": 18446744073709551616})", R"({"prompt": "a", "max_tokens": 1e20})",
+                           R"({"prompt": "a", "seed": -99999999999999999999})"}) {
+    try {
+      parse_completion_request(json::parse(text), false);
+      ADD_FAILURE() << text;
+    } catch (const ApiError& e) {
+      EXPECT_NE(std::string(e.what()).find("is out of range"), std::string::npos) << e.what();
+    }
+  }
+  // Sampling controls difftx does not apply: refused when they would change the output.
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"frequency_penalty", 2}}), "frequency_penalty");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"presence_penalty", -0.5}}), "presence_penalty");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"345", 100}}}}), "logit_bias");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"best_of", 5}}), "best_of");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"suffix", "end"}}), "suffix");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"top_logprobs", 5}}, true),
+            "top_logprobs");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"model", 5}}), "model");
+  // ... and accepted at the values that change nothing (what some clients always send).
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"frequency_penalty", 0}, {"presence_penalty", 0.0},
+                                {"logit_bias", json::object()}, {"best_of", 1}, {"suffix", ""}, {"top_logprobs", 0},
+                                {"model", "gpt-3.5-turbo-instruct"}}),
+            "");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logprobs", 2}}), "logprobs");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logprobs", true}}), "logprobs");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"echo", true}}), "echo");
@@ -110,6 +137,11 @@ TEST(OpenAIRequest, BadBodiesNameTheField) {
   EXPECT_EQ(rejected_field(json{{"messages", {{{"content", "x"}}}}}, true), "messages[0].role");
   EXPECT_EQ(rejected_field(json{{"messages", {{{"role", 1}}}}}, true), "messages[0].role");
   EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}, {"content", 1}}}}}, true), "messages[0].content");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "wizard"}, {"content", "hi"}}}}}, true), "messages[0].role");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "tool"}, {"content", "42"}}}}}, true), "messages[0].role");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}}}}}, true), "messages[0].content");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}, {"content", nullptr}}}}}, true), "messages[0].content");
+  EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "developer"}, {"content", "Be brief."}}}}}, true), "");
   EXPECT_EQ(rejected_field(json::parse(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"), true),
             "messages[0].content[0].type");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"temperature", nullptr}, {"max_tokens", nullptr}}), "");

@@ -60,10 +60,14 @@ class ServeProcess {
     if (!stopped_) stop();
   }
   int stop() {
-    stopped_ = true;
-    ::kill(child_.pid, SIGTERM);
+    signal_stop();
     return test::wait_child(child_);
   }
+  void signal_stop() {  // SIGTERM; stop() (or the destructor) waits for the exit
+    stopped_ = true;
+    ::kill(child_.pid, SIGTERM);
+  }
+  int wait() { return test::wait_child(child_); }
   httplib::Client client(const std::string& key = "") const {
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(60, 0);
@@ -272,6 +276,12 @@ TEST(ServeHttp, BadInputGetsClearErrors) {
   auto missing = c.Get("/v1/nothing");
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(json::parse(missing->body)["error"]["type"], "not_found_error");
+  auto get_post_only = c.Get("/v1/completions");  // the endpoint exists, for POST
+  ASSERT_TRUE(get_post_only);
+  EXPECT_EQ(get_post_only->status, 405);
+  EXPECT_EQ(get_post_only->get_header_value("Allow"), "POST");
+  EXPECT_NE(json::parse(get_post_only->body)["error"]["message"].get<std::string>().find("takes POST requests"),
+            std::string::npos);
   const std::string huge = json{{"prompt", std::string(2 << 20, 'a')}}.dump();
   auto too_big = c.Post("/v1/completions", huge, "application/json");
   EXPECT_TRUE(!too_big || too_big->status == 413);  // the server may close before the whole body is sent
@@ -289,6 +299,9 @@ TEST(ServeHttp, ApiKey) {
   EXPECT_EQ(json::parse(refused->body)["error"]["type"], "authentication_error");
   EXPECT_EQ(server.client("wrong").Get("/v1/models")->status, 401);
   EXPECT_EQ(server.client("s3cret").Get("/v1/models")->status, 200);
+  const test::RunResult empty_key = test::run_difftx({"serve", kModel, "--port", "0", "--api-key", ""});
+  EXPECT_EQ(empty_key.exit_code, 2);
+  EXPECT_NE(empty_key.err.find("an empty key would leave the server open"), std::string::npos) << empty_key.err;
   httplib::Client lower = server.client();
   lower.set_default_headers({{"Authorization", "bearer s3cret"}});  // the scheme in any case (RFC 7235)
   EXPECT_EQ(lower.Get("/v1/models")->status, 200);
@@ -411,7 +424,17 @@ TEST(ServeHttp, SigtermLetsRequestsInFlightFinish) {
   // waiting only for two busy slots let the stream come too late on a loaded machine).
   httplib::Client watcher = server.client();
   ASSERT_TRUE(all_admitted_and_slots_busy(watcher, 5, 2));
-  EXPECT_EQ(server.stop(), 0);
+  server.signal_stop();
+  // While it finishes them, /health says it is going (a load balancer stops sending), until it is gone.
+  bool said_going = false;
+  for (int i = 0; i < 200 && !said_going; ++i) {
+    auto health = watcher.Get("/health");
+    if (!health) break;
+    said_going = health->status == 503 && health->body.find("the server is shutting down") != std::string::npos;
+    if (!said_going) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(said_going) << server.log();
+  EXPECT_EQ(server.wait(), 0);
   const std::vector<std::string> events = stream.get();
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.back(), "[DONE]");
@@ -439,6 +462,8 @@ TEST(ServeHttp, APortInUseAndCachesBeyondMemoryAreRefused) {
                                                  "10000000"});
   EXPECT_EQ(huge.exit_code, 2);
   EXPECT_NE(huge.err.find("the KV caches of 256 slots x 10000000 tokens need"), std::string::npos) << huge.err;
+  EXPECT_NE(huge.err.find("--ctx-size 10000000 is longer than the model's max_position_embeddings (512)"),
+            std::string::npos) << huge.err;
   EXPECT_EQ(huge.err.find("signal"), std::string::npos) << huge.err;
   const test::RunResult no_tokenizer =
       test::run_difftx({"serve", std::string(DIFFTX_SOURCE_DIR) + "/tests/golden/llama_mha", "--port", "0"});
