@@ -45,9 +45,10 @@ Command add_forward(CLI::App& root) {
             if (const int64_t bad = first_non_finite_row(logits.data(), batch.seq_len, V); bad >= 0)
               fail_non_finite(model, "the logits", bad);
             ordered_json out = ordered_json::array();
-            if (!o->json) fmt::print("{:>5} {:>8}  top-{} next tokens (id: logit)\n", "pos", "id", o->top);
+            const int64_t top = std::min<int64_t>(o->top, V);  // a --top beyond the vocabulary shows all of it
+            if (!o->json) fmt::print("{:>5} {:>8}  top-{} next tokens (id: logit)\n", "pos", "id", top);
             for (size_t t = 0; t < ids.size(); ++t) {
-              auto best = logits_topk(logits.data() + t * V, V, o->top);
+              auto best = logits_topk(logits.data() + t * V, V, top);
               if (o->json) {
                 ordered_json row = {{"position", t}, {"id", ids[t]}, {"top", ordered_json::array()}};
                 for (const auto& s : best) row["top"].push_back({{"id", s.id}, {"logit", s.logit}});

@@ -34,7 +34,11 @@ Command add_init(CLI::App& root) {
             auto dtype = dtype_from_cli_name(o->dtype);
             if (!dtype) fail<ConfigError>("--dtype \"{}\" is not one of f32, bf16, f16", o->dtype);
             WeightFilesWriteOptions write_options;
-            write_options.max_shard_bytes = parse_byte_size(o->max_shard_size);
+            try {
+              write_options.max_shard_bytes = parse_byte_size(o->max_shard_size);
+            } catch (const ConfigError& e) {
+              fail<ConfigError>("--max-shard-size: {}", e.what());
+            }
             ModelConfig config = model_config_load(o->config);
             StagedDirectory out(o->out, o->overwrite, {o->config});
             auto start = std::chrono::steady_clock::now();

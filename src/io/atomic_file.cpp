@@ -162,7 +162,12 @@ StagedDirectory::StagedDirectory(const fs::path& final_dir, bool overwrite, cons
   fs::path parent = final_dir_.parent_path();
   if (!parent.empty()) {
     fs::create_directories(parent, ec);
-    if (ec) fail<FileError>("{}: cannot create the parent directory: {}", parent.string(), ec.message());
+    if (ec) {
+      for (fs::path p = parent; !p.empty() && p != p.parent_path(); p = p.parent_path())
+        if (std::error_code e; fs::exists(p, e) && !fs::is_directory(p, e))
+          fail<FileError>("{}: is a file, not a directory, so {} cannot be made in it", p.string(), final_dir_.string());
+      fail<FileError>("{}: cannot create the parent directory: {}", parent.string(), ec.message());
+    }
   }
   staging_ = unique_sibling(final_dir_, "staging");
   if (!fs::create_directory(staging_, ec) || ec)

@@ -174,7 +174,8 @@ uint64_t parse_byte_size(std::string_view text) {
   else if (unit == "GIB") scale = 1024.0 * 1024 * 1024;
   else fail<ConfigError>("size \"{}\": unknown unit \"{}\" (expected B, KB, MB, GB, KiB, MiB, GiB)", text, unit);
   double bytes = std::floor(value * scale);
-  if (bytes < 1 || bytes > 1e18) fail<ConfigError>("size \"{}\" is out of range", text);
+  if (bytes < 1 || bytes > 1e18)
+    fail<ConfigError>("size \"{}\" is out of range (from 1 byte to 1e18 bytes)", text);
   return static_cast<uint64_t>(bytes);
 }
 

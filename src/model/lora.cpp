@@ -44,6 +44,8 @@ LoraConfig read_config(const fs::path& path) {
     if (!j[key].is_string()) fail<ConfigError>("{}: \"{}\" must be a string, got {}", label, key, json_type_name(j[key]));
     return j[key].get<std::string>();
   };
+  if (!j.contains("peft_type"))
+    fail<ConfigError>("{}: no \"peft_type\" (a PEFT adapter_config.json names its method: \"LORA\")", label);
   const std::string type = text("peft_type", "");
   if (type != "LORA")
     fail<ConfigError>("{}: peft_type \"{}\": only LoRA adapters (\"LORA\") are supported", label, type);

@@ -68,6 +68,10 @@ TEST_F(CliTest, InitInspectForward) {
   auto text = run_difftx({"forward", model.string(), "--ids", "1,5,7,9"});
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("tokens/s"), std::string::npos);
+  // --top beyond the vocabulary (200 here) shows the whole vocabulary and says so.
+  auto all = run_difftx({"forward", model.string(), "--ids", "1,5", "--top", "100000"});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_NE(all.out.find("top-200 next tokens"), std::string::npos) << all.out.substr(0, 200);
 }
 
 TEST_F(CliTest, ShardedAndBf16OutputsLoadAndAgree) {
@@ -119,6 +123,11 @@ TEST_F(CliTest, InitWithBadConfigWritesNothing) {
   auto d = run_difftx({"init", "--config", (dir_ / "config.json").string(), "--out", (dir_ / "never").string(), "--dtype", "int8"});
   EXPECT_EQ(d.exit_code, 2);
   EXPECT_NE(d.err.find("--dtype"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+  auto s = run_difftx({"init", "--config", (dir_ / "config.json").string(), "--out", (dir_ / "never").string(),
+                       "--max-shard-size", "0"});
+  EXPECT_EQ(s.exit_code, 2);
+  EXPECT_NE(s.err.find("--max-shard-size: size \"0\" is out of range (from 1 byte"), std::string::npos) << s.err;
   EXPECT_FALSE(fs::exists(dir_ / "never"));
 }
 

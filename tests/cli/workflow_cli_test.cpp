@@ -81,6 +81,10 @@ TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
   auto bad = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--top-p", "1.5"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--top-p"), std::string::npos);
+  auto negative_seed = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--seed", "-1"});
+  EXPECT_EQ(negative_seed.exit_code, 2);
+  EXPECT_NE(negative_seed.err.find("--seed: -1: the seed is a number from 0 to 2^64 - 1"), std::string::npos)
+      << negative_seed.err;
   auto no_tok = run_difftx({"generate", (dir_ / "base").string(), "--prompt", "Hi", "--tokenizer", dir_.path().string()});
   EXPECT_EQ(no_tok.exit_code, 2);
   EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;

@@ -127,6 +127,16 @@ TEST(StagedDirectory, EmptyOrAbsentTargetAndFileInTheWay) {
   EXPECT_TRUE(fs::is_directory(dir / "nested" / "new"));
   test::write_text(dir / "file", "x");
   EXPECT_THROW(StagedDirectory(dir / "file", true), FileError);
+  // A file where a directory above the output must be (merge-lora's output_dir/merged with
+  // output_dir a file): the file is named, and kept.
+  try {
+    StagedDirectory s(dir / "file" / "merged", false);
+    ADD_FAILURE() << "made a directory under a file";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find((dir / "file").string() + ": is a file, not a directory, so"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_EQ(test::read_text(dir / "file"), "x");
 }
 
 }  // namespace

@@ -169,6 +169,10 @@ TEST_F(LoraBadInputTest, WrongTypesOfTextKeysAndHugeAlpha) {
     }
   set_config("lora_alpha", 1e308);
   EXPECT_NE(error().find("\"lora_alpha\" must be a finite number of at most 1e6"), std::string::npos) << error();
+  ordered_json j = json_read_file(adapter() / "adapter_config.json");  // no peft_type at all: said so
+  j.erase("peft_type");
+  json_write_file(adapter() / "adapter_config.json", j);
+  EXPECT_NE(error().find("adapter_config.json: no \"peft_type\""), std::string::npos) << error();
 }
 
 TEST_F(LoraBadInputTest, NonFiniteValuesAreNamed) {

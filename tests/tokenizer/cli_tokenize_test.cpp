@@ -69,6 +69,11 @@ TEST(TokenizerCli, ErrorsExitWithTwo) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,
             "error: ids: \"x\" is not a token id (expected non-negative integers separated by commas or spaces)\n");
+  r = run_difftx({"detokenize", "--tokenizer", dir, "1,,2"});  // an item left out, not skipped
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "error: ids: an empty item between two commas after id 1 (give one id between each pair)\n");
+  r = run_difftx({"detokenize", "--tokenizer", dir, "1, 2,\n3 4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   r = run_difftx({"detokenize", "--tokenizer", dir, "32000"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "error: id 32000 is not in the vocabulary of " + dir + "/tokenizer.json (ids 0..31999)\n");
