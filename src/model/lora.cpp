@@ -71,6 +71,7 @@ LoraConfig read_config(const fs::path& path) {
   c.lora_dropout = number("lora_dropout", 0);
   c.use_rslora = flag("use_rslora");
   c.target_modules = string_list(j, "target_modules", label);
+  c.target_modules_listed = j.contains("target_modules") && j["target_modules"].is_array();
   c.modules_to_save = string_list(j, "modules_to_save", label);
   if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
     c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
@@ -171,6 +172,13 @@ LoraAdapter lora_load(const fs::path& dir, const Model& model) {
     if (ta == nullptr || tb == nullptr)
       fail<ConfigError>("{}: module \"{}\" has {} but no {}", label, module, ta ? "lora_A" : "lora_B",
                         ta ? "lora_B" : "lora_A");
+    if (a.config.target_modules_listed &&
+        std::none_of(a.config.target_modules.begin(), a.config.target_modules.end(), [&](const std::string& name) {
+          return module == name || (module.size() > name.size() && module.ends_with("." + name));
+        }))
+      fail<ConfigError>("{}: module \"{}\" has LoRA tensors, but adapter_config.json's target_modules [{}] do not "
+                        "name it (PEFT would not adapt it): the config and the weights are of different adapters",
+                        label, module, fmt::format("{}", fmt::join(a.config.target_modules, ", ")));
     const std::optional<LoraTarget> target = lora_target(model, module);
     if (!target)
       fail<ConfigError>("{}: module \"{}\" is not a Linear layer of a decoder layer of this model ({} decoder "

@@ -34,6 +34,10 @@ struct LoraConfig {
   bool use_rslora = false;      // peft_use_rslora
   double lora_dropout = 0;      // training only
   std::vector<std::string> target_modules;   // names, or {"all-linear"}
+  // target_modules was a JSON list: PEFT adapts the modules whose path is, or ends with ".", one of
+  // the names, and lora_load refuses tensors of other modules. A string is a regular expression
+  // PEFT matches whole (or "all-linear"), not checked here.
+  bool target_modules_listed = false;
   std::vector<std::string> modules_to_save;
   std::string base_model_name_or_path;  // the base model the adapter was trained on (informative)
   double scaling() const;

@@ -220,6 +220,7 @@ TEST_F(LoraBadInputTest, UnknownModuleAndMissingHalf) {
     if (name.find("layers.0.self_attn.q_proj") != std::string::npos) name.replace(name.find("q_proj"), 6, "qq_proj");
     return true;
   });
+  set_config("target_modules", {"q_proj", "k_proj", "v_proj", "o_proj", "qq_proj"});  // the config names it
   EXPECT_NE(error().find("module \"model.layers.0.self_attn.qq_proj\" is not a Linear layer of a decoder layer"),
             std::string::npos)
       << error();
@@ -228,6 +229,24 @@ TEST_F(LoraBadInputTest, UnknownModuleAndMissingHalf) {
   });
   EXPECT_NE(error().find("module \"model.layers.0.self_attn.qq_proj\" has lora_A but no lora_B"), std::string::npos)
       << error();
+}
+
+// target_modules and the weights of one adapter agree (PEFT adapts only the modules the list
+// names): weights for a module the list does not name are a mixed-up adapter.
+TEST_F(LoraBadInputTest, WeightsOfModulesTargetModulesDoesNotNameAreRefused) {
+  for (const ordered_json& targets : {ordered_json{"nonsense"}, ordered_json::array(), ordered_json{"q_proj", "v_proj"}}) {
+    set_config("target_modules", targets);
+    EXPECT_NE(error().find("has LoRA tensors, but adapter_config.json's target_modules [" +
+                           (targets.empty() ? std::string() : targets[0].get<std::string>())),
+              std::string::npos)
+        << targets.dump() << ": " << error();
+  }
+  // Full module paths match too (PEFT: the name, or a suffix after a dot).
+  set_config("target_modules", {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"});
+  EXPECT_EQ(error(), "");
+  // A string is a regular expression to PEFT: not checked here.
+  set_config("target_modules", ".*\\.(q|k|v|o)_proj");
+  EXPECT_EQ(error(), "");
 }
 
 TEST_F(LoraBadInputTest, UnsupportedVariantsAreNamed) {
