@@ -83,9 +83,9 @@ eval_config "$model" "$out/eval-base.yml"
 eval_config "$out/diff" "$out/eval-before.yml"
 "$difftx" evaluate "$out/eval-base.yml" --json > "$out/eval-base.json"
 "$difftx" evaluate "$out/eval-before.yml" --json > "$out/eval-before.json"
-printf 'base model:      probe loss %s, validation loss %s\n' "$(jnum "$out/eval-base.json" train_loss)" \
+printf 'base model:      probe loss %.4f, validation loss %.4f\n' "$(jnum "$out/eval-base.json" train_loss)" \
   "$(jnum "$out/eval-base.json" eval_loss)"
-printf 'converted model: probe loss %s, validation loss %s\n' "$(jnum "$out/eval-before.json" train_loss)" \
+printf 'converted model: probe loss %.4f, validation loss %.4f\n' "$(jnum "$out/eval-before.json" train_loss)" \
   "$(jnum "$out/eval-before.json" eval_loss)"
 prompt="Prince Andrew looked at"
 "$difftx" generate "$out/diff" --prompt "$prompt" --max-new-tokens 40 | tee "$out/sample-before.txt"

@@ -31,9 +31,15 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return ticks;
 }
 
-std::string tick_label(double value, double step) {
+double largest_magnitude(const std::vector<double>& ticks) {
+  double m = 0;
+  for (double t : ticks) m = std::max(m, std::abs(t));
+  return m;
+}
+
+std::string tick_label(double value, double step, double axis_max) {
   step = std::abs(step);
-  if (step >= 1e-4 && std::abs(value) < 1e7) {  // fixed notation, as many decimals as the step has
+  if (step >= 1e-4 && std::max(std::abs(value), axis_max) < 1e7) {  // fixed notation, as many decimals as the step has
     const int decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
     return fmt::format("{:.{}f}", value, decimals);
   }
@@ -194,7 +200,7 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
     yt = nice_ticks(yr.lo, yr.hi, std::max(2, static_cast<int>(plot_h / 50)));
     ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
     double widest = 0;  // the y tick labels decide the left margin, so they never run into the axis title
-    for (double t : yt) widest = std::max(widest, canvas.text_width(tick_label(t, ystep), 11));
+    for (double t : yt) widest = std::max(widest, canvas.text_width(tick_label(t, ystep, largest_magnitude(yt)), 11));
     left = std::max(56.0, widest + 34);
   }
   const Rect plot{area.x + left, area.y + top, area.w - left - right, plot_h};
@@ -221,14 +227,14 @@ void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& ch
     cairo_move_to(cr, std::round(px(t)) + 0.5, plot.y);
     cairo_line_to(cr, std::round(px(t)) + 0.5, plot.y + plot.h);
     cairo_stroke(cr);
-    canvas.text(px(t), plot.y + plot.h + 5, tick_label(t, xstep), 11, Align::center, Align::start);
+    canvas.text(px(t), plot.y + plot.h + 5, tick_label(t, xstep, largest_magnitude(xt)), 11, Align::center, Align::start);
   }
   for (double t : yt) {
     canvas.set_color({0.88, 0.88, 0.88});
     cairo_move_to(cr, plot.x, std::round(py(t)) + 0.5);
     cairo_line_to(cr, plot.x + plot.w, std::round(py(t)) + 0.5);
     cairo_stroke(cr);
-    canvas.text(plot.x - 5, py(t), tick_label(t, ystep), 11, Align::end, Align::center);
+    canvas.text(plot.x - 5, py(t), tick_label(t, ystep, largest_magnitude(yt)), 11, Align::end, Align::center);
   }
   cairo_save(cr);
   cairo_rectangle(cr, plot.x, plot.y, plot.w, plot.h);

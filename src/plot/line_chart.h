@@ -34,8 +34,13 @@ struct Rect {
 std::vector<double> nice_ticks(double lo, double hi, int target);
 
 // A tick label with as many decimals as `step` needs: fixed notation, or %g with the significant
-// digits that tell `step` apart for steps below 1e-4 and values beyond 1e7.
-std::string tick_label(double value, double step);
+// digits that tell `step` apart for steps below 1e-4 and values beyond 1e7. `axis_max`, the largest
+// |tick| of the axis, gives every label of an axis the same notation (8000000 beside 1.4e+07 read
+// as a different scale).
+std::string tick_label(double value, double step, double axis_max = 0);
+
+// The largest |t| of the ticks (axis_max above).
+double largest_magnitude(const std::vector<double>& ticks);
 
 // Draws the chart inside `area` (title, axes, ticks, grid, lines, legend).
 void draw_line_chart(const Canvas& canvas, const Rect& area, const LineChart& chart);

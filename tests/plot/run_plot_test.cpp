@@ -52,6 +52,12 @@ TEST(NiceTicksTest, LabelsAreShortAndTellNeighboursApart) {
   EXPECT_EQ(tick_label(8e307, 2e307), "8e+307");
   EXPECT_EQ(tick_label(1.5e-5, 5e-6), "1.5e-05");
   EXPECT_EQ(tick_label(0, 1e-6), "0");
+  // One notation per axis: ticks 6e6 .. 1.4e7 are all %g, not "8000000" beside "1.2e+07".
+  const std::vector<double> big = {6e6, 8e6, 1e7, 1.2e7, 1.4e7};
+  for (double t : big) EXPECT_NE(tick_label(t, 2e6, largest_magnitude(big)).find("e+"), std::string::npos) << t;
+  EXPECT_EQ(tick_label(8e6, 2e6, largest_magnitude(big)), "8e+06");
+  EXPECT_EQ(tick_label(1.2e7, 2e6, largest_magnitude(big)), "1.2e+07");
+  EXPECT_EQ(tick_label(8e6, 2e6), "8000000") << "alone, fixed";
 }
 
 class RunPlotTest : public ::testing::Test {
