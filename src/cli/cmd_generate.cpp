@@ -1,5 +1,5 @@
 // difftx generate MODEL_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K]
-//   [--top-p P] [--seed S] [--no-cache] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16]
+//   [--top-p P] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S] [--no-cache] [--device cpu|cuda[:N]] [--weight-dtype auto|f32|bf16]
 #include <cstdio>
 
 #include "cli/command.h"
@@ -30,6 +30,15 @@ Command add_generate(CLI::App& root) {
   app->add_option("--top-k", o->generate.sampling.top_k, "Sample among the k most likely tokens (0 = all)")
       ->capture_default_str();
   app->add_option("--top-p", o->generate.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+  app->add_option("--repetition-penalty", o->generate.sampling.repetition_penalty,
+                  "Divide positive (multiply negative) logits of the prompt's and generated ids by this (1 = off)")
+      ->capture_default_str();
+  app->add_option("--frequency-penalty", o->generate.sampling.frequency_penalty,
+                  "Subtract this x the times an id was generated from its logit, in [-2, 2]")
+      ->capture_default_str();
+  app->add_option("--presence-penalty", o->generate.sampling.presence_penalty,
+                  "Subtract this from the logit of each id generated so far, in [-2, 2]")
+      ->capture_default_str();
   app->add_option("--seed", o->generate.sampling.seed, "Sampling seed (0 to 2^64 - 1)")
       ->capture_default_str()
       ->check(CLI::Validator(

@@ -143,6 +143,10 @@ std::shared_ptr<Sequence> BatchDecoder::submit(DecodeRequest request) {
   for (int32_t id : request.prompt)
     if (id < 0 || id >= model_.config().vocab_size)
       fail<ConfigError>("token id {} is outside the model's vocabulary [0, {})", id, model_.config().vocab_size);
+  for (const auto& [id, bias] : request.sampling.logit_bias)
+    if (id >= model_.config().vocab_size)
+      fail<ConfigError>("logit bias: token id {} is outside the model's vocabulary [0, {})", id,
+                        model_.config().vocab_size);
   Sampler check(request.sampling);
   auto sequence = std::make_shared<Sequence>();
   sequence->prompt_tokens_ = P;
@@ -222,6 +226,7 @@ bool BatchDecoder::admit() {
     slot->request = std::move(q.request);
     slot->sequence = std::move(q.sequence);
     slot->sampler = std::make_unique<Sampler>(slot->request.sampling);
+    slot->sampler->prime(slot->request.prompt);
     slot->prefilled = 0;
     slot->decoding = false;
     slot->generated = 0;
@@ -235,15 +240,15 @@ bool BatchDecoder::admit() {
   return stats_.active > 0;
 }
 
-// The id for one row of logits in the backend's memory: greedy on the backend, or sampled on the
-// host. Throws NumericError (naming the position) for non-finite logits.
+// The id for one row of logits in the backend's memory: greedy on the backend, or (sampling,
+// biases, penalties) chosen on the host. Throws NumericError (naming the position) for non-finite
+// logits.
 namespace {
-int32_t choose(const Model& model, const float* row, Sampler& sampler, const SamplingOptions& o,
-               std::vector<float>& host, int64_t position) {
+int32_t choose(const Model& model, const float* row, Sampler& sampler, std::vector<float>& host, int64_t position) {
   Backend& be = *model.backend();
   const int64_t V = model.config().vocab_size;
   int32_t id = 0;
-  if (o.temperature == 0.0f) {
+  if (sampler.plain_argmax()) {
     be.argmax_host(row, 1, V, &id);
     float chosen = 0;
     be.download(&chosen, row + id, sizeof(float));
@@ -273,7 +278,7 @@ void BatchDecoder::prefill_one_chunk() {
     const Buffer logits = model_.forward_on_backend(batch, s.cache.get(), LogitsMode::last);
     s.prefilled += n;
     if (s.prefilled < prompt.size()) return;
-    const int32_t id = choose(model_, logits.as<const float>(), *s.sampler, s.request.sampling, host_logits_,
+    const int32_t id = choose(model_, logits.as<const float>(), *s.sampler, host_logits_,
                               static_cast<int64_t>(prompt.size()) - 1);
     emit(s, id);
   } catch (const std::exception& e) {
@@ -309,7 +314,7 @@ void BatchDecoder::decode_step() {
     Slot& s = *slots_[i];
     try {
       const int32_t id = choose(model_, logits.as<const float>() + static_cast<int64_t>(i) * V, *s.sampler,
-                                s.request.sampling, host_logits_, caches[i]->length() - 1);
+                                host_logits_, caches[i]->length() - 1);
       emit(s, id);
       ++produced;
     } catch (const std::exception& e) {

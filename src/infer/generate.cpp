@@ -31,6 +31,7 @@ GenerateResult generate(const Model& model, std::span<const int32_t> prompt, con
   if (o.max_new_tokens < 0) fail<ConfigError>("--max-new-tokens must be >= 0, got {}", o.max_new_tokens);
   const int64_t V = model.config().vocab_size;
   Sampler sampler(o.sampling);
+  sampler.prime(prompt);
   GenerateResult r;
   std::vector<int32_t> all(prompt.begin(), prompt.end());
   std::vector<float> logits(static_cast<size_t>(V));
@@ -46,12 +47,12 @@ GenerateResult generate(const Model& model, std::span<const int32_t> prompt, con
     const Buffer last = model.forward_on_backend(single_row(whole ? std::span<const int32_t>(all)
                                                                   : std::span<const int32_t>(&all.back(), 1)),
                                                  cache.get(), LogitsMode::last);
-    // Greedy choices are made where the logits are (only the id crosses to the host); sampling
-    // takes the row to the host's Sampler.
+    // Greedy choices on unprocessed logits are made where the logits are (only the id crosses to
+    // the host); sampling, biases and penalties take the row to the host's Sampler.
     // A NaN anywhere in the hidden state makes every logit NaN (weights are checked finite at
     // load), so on the greedy path the chosen logit tells.
     int32_t id = 0;
-    if (o.sampling.temperature == 0.0f) {
+    if (sampler.plain_argmax()) {
       backend.argmax_host(last.as<const float>(), 1, V, &id);
       float chosen = 0;
       backend.download(&chosen, last.as<const float>() + id, sizeof(float));

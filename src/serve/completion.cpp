@@ -56,6 +56,14 @@ PreparedCompletion prepare_completion(const ServedModel& served, const Completio
   p.decode.sampling.temperature = r.temperature;
   p.decode.sampling.top_p = r.top_p;
   p.decode.sampling.top_k = r.top_k;
+  p.decode.sampling.frequency_penalty = r.frequency_penalty;
+  p.decode.sampling.presence_penalty = r.presence_penalty;
+  p.decode.sampling.repetition_penalty = r.repetition_penalty;
+  for (const auto& [id, bias] : r.logit_bias)
+    if (id >= V)
+      throw ApiError(400, fmt::format("'logit_bias': token id {} is outside the model's vocabulary [0, {})", id, V),
+                     "logit_bias");
+  p.decode.sampling.logit_bias = r.logit_bias;
   p.decode.sampling.seed = r.seed ? *r.seed : std::random_device{}();
   p.decode.stop_ids = served.stop_ids;
   p.stops = r.stop;

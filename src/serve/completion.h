@@ -40,7 +40,7 @@ struct PreparedCompletion {
 // The decoder request for `r`: prompt ids, max_tokens (default 16 for completions, what the context
 // leaves for chat; capped at what it leaves), sampling (a random seed when none is given). Throws
 // ApiError(400) for a prompt that does not fit the context (naming the counts), chat messages the
-// format rejects, token ids outside the vocabulary.
+// format rejects, token ids outside the vocabulary (in the prompt or logit_bias).
 PreparedCompletion prepare_completion(const ServedModel& served, const CompletionRequest& r);
 
 // The generated text of one sequence, read as it comes.

@@ -1,6 +1,7 @@
 #include "serve/openai_request.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -164,12 +165,30 @@ CompletionRequest parse_completion_request(const json& body, bool chat) {
   if (const json* v = field(body, "model")) string(*v, "model");  // any name: the server has one model
   if (const json* v = field(body, "n"); v && integer(*v, "n") != 1) bad("n", "only n = 1 is supported");
   if (const json* v = field(body, "best_of"); v && integer(*v, "best_of") != 1) bad("best_of", "only best_of = 1 is supported");
-  // Sampling controls difftx does not apply: refused unless they leave the output as it is.
-  for (const char* name : {"frequency_penalty", "presence_penalty"})
-    if (const json* v = field(body, name); v && number(*v, name) != 0)
-      bad(name, "repetition penalties are not supported (0 is accepted)");
-  if (const json* v = field(body, "logit_bias"); v && !(v->is_object() && v->empty()))
-    bad("logit_bias", "logit biases are not supported (an empty object is accepted)");
+  for (auto [name, out] : {std::pair{"frequency_penalty", &r.frequency_penalty}, {"presence_penalty", &r.presence_penalty}})
+    if (const json* v = field(body, name)) {
+      const double x = number(*v, name);
+      if (x < -2 || x > 2) bad(name, fmt::format("must be in [-2, 2], got {}", x));
+      *out = static_cast<float>(x);
+    }
+  if (const json* v = field(body, "repetition_penalty")) {  // vLLM's extension (transformers' processor)
+    const double x = number(*v, "repetition_penalty");
+    if (!(x > 0) || x > 1e30) bad("repetition_penalty", fmt::format("must be > 0 (1 = off), got {}", x));
+    r.repetition_penalty = static_cast<float>(x);
+  }
+  if (const json* v = field(body, "logit_bias")) {
+    if (!v->is_object()) bad("logit_bias", fmt::format("expected an object of token id -> bias, got {}", v->type_name()));
+    for (const auto& [key, value] : v->items()) {
+      const std::string name = fmt::format("logit_bias[\"{}\"]", key);
+      int64_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id > INT32_MAX)
+        bad("logit_bias", fmt::format("the key \"{}\" is not a token id (a non-negative integer)", key));
+      const double bias = number(value, name);
+      if (bias < -100 || bias > 100) bad(name, fmt::format("must be in [-100, 100], got {}", bias));
+      r.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(bias));
+    }
+  }
   if (const json* v = field(body, "suffix"); v && !string(*v, "suffix").empty())
     bad("suffix", "insertion (a suffix after the completion) is not supported");
   if (const json* v = field(body, "top_logprobs"); v && integer(*v, "top_logprobs") != 0)

@@ -6,13 +6,15 @@
 //                 [{type: "text", text}] (an assistant's may be left out)}], max_tokens or
 //                 max_completion_tokens (default: what the context leaves)
 //   both:         temperature (default 1, at most 2), top_p (1), top_k (0 = off; llama.cpp's
-//                 extension), seed (negative: random, as llama.cpp), stop (string or array of
-//                 strings), stream, stream_options.include_usage, n (1 only), model (a string;
-//                 any name, as llama.cpp's server: there is one model)
+//                 extension), frequency_penalty and presence_penalty ([-2, 2], default 0),
+//                 repetition_penalty (> 0, default 1; vLLM's extension), logit_bias ({"id": bias},
+//                 bias in [-100, 100]; infer/sampling.h gives the formulas), seed (negative:
+//                 random, as llama.cpp), stop (string or array of strings), stream,
+//                 stream_options.include_usage, n (1 only), model (a string; any name, as
+//                 llama.cpp's server: there is one model)
 // What difftx does not do is refused rather than ignored: logprobs, top_logprobs, echo, tools, a
-// response_format other than text, best_of other than 1, a suffix, frequency_penalty and
-// presence_penalty other than 0, a non-empty logit_bias. Integers may be written 16.0; beyond 64
-// bits they are out of range.
+// response_format other than text, best_of other than 1, a suffix. Integers may be written 16.0;
+// beyond 64 bits they are out of range.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tokenizer/chat_template.h"
@@ -49,6 +52,8 @@ struct CompletionRequest {
   float temperature = 1.0f;
   float top_p = 1.0f;
   int64_t top_k = 0;
+  float frequency_penalty = 0.0f, presence_penalty = 0.0f, repetition_penalty = 1.0f;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id, bias
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false;

@@ -81,6 +81,17 @@ TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
   auto bad = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--top-p", "1.5"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--top-p"), std::string::npos);
+  // Penalties through the CLI (their formulas: tests/infer/generate_test.cpp), and their ranges.
+  auto penalised = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Once upon a time", "--max-new-tokens",
+                               "12", "--repetition-penalty", "5", "--frequency-penalty", "2", "--presence-penalty", "2"});
+  ASSERT_EQ(penalised.exit_code, 0) << penalised.err;
+  EXPECT_EQ(penalised.out.rfind("Once upon a time", 0), 0u);
+  for (auto [option, value] : {std::pair{"--repetition-penalty", "0"}, {"--frequency-penalty", "2.5"},
+                               {"--presence-penalty", "-3"}}) {
+    auto out_of_range = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", option, value});
+    EXPECT_EQ(out_of_range.exit_code, 2);
+    EXPECT_NE(out_of_range.err.find(std::string(option) + " must be"), std::string::npos) << out_of_range.err;
+  }
   auto negative_seed = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--seed", "-1"});
   EXPECT_EQ(negative_seed.exit_code, 2);
   EXPECT_NE(negative_seed.err.find("--seed: -1: the seed is a number from 0 to 2^64 - 1"), std::string::npos)

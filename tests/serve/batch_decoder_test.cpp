@@ -88,6 +88,28 @@ TEST(BatchDecoder, FirstTokenMatchesGenerate) {
   EXPECT_EQ(seq->generated_tokens(), 1);
 }
 
+TEST(BatchDecoder, PenaltiesAndBiasMatchGenerate) {
+  // The processors' state (the prompt's ids, the counts of generated ones) is the slot's own.
+  DecodeRequest r = request({1, 415, 7782, 403, 459, 865, 272, 907, 727, 28725, 562, 272, 4949, 553, 750, 2662, 298,
+                             272, 4949},
+                            12);
+  r.sampling.repetition_penalty = 1.3f;
+  r.sampling.frequency_penalty = 0.5f;
+  r.sampling.presence_penalty = 0.25f;
+  r.sampling.logit_bias = {{415, 1.5f}};
+  GenerateOptions g;
+  g.max_new_tokens = 12;
+  g.sampling = r.sampling;
+  g.stop_ids = r.stop_ids;
+  const GenerateResult reference = generate(embedded(), r.prompt, g);
+  BatchDecoder decoder(embedded(), 2, 64, 4, 3);
+  const auto other = decoder.submit(request({1, 415, 3010}, 12));  // beside a request without them
+  EXPECT_EQ(read_all(*decoder.submit(r)), reference.new_ids);
+  read_all(*other);
+  r.sampling.logit_bias = {{32000, 1.0f}};
+  EXPECT_THROW(decoder.submit(r), ConfigError);
+}
+
 TEST(BatchDecoder, ContextCapsTheNewTokens) {
   BatchDecoder decoder(embedded(), 1, 10, 4);
   DecodeRequest r = request({1, 300, 301, 302, 303, 304}, 100);

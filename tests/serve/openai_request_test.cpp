@@ -100,10 +100,25 @@ TEST(OpenAIRequest, BadBodiesNameTheField) {
       EXPECT_NE(std::string(e.what()).find("is out of range"), std::string::npos) << e.what();
     }
   }
-  // Sampling controls difftx does not apply: refused when they would change the output.
-  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"frequency_penalty", 2}}), "frequency_penalty");
-  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"presence_penalty", -0.5}}), "presence_penalty");
-  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"345", 100}}}}), "logit_bias");
+  // Penalties and biases: read, and refused out of OpenAI's ranges.
+  const CompletionRequest penalised = parse_completion_request(
+      json::parse(R"({"prompt": "a", "frequency_penalty": 0.5, "presence_penalty": -2, "repetition_penalty": 1.3,
+                      "logit_bias": {"345": 100, "7": -5.5}})"),
+      false);
+  EXPECT_FLOAT_EQ(penalised.frequency_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(penalised.presence_penalty, -2.0f);
+  EXPECT_FLOAT_EQ(penalised.repetition_penalty, 1.3f);
+  EXPECT_EQ(penalised.logit_bias, (std::vector<std::pair<int32_t, float>>{{345, 100.0f}, {7, -5.5f}}));
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"frequency_penalty", 2.5}}), "frequency_penalty");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"presence_penalty", "high"}}), "presence_penalty");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"repetition_penalty", 0}}), "repetition_penalty");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"345", 101}}}}), "logit_bias[\"345\"]");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"the", 1}}}}), "logit_bias");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"-3", 1}}}}), "logit_bias");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"12x", 1}}}}), "logit_bias");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {1, 2}}}), "logit_bias");
+  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"3", "up"}}}}), "logit_bias[\"3\"]");
+  // Features difftx does not have: refused when they would change the output.
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"best_of", 5}}), "best_of");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"suffix", "end"}}), "suffix");
   EXPECT_EQ(rejected_field(json{{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"top_logprobs", 5}}, true),

@@ -259,6 +259,17 @@ TEST(ServeHttp, BadInputGetsClearErrors) {
   EXPECT_EQ(post(c, "/v1/chat/completions", {{"messages", "hi"}}, 400)["error"]["param"], "messages");
   EXPECT_EQ(post(c, "/tokenize", {{"content", 5}}, 400)["error"]["param"], "content");
   EXPECT_EQ(post(c, "/detokenize", {{"tokens", {1, 99999999}}}, 400)["error"]["param"], "tokens");
+  const json far_bias = post(c, "/v1/completions", {{"prompt", "a"}, {"logit_bias", {{"99999999", 5}}}}, 400);
+  EXPECT_EQ(far_bias["error"]["param"], "logit_bias");
+  EXPECT_NE(far_bias["error"]["message"].get<std::string>().find("99999999 is outside the model's vocabulary"),
+            std::string::npos);
+  // A bias of 100 on one token: greedy decoding gives only that token.
+  const json biased = post(c, "/v1/completions", {{"prompt", {1, 415}}, {"max_tokens", 3}, {"temperature", 0},
+                                                  {"logit_bias", {{"3010", 100}}}});
+  EXPECT_EQ(biased["usage"]["completion_tokens"], 3);
+  const std::vector<int32_t> retokenized = post(c, "/tokenize", {{"content", biased["choices"][0]["text"]}})["tokens"];
+  ASSERT_GE(retokenized.size(), 3u);  // SentencePiece may add its leading-space piece first
+  EXPECT_EQ(std::vector<int32_t>(retokenized.end() - 3, retokenized.end()), (std::vector<int32_t>{3010, 3010, 3010}));
   // A prompt longer than the context: 400 with both counts.
   std::string long_prompt;
   for (int i = 0; i < 200; ++i) long_prompt += " the";
