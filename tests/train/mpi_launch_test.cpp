@@ -37,6 +37,15 @@ class MpiLaunchTest : public ::testing::Test {
   std::map<std::string, std::string> saved_;
 };
 
+// The launch read from the environment now, against its expected world size, rank and local size.
+void expect_launch(int world_size, int rank, int local_size) {
+  const std::optional<MpiLaunch> l = mpi_launch_from_env();
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(l->world_size, world_size);
+  EXPECT_EQ(l->rank, rank);
+  EXPECT_EQ(l->local_size, local_size);
+}
+
 TEST_F(MpiLaunchTest, AloneOrOneProcessIsNoLaunch) {
   EXPECT_FALSE(mpi_launch_from_env().has_value());
   set({{"OMPI_COMM_WORLD_SIZE", "1"}, {"OMPI_COMM_WORLD_RANK", "0"}});
@@ -45,18 +54,10 @@ TEST_F(MpiLaunchTest, AloneOrOneProcessIsNoLaunch) {
 
 TEST_F(MpiLaunchTest, OpenMpiAndHydraGiveRankSizeAndLocalSize) {
   set({{"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
-  std::optional<MpiLaunch> l = mpi_launch_from_env();
-  ASSERT_TRUE(l.has_value());
-  EXPECT_EQ(l->world_size, 4);
-  EXPECT_EQ(l->rank, 3);
-  EXPECT_EQ(l->local_size, 2);
+  expect_launch(4, 3, 2);
   for (const char* n : kNames) unsetenv(n);
   set({{"PMI_SIZE", "3"}, {"PMI_RANK", "1"}, {"MPI_LOCALNRANKS", "3"}});
-  l = mpi_launch_from_env();
-  ASSERT_TRUE(l.has_value());
-  EXPECT_EQ(l->world_size, 3);
-  EXPECT_EQ(l->rank, 1);
-  EXPECT_EQ(l->local_size, 3);
+  expect_launch(3, 1, 3);
 }
 
 TEST_F(MpiLaunchTest, SlurmCountsOnlyInsideAJobStep) {
@@ -65,15 +66,9 @@ TEST_F(MpiLaunchTest, SlurmCountsOnlyInsideAJobStep) {
   EXPECT_FALSE(mpi_launch_from_env().has_value());
   // srun: a step; the per-node count in Slurm's compressed form "4(x2)" (4 tasks on each of 2 nodes).
   set({{"SLURM_STEP_ID", "0"}, {"SLURM_PROCID", "5"}, {"SLURM_NTASKS_PER_NODE", "4(x2)"}});
-  std::optional<MpiLaunch> l = mpi_launch_from_env();
-  ASSERT_TRUE(l.has_value());
-  EXPECT_EQ(l->world_size, 8);
-  EXPECT_EQ(l->rank, 5);
-  EXPECT_EQ(l->local_size, 4);
+  expect_launch(8, 5, 4);
   set({{"SLURM_NTASKS_PER_NODE", "many"}});  // not a count: unknown (0), found once MPI starts
-  l = mpi_launch_from_env();
-  ASSERT_TRUE(l.has_value());
-  EXPECT_EQ(l->local_size, 0);
+  expect_launch(8, 5, 0);
 }
 
 TEST_F(MpiLaunchTest, PmixRankAloneLeavesTheSizeToMpi) {
