@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
 
 namespace difftx {
@@ -39,6 +40,33 @@ bool invisible(char32_t c) {
          (c >= 0xFFF9 && c <= 0xFFFB) || (c >= 0xE0000 && c <= 0xE007F);
 }
 
+// The bytes a byte-level vocabulary string stands for ("ĠðĿ" -> " \xF0\x9D"), or "" with ok false
+// when a character is outside GPT-2's alphabet (SentencePiece's "▁river").
+std::string byte_level_bytes(std::string_view raw, bool& ok) {
+  std::string bytes;
+  ok = tok::utf8_find_invalid(raw) == tok::kValidUtf8;
+  for (size_t i = 0; ok && i < raw.size();) {
+    const int b = tok::byte_level_byte(tok::utf8_next(raw, i));
+    ok = b >= 0;
+    bytes.push_back(static_cast<char>(b));
+  }
+  return ok ? bytes : std::string();
+}
+
+// The bytes of a byte-level token beyond its own text that are not UTF-8 on their own (the first
+// bytes of a character that a later token completes), as SentencePiece's byte tokens write them:
+// "<0xF0><0x9D>". Empty for every other token.
+std::string partial_character_bytes(std::string_view raw, std::string_view text) {
+  bool ok = false;
+  const std::string bytes = byte_level_bytes(raw, ok);
+  if (!ok || bytes.size() <= text.size() || std::string_view(bytes).substr(0, text.size()) != text) return {};
+  const std::string_view tail = std::string_view(bytes).substr(text.size());
+  if (tok::utf8_find_invalid(tail) == tok::kValidUtf8) return {};
+  std::string out;
+  for (unsigned char b : tail) out += fmt::format("<0x{:02X}>", b);
+  return out;
+}
+
 }  // namespace
 
 std::string label_visible(std::string_view text) {
@@ -64,8 +92,10 @@ std::vector<std::string> token_labels(const Tokenizer& tokenizer, const std::vec
   std::vector<std::string> labels;
   for (size_t t = 0; t < ids.size(); ++t) {
     const auto [begin, end] = spans[t];
-    if (!tokenizer.is_special(ids[t]) && end > begin) {
-      labels.push_back(label_visible(std::string_view(whole).substr(begin, end - begin)));
+    const std::string_view text = std::string_view(whole).substr(begin, end - begin);
+    const std::string partial = tokenizer.is_special(ids[t]) ? std::string() : partial_character_bytes(raw[t], text);
+    if (!tokenizer.is_special(ids[t]) && (end > begin || !partial.empty())) {
+      labels.push_back(label_visible(text) + partial);
       continue;
     }
     // No text of its own: the vocabulary string, with SentencePiece's word marker shown as the

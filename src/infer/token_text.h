@@ -21,9 +21,11 @@ std::vector<std::pair<size_t, size_t>> token_spans(const Tokenizer& tokenizer, c
 // A label per token for a picture: the token's decoded text (token_spans), so that byte-level
 // vocabularies (Llama 3, Qwen, GPT-2: "ĠæĿ±äº¬") and SentencePiece ones ("▁river") read as the
 // text they stand for, with its whitespace and invisible characters made visible (label_visible).
-// Special tokens keep their own string ("<|begin_of_text|>"); a token with no text of its own (the
-// first bytes of a character that several tokens make up, a first "▁" that decoding strips) shows
-// its vocabulary string, with SentencePiece's ▁ as ␣.
+// Special tokens keep their own string ("<|begin_of_text|>"). A byte-level token that holds the
+// first bytes of a character that a later token completes shows them as SentencePiece's byte
+// tokens do ("ĠðĿ" of 𝔘: "␣<0xF0><0x9D>"; the completing token shows the character). Another
+// token with no text of its own (a first "▁" that decoding strips) shows its vocabulary string,
+// with SentencePiece's ▁ as ␣.
 std::vector<std::string> token_labels(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
 
 // `text` (valid UTF-8) with what a label could not show made visible: a space as ␣, a newline as

@@ -45,6 +45,16 @@ TEST(TokenTextTest, ByteLevelTokensAreLabelledWithTheTextTheyStandFor) {
   expect_spans_tile_the_text(tok, ids);
 }
 
+TEST(TokenTextTest, ByteLevelTokensThatStartACharacterShowTheirBytes) {
+  const Tokenizer tok = fixture("llama3");
+  // 𝔘 (F0 9D 94 98) and ꙮ (EA 99 AE) are each split over byte-level tokens.
+  const std::vector<int32_t> ids = tok.encode("a 𝔘 ꙮ b");
+  ASSERT_EQ(tok.id_to_tokens(ids), (std::vector<std::string>{"a", "ĠðĿ", "Ķ", "ĺ", "Ġê", "Ļ", "®", "Ġb"}));
+  EXPECT_EQ(token_labels(tok, ids), (std::vector<std::string>{"a", "␣<0xF0><0x9D>", "<0x94>", "𝔘", "␣<0xEA>",
+                                                               "<0x99>", "ꙮ", "␣b"}));
+  expect_spans_tile_the_text(tok, ids);
+}
+
 TEST(TokenTextTest, ACharacterOfSeveralByteTokensBelongsToTheLastOne) {
   const Tokenizer tok = fixture("mistral");
   EncodeOptions with_bos;
