@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "common/error.h"
 #include "common/utf8_valid.h"
@@ -26,9 +27,13 @@ const char* node_kind(const YAML::Node& n) {
 
 // yaml-cpp keeps the first of repeated keys while axolotl's PyYAML keeps the last: refuse them,
 // and keys that are not scalars (complex keys), which no axolotl key is.
-// `budget` bounds the walk (aliases can make a small file a huge tree).
-void check_unique_keys(const YAML::Node& node, const std::string& label, int64_t& budget) {
+// `budget` bounds the walk (aliases can make a small file a huge tree) and `depth` the nesting (an
+// alias inside the node it names, `x: &x [*x]`, makes a cycle; so does a very deep file).
+void check_unique_keys(const YAML::Node& node, const std::string& label, int64_t& budget, int depth = 0) {
   if (--budget < 0) fail<ConfigError>("{}: the document is too large (nested aliases?)", label);
+  if (depth > 200)
+    fail<ConfigError>("{}:{}: nested more than 200 levels deep (an alias used inside the node it names?)", label,
+                      node.Mark().line + 1);
   if (node.IsMap()) {
     std::set<std::string> keys;
     for (const auto& kv : node) {
@@ -38,10 +43,10 @@ void check_unique_keys(const YAML::Node& node, const std::string& label, int64_t
       const std::string key = kv.first.Scalar();
       if (!keys.insert(key).second)
         fail<ConfigError>("{}:{}: key \"{}\" appears twice in one mapping", label, kv.first.Mark().line + 1, key);
-      check_unique_keys(kv.second, label, budget);
+      check_unique_keys(kv.second, label, budget, depth + 1);
     }
   } else if (node.IsSequence()) {
-    for (const auto& item : node) check_unique_keys(item, label, budget);
+    for (const auto& item : node) check_unique_keys(item, label, budget, depth + 1);
   }
 }
 
@@ -66,11 +71,17 @@ AxolotlYaml axolotl_yaml_load(const std::filesystem::path& path) {
   }
   AxolotlYaml y;
   y.path = path;
+  std::vector<YAML::Node> documents;
   try {
-    y.root = YAML::Load(content);
+    documents = YAML::LoadAll(content);
   } catch (const YAML::Exception& e) {
     fail<ConfigError>("{}:{}:{}: not valid YAML: {}", path.string(), e.mark.line + 1, e.mark.column + 1, e.msg);
   }
+  // PyYAML's safe_load, which axolotl uses, refuses a stream of several documents.
+  if (documents.size() > 1)
+    fail<ConfigError>("{}:{}: a second YAML document starts here (after \"---\"); an axolotl config is one document",
+                      path.string(), documents[1].Mark().line + 1);
+  if (!documents.empty()) y.root = documents[0];
   if (!y.root.IsMap())
     fail<ConfigError>("{}: the top level must be a mapping of keys, got {}", path.string(), node_kind(y.root));
   int64_t budget = 1'000'000;

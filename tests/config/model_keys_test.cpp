@@ -70,6 +70,21 @@ TEST_F(ModelKeysTest, BadKeysNameTheFileAndTheKey) {
   EXPECT_EQ(error_of(base + "special_tokens:\n  eos_token: \"</s>\"\n"), "");
 }
 
+// What PyYAML's safe_load (axolotl's reader) would not read as this one document: refused with
+// the file and the line, never a crash.
+TEST_F(ModelKeysTest, CyclicAliasesAndSeveralDocumentsAreRefused) {
+  const std::string base = "base_model: " + (dir_ / "model").string() + "\n";
+  for (const char* cycle : {"x: &x [*x]\n", "x: &x {a: *x}\n", "x: &x [[[*x]]]\n"}) {
+    const std::string e = error_of(base + cycle);
+    EXPECT_NE(e.find("cfg.yml:2: nested more than 200 levels deep"), std::string::npos) << cycle << ": " << e;
+  }
+  const std::string two = error_of(base + "---\nbase_model: elsewhere\n");
+  EXPECT_NE(two.find("cfg.yml:3: a second YAML document starts here"), std::string::npos) << two;
+  EXPECT_NE(error_of(base + "---\n").find("a second YAML document"), std::string::npos);  // PyYAML refuses it too
+  EXPECT_EQ(error_of("---\n" + base), "");
+  EXPECT_EQ(error_of(base + "...\n"), "");
+}
+
 // train reads the same keys the same way: a name convert rejects, train rejects too.
 TEST_F(ModelKeysTest, TrainingConfigsShareTheReading) {
   const std::string cfg = "base_model: " + (dir_ / "model").string() +
