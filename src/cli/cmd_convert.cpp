@@ -64,9 +64,9 @@ Command add_convert(CLI::App& root) {
   o->output_dir_option =
       app->add_option("--output-dir", o->output_dir, "Output directory (default: output_dir of the config)");
   app->add_option("--dtype", o->dtype, "Weights dtype f32, bf16 or f16 (default: the base model's)");
-  app->add_option("--seed", o->convert.seed, "Seed for the freshly initialised parameters")
+  app->add_option("--seed", o->convert.seed, "Seed for the freshly initialised parameters (0 to 2^64 - 1)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(seed_value);
   app->add_flag("--overwrite", o->overwrite, "Replace a non-empty output directory");
   app->add_flag("--json", o->json, "Print the report as JSON");
   app->add_flag("--debug", o->debug,

@@ -41,12 +41,7 @@ Command add_generate(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--seed", o->generate.sampling.seed, "Sampling seed (0 to 2^64 - 1)")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            return !v.empty() && v[0] == '-' ? fmt::format("{}: the seed is a number from 0 to 2^64 - 1", v)
-                                             : std::string();
-          },
-          "SEED"));
+      ->check(seed_value);
   add_inference_options(app, o->inference);
   app->add_flag("--no-cache", o->no_cache, "Re-run the whole sequence each step instead of using the KV cache");
   app->add_flag("--no-special-tokens", o->no_special, "Do not add the tokenizer's BOS/EOS around the prompt");

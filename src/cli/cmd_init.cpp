@@ -24,7 +24,7 @@ Command add_init(CLI::App& root) {
       "init", "Create a randomly initialised Hugging Face checkpoint from a config.json (like transformers' from_config)");
   app->add_option("--config", o->config, "config.json of a llama, mistral, qwen2 or qwen3 model")->required();
   app->add_option("--out", o->out, "Output model directory (created; must be empty unless --overwrite)")->required();
-  app->add_option("--seed", o->seed, "Random seed")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app->add_option("--seed", o->seed, "Random seed (0 to 2^64 - 1)")->capture_default_str()->check(seed_value);
   app->add_option("--dtype", o->dtype, "Weights dtype: f32, bf16 or f16")->capture_default_str();
   app->add_option("--max-shard-size", o->max_shard_size, "Shard the weights above this size (e.g. 5GB, 500MB)")
       ->capture_default_str();

@@ -7,6 +7,8 @@
 #include <fmt/ranges.h>
 
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -46,5 +48,18 @@ inline const CLI::Validator png_output(
                                           : fmt::format("{}: difftx writes PNG pictures only; name the file .png", name);
     },
     "FILE.png");
+
+// A --seed: a whole number from 0 to 2^64 - 1, written in decimal digits. CLI11 alone would clamp
+// 2^64 and above to 2^64 - 1 and name a floating-point range for -1.
+inline const CLI::Validator seed_value(
+    [](std::string& v) -> std::string {
+      uint64_t seed = 0;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seed);
+      const bool digits = !v.empty() && std::isdigit(static_cast<unsigned char>(v[0])) != 0;
+      return digits && ec == std::errc() && end == v.data() + v.size()
+                 ? std::string()
+                 : fmt::format("{}: the seed is a whole number from 0 to 2^64 - 1 (18446744073709551615)", v);
+    },
+    "SEED");
 
 }  // namespace difftx::cli

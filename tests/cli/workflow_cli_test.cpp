@@ -94,8 +94,23 @@ TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
   }
   auto negative_seed = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--seed", "-1"});
   EXPECT_EQ(negative_seed.exit_code, 2);
-  EXPECT_NE(negative_seed.err.find("--seed: -1: the seed is a number from 0 to 2^64 - 1"), std::string::npos)
+  EXPECT_NE(negative_seed.err.find("--seed: -1: the seed is a whole number from 0 to 2^64 - 1"), std::string::npos)
       << negative_seed.err;
+  // 2^64 is refused, not clamped to 2^64 - 1 (CLI11 alone clamps it), in every command with a seed.
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"generate", (dir_ / "diff").string(), "--prompt", "Hi"},
+        {"init", "--config", (dir_ / "config.json").string(), "--out", (dir_ / "never").string()},
+        {"convert-diff-transformer", (dir_ / "cfg.yml").string(), "--output-dir", (dir_ / "never").string()}}) {
+    for (const char* seed : {"18446744073709551616", "-1", "1e3", "+5"}) {
+      args.insert(args.end(), {"--seed", seed});
+      auto r = run_difftx(args);
+      EXPECT_EQ(r.exit_code, 2) << args[0] << " --seed " << seed;
+      EXPECT_NE(r.err.find(std::string(seed) + ": the seed is a whole number from 0 to 2^64 - 1"), std::string::npos)
+          << r.err;
+      args.resize(args.size() - 2);
+    }
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
   auto no_tok = run_difftx({"generate", (dir_ / "base").string(), "--prompt", "Hi", "--tokenizer", dir_.path().string()});
   EXPECT_EQ(no_tok.exit_code, 2);
   EXPECT_NE(no_tok.err.find("tokenizer.json"), std::string::npos) << no_tok.err;
