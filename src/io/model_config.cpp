@@ -189,8 +189,15 @@ std::string_view attention_layout_name(AttentionLayout l) {
 
 void ModelConfig::set_dtype(DType t) {
   dtype = t;
-  const char* key = (raw.contains("dtype") && !raw.contains("torch_dtype")) ? "dtype" : "torch_dtype";
-  raw[key] = std::string(dtype_torch_name(t));
+  // Every dtype key the config has (transformers 5 writes "dtype", 4 "torch_dtype"; some files hold
+  // both), so that none is left naming the old one; "torch_dtype" when it has neither.
+  bool any = false;
+  for (const char* key : {"torch_dtype", "dtype"})
+    if (raw.contains(key)) {
+      raw[key] = std::string(dtype_torch_name(t));
+      any = true;
+    }
+  if (!any) raw["torch_dtype"] = std::string(dtype_torch_name(t));
 }
 
 ModelConfig model_config_parse(const ordered_json& json, const std::string& label) {
@@ -323,8 +330,14 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
       fail<ConfigError>("{}: {} needs an even num_key_value_heads, got {}", label, what, c.num_key_value_heads);
   }
 
-  c.bos_token_id = f.integer("bos_token_id");
-  c.pad_token_id = f.integer("pad_token_id");
+  // A negative id means none (the first Llama conversions wrote "pad_token_id": -1); config.json
+  // keeps it as it was.
+  const auto id_or_none = [&](const char* key) {
+    std::optional<int64_t> id = f.integer(key);
+    return id && *id < 0 ? std::nullopt : id;
+  };
+  c.bos_token_id = id_or_none("bos_token_id");
+  c.pad_token_id = id_or_none("pad_token_id");
   for (auto [key, id] : {std::pair{"bos_token_id", c.bos_token_id}, {"pad_token_id", c.pad_token_id}})
     if (id && *id >= c.vocab_size)
       fail<ConfigError>("{}: key \"{}\" = {} is outside the vocabulary [0, {})", label, key, *id, c.vocab_size);
@@ -341,6 +354,7 @@ ModelConfig model_config_parse(const ordered_json& json, const std::string& labe
     }
   }
 
+  std::erase_if(c.eos_token_ids, [](int64_t id) { return id < 0; });  // none, as above
   for (int64_t id : c.eos_token_ids)
     if (id >= c.vocab_size)
       fail<ConfigError>("{}: key \"eos_token_id\" holds {}, outside the vocabulary [0, {})", label, id, c.vocab_size);

@@ -61,7 +61,7 @@ struct ModelConfig {
   bool mlp_bias = false;             // llama: biases on gate, up, down
   int64_t sliding_window = 0;        // mistral: key j visible to query i only if i - j < window; 0 = off
   double initializer_range = 0.02;
-  std::optional<int64_t> bos_token_id, pad_token_id;
+  std::optional<int64_t> bos_token_id, pad_token_id;  // none when absent or negative
   std::vector<int64_t> eos_token_ids;  // eos_token_id may be one id or a list
   std::optional<DType> dtype;          // torch_dtype / dtype
   ordered_json raw;                    // every key of the file, in order
@@ -89,8 +89,8 @@ struct ModelConfig {
     return (double_heads() || layout == AttentionLayout::diff_v2 ? 1 : 2) * head_dim;
   }
 
-  // Records the dtype the weights are written in, under the key the file used
-  // ("torch_dtype" unless the file used transformers v5's "dtype").
+  // Records the dtype the weights are written in, under every key the file used ("torch_dtype",
+  // transformers v5's "dtype", or both), or "torch_dtype" when it had neither.
   void set_dtype(DType t);
 };
 

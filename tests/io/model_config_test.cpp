@@ -117,6 +117,15 @@ TEST(ModelConfig, EosMayBeAList) {
   j["eos_token_id"] = 2;
   j["pad_token_id"] = 200000;
   EXPECT_NE(error_of(j).find("\"pad_token_id\""), std::string::npos);
+  // A negative id is none (the first Llama conversions have "pad_token_id": -1); the file keeps it.
+  j["pad_token_id"] = -1;
+  j["bos_token_id"] = -1;
+  j["eos_token_id"] = {2, -1};
+  const ModelConfig none = model_config_parse(j, "c");
+  EXPECT_FALSE(none.pad_token_id);
+  EXPECT_FALSE(none.bos_token_id);
+  EXPECT_EQ(none.eos_token_ids, std::vector<int64_t>{2});
+  EXPECT_EQ(none.raw["pad_token_id"], -1);
 }
 
 TEST(ModelConfig, UnknownModelTypeListsSupported) {
@@ -224,6 +233,19 @@ TEST(ModelConfig, SaveKeepsEveryKeyInOrder) {
   v5.set_dtype(DType::F16);
   EXPECT_EQ(v5.raw["dtype"], "float16");
   EXPECT_FALSE(v5.raw.contains("torch_dtype"));
+  // Both keys (files edited by hand or by two versions): both name what is written.
+  j["torch_dtype"] = "float32";
+  ModelConfig both = model_config_parse(j, "c");
+  both.set_dtype(DType::F16);
+  EXPECT_EQ(both.raw["dtype"], "float16");
+  EXPECT_EQ(both.raw["torch_dtype"], "float16");
+  // Neither: torch_dtype.
+  j.erase("torch_dtype");
+  j.erase("dtype");
+  ModelConfig neither = model_config_parse(j, "c");
+  neither.set_dtype(DType::BF16);
+  EXPECT_EQ(neither.raw["torch_dtype"], "bfloat16");
+  EXPECT_FALSE(neither.raw.contains("dtype"));
 }
 
 TEST(ModelConfig, MissingFileIsAFileError) {
