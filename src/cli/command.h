@@ -58,7 +58,8 @@ inline const CLI::Validator seed_value(
       const bool digits = !v.empty() && std::isdigit(static_cast<unsigned char>(v[0])) != 0;
       return digits && ec == std::errc() && end == v.data() + v.size()
                  ? std::string()
-                 : fmt::format("{}: the seed is a whole number from 0 to 2^64 - 1 (18446744073709551615)", v);
+                 : fmt::format("{}the seed is a whole number from 0 to 2^64 - 1 (18446744073709551615)",
+                               v.empty() ? "an empty value; " : v + ": ");
     },
     "SEED");
 

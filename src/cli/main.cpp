@@ -29,6 +29,18 @@ bool runs_dense_products(const std::string& command) {
   return false;
 }
 
+// CLI11 reads an empty value ("--top-p ''") of a numeric option as 0; refuse it in every command.
+void refuse_empty_numbers(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    const std::string type = option->get_type_name();
+    if (type != "INT" && type != "UINT" && type != "FLOAT") continue;
+    option->check(CLI::Validator(
+        [](std::string& v) { return v.empty() ? std::string("an empty value; expected a number") : std::string(); },
+        ""));
+  }
+  for (CLI::App* sub : app.get_subcommands({})) refuse_empty_numbers(*sub);
+}
+
 }  // namespace
 
 namespace difftx::cli {
@@ -70,6 +82,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_attention_map(app),
       difftx::cli::add_serve(app),
   };
+
+  refuse_empty_numbers(app);
 
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say "a subcommand is required"
     bool known = false;

@@ -13,8 +13,9 @@ Sampler::Sampler(const SamplingOptions& o) : options_(o), rng_(o.seed) {
     fail<ConfigError>("--temperature must be >= 0 (0 = greedy), got {}", o.temperature);
   if (o.top_k < 0) fail<ConfigError>("--top-k must be >= 0 (0 = off), got {}", o.top_k);
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) fail<ConfigError>("--top-p must be in (0, 1], got {}", o.top_p);
-  if (!(o.repetition_penalty > 0.0f) || !std::isfinite(o.repetition_penalty))
-    fail<ConfigError>("--repetition-penalty must be > 0 (1 = off), got {}", o.repetition_penalty);
+  if (!(o.repetition_penalty >= kMinRepetitionPenalty && o.repetition_penalty <= kMaxRepetitionPenalty))
+    fail<ConfigError>("--repetition-penalty must be in [{}, {}] (1 = off), got {}", kMinRepetitionPenalty,
+                      kMaxRepetitionPenalty, o.repetition_penalty);
   if (!(o.frequency_penalty >= -2.0f && o.frequency_penalty <= 2.0f))
     fail<ConfigError>("--frequency-penalty must be in [-2, 2] (0 = off), got {}", o.frequency_penalty);
   if (!(o.presence_penalty >= -2.0f && o.presence_penalty <= 2.0f))

@@ -7,6 +7,8 @@
 #include <span>
 #include <fmt/format.h>
 
+#include "infer/sampling.h"
+
 namespace difftx {
 
 nlohmann::json api_error_body(const std::string& message, const std::string& type, const std::string& param,
@@ -173,17 +175,26 @@ CompletionRequest parse_completion_request(const json& body, bool chat) {
     }
   if (const json* v = field(body, "repetition_penalty")) {  // vLLM's extension (transformers' processor)
     const double x = number(*v, "repetition_penalty");
-    if (!(x > 0) || x > 1e30) bad("repetition_penalty", fmt::format("must be > 0 (1 = off), got {}", x));
+    if (!(x >= kMinRepetitionPenalty && x <= kMaxRepetitionPenalty))
+      bad("repetition_penalty",
+          fmt::format("must be in [{}, {}] (1 = off), got {}", kMinRepetitionPenalty, kMaxRepetitionPenalty, x));
     r.repetition_penalty = static_cast<float>(x);
   }
   if (const json* v = field(body, "logit_bias")) {
     if (!v->is_object()) bad("logit_bias", fmt::format("expected an object of token id -> bias, got {}", v->type_name()));
     for (const auto& [key, value] : v->items()) {
       const std::string name = fmt::format("logit_bias[\"{}\"]", key);
-      int64_t id = -1;
+      // A token id in decimal digits without leading zeros, so that no two keys name one token.
+      uint64_t id = 0;
       const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
-      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id > INT32_MAX)
-        bad("logit_bias", fmt::format("the key \"{}\" is not a token id (a non-negative integer)", key));
+      const bool digits = !key.empty() && key[0] >= '0' && key[0] <= '9' && end == key.data() + key.size();
+      if (!digits || (key.size() > 1 && key[0] == '0'))
+        bad("logit_bias", fmt::format("the key \"{}\" is not a token id (a non-negative integer in decimal digits, "
+                                      "without leading zeros)",
+                                      key.size() > 40 ? key.substr(0, 40) + "..." : key));
+      if (ec != std::errc() || id > static_cast<uint64_t>(INT32_MAX))
+        bad("logit_bias", fmt::format("token id {} is out of range (at most {})",
+                                      key.size() > 40 ? key.substr(0, 40) + "..." : key, INT32_MAX));
       const double bias = number(value, name);
       if (bias < -100 || bias > 100) bad(name, fmt::format("must be in [-100, 100], got {}", bias));
       r.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(bias));

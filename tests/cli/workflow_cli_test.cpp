@@ -92,6 +92,13 @@ TEST_F(WorkflowCliTest, GenerateStreamsTheSameTokensWithAndWithoutCache) {
     EXPECT_EQ(out_of_range.exit_code, 2);
     EXPECT_NE(out_of_range.err.find(std::string(option) + " must be"), std::string::npos) << out_of_range.err;
   }
+  // An empty number is refused in every command (CLI11 alone reads it as 0).
+  for (const char* option : {"--frequency-penalty", "--top-p", "--max-new-tokens"}) {
+    auto empty = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", option, ""});
+    EXPECT_EQ(empty.exit_code, 2) << option;
+    EXPECT_NE(empty.err.find(std::string(option) + ": an empty value; expected a number"), std::string::npos)
+        << empty.err;
+  }
   auto negative_seed = run_difftx({"generate", (dir_ / "diff").string(), "--prompt", "Hi", "--seed", "-1"});
   EXPECT_EQ(negative_seed.exit_code, 2);
   EXPECT_NE(negative_seed.err.find("--seed: -1: the seed is a whole number from 0 to 2^64 - 1"), std::string::npos)

@@ -135,6 +135,8 @@ TEST(Sampler, PenaltiesAndLogitBias) {
   EXPECT_THROW(far_sampler.next(logits.data(), 4), ShapeError);
   using Change = std::function<void(SamplingOptions&)>;
   for (const Change& bad : std::vector<Change>{[](SamplingOptions& o) { o.repetition_penalty = 0.0f; },
+                                              [](SamplingOptions& o) { o.repetition_penalty = 1e-38f; },
+                                              [](SamplingOptions& o) { o.repetition_penalty = 101.0f; },
                                               [](SamplingOptions& o) { o.frequency_penalty = 2.5f; },
                                               [](SamplingOptions& o) { o.presence_penalty = -2.01f; },
                                               [](SamplingOptions& o) { o.logit_bias = {{1, 100.5f}}; },

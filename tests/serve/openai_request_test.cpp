@@ -111,7 +111,11 @@ TEST(OpenAIRequest, BadBodiesNameTheField) {
   EXPECT_EQ(penalised.logit_bias, (std::vector<std::pair<int32_t, float>>{{345, 100.0f}, {7, -5.5f}}));
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"frequency_penalty", 2.5}}), "frequency_penalty");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"presence_penalty", "high"}}), "presence_penalty");
-  EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"repetition_penalty", 0}}), "repetition_penalty");
+  for (double p : {0.0, 1e-50, 0.009, 100.5})
+    EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"repetition_penalty", p}}), "repetition_penalty") << p;
+  // One spelling per token id, so that two keys cannot add up beyond [-100, 100] on one token.
+  for (const char* key : {"07837", "-0", "00", "+7", " 7", "7 ", "", "99999999999", "184467440737095516160"})
+    EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{key, 1}}}}), "logit_bias") << key;
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"345", 101}}}}), "logit_bias[\"345\"]");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"the", 1}}}}), "logit_bias");
   EXPECT_EQ(rejected_field(json{{"prompt", "a"}, {"logit_bias", {{"-3", 1}}}}), "logit_bias");
