@@ -46,9 +46,17 @@ void send_error(httplib::Response& res, const ApiError& e) {
 // The request body: a JSON object, else ApiError(400).
 json parse_body(const httplib::Request& req) {
   json body;
+  std::string field;  // the top-level key whose value is being read
+  const auto track = [&field](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1) field = parsed.get<std::string>();
+    return true;
+  };
   try {
-    body = json::parse(req.body);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers such as 1e400
+    body = json::parse(req.body, track);
+  } catch (const json::out_of_range& e) {  // a number such as 1e400, inside the value of `field`
+    if (field.empty()) throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
+    throw ApiError(400, fmt::format("'{}': a number is beyond the range of a double ({})", field, e.what()), field);
+  } catch (const json::exception& e) {
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", body.type_name()));

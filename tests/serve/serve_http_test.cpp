@@ -256,6 +256,10 @@ TEST(ServeHttp, BadInputGetsClearErrors) {
   EXPECT_EQ(post(c, "/v1/completions", {{"prompt", "a"}, {"temperature", "hot"}}, 400)["error"]["param"], "temperature");
   auto overflow = c.Post("/v1/completions", R"({"prompt": "a", "foo": 1e400})", "application/json");
   EXPECT_EQ(overflow->status, 400);
+  EXPECT_EQ(json::parse(overflow->body)["error"]["param"], "foo");
+  auto nested_overflow = c.Post("/v1/completions", R"({"prompt": "a", "logit_bias": {"5": -1e400}})", "application/json");
+  EXPECT_EQ(nested_overflow->status, 400);
+  EXPECT_EQ(json::parse(nested_overflow->body)["error"]["param"], "logit_bias");
   EXPECT_EQ(post(c, "/v1/chat/completions", {{"messages", "hi"}}, 400)["error"]["param"], "messages");
   EXPECT_EQ(post(c, "/tokenize", {{"content", 5}}, 400)["error"]["param"], "content");
   EXPECT_EQ(post(c, "/detokenize", {{"tokens", {1, 99999999}}}, 400)["error"]["param"], "tokens");
