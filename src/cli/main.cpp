@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/error_report.h"
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "common/log.h"
@@ -117,18 +118,8 @@ int main(int argc, char** argv) {
       if (runs_dense_products(command.app->get_name())) difftx::warn_about_slow_cpu_kernels();
       return command.run();
     }
-  } catch (const difftx::Interrupted& e) {  // stopped on Ctrl-C / SIGTERM after saving its state
-    std::fprintf(stderr, "%s\n", e.what());
-    return 128 + e.signal();
-  } catch (const difftx::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const std::filesystem::filesystem_error& e) {  // a path the user gave (loop, permissions, ...)
-    std::fprintf(stderr, "error: %s: %s\n", e.path1().string().c_str(), e.code().message().c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "internal error (please report): %s\n", e.what());
-    return 1;
+  } catch (...) {  // printed as cli/error_report.h says
+    return difftx::cli::report_error(std::current_exception());
   }
   return 2;
 }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "cli/command.h"
+#include "cli/error_report.h"
 #include "common/error.h"
 #include "common/interrupt.h"
 #include "train/rank_agreement.h"
@@ -75,34 +76,39 @@ int end_rank(MpiCollective* ranks, std::exception_ptr error) {
   if (ranks == nullptr) std::rethrow_exception(error);
   const bool lead = ranks->rank() == 0;
   const auto [status, message] = status_of(error);
+  const auto print_numbered = [&, message = message] {
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), message.c_str());
+  };
+  // mpirun ends the job as soon as one rank exits with a non-zero status, killing the others: every
+  // rank that reports prints first, and no rank leaves before they all reach the barrier.
   if (ranks->calls() == 0) {  // failed while setting up: the others are in check_ranks_agree's sum, or will be
     if (share_setup_failure(*ranks, message)) {  // every rank, alike
-      if (lead) std::rethrow_exception(error);
-      return status;
+      if (lead) report_error(error);
+    } else {
+      print_numbered();
     }
-    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), message.c_str());
+    ranks->barrier();
     return status;
   }
   try {
     std::rethrow_exception(error);
-  } catch (const PeerRankFailedError&) {  // that rank reported its error
+  } catch (const PeerRankFailedError&) {  // that rank reports its error
+    ranks->barrier();
     return 2;
   } catch (const RanksAgreeError&) {
-    if (lead) throw;
-    return 2;
   } catch (const RanksAgreeNumericError&) {
-    if (lead) throw;
-    return 2;
   } catch (const TrainingError&) {
-    if (lead) throw;
-    return 2;
   } catch (const Interrupted&) {
     if (lead) throw;
     return status;
   } catch (const std::exception&) {  // the other ranks may be waiting in a sum for this one
-    std::fprintf(stderr, "error: rank %d of %d: %s\n", ranks->rank(), ranks->world_size(), message.c_str());
+    print_numbered();
     ranks->abort(status);
   }
+  // An error every rank found alike: rank 0 reports it.
+  if (lead) report_error(error);
+  ranks->barrier();
+  return status;
 }
 
 }  // namespace difftx::cli

@@ -19,8 +19,11 @@ std::unique_ptr<MpiCollective> start_ranks(bool threads_given);
 //   joins check_ranks_agree's sum (share_setup_failure). When every rank failed with the same
 //   message (a config path missing everywhere), rank 0 reports it once; otherwise each rank that
 //   failed reports its own, with its number, and the others stop quietly. No rank is aborted.
-// - Errors every rank detects alike (the ranks' disagreement, a diverged or non-finite loss,
-//   Ctrl-C) are rethrown on rank 0 and end the other ranks quietly.
+// - Errors every rank detects alike (the ranks' disagreement, a diverged or non-finite loss) are
+//   reported by rank 0 and end the other ranks quietly; Ctrl-C is rethrown on rank 0.
+// - In these cases every rank waits, after printing, until all have reached MPI_Barrier: mpirun
+//   kills the other ranks once one exits with a non-zero status, which could otherwise come before
+//   rank 0's report.
 // - Any other error is printed with the rank's number and stops every rank at once (MPI_Abort),
 //   since the others may be waiting for this one.
 int end_rank(MpiCollective* ranks, std::exception_ptr error);

@@ -118,6 +118,8 @@ MpiCollective::~MpiCollective() {
 
 void MpiCollective::abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); std::_Exit(code); }
 
+void MpiCollective::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
 template <typename T>
 void MpiCollective::small_sum(std::span<T> data, MPI_Datatype type) {
   const double t0 = now();

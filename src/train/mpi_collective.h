@@ -62,6 +62,9 @@ class MpiCollective final : public Collective {
   double seconds_waited() const override { return seconds_waited_; }
   // Ends every rank at once (MPI_Abort) with exit status `code`, after this rank printed why.
   [[noreturn]] void abort(int code);
+  // Waits until every rank has called it (MPI_Barrier): ranks that end a failed run call it after
+  // printing, so that none exits (and makes mpirun kill the others) before the report is out.
+  void barrier();
 
  private:
   struct PendingSum;
