@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <new>
 
 #include "common/error.h"
 #include "common/interrupt.h"
@@ -19,6 +20,11 @@ int report_error(std::exception_ptr error) {
     return 2;
   } catch (const std::filesystem::filesystem_error& e) {
     std::fprintf(stderr, "error: %s: %s\n", e.path1().string().c_str(), e.code().message().c_str());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory: an allocation failed (the machine, a cgroup or `ulimit -v` allows "
+                         "this process less than the command needs: smaller inputs, a smaller sequence_len or "
+                         "micro_batch_size, or --ctx-size need less)\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error (please report): %s\n", e.what());

@@ -42,6 +42,18 @@ TrainerState trainer_state_parse(const ordered_json& j, const std::string& label
   } catch (const ordered_json::exception& e) {
     fail<FileError>("{}: malformed trainer state: {}", label, e.what());
   }
+  if (s.global_step < 0 || s.micro_batches < 0 || s.world_size < 1 || s.gradient_accumulation_steps < 0)
+    fail<FileError>("{}: malformed trainer state: global_step {}, micro_batches {}, world_size {}, "
+                    "gradient_accumulation_steps {} (none may be negative; world_size is at least 1)",
+                    label, s.global_step, s.micro_batches, s.world_size, s.gradient_accumulation_steps);
+  // Each step takes gradient_accumulation_steps micro-batches on each rank.
+  int64_t per_step = 0, expected = 0;
+  if (s.gradient_accumulation_steps > 0 &&
+      (__builtin_mul_overflow(s.gradient_accumulation_steps, s.world_size, &per_step) ||
+       __builtin_mul_overflow(s.global_step, per_step, &expected) || s.micro_batches != expected))
+    fail<FileError>("{}: malformed trainer state: micro_batches {} should be global_step {} x "
+                    "gradient_accumulation_steps {} x world_size {}",
+                    label, s.micro_batches, s.global_step, s.gradient_accumulation_steps, s.world_size);
   return s;
 }
 

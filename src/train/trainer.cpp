@@ -67,6 +67,14 @@ void check_inputs_outside(const TrainConfig& c, const fs::path& out_dir) {
                         "replace or delete it. Choose another output_dir",
                         c.yaml_path.string(), out_dir.string(), key, input.string());
   }
+  // Datasets too: --overwrite would set a metrics.jsonl dataset aside with the earlier run and
+  // delete it, and a run's own files would be read as data on the next start.
+  for (const auto* list : {&c.datasets, &c.test_datasets})
+    for (const DatasetSpec& d : *list)
+      if (path_is_inside(d.path, out_dir))
+        fail<ConfigError>("{}: output_dir {} is or holds the dataset {}; the model files, checkpoints and metrics "
+                          "written there could replace or delete it, or be read as data. Choose another output_dir",
+                          c.yaml_path.string(), out_dir.string(), d.path);
 }
 
 // The step counts of a run (the Hugging Face Trainer's arithmetic).
@@ -80,8 +88,12 @@ Schedule make_schedule(const TrainConfig& c, const TrainRunOptions& o, int64_t e
   Schedule s;
   const int64_t per_step = c.gradient_accumulation_steps * world_size;
   s.steps_per_epoch = (epoch_micro_batches + per_step - 1) / per_step;
-  s.total_steps = c.max_steps > 0 ? c.max_steps
-                                  : static_cast<int64_t>(std::ceil(c.num_epochs * static_cast<double>(s.steps_per_epoch)));
+  const double epoch_steps = std::ceil(c.num_epochs * static_cast<double>(s.steps_per_epoch));
+  if (c.max_steps <= 0 && !(epoch_steps <= 1e12))  // 1e300 or .inf epochs would wrap to negative steps
+    fail<ConfigError>("{}: num_epochs {} x {} steps per epoch is {:.3g} steps; at most 1e12 (set max_steps or fewer "
+                      "num_epochs)",
+                      c.yaml_path.string(), c.num_epochs, s.steps_per_epoch, epoch_steps);
+  s.total_steps = c.max_steps > 0 ? c.max_steps : static_cast<int64_t>(epoch_steps);
   if (o.max_steps) s.total_steps = *o.max_steps;
   s.warmup = c.warmup_steps >= 0 ? c.warmup_steps
                                  : static_cast<int64_t>(std::ceil(c.warmup_ratio * static_cast<double>(s.total_steps)));
@@ -285,6 +297,13 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   if (!resume_.empty()) {
     TrainerState saved = checkpoint_load_state(resume_, optimizer_, model_.trained_table());
     check_same_global_batch(saved, state_, resume_);
+    // Every rank reads the same checkpoint (check_ranks_agree compared the command): alike.
+    if (saved.global_step >= schedule_.total_steps)
+      throw RanksAgreeError(fmt::format(
+          "{}: the checkpoint is at step {}, and this run ends at step {} (max_steps, num_epochs or --max-steps): "
+          "nothing to train, and the final model there would be replaced by this older one. Raise max_steps (or "
+          "--max-steps) above {} to continue it",
+          resume_, saved.global_step, schedule_.total_steps, saved.global_step));
     saved.total_steps = schedule_.total_steps;
     saved.world_size = state_.world_size;  // the next checkpoint records this run's shape
     saved.gradient_accumulation_steps = state_.gradient_accumulation_steps;
@@ -304,7 +323,10 @@ Trainer::Trainer(const TrainConfig& c, const TrainRunOptions& o)
   for (const fs::path& p : lead_ ? remove_stale_entries(out_dir_) : std::vector<fs::path>{})
     spdlog::warn("removed {}: an incomplete output of a run that was killed (the complete checkpoints are kept)",
                  p.string());
-  if (const auto existing = checkpoint_list(out_dir_); !existing.empty()) last_checkpoint_ = existing.back();
+  // Resumed: the checkpoint this run continues (a newer one in output_dir is from the run it forks
+  // from, past the point where this run may fail).
+  if (!resume_.empty()) last_checkpoint_ = fs::path(resume_);
+  else if (const auto existing = checkpoint_list(out_dir_); !existing.empty()) last_checkpoint_ = existing.back();
   result_.output_dir = out_dir_;
   result_.total_steps = schedule_.total_steps;
   result_.train_samples = static_cast<int64_t>(data_.train.size());

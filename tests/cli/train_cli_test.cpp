@@ -100,6 +100,33 @@ TEST_F(TrainCliTest, ResumeContinuesExactly) {
     EXPECT_EQ(resumed[i]["loss"], full[i]["loss"]) << "step " << i + 1 << ": bit-identical";
     EXPECT_EQ(resumed[i]["grad_norm"], full[i]["grad_norm"]) << i;
   }
+  // Resuming a checkpoint at or past the run's last step would train nothing and put the older
+  // weights in place of the final model (a trial's find): refused, and the run is untouched.
+  const std::string final_model = test::read_text(part / "model.safetensors");
+  const std::string final_metrics = test::read_text(part / "metrics.jsonl");
+  auto done = run_difftx({"train", cfg2.string(), "--resume-from-checkpoint", (part / "checkpoint-6").string(),
+                          "--max-steps", "6"});
+  EXPECT_EQ(done.exit_code, 2);
+  EXPECT_NE(done.err.find("the checkpoint is at step 6, and this run ends at step 6"), std::string::npos) << done.err;
+  EXPECT_EQ(test::read_text(part / "model.safetensors"), final_model);
+  EXPECT_EQ(test::read_text(part / "metrics.jsonl"), final_metrics);
+  // A trainer state whose counters disagree (hand-edited: the seek would spin through epochs).
+  const fs::path edited = dir_->path() / "edited" / "checkpoint-6";
+  fs::create_directories(edited.parent_path());
+  fs::copy(part / "checkpoint-6", edited, fs::copy_options::recursive);
+  for (auto [key, value] : {std::pair{"micro_batches", int64_t{99999999999}}, {"global_step", int64_t{-5}}}) {
+    ordered_json state = json_read_file(part / "checkpoint-6" / "trainer_state.json");
+    state[key] = value;
+    json_write_file(edited / "trainer_state.json", state);
+    auto bad = run_difftx({"train", config("edited", "").string(), "--resume-from-checkpoint", edited.string()});
+    EXPECT_EQ(bad.exit_code, 2) << key;
+    EXPECT_NE(bad.err.find("malformed trainer state"), std::string::npos) << bad.err;
+  }
+  // num_epochs so large that the step count would wrap.
+  auto epochs = run_difftx({"train", config("epochs", "max_steps: 0\nnum_epochs: 1e300").string()});
+  EXPECT_EQ(epochs.exit_code, 2);
+  EXPECT_NE(epochs.err.find("at most 1e12 (set max_steps or fewer num_epochs)"), std::string::npos) << epochs.err;
+  EXPECT_FALSE(fs::exists(dir_->path() / "epochs"));
 }
 
 // gradient_checkpointing: true recomputes activations in the backward: every logged value (losses,
@@ -467,6 +494,17 @@ TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
   }
   EXPECT_EQ(fs::last_write_time(d / "diff" / "model.safetensors"), before);
   EXPECT_FALSE(fs::exists(d / "diff" / "checkpoint-1"));
+  // A dataset inside output_dir, named like a run's file: --overwrite would have set it aside and
+  // deleted it (a trial's find). Refused, and the file is kept.
+  fs::create_directories(d / "data-out");
+  fs::copy_file(d / "text.txt", d / "data-out" / "metrics.txt");
+  const std::string inside = "datasets: [{path: " + (d / "data-out" / "metrics.txt").string() + ", type: completion}]\n" +
+                             "output_dir: " + (d / "data-out").string() + "\n";
+  auto data = run_difftx({"train", config("o", inside).string(), "--overwrite"});
+  EXPECT_EQ(data.exit_code, 2);
+  EXPECT_NE(data.err.find("is or holds the dataset " + (d / "data-out" / "metrics.txt").string()), std::string::npos)
+      << data.err;
+  EXPECT_EQ(test::read_text(d / "data-out" / "metrics.txt"), test::read_text(d / "text.txt"));
 }
 
 }  // namespace
