@@ -1,6 +1,7 @@
 #include "config/axolotl_yaml.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -116,7 +117,12 @@ std::optional<bool> AxolotlYaml::boolean(const std::string& key) const { return 
 std::optional<int64_t> AxolotlYaml::integer(const std::string& key) const {
   return scalar_as<int64_t>(*this, key, "an integer");
 }
-std::optional<double> AxolotlYaml::number(const std::string& key) const { return scalar_as<double>(*this, key, "a number"); }
+std::optional<double> AxolotlYaml::number(const std::string& key) const {
+  const std::optional<double> x = scalar_as<double>(*this, key, "a number");
+  if (x && !std::isfinite(*x))  // YAML's .nan and .inf: no axolotl key takes them
+    fail<ConfigError>("{}: key \"{}\" must be a finite number, got {}", path.string(), key, root[key].Scalar());
+  return x;
+}
 
 std::string axolotl_yaml_dump(const YAML::Node& root) {
   YAML::Emitter out;

@@ -18,7 +18,7 @@ struct AxolotlYaml {
   std::optional<std::string> string(const std::string& key) const;
   std::optional<bool> boolean(const std::string& key) const;
   std::optional<int64_t> integer(const std::string& key) const;
-  std::optional<double> number(const std::string& key) const;
+  std::optional<double> number(const std::string& key) const;  // finite: .nan and .inf are refused
 };
 
 // Throws FileError when the file is missing or unreadable, ConfigError (with line and column)

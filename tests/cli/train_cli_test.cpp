@@ -475,7 +475,9 @@ TEST_F(TrainCliTest, ConfigErrorsAndWarnings) {
            {"adapter: lora\n", "lora_target_modules"},
            {"gradient_checkpointing: sometimes\n", "\"gradient_checkpointing\" must be true or false"},
            {"lr_scheduler: polynomial\n", "polynomial"},
-           {"optimizer: sgd\n", "sgd"}}) {
+           {"optimizer: sgd\n", "sgd"},
+           {"learning_rate: .nan\n", "key \"learning_rate\" must be a finite number, got .nan"},
+           {"num_epochs: .inf\n", "key \"num_epochs\" must be a finite number, got .inf"}}) {
     auto r = run_difftx({"train", config("e", extra).string()});
     EXPECT_EQ(r.exit_code, 2) << extra;
     EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
