@@ -79,7 +79,9 @@ TEST_F(ModelKeysTest, CyclicAliasesAndSeveralDocumentsAreRefused) {
     EXPECT_NE(e.find("cfg.yml:2: nested more than 200 levels deep"), std::string::npos) << cycle << ": " << e;
   }
   const std::string two = error_of(base + "---\nbase_model: elsewhere\n");
-  EXPECT_NE(two.find("cfg.yml:3: a second YAML document starts here"), std::string::npos) << two;
+  EXPECT_NE(two.find("cfg.yml:2: a second YAML document starts here"), std::string::npos) << two;
+  // yaml-cpp reads endless empty documents from some malformed text (YAML::LoadAll never returned).
+  EXPECT_NE(error_of(",#$axo`# %").find("a second YAML document"), std::string::npos);
   EXPECT_NE(error_of(base + "---\n").find("a second YAML document"), std::string::npos);  // PyYAML refuses it too
   EXPECT_EQ(error_of("---\n" + base), "");
   EXPECT_EQ(error_of(base + "...\n"), "");
